@@ -1,0 +1,5 @@
+//! Flags.
+
+mod enable_wins;
+
+pub use enable_wins::EnableWinsFlag;

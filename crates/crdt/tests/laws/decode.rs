@@ -1,0 +1,103 @@
+//! Decoding untrusted bytes: never a panic, never a huge allocation, and whatever decodes is the
+//! canonical encoding of its value.
+
+use haze_crdt::Value;
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+use crate::checker::{self, Subject};
+use crate::subjects::MapValue;
+
+fn decode_is_total_and_canonical(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(value) = Value::decode(bytes) {
+        prop_assert_eq!(
+            value.encode(),
+            bytes,
+            "a decoded value re-encodes to the same bytes"
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(Index, u8),
+    Truncate(Index),
+    Insert(Index, u8),
+    Remove(Index),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<Index>(), 1u8..=255).prop_map(|(i, x)| Mutation::Flip(i, x)),
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, x)| Mutation::Insert(i, x)),
+        any::<Index>().prop_map(Mutation::Remove),
+    ]
+}
+
+proptest! {
+    #![proptest_config(checker::config())]
+
+    #[test]
+    fn decoding_random_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        decode_is_total_and_canonical(&bytes)?;
+        // The same bytes behind a valid version byte reach deeper into the decoder.
+        let mut versioned = vec![1];
+        versioned.extend_from_slice(&bytes);
+        decode_is_total_and_canonical(&versioned)?;
+    }
+
+    #[test]
+    fn decoding_mutated_valid_encodings_never_panics(
+        script in checker::script::<MapValue>(3, 30),
+        mutations in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let (finals, _) = checker::run::<MapValue>(&script);
+        let mut bytes = finals.into_iter().fold(MapValue::bottom(), haze_crdt::Crdt::merge).0.encode();
+        for m in mutations {
+            let len = bytes.len().max(1);
+            match m {
+                Mutation::Flip(i, x) => if let Some(b) = bytes.get_mut(i.index(len)) { *b ^= x },
+                Mutation::Truncate(i) => bytes.truncate(i.index(len)),
+                Mutation::Insert(i, x) => bytes.insert(i.index(len + 1).min(bytes.len()), x),
+                Mutation::Remove(i) => if !bytes.is_empty() { bytes.remove(i.index(len)); },
+            }
+        }
+        decode_is_total_and_canonical(&bytes)?;
+    }
+}
+
+#[test]
+fn a_length_claiming_gigabytes_is_refused_without_allocating_it() {
+    // Version 1, an OR-set, a version vector claiming 2^62 entries.
+    let mut bytes = vec![1, 5];
+    bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+    let err = Value::decode(&bytes).unwrap_err();
+    assert!(
+        matches!(err, haze_crdt::DecodeError::LengthTooLarge { .. }),
+        "{err}"
+    );
+    // A string leaf claiming 4 GiB inside a max register.
+    let bytes = [1, 8, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x10, b'x'];
+    assert!(matches!(
+        Value::decode(&bytes),
+        Err(haze_crdt::DecodeError::LengthTooLarge { .. })
+    ));
+}
+
+#[test]
+fn maps_nested_too_deeply_are_refused() {
+    // 40 maps, each holding one field (uint key 0, one dot of actor 0) that is the next map.
+    let mut bytes = vec![1];
+    for _ in 0..40 {
+        bytes.extend_from_slice(&[6, 1, 0, 1, 1, 0b0000_0111, 0, 0, 1]);
+    }
+    bytes.extend_from_slice(&[6, 0, 0]);
+    assert_eq!(
+        Value::decode(&bytes),
+        Err(haze_crdt::DecodeError::TooDeep(
+            haze_crdt::encode::MAX_DEPTH
+        ))
+    );
+}
