@@ -1,4 +1,4 @@
-//! The one binary encoding of [`Value`](crate::Value): on disk, on the wire, in digests.
+//! The one binary encoding of [`Value`]: on disk, on the wire, in digests.
 //!
 //! ```text
 //! value    = version:u8(=1) body

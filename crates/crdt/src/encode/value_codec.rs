@@ -12,9 +12,30 @@ use crate::register::Stamp;
 use crate::value::{Field, Scalar, Value, ValueKind};
 use crate::{EnableWinsFlag, GCounter, LwwRegister, Max, Min, MvRegister, OrMap, OrSet, PnCounter};
 
-/// An entry header packs the scalar's tag (2 bits) with the dot count (6 bits); a count of 63 or
-/// more writes 63 there and the rest as a varint.
-const INLINE_DOTS_ESCAPE: usize = 63;
+// An entry (a set element, a map field) starts with a header byte: the key's scalar tag in the
+// low 2 bits, and in the high 6 bits a mode `m` that says how its dots are written:
+//
+// * `m < 48`: exactly one dot, whose actor is at index `m` of the causal context; only the
+//   dot's counter follows the key. This is the common case, and saves a byte per entry.
+// * `48 <= m < 63`: `m - 47` dots (1 to 15), each as (actor index, counter); one dot is written
+//   this way only when its actor index is 48 or more.
+// * `m == 63`: `16 + n` dots, with `n` a varint after the header.
+/// Actor indexes below this are packed into the header of a one-dot entry.
+const INLINE_ACTORS: usize = 48;
+/// The mode of an entry with `n <= 15` explicit dots is `SMALL_COUNT_BASE + n`.
+const SMALL_COUNT_BASE: usize = 47;
+/// The mode that says the dot count follows as a varint (plus 16).
+const COUNT_ESCAPE: usize = 63;
+const LARGE_COUNT_BASE: usize = 16;
+
+/// How an entry's dots are laid out.
+#[derive(Debug, Clone, Copy)]
+enum DotsLayout {
+    /// One dot of the actor at this index: only its counter is written.
+    Inline(usize),
+    /// This many dots, each as (actor index, counter).
+    Explicit(usize),
+}
 
 fn invalid(what: &'static str) -> DecodeError {
     DecodeError::InvalidState(what)
@@ -52,9 +73,9 @@ pub(super) fn write_value(out: &mut Vec<u8>, value: &Value) {
             write_vv(out, s.seen());
             writer::len(out, s.len());
             for (item, dots) in s.entries() {
-                write_entry_key(out, item, dots.len());
+                let layout = write_entry_key(out, item, dots.as_slice(), s.seen());
                 for &dot in dots.as_slice() {
-                    write_dot(out, s.seen(), dot);
+                    write_entry_dot(out, s.seen(), dot, layout);
                 }
             }
         }
@@ -62,9 +83,10 @@ pub(super) fn write_value(out: &mut Vec<u8>, value: &Value) {
             write_vv(out, m.seen());
             writer::len(out, m.len());
             for (field, values) in m.entries() {
-                write_entry_key(out, &field.key, values.len());
+                let dots: Vec<Dot> = values.iter().map(|(dot, _)| *dot).collect();
+                let layout = write_entry_key(out, &field.key, &dots, m.seen());
                 for (dot, v) in values {
-                    write_dot(out, m.seen(), *dot);
+                    write_entry_dot(out, m.seen(), *dot, layout);
                     write_value(out, v);
                 }
             }
@@ -102,14 +124,39 @@ fn write_dot(out: &mut Vec<u8>, seen: &VersionVector, dot: Dot) {
     writer::varint(out, dot.counter);
 }
 
-/// The start of a set element or map field: a header byte packing the key's scalar tag with the
-/// number of dots that follow, then the key's payload.
-fn write_entry_key(out: &mut Vec<u8>, key: &Scalar, dots: usize) {
-    out.push(key.tag() | (dots.min(INLINE_DOTS_ESCAPE) as u8) << 2);
-    if dots >= INLINE_DOTS_ESCAPE {
-        writer::len(out, dots - INLINE_DOTS_ESCAPE);
+/// Writes the header and key of a set element or map field, and returns how its dots follow.
+fn write_entry_key(
+    out: &mut Vec<u8>,
+    key: &Scalar,
+    dots: &[Dot],
+    seen: &VersionVector,
+) -> DotsLayout {
+    let index = |dot: Dot| {
+        seen.position(dot.actor)
+            .expect("every dot of a state is in its causal context")
+    };
+    let (layout, mode) = match dots {
+        [dot] if index(*dot) < INLINE_ACTORS => (DotsLayout::Inline(index(*dot)), index(*dot)),
+        _ if dots.len() < LARGE_COUNT_BASE => (
+            DotsLayout::Explicit(dots.len()),
+            SMALL_COUNT_BASE + dots.len(),
+        ),
+        _ => (DotsLayout::Explicit(dots.len()), COUNT_ESCAPE),
+    };
+    out.push(key.tag() | (mode as u8) << 2);
+    if mode == COUNT_ESCAPE {
+        writer::len(out, dots.len() - LARGE_COUNT_BASE);
     }
     write_scalar_payload(out, key);
+    layout
+}
+
+/// Writes one dot of an entry in the entry's layout.
+fn write_entry_dot(out: &mut Vec<u8>, seen: &VersionVector, dot: Dot, layout: DotsLayout) {
+    match layout {
+        DotsLayout::Inline(_) => writer::varint(out, dot.counter),
+        DotsLayout::Explicit(_) => write_dot(out, seen, dot),
+    }
 }
 
 fn write_scalar(out: &mut Vec<u8>, s: &Scalar) {
@@ -272,23 +319,68 @@ fn read_scalar_payload(r: &mut Reader<'_>, tag: u8) -> Result<Scalar, DecodeErro
     })
 }
 
-/// Reads the start of a set element or map field: its key and how many dots follow.
-fn read_entry_key(r: &mut Reader<'_>) -> Result<(Scalar, usize), DecodeError> {
+/// Reads the header and key of a set element or map field.
+fn read_entry_key(r: &mut Reader<'_>) -> Result<(Scalar, DotsLayout), DecodeError> {
     let header = r.u8()?;
-    let inline = usize::from(header >> 2);
-    let n = match inline {
-        0 => return Err(invalid("a live entry has at least one dot")),
-        INLINE_DOTS_ESCAPE => INLINE_DOTS_ESCAPE + r.count(2)?,
-        n => n,
+    let mode = usize::from(header >> 2);
+    let layout = match mode {
+        m if m < INLINE_ACTORS => DotsLayout::Inline(m),
+        COUNT_ESCAPE => DotsLayout::Explicit(LARGE_COUNT_BASE + r.count(2)?),
+        m => DotsLayout::Explicit(m - SMALL_COUNT_BASE),
     };
-    if n > r.remaining() / 2 {
+    if let DotsLayout::Explicit(n) = layout
+        && n > r.remaining() / 2
+    {
         return Err(DecodeError::LengthTooLarge {
             claimed: n as u64,
             remaining: r.remaining(),
             offset: r.offset(),
         });
     }
-    Ok((read_scalar_payload(r, header & 0b11)?, n))
+    Ok((read_scalar_payload(r, header & 0b11)?, layout))
+}
+
+/// Reads the dots of an entry, in its layout. Returns how many dots the entry has.
+fn entry_dot_count(layout: DotsLayout) -> usize {
+    match layout {
+        DotsLayout::Inline(_) => 1,
+        DotsLayout::Explicit(n) => n,
+    }
+}
+
+/// Reads the `k`-th dot of an entry, checking that a one-dot entry that could have been inlined
+/// was, and that dots increase.
+fn read_entry_dot(
+    r: &mut Reader<'_>,
+    seen: &VersionVector,
+    layout: DotsLayout,
+    previous: Option<Dot>,
+) -> Result<Dot, DecodeError> {
+    let dot = match layout {
+        DotsLayout::Inline(index) => {
+            let (actor, max) = seen
+                .entry_at(index)
+                .ok_or(invalid("a dot's actor is not in the causal context"))?;
+            let counter = r.varint()?;
+            if counter == 0 || counter > max {
+                return Err(invalid("a dot is outside the causal context"));
+            }
+            Dot::new(actor, counter)
+        }
+        DotsLayout::Explicit(n) => {
+            let dot = read_dot(r, seen)?;
+            if n == 1 && seen.position(dot.actor).is_ok_and(|i| i < INLINE_ACTORS) {
+                return Err(invalid(
+                    "a one-dot entry of one of the first 48 actors is written inline",
+                ));
+            }
+            dot
+        }
+    };
+    if previous.is_some_and(|p| p >= dot) {
+        return Err(invalid("dots are strictly increasing"));
+    }
+    Ok(dot)
 }
 
 fn read_mv_register(r: &mut Reader<'_>) -> Result<MvRegister<Scalar>, DecodeError> {
@@ -307,11 +399,15 @@ fn read_mv_register(r: &mut Reader<'_>) -> Result<MvRegister<Scalar>, DecodeErro
 
 fn read_or_set(r: &mut Reader<'_>) -> Result<OrSet<Scalar>, DecodeError> {
     let seen = read_vv(r)?;
-    let n = r.count(4)?;
+    let n = r.count(3)?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
-        let (item, n) = read_entry_key(r)?;
-        let dots = DotSet::from_sorted(read_dots(r, &seen, n)?).expect("n >= 1");
+        let (item, layout) = read_entry_key(r)?;
+        let mut dots = Vec::with_capacity(entry_dot_count(layout));
+        for _ in 0..entry_dot_count(layout) {
+            dots.push(read_entry_dot(r, &seen, layout, dots.last().copied())?);
+        }
+        let dots = DotSet::from_sorted(dots).ok_or(invalid("a live entry has at least one dot"))?;
         if entries.last().is_some_and(|(last, _)| *last >= item) {
             return Err(invalid("set elements are strictly increasing"));
         }
@@ -325,13 +421,14 @@ fn read_or_map(r: &mut Reader<'_>, depth: usize) -> Result<OrMap<Field, Value>, 
     let n = r.count(5)?;
     let mut entries: Vec<(Field, Vec<(Dot, Value)>)> = Vec::with_capacity(n);
     for _ in 0..n {
-        let (key, n_dots) = read_entry_key(r)?;
+        let (key, layout) = read_entry_key(r)?;
+        let n_dots = entry_dot_count(layout);
+        if n_dots == 0 {
+            return Err(invalid("a live entry has at least one dot"));
+        }
         let mut values: Vec<(Dot, Value)> = Vec::with_capacity(n_dots);
         for _ in 0..n_dots {
-            let dot = read_dot(r, &seen)?;
-            if values.last().is_some_and(|(last, _)| *last >= dot) {
-                return Err(invalid("dots are strictly increasing"));
-            }
+            let dot = read_entry_dot(r, &seen, layout, values.last().map(|(d, _)| *d))?;
             let value = read_value(r, depth + 1)?;
             if values
                 .first()

@@ -88,10 +88,11 @@ fn a_length_claiming_gigabytes_is_refused_without_allocating_it() {
 
 #[test]
 fn maps_nested_too_deeply_are_refused() {
-    // 40 maps, each holding one field (uint key 0, one dot of actor 0) that is the next map.
+    // 40 maps, each holding one field (uint key 0, one inline dot of actor 0) that is the next
+    // map: type 6, context {0: 1}, one entry, header (uint tag, inline actor 0), key 0, counter 1.
     let mut bytes = vec![1];
     for _ in 0..40 {
-        bytes.extend_from_slice(&[6, 1, 0, 1, 1, 0b0000_0111, 0, 0, 1]);
+        bytes.extend_from_slice(&[6, 1, 0, 1, 1, 0b0000_0011, 0, 1]);
     }
     bytes.extend_from_slice(&[6, 0, 0]);
     assert_eq!(
@@ -100,4 +101,50 @@ fn maps_nested_too_deeply_are_refused() {
             haze_crdt::encode::MAX_DEPTH
         ))
     );
+}
+
+/// A set with 60 actors reaches every entry layout: one inline dot, one explicit dot (actor
+/// index 48 or more), 2 to 15 dots, and the escaped count of 16 or more.
+fn set_with_every_entry_layout() -> Value {
+    use haze_crdt::{ActorId, Crdt, OrSet, Scalar};
+    let replicas: Vec<OrSet<Scalar>> = (0..60u64)
+        .map(|i| {
+            let mut s = OrSet::new();
+            s.insert(ActorId::new(i), Scalar::from("everyone")); // 60 concurrent adds
+            s.insert(ActorId::new(i), Scalar::UInt(i)); // one dot of actor i
+            if i < 5 {
+                s.insert(ActorId::new(i), Scalar::from("a few")); // 5 dots
+            }
+            s
+        })
+        .collect();
+    Value::from(replicas.into_iter().fold(OrSet::new(), OrSet::merge))
+}
+
+#[test]
+fn every_entry_layout_round_trips_and_every_single_byte_corruption_is_caught_or_canonical() {
+    let value = set_with_every_entry_layout();
+    let bytes = value.encode();
+    assert_eq!(Value::decode(&bytes).unwrap(), value);
+    for i in 0..bytes.len() {
+        for flip in [0x01, 0x80, 0xff] {
+            let mut corrupted = bytes.clone();
+            corrupted[i] ^= flip;
+            decode_is_total_and_canonical(&corrupted).unwrap();
+        }
+        decode_is_total_and_canonical(&bytes[..i]).unwrap();
+    }
+}
+
+#[test]
+fn a_one_dot_entry_that_could_be_inline_must_be() {
+    // An OR-set with context {0: 1} and the element 0u kept alive by dot (0, 1).
+    let canonical = [1, 5, 1, 0, 1, 1, 0b0000_0011, 0, 1];
+    assert!(Value::decode(&canonical).is_ok());
+    // The same dot written explicitly (mode 48: one dot, then actor index 0 and counter 1).
+    let explicit = [1, 5, 1, 0, 1, 1, 0b1100_0011, 0, 0, 1];
+    assert!(matches!(
+        Value::decode(&explicit),
+        Err(haze_crdt::DecodeError::InvalidState(_))
+    ));
 }

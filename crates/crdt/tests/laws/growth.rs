@@ -3,13 +3,13 @@
 
 use haze_crdt::{ActorId, Crdt, OrSet, Scalar, Value};
 
-/// The documented bound (crate docs of `OrSet`, docs/storage-format.md): an encoded `OrSet` of
+/// The documented bound (docs/storage-format.md, "Size bounds"): an encoded `OrSet` of
 /// `A` actors and `L` live elements, each kept alive by at most `D` dots, with element payloads
-/// of at most `P` bytes, takes at most `4 + 21·A + L·(2 + P + 12·D)` bytes: a 10-byte actor delta
+/// of at most `P` bytes, takes at most `8 + 21·A + L·(2 + P + 12·D)` bytes: a 10-byte actor delta
 /// and 11-byte count per actor, and per element a header, payload and dots (index ≤ 2 bytes,
-/// counter ≤ 10 bytes), plus the version, type and two counts.
+/// counter ≤ 10 bytes), plus the version, the type and two counts of up to 3 bytes each.
 fn bound(actors: usize, live: usize, max_dots: usize, max_payload: usize) -> usize {
-    4 + 21 * actors + live * (2 + max_payload + 12 * max_dots)
+    8 + 21 * actors + live * (2 + max_payload + 12 * max_dots)
 }
 
 #[test]

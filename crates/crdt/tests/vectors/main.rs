@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use haze_crdt::{
-    ActorId, EnableWinsFlag, Field, GCounter, Hlc, LwwRegister, ManualClock, Max, Min, MvRegister, OrMap, OrSet,
-    PnCounter, Scalar, Value, ValueKind,
+    ActorId, EnableWinsFlag, Field, GCounter, Hlc, LwwRegister, ManualClock, Max, Min, MvRegister,
+    OrMap, OrSet, PnCounter, Scalar, Value, ValueKind,
 };
 
 const PHONE: ActorId = ActorId::new(0x9f1c_0000_0000_0001);
@@ -54,22 +54,35 @@ fn golden() -> Vec<(&'static str, Value)> {
 
     let mut map: OrMap<Field, Value> = OrMap::new();
     let typed = |kind| move || Value::bottom(kind);
-    map.try_update_or_insert_with(PHONE, Field::new("visits", ValueKind::GCounter), typed(ValueKind::GCounter), |v| {
-        match v {
+    map.try_update_or_insert_with(
+        PHONE,
+        Field::new("visits", ValueKind::GCounter),
+        typed(ValueKind::GCounter),
+        |v| match v {
             Value::GCounter(c) => c.increment(PHONE, 2),
             _ => unreachable!(),
-        }
-    })
+        },
+    )
     .unwrap();
-    map.try_update_or_insert_with(LAPTOP, Field::new("list", ValueKind::OrSet), typed(ValueKind::OrSet), |v| {
-        *v = Value::from(or_set());
-        Ok::<(), ()>(())
-    })
+    map.try_update_or_insert_with(
+        LAPTOP,
+        Field::new("list", ValueKind::OrSet),
+        typed(ValueKind::OrSet),
+        |v| {
+            *v = Value::from(or_set());
+            Ok::<(), ()>(())
+        },
+    )
     .unwrap();
-    map.try_update_or_insert_with(LAPTOP, Field::new(Scalar::UInt(7), ValueKind::Max), typed(ValueKind::Max), |v| {
-        *v = Value::from(Max::of(42u64));
-        Ok::<(), ()>(())
-    })
+    map.try_update_or_insert_with(
+        LAPTOP,
+        Field::new(Scalar::UInt(7), ValueKind::Max),
+        typed(ValueKind::Max),
+        |v| {
+            *v = Value::from(Max::of(42u64));
+            Ok::<(), ()>(())
+        },
+    )
     .unwrap();
 
     vec![
@@ -116,24 +129,44 @@ fn golden_vectors_are_unchanged() {
     for (name, value) in golden() {
         let bytes = value.encode();
         let json = serde_json::to_string_pretty(&value).unwrap() + "\n";
-        let (hex_path, json_path) = (dir().join(format!("{name}.hex")), dir().join(format!("{name}.json")));
+        let (hex_path, json_path) = (
+            dir().join(format!("{name}.hex")),
+            dir().join(format!("{name}.json")),
+        );
         if bless {
             std::fs::write(&hex_path, hex(&bytes)).unwrap();
             std::fs::write(&json_path, &json).unwrap();
         }
-        let golden_hex = std::fs::read_to_string(&hex_path)
-            .unwrap_or_else(|e| panic!("{}: {e} (bless with HAZE_BLESS_VECTORS=1)", hex_path.display()));
+        let golden_hex = std::fs::read_to_string(&hex_path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (bless with HAZE_BLESS_VECTORS=1)",
+                hex_path.display()
+            )
+        });
         let golden_bytes = unhex(&golden_hex);
-        assert_eq!(hex(&bytes), hex(&golden_bytes), "{name}: the encoding changed");
-        assert_eq!(Value::decode(&golden_bytes).unwrap(), value, "{name}: the golden bytes decode to the state");
+        assert_eq!(
+            hex(&bytes),
+            hex(&golden_bytes),
+            "{name}: the encoding changed"
+        );
+        assert_eq!(
+            Value::decode(&golden_bytes).unwrap(),
+            value,
+            "{name}: the golden bytes decode to the state"
+        );
         let golden_json = std::fs::read_to_string(&json_path).unwrap();
         assert_eq!(json, golden_json, "{name}: the JSON view changed");
-        assert_eq!(serde_json::from_str::<Value>(&golden_json).unwrap(), value, "{name}: the golden JSON parses");
+        assert_eq!(
+            serde_json::from_str::<Value>(&golden_json).unwrap(),
+            value,
+            "{name}: the golden JSON parses"
+        );
     }
 }
 
 #[test]
 fn every_kind_has_a_golden_vector() {
-    let kinds: std::collections::BTreeSet<ValueKind> = golden().iter().map(|(_, v)| v.kind()).collect();
+    let kinds: std::collections::BTreeSet<ValueKind> =
+        golden().iter().map(|(_, v)| v.kind()).collect();
     assert_eq!(kinds.len(), ValueKind::ALL.len());
 }
