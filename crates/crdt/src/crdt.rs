@@ -1,5 +1,7 @@
 //! The one trait every replicated type implements.
 
+use crate::ActorId;
+
 /// A value that replicas can merge without coordination: a join-semilattice.
 ///
 /// For all states `a`, `b` and `c` of a type (writing `a ⊔ b` for `a.merge(b)`):
@@ -41,5 +43,26 @@ pub trait Crdt: Sized {
     fn merge(mut self, other: Self) -> Self {
         self.merge_from(other);
         self
+    }
+
+    /// Returns how many updates of `actor` this state's causal context records (0 for types
+    /// without one).
+    ///
+    /// Containers ([`OrMap`](crate::OrMap)) use this and
+    /// [`advance_causal_counter`](Crdt::advance_causal_counter) so that an actor draws the dots of
+    /// a container and of everything nested in it from one sequence: a nested value that was
+    /// removed and created afresh then never reuses a dot of its earlier life.
+    fn causal_counter(&self, actor: ActorId) -> u64 {
+        let _ = actor;
+        0
+    }
+
+    /// Records that `actor` has made at least `counter` updates, so that its next dot here is
+    /// above `counter`. A no-op for types without a causal context.
+    ///
+    /// This claims that `actor`'s dots up to `counter` have been seen: call it only on behalf of
+    /// `actor`'s own replica, for dots it drew itself (as containers do), never for another actor.
+    fn advance_causal_counter(&mut self, actor: ActorId, counter: u64) {
+        let _ = (actor, counter);
     }
 }

@@ -24,6 +24,10 @@ pub enum Error {
         /// The scalar type that was found.
         found: &'static str,
     },
+    /// An update would nest maps deeper than [`MAX_DEPTH`](crate::encode::MAX_DEPTH) levels.
+    /// Nothing was changed.
+    #[error("values may nest at most {0} levels of maps")]
+    TooDeep(usize),
     /// A counter would pass `u64::MAX` for one actor. Nothing was changed.
     #[error("counter overflow: the count of one actor would exceed {}", u64::MAX)]
     CounterOverflow,
@@ -78,7 +82,7 @@ pub enum DecodeError {
         offset: usize,
     },
     /// Maps nested deeper than [`MAX_DEPTH`](crate::encode::MAX_DEPTH).
-    #[error("values nested deeper than {0} levels")]
+    #[error("values nested deeper than {0} levels of maps")]
     TooDeep(usize),
     /// A string leaf that is not UTF-8.
     #[error("invalid UTF-8 in a string at byte {offset}")]

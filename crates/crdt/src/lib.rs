@@ -109,4 +109,4 @@ pub use flag::EnableWinsFlag;
 pub use map::{Join, OrMap};
 pub use register::{LwwRegister, MvRegister, Stamp};
 pub use set::OrSet;
-pub use value::{Field, Leaf, Scalar, TypedValue, Value, ValueKind};
+pub use value::{Field, Leaf, Scalar, TypedValue, Value, ValueKind, ValueMap};

@@ -49,13 +49,27 @@ impl fmt::Debug for ActorId {
 }
 
 impl FromStr for ActorId {
-    type Err = std::num::ParseIntError;
+    type Err = ParseActorIdError;
 
-    /// Parses 1 to 16 hex digits.
+    /// Parses exactly 16 lowercase hex digits, the one form [`Display`](fmt::Display) writes, so
+    /// that one actor has one spelling (JSON objects keyed by actor cannot alias).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        u64::from_str_radix(s, 16).map(ActorId)
+        let canonical = s.len() == 16
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !canonical {
+            return Err(ParseActorIdError);
+        }
+        u64::from_str_radix(s, 16)
+            .map(ActorId)
+            .map_err(|_| ParseActorIdError)
     }
 }
+
+/// An actor id that is not 16 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an actor id is 16 lowercase hex digits")]
+pub struct ParseActorIdError;
 
 impl serde::Serialize for ActorId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -67,8 +81,7 @@ impl serde::Serialize for ActorId {
 impl<'de> serde::Deserialize<'de> for ActorId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse()
-            .map_err(|_| serde::de::Error::custom("an actor id is 1 to 16 hex digits"))
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -81,6 +94,14 @@ mod tests {
         let actor = ActorId::new(0xdead_beef_0000_0001);
         assert_eq!(actor.to_string(), "deadbeef00000001");
         assert_eq!("deadbeef00000001".parse::<ActorId>().unwrap(), actor);
-        assert!("not hex".parse::<ActorId>().is_err());
+        for bad in [
+            "not hex",
+            "1",
+            "+eadbeef00000001",
+            "DEADBEEF00000001",
+            "deadbeef000000011",
+        ] {
+            assert_eq!(bad.parse::<ActorId>(), Err(ParseActorIdError), "{bad}");
+        }
     }
 }

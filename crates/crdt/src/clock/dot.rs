@@ -14,6 +14,11 @@ pub struct Dot {
 use super::ActorId;
 
 impl Dot {
+    /// The largest counter a dot (and a causal context) may hold: 2^63 − 1. Decoders refuse
+    /// larger ones, so that minting the next dot can never overflow; no replica makes 2^63
+    /// updates.
+    pub const MAX_COUNTER: u64 = i64::MAX as u64;
+
     /// Returns the dot of `actor`'s `counter`-th update.
     pub const fn new(actor: ActorId, counter: u64) -> Self {
         Dot { actor, counter }

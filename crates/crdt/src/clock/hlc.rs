@@ -49,11 +49,15 @@ pub struct HlcTimestamp(u64);
 
 const LOGICAL_BITS: u32 = 16;
 const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
-/// The largest millisecond count a timestamp holds (the year 10889).
-const MAX_MILLIS: u64 = u64::MAX >> LOGICAL_BITS;
+/// The largest millisecond count a timestamp holds (2^47 − 1: the year 6429).
+const MAX_MILLIS: u64 = (1 << 47) - 1;
 
 impl HlcTimestamp {
-    /// Returns the timestamp `(millis, logical)`; `millis` is clamped to 48 bits.
+    /// The greatest timestamp (2^63 − 1 packed). Decoders refuse greater ones, and the clock
+    /// never passes it, so a stored stamp can never freeze a register at the end of time.
+    pub const MAX: HlcTimestamp = HlcTimestamp((MAX_MILLIS << LOGICAL_BITS) | LOGICAL_MASK);
+
+    /// Returns the timestamp `(millis, logical)`; `millis` is clamped to 2^47 − 1.
     pub const fn new(millis: u64, logical: u16) -> Self {
         let millis = if millis > MAX_MILLIS {
             MAX_MILLIS
@@ -63,9 +67,14 @@ impl HlcTimestamp {
         HlcTimestamp((millis << LOGICAL_BITS) | logical as u64)
     }
 
-    /// Returns the timestamp packed in one number, as it is encoded.
-    pub const fn from_raw(raw: u64) -> Self {
-        HlcTimestamp(raw)
+    /// Returns the timestamp packed in one number, as it is encoded, or `None` above
+    /// [`HlcTimestamp::MAX`].
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        if raw > HlcTimestamp::MAX.0 {
+            None
+        } else {
+            Some(HlcTimestamp(raw))
+        }
     }
 
     /// Returns the packed form.
@@ -86,8 +95,8 @@ impl HlcTimestamp {
     /// Returns the next timestamp after this one.
     fn successor(self) -> Self {
         // The logical counter overflowing into the milliseconds is harmless: the clock runs a
-        // millisecond ahead, which the next physical reading absorbs.
-        HlcTimestamp(self.0.saturating_add(1))
+        // millisecond ahead, which the next physical reading absorbs. It stops at MAX, 6429.
+        HlcTimestamp(self.0.saturating_add(1).min(HlcTimestamp::MAX.0))
     }
 }
 
@@ -188,5 +197,13 @@ mod tests {
         let t = HlcTimestamp::new(u64::MAX, 3);
         assert_eq!(t.millis(), MAX_MILLIS);
         assert_eq!(t.logical(), 3);
+        let mut hlc = Hlc::new();
+        hlc.observe(HlcTimestamp::MAX);
+        assert_eq!(hlc.tick(&ManualClock::new(u64::MAX)), HlcTimestamp::MAX);
+        assert_eq!(HlcTimestamp::from_raw(u64::MAX), None);
+        assert_eq!(
+            HlcTimestamp::from_raw(HlcTimestamp::MAX.to_raw()),
+            Some(HlcTimestamp::MAX)
+        );
     }
 }

@@ -6,7 +6,7 @@ mod dot_set;
 mod hlc;
 mod version_vector;
 
-pub use actor::ActorId;
+pub use actor::{ActorId, ParseActorIdError};
 pub use dot::Dot;
 pub use dot_set::DotSet;
 pub use hlc::{Hlc, HlcTimestamp, ManualClock, PhysicalClock};

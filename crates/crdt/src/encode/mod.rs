@@ -21,9 +21,11 @@ use crate::error::DecodeError;
 /// The format version this build writes (and the only one it reads so far).
 pub const FORMAT_VERSION: u8 = 1;
 
-/// How deeply maps may nest in a decoded value. Deeper values are refused, so a hostile input
-/// cannot exhaust the stack.
-pub const MAX_DEPTH: usize = 32;
+/// How many levels of maps a value may nest ([`Value::depth`]). Deeper values are refused by the
+/// decoders (so a hostile input cannot exhaust the stack) and by
+/// [`ValueMap::update`](crate::ValueMap::update) (so every value that can be built decodes). 16
+/// levels also keep the JSON view within `serde_json`'s default recursion limit.
+pub const MAX_DEPTH: usize = 16;
 
 impl Value {
     /// Encodes the value (version byte first).

@@ -9,8 +9,8 @@ use super::writer;
 use crate::clock::{ActorId, Dot, DotSet, HlcTimestamp, VersionVector};
 use crate::error::DecodeError;
 use crate::register::Stamp;
-use crate::value::{Field, Scalar, Value, ValueKind};
-use crate::{EnableWinsFlag, GCounter, LwwRegister, Max, Min, MvRegister, OrMap, OrSet, PnCounter};
+use crate::value::{Field, Scalar, Value, ValueKind, ValueMap};
+use crate::{EnableWinsFlag, GCounter, LwwRegister, Max, Min, MvRegister, OrSet, PnCounter};
 
 // An entry (a set element, a map field) starts with a header byte: the key's scalar tag in the
 // low 2 bits, and in the high 6 bits a mode `m` that says how its dots are written:
@@ -27,6 +27,16 @@ const SMALL_COUNT_BASE: usize = 47;
 /// The mode that says the dot count follows as a varint (plus 16).
 const COUNT_ESCAPE: usize = 63;
 const LARGE_COUNT_BASE: usize = 16;
+
+/// At most this many items are reserved ahead from a count read from the input; collections
+/// grow past it only as items actually decode. Counts are checked against the bytes that
+/// remain, but that check is per collection, and nested collections would otherwise each
+/// reserve in proportion to the same remaining bytes.
+const MAX_PREALLOCATED: usize = 64;
+
+fn reserve<T>(count: usize) -> Vec<T> {
+    Vec::with_capacity(count.min(MAX_PREALLOCATED))
+}
 
 /// How an entry's dots are laid out.
 #[derive(Debug, Clone, Copy)]
@@ -187,25 +197,27 @@ fn write_optional_scalar(out: &mut Vec<u8>, s: Option<&Scalar>) {
 // Reading
 
 pub(super) fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeError> {
-    if depth > MAX_DEPTH {
-        return Err(DecodeError::TooDeep(MAX_DEPTH));
-    }
     let offset = r.offset();
     let tag = r.u8()?;
     let kind = ValueKind::from_tag(tag).ok_or(DecodeError::UnknownKind { tag, offset })?;
+    // `depth` maps enclose this value; a map here would be level `depth + 1`.
+    if kind == ValueKind::OrMap && depth >= MAX_DEPTH {
+        return Err(DecodeError::TooDeep(MAX_DEPTH));
+    }
     Ok(match kind {
-        ValueKind::GCounter => Value::GCounter(GCounter::from_counts(read_vv(r)?)),
+        ValueKind::GCounter => Value::GCounter(GCounter::from_counts(read_vv(r, u64::MAX)?)),
         ValueKind::PnCounter => {
-            let increments = GCounter::from_counts(read_vv(r)?);
+            let increments = GCounter::from_counts(read_vv(r, u64::MAX)?);
             Value::PnCounter(PnCounter::from_parts(
                 increments,
-                GCounter::from_counts(read_vv(r)?),
+                GCounter::from_counts(read_vv(r, u64::MAX)?),
             ))
         }
         ValueKind::LwwRegister => Value::LwwRegister(match read_presence(r)? {
             false => LwwRegister::new(),
             true => {
-                let time = HlcTimestamp::from_raw(r.varint()?);
+                let time = HlcTimestamp::from_raw(r.varint()?)
+                    .ok_or(invalid("a timestamp is at most HlcTimestamp::MAX"))?;
                 let actor = ActorId::new(r.varint()?);
                 LwwRegister::with_stamp(Stamp { time, actor }, read_scalar(r)?)
             }
@@ -214,7 +226,7 @@ pub(super) fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, Deco
         ValueKind::OrSet => Value::OrSet(read_or_set(r)?),
         ValueKind::OrMap => Value::OrMap(read_or_map(r, depth)?),
         ValueKind::Flag => {
-            let seen = read_vv(r)?;
+            let seen = read_vv(r, Dot::MAX_COUNTER)?;
             let n = r.count(2)?;
             let dots = DotSet::from_sorted(read_dots(r, &seen, n)?);
             Value::Flag(EnableWinsFlag::from_parts(seen, dots))
@@ -242,9 +254,10 @@ fn read_presence(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     }
 }
 
-fn read_vv(r: &mut Reader<'_>) -> Result<VersionVector, DecodeError> {
+/// Reads a version vector whose counts are at most `max_count`.
+fn read_vv(r: &mut Reader<'_>, max_count: u64) -> Result<VersionVector, DecodeError> {
     let n = r.count(2)?;
-    let mut entries = Vec::with_capacity(n);
+    let mut entries = reserve(n);
     let mut previous: Option<u64> = None;
     for _ in 0..n {
         let delta = r.varint()?;
@@ -262,6 +275,11 @@ fn read_vv(r: &mut Reader<'_>) -> Result<VersionVector, DecodeError> {
         let count = r.varint()?;
         if count == 0 {
             return Err(invalid("a version vector holds no zero counts"));
+        }
+        if count > max_count {
+            return Err(invalid(
+                "a causal context counts at most 2^63 - 1 updates per actor",
+            ));
         }
         entries.push((ActorId::new(actor), count));
         previous = Some(actor);
@@ -283,7 +301,7 @@ fn read_dot(r: &mut Reader<'_>, seen: &VersionVector) -> Result<Dot, DecodeError
 }
 
 fn read_dots(r: &mut Reader<'_>, seen: &VersionVector, n: usize) -> Result<Vec<Dot>, DecodeError> {
-    let mut dots: Vec<Dot> = Vec::with_capacity(n);
+    let mut dots: Vec<Dot> = reserve(n);
     for _ in 0..n {
         let dot = read_dot(r, seen)?;
         if dots.last().is_some_and(|&last| last >= dot) {
@@ -384,9 +402,9 @@ fn read_entry_dot(
 }
 
 fn read_mv_register(r: &mut Reader<'_>) -> Result<MvRegister<Scalar>, DecodeError> {
-    let seen = read_vv(r)?;
+    let seen = read_vv(r, Dot::MAX_COUNTER)?;
     let n = r.count(4)?;
-    let mut values: Vec<(Dot, Scalar)> = Vec::with_capacity(n);
+    let mut values: Vec<(Dot, Scalar)> = reserve(n);
     for _ in 0..n {
         let dot = read_dot(r, &seen)?;
         if values.last().is_some_and(|(last, _)| *last >= dot) {
@@ -398,12 +416,12 @@ fn read_mv_register(r: &mut Reader<'_>) -> Result<MvRegister<Scalar>, DecodeErro
 }
 
 fn read_or_set(r: &mut Reader<'_>) -> Result<OrSet<Scalar>, DecodeError> {
-    let seen = read_vv(r)?;
+    let seen = read_vv(r, Dot::MAX_COUNTER)?;
     let n = r.count(3)?;
-    let mut entries = Vec::with_capacity(n);
+    let mut entries = reserve(n);
     for _ in 0..n {
         let (item, layout) = read_entry_key(r)?;
-        let mut dots = Vec::with_capacity(entry_dot_count(layout));
+        let mut dots = reserve(entry_dot_count(layout));
         for _ in 0..entry_dot_count(layout) {
             dots.push(read_entry_dot(r, &seen, layout, dots.last().copied())?);
         }
@@ -416,17 +434,17 @@ fn read_or_set(r: &mut Reader<'_>) -> Result<OrSet<Scalar>, DecodeError> {
     Ok(OrSet::from_parts(seen, BTreeMap::from_iter(entries)))
 }
 
-fn read_or_map(r: &mut Reader<'_>, depth: usize) -> Result<OrMap<Field, Value>, DecodeError> {
-    let seen = read_vv(r)?;
+fn read_or_map(r: &mut Reader<'_>, depth: usize) -> Result<ValueMap, DecodeError> {
+    let seen = read_vv(r, Dot::MAX_COUNTER)?;
     let n = r.count(5)?;
-    let mut entries: Vec<(Field, Vec<(Dot, Value)>)> = Vec::with_capacity(n);
+    let mut entries: Vec<(Field, Vec<(Dot, Value)>)> = reserve(n);
     for _ in 0..n {
         let (key, layout) = read_entry_key(r)?;
         let n_dots = entry_dot_count(layout);
         if n_dots == 0 {
             return Err(invalid("a live entry has at least one dot"));
         }
-        let mut values: Vec<(Dot, Value)> = Vec::with_capacity(n_dots);
+        let mut values: Vec<(Dot, Value)> = reserve(n_dots);
         for _ in 0..n_dots {
             let dot = read_entry_dot(r, &seen, layout, values.last().map(|(d, _)| *d))?;
             let value = read_value(r, depth + 1)?;
@@ -447,5 +465,5 @@ fn read_or_map(r: &mut Reader<'_>, depth: usize) -> Result<OrMap<Field, Value>, 
         }
         entries.push((field, values));
     }
-    Ok(OrMap::from_parts(seen, BTreeMap::from_iter(entries)))
+    Ok(ValueMap::from_parts(seen, BTreeMap::from_iter(entries)))
 }

@@ -70,6 +70,14 @@ impl EnableWinsFlag {
 }
 
 impl Crdt for EnableWinsFlag {
+    fn causal_counter(&self, actor: ActorId) -> u64 {
+        self.seen.get(actor)
+    }
+
+    fn advance_causal_counter(&mut self, actor: ActorId, counter: u64) {
+        self.seen.raise(actor, counter);
+    }
+
     fn merge_from(&mut self, other: Self) {
         self.dots = match (self.dots.take(), other.dots) {
             (None, None) => None,

@@ -1,21 +1,41 @@
 //! One key of an `OrMap`: the values written by the updates that keep it alive.
 
 use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use super::Join;
 use crate::clock::{Dot, VersionVector};
 
-/// The `(dot, value)` pairs of a key's live updates, sorted by dot, strictly, never empty; and,
-/// when there are several (concurrent updates), their merge, which is what a read returns.
+/// The `(dot, value)` pairs of a key's live updates, sorted by dot, strictly, never empty.
 ///
 /// Keeping one value per update, rather than one merged value per key, is what makes removal
 /// exact: a merge keeps exactly the updates that survive, and the read value is the merge of
 /// those, whatever order states arrive in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// With several values (concurrent updates), their merge is computed on the first read and
+/// cached; it is never computed eagerly, so a decoded value costs memory in proportion to its
+/// encoding, however its concurrent values nest.
+#[derive(Debug, Clone)]
 pub(super) struct Entry<V> {
     values: Vec<(Dot, V)>,
-    /// The merge of `values` when there are at least two; `None` for one.
-    merged: Option<V>,
+    /// The merge of `values`, once read, when there are at least two.
+    merged: OnceLock<V>,
+}
+
+/// The cache is derived from `values`, so equality and hashing ignore it.
+impl<V: PartialEq> PartialEq for Entry<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
+}
+
+impl<V: Eq> Eq for Entry<V> {}
+
+impl<V: Hash> Hash for Entry<V> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.values.hash(state);
+    }
 }
 
 /// What an update took out of an entry besides its read value, to put it back if the update
@@ -32,26 +52,17 @@ impl<V: Join> Entry<V> {
     pub(super) fn single(dot: Dot, value: V) -> Self {
         Entry {
             values: vec![(dot, value)],
-            merged: None,
+            merged: OnceLock::new(),
         }
     }
 
     /// Builds an entry from pairs sorted by dot, strictly; `None` if there are none.
     fn from_sorted_opt(values: Vec<(Dot, V)>) -> Option<Self> {
         debug_assert!(values.windows(2).all(|w| w[0].0 < w[1].0));
-        let merged = match values.len() {
-            0 => return None,
-            1 => None,
-            _ => {
-                let mut iter = values.iter().map(|(_, v)| v.clone());
-                let first = iter.next().expect("len >= 2");
-                Some(iter.fold(first, |mut acc, v| {
-                    acc.join(v);
-                    acc
-                }))
-            }
-        };
-        Some(Entry { values, merged })
+        (!values.is_empty()).then(|| Entry {
+            values,
+            merged: OnceLock::new(),
+        })
     }
 
     /// Builds an entry from checked, non-empty pairs sorted by dot.
@@ -59,9 +70,21 @@ impl<V: Join> Entry<V> {
         Self::from_sorted_opt(values).expect("decoded entries are not empty")
     }
 
-    /// Returns the value a read sees.
+    fn merge_of(values: &[(Dot, V)]) -> V {
+        let mut iter = values.iter().map(|(_, v)| v.clone());
+        let first = iter.next().expect("an entry is not empty");
+        iter.fold(first, |mut acc, v| {
+            acc.join(v);
+            acc
+        })
+    }
+
+    /// Returns the value a read sees: the one value, or the merge of several.
     pub(super) fn value(&self) -> &V {
-        self.merged.as_ref().unwrap_or(&self.values[0].1)
+        match self.values.as_slice() {
+            [(_, only)] => only,
+            values => self.merged.get_or_init(|| Self::merge_of(values)),
+        }
     }
 
     pub(super) fn dotted_values(&self) -> &[(Dot, V)] {
@@ -74,13 +97,15 @@ impl<V: Join> Entry<V> {
 
     /// Splits the entry into its read value and what is needed to restore it.
     pub(super) fn into_value(mut self) -> (V, Rest<V>) {
-        match self.merged.take() {
-            Some(merged) => (merged, Rest::Many(self.values)),
-            None => {
-                let (dot, value) = self.values.pop().expect("an entry is not empty");
-                (value, Rest::One(dot))
-            }
+        if self.values.len() == 1 {
+            let (dot, value) = self.values.pop().expect("len is 1");
+            return (value, Rest::One(dot));
         }
+        let merged = self
+            .merged
+            .take()
+            .unwrap_or_else(|| Self::merge_of(&self.values));
+        (merged, Rest::Many(self.values))
     }
 
     /// Undoes [`into_value`](Self::into_value).
@@ -89,7 +114,7 @@ impl<V: Join> Entry<V> {
             Rest::One(dot) => Entry::single(dot, value),
             Rest::Many(values) => Entry {
                 values,
-                merged: Some(value),
+                merged: OnceLock::from(value),
             },
         }
     }

@@ -92,8 +92,9 @@ impl<K: Ord, V: Join> OrMap<K, V> {
     ///
     /// # Errors
     ///
-    /// Returns what `f` returns. On an error the map is unchanged, provided `f` leaves the value
-    /// unchanged when it fails, as every operation of this crate does.
+    /// Returns what `f` returns. On an error the map holds the same keys and values, provided `f`
+    /// leaves the value unchanged when it fails, as every operation of this crate does (the
+    /// nested value's causal context may have advanced, which no read can see).
     pub fn try_update<R, E>(
         &mut self,
         actor: ActorId,
@@ -121,28 +122,32 @@ impl<K: Ord, V: Join> OrMap<K, V> {
         init: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> Result<R, E>,
     ) -> Result<R, E> {
-        match self.entries.remove(&key) {
+        let (mut value, rest) = match self.entries.remove(&key) {
             Some(entry) => {
-                let (mut value, rest) = entry.into_value();
-                match f(&mut value) {
-                    Ok(r) => {
-                        let dot = self.seen.next_dot(actor);
-                        self.entries.insert(key, Entry::single(dot, value));
-                        Ok(r)
-                    }
-                    Err(e) => {
-                        // `f` left `value` unchanged: put the entry back as it was.
-                        self.entries.insert(key, Entry::restore(value, rest));
-                        Err(e)
-                    }
-                }
+                let (value, rest) = entry.into_value();
+                (value, Some(rest))
             }
-            None => {
-                let mut value = init();
-                let r = f(&mut value)?;
+            None => (init(), None),
+        };
+        // One sequence of dots per actor for the map and everything nested in it: the nested
+        // value's next dot is above every dot this actor drew here, so a key removed and created
+        // afresh never reuses a dot of its earlier life (which the other replicas may have seen
+        // removed).
+        value.advance_causal_counter(actor, self.seen.get(actor));
+        match f(&mut value) {
+            Ok(r) => {
+                self.seen.raise(actor, value.causal_counter(actor));
                 let dot = self.seen.next_dot(actor);
                 self.entries.insert(key, Entry::single(dot, value));
                 Ok(r)
+            }
+            Err(e) => {
+                // `f` left `value` as it was, but for the advanced causal counter, which changes
+                // nothing a read sees.
+                if let Some(rest) = rest {
+                    self.entries.insert(key, Entry::restore(value, rest));
+                }
+                Err(e)
             }
         }
     }
@@ -200,6 +205,14 @@ impl<K: Ord, V: Join> OrMap<K, V> {
 }
 
 impl<K: Ord, V: Join> Crdt for OrMap<K, V> {
+    fn causal_counter(&self, actor: ActorId) -> u64 {
+        self.seen.get(actor)
+    }
+
+    fn advance_causal_counter(&mut self, actor: ActorId, counter: u64) {
+        self.seen.raise(actor, counter);
+    }
+
     fn merge_from(&mut self, other: Self) {
         let mine = std::mem::take(&mut self.entries);
         let (my_seen, their_seen) = (&self.seen, &other.seen);
@@ -249,6 +262,21 @@ mod tests {
                 .is_err()
         );
         assert_eq!(a, before);
+    }
+
+    #[test]
+    fn re_creating_a_removed_key_does_not_lose_a_fresh_insert() {
+        // Found in review: the re-created nested set restarted its dots at 1, which the other
+        // replica had already seen (and so treated as removed).
+        let mut x: OrMap<&str, OrSet<&str>> = OrMap::new();
+        x.update(A, "k", |s| s.insert(A, "old"));
+        let mut y = x.clone();
+        x.remove(&"k");
+        x.update(A, "k", |s| s.insert(A, "new"));
+        y.update(B, "k", |s| s.insert(B, "other"));
+        let merged = x.merge(y);
+        let items: Vec<&str> = merged.get(&"k").unwrap().iter().copied().collect();
+        assert_eq!(items, ["new", "other"]); // "old" was observed and removed by x
     }
 
     #[test]

@@ -96,6 +96,14 @@ impl<T: Ord> MvRegister<T> {
 }
 
 impl<T: Ord> Crdt for MvRegister<T> {
+    fn causal_counter(&self, actor: ActorId) -> u64 {
+        self.seen.get(actor)
+    }
+
+    fn advance_causal_counter(&mut self, actor: ActorId, counter: u64) {
+        self.seen.raise(actor, counter);
+    }
+
     fn merge_from(&mut self, other: Self) {
         let mine = std::mem::take(&mut self.values);
         let mut merged = Vec::with_capacity(mine.len() + other.values.len());

@@ -121,6 +121,14 @@ impl<T: Ord> OrSet<T> {
 }
 
 impl<T: Ord> Crdt for OrSet<T> {
+    fn causal_counter(&self, actor: ActorId) -> u64 {
+        self.seen.get(actor)
+    }
+
+    fn advance_causal_counter(&mut self, actor: ActorId, counter: u64) {
+        self.seen.raise(actor, counter);
+    }
+
     fn merge_from(&mut self, other: Self) {
         let mine = std::mem::take(&mut self.entries);
         let (my_seen, their_seen) = (&self.seen, &other.seen);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Field, Scalar, Value, ValueKind};
+use super::{Field, Scalar, Value, ValueKind, ValueMap};
 use crate::clock::{Dot, DotSet};
 use crate::map::Join;
 use crate::{
@@ -239,7 +239,7 @@ impl<K: Leaf, V: TypedValue + Join> TypedValue for OrMap<K, V> {
                 )
             })
             .collect();
-        Value::OrMap(OrMap::from_parts(seen, entries))
+        Value::OrMap(ValueMap::from_parts(seen, entries))
     }
     fn try_from_value(value: Value) -> Result<Self> {
         match value {

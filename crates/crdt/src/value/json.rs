@@ -13,17 +13,53 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Field, Scalar, Value};
+use super::{Field, Scalar, Value, ValueMap};
 use crate::clock::{ActorId, Dot, DotSet, HlcTimestamp, VersionVector};
 use crate::encode::MAX_DEPTH;
 use crate::error::DecodeError;
 use crate::register::Stamp;
-use crate::{EnableWinsFlag, GCounter, LwwRegister, Max, Min, MvRegister, OrMap, OrSet, PnCounter};
+use crate::{EnableWinsFlag, GCounter, LwwRegister, Max, Min, MvRegister, OrSet, PnCounter};
 
-type VvJson = BTreeMap<ActorId, u64>;
+/// A version vector as a JSON object `{"<actor>": count}`. Parsing refuses an actor listed
+/// twice instead of keeping the last.
+#[derive(Default)]
+struct VvJson(BTreeMap<ActorId, u64>);
+
+impl Serialize for VvJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for VvJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = VvJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object from actor ids to counts")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VvJson, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((actor, count)) = map.next_entry::<ActorId, u64>()? {
+                    if out.insert(actor, count).is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "actor {actor} is listed twice"
+                        )));
+                    }
+                }
+                Ok(VvJson(out))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
 
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ValueJson {
     GCounter {
         counts: VvJson,
@@ -97,7 +133,7 @@ struct MapValueJson {
 }
 
 fn vv_json(vv: &VersionVector) -> VvJson {
-    vv.iter().collect()
+    VvJson(vv.iter().collect())
 }
 
 fn dots_json(dots: &DotSet) -> Vec<Dot> {
@@ -177,9 +213,15 @@ fn invalid(what: &'static str) -> DecodeError {
     DecodeError::InvalidState(what)
 }
 
-fn vv_from(json: VvJson) -> Result<VersionVector, DecodeError> {
+/// Checks a version vector whose counts are at most `max_count`.
+fn vv_from(VvJson(json): VvJson, max_count: u64) -> Result<VersionVector, DecodeError> {
     if json.values().any(|&n| n == 0) {
         return Err(invalid("a version vector holds no zero counts"));
+    }
+    if json.values().any(|&n| n > max_count) {
+        return Err(invalid(
+            "a causal context counts at most 2^63 - 1 updates per actor",
+        ));
     }
     Ok(VersionVector::from_sorted(json.into_iter().collect()))
 }
@@ -215,25 +257,26 @@ fn distinct<K: Ord, V>(
 
 impl ValueJson {
     fn into_value(self, depth: usize) -> Result<Value, DecodeError> {
-        if depth > MAX_DEPTH {
+        // `depth` maps enclose this value; a map here would be level `depth + 1`.
+        if matches!(self, ValueJson::OrMap { .. }) && depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep(MAX_DEPTH));
         }
         Ok(match self {
             ValueJson::GCounter { counts } => {
-                Value::GCounter(GCounter::from_counts(vv_from(counts)?))
+                Value::GCounter(GCounter::from_counts(vv_from(counts, u64::MAX)?))
             }
             ValueJson::PnCounter {
                 increments,
                 decrements,
             } => Value::PnCounter(PnCounter::from_parts(
-                GCounter::from_counts(vv_from(increments)?),
-                GCounter::from_counts(vv_from(decrements)?),
+                GCounter::from_counts(vv_from(increments, u64::MAX)?),
+                GCounter::from_counts(vv_from(decrements, u64::MAX)?),
             )),
             ValueJson::LwwRegister { entry } => Value::LwwRegister(match entry {
                 None => LwwRegister::new(),
                 Some(e) => {
-                    if e.millis >= 1 << 48 {
-                        return Err(invalid("a timestamp's millis fit in 48 bits"));
+                    if e.millis > HlcTimestamp::MAX.millis() {
+                        return Err(invalid("a timestamp's millis are at most 2^47 - 1"));
                     }
                     let stamp = Stamp {
                         time: HlcTimestamp::new(e.millis, e.logical),
@@ -243,7 +286,7 @@ impl ValueJson {
                 }
             }),
             ValueJson::MvRegister { seen, values } => {
-                let seen = vv_from(seen)?;
+                let seen = vv_from(seen, Dot::MAX_COUNTER)?;
                 let dots = dots_from(values.iter().map(|v| v.dot).collect(), &seen)?;
                 debug_assert_eq!(dots.len(), values.len());
                 let values = distinct(
@@ -253,7 +296,7 @@ impl ValueJson {
                 Value::MvRegister(MvRegister::from_parts(seen, values.into_iter().collect()))
             }
             ValueJson::OrSet { seen, entries } => {
-                let seen = vv_from(seen)?;
+                let seen = vv_from(seen, Dot::MAX_COUNTER)?;
                 let entries: Result<Vec<_>, _> = entries
                     .into_iter()
                     .map(|e| Ok((e.value, live_dots(e.dots, &seen)?)))
@@ -264,7 +307,7 @@ impl ValueJson {
                 ))
             }
             ValueJson::OrMap { seen, entries } => {
-                let seen = vv_from(seen)?;
+                let seen = vv_from(seen, Dot::MAX_COUNTER)?;
                 let entries: Result<Vec<_>, DecodeError> = entries
                     .into_iter()
                     .map(|e| {
@@ -286,13 +329,13 @@ impl ValueJson {
                         Ok((Field { key: e.key, kind }, values))
                     })
                     .collect();
-                Value::OrMap(OrMap::from_parts(
+                Value::OrMap(ValueMap::from_parts(
                     seen,
                     distinct(entries?, "a map field is listed twice")?,
                 ))
             }
             ValueJson::Flag { seen, dots } => {
-                let seen = vv_from(seen)?;
+                let seen = vv_from(seen, Dot::MAX_COUNTER)?;
                 let dots = DotSet::from_sorted(dots_from(dots, &seen)?);
                 Value::Flag(EnableWinsFlag::from_parts(seen, dots))
             }
@@ -335,17 +378,32 @@ mod tests {
 
     #[test]
     fn json_with_a_dot_outside_the_context_is_refused() {
-        let json = r#"{"type":"or_set","seen":{},"entries":[{"value":{"int":1},"dots":[{"actor":"1","counter":1}]}]}"#;
+        let json = r#"{"type":"or_set","seen":{},"entries":[{"value":{"int":1},"dots":[{"actor":"0000000000000001","counter":1}]}]}"#;
         let err = serde_json::from_str::<Value>(json).unwrap_err().to_string();
         assert!(err.contains("outside the causal context"), "{err}");
     }
 
     #[test]
+    fn unknown_fields_aliased_actors_and_repeated_actors_are_refused() {
+        assert!(serde_json::from_str::<Value>(r#"{"type":"max","value":null}"#).is_ok());
+        assert!(serde_json::from_str::<Value>(r#"{"type":"max","value":null,"extra":1}"#).is_err());
+        let repeated =
+            r#"{"type":"g_counter","counts":{"0000000000000001":1,"0000000000000001":2}}"#;
+        let err = serde_json::from_str::<Value>(repeated)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+        assert!(
+            serde_json::from_str::<Value>(r#"{"type":"g_counter","counts":{"01":1}}"#).is_err()
+        );
+    }
+
+    #[test]
     fn unknown_types_and_duplicates_are_refused() {
         assert!(serde_json::from_str::<Value>(r#"{"type":"hyperloglog"}"#).is_err());
-        let dup = r#"{"type":"or_set","seen":{"1":2},"entries":[
-            {"value":{"int":1},"dots":[{"actor":"1","counter":1}]},
-            {"value":{"int":1},"dots":[{"actor":"1","counter":2}]}]}"#;
+        let dup = r#"{"type":"or_set","seen":{"0000000000000001":2},"entries":[
+            {"value":{"int":1},"dots":[{"actor":"0000000000000001","counter":1}]},
+            {"value":{"int":1},"dots":[{"actor":"0000000000000001","counter":2}]}]}"#;
         assert!(serde_json::from_str::<Value>(dup).is_err());
     }
 }

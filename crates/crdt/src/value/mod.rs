@@ -7,9 +7,11 @@ mod kind;
 mod scalar;
 #[allow(clippy::module_inception)]
 mod value;
+mod value_map;
 
 pub use convert::{Leaf, TypedValue};
 pub use kind::ValueKind;
 pub use scalar::Scalar;
 pub(crate) use value::join;
 pub use value::{Field, Value};
+pub use value_map::ValueMap;

@@ -1,9 +1,9 @@
 //! The `Value` enum.
 
-use super::{Scalar, ValueKind};
+use super::{Scalar, ValueKind, ValueMap};
 use crate::{
-    Crdt, EnableWinsFlag, Error, GCounter, LwwRegister, Max, Min, MvRegister, OrMap, OrSet,
-    PnCounter, Result,
+    Crdt, EnableWinsFlag, Error, GCounter, LwwRegister, Max, Min, MvRegister, OrSet, PnCounter,
+    Result,
 };
 
 /// A self-describing CRDT state: a type tag plus the state over [`Scalar`] leaves. This is what
@@ -48,7 +48,7 @@ pub enum Value {
     OrSet(OrSet<Scalar>),
     /// An observed-remove map of nested values. A field is named by its key *and* its type, as in
     /// Riak's maps, so fields of different types never collide.
-    OrMap(OrMap<Field, Value>),
+    OrMap(ValueMap),
     /// An enable-wins flag.
     Flag(EnableWinsFlag),
     /// A max register.
@@ -60,7 +60,8 @@ pub enum Value {
 /// The name of a field of a [`Value::OrMap`]: a key and the type of its value.
 ///
 /// Two replicas that put different types under one key create two fields rather than a
-/// conflict, and the encoding guarantees that the value of a field has the field's type.
+/// conflict; [`ValueMap`] and the decoders guarantee that the value of a field has the field's
+/// type.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -106,7 +107,7 @@ impl Value {
             ValueKind::LwwRegister => Value::LwwRegister(LwwRegister::new()),
             ValueKind::MvRegister => Value::MvRegister(MvRegister::new()),
             ValueKind::OrSet => Value::OrSet(OrSet::new()),
-            ValueKind::OrMap => Value::OrMap(OrMap::new()),
+            ValueKind::OrMap => Value::OrMap(ValueMap::new()),
             ValueKind::Flag => Value::Flag(EnableWinsFlag::new()),
             ValueKind::Max => Value::Max(Max::new()),
             ValueKind::Min => Value::Min(Min::new()),
@@ -129,10 +130,12 @@ impl Value {
         Ok(())
     }
 
-    /// Returns how deeply maps nest in this value (0 for a value that is not a map of maps).
+    /// Returns how many levels of maps this value nests: 0 for a value that is not a map, 1 for
+    /// a map of other values, 2 for a map of maps, and so on. At most
+    /// [`MAX_DEPTH`](crate::encode::MAX_DEPTH) for any value that decodes.
     pub fn depth(&self) -> usize {
         match self {
-            Value::OrMap(map) => map.iter().map(|(_, v)| 1 + v.depth()).max().unwrap_or(0),
+            Value::OrMap(map) => 1 + map.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
             _ => 0,
         }
     }

@@ -148,3 +148,50 @@ fn a_one_dot_entry_that_could_be_inline_must_be() {
         Err(haze_crdt::DecodeError::InvalidState(_))
     ));
 }
+
+/// A map whose one field holds two concurrent values, each the same `child`.
+fn two_values_of(child: &[u8]) -> Vec<u8> {
+    // Map, context {0: 1, 1: 1}, one field: uint key 0 with two explicit dots (mode 49).
+    let mut out = vec![6, 2, 0, 1, 1, 1, 1, 0b1100_0111, 0, 0, 1];
+    out.extend_from_slice(child);
+    out.extend_from_slice(&[1, 1]);
+    out.extend_from_slice(child);
+    out
+}
+
+#[test]
+fn nested_concurrent_values_decode_in_memory_proportional_to_their_size() {
+    // Found in review: merging concurrent values eagerly on decode made memory grow as 3^depth
+    // while the input grows as 2^depth. Now merges happen on first read, so this 60 KB input
+    // decodes at once; eagerly it took over half a gigabyte.
+    let mut value = vec![8, 0]; // an empty max register
+    for _ in 0..12 {
+        value = two_values_of(&value);
+    }
+    let mut bytes = vec![1];
+    bytes.extend_from_slice(&value);
+    let decoded = Value::decode(&bytes).unwrap();
+    assert_eq!(decoded.encode(), bytes);
+    assert_eq!(decoded.depth(), 12);
+}
+
+#[test]
+fn a_causal_context_beyond_2_pow_63_is_refused() {
+    use haze_crdt::{DecodeError, Dot};
+    // An OR-set whose context gives actor 0 the count 2^63: its next dot could not be minted.
+    let mut bytes = vec![1, 5, 1, 0];
+    let mut n = Dot::MAX_COUNTER + 1;
+    while n >= 0x80 {
+        bytes.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    bytes.extend_from_slice(&[n as u8, 0]);
+    assert!(matches!(
+        Value::decode(&bytes),
+        Err(DecodeError::InvalidState(_))
+    ));
+    // A grow-only counter may count that high.
+    bytes[1] = 1;
+    bytes.pop();
+    assert!(Value::decode(&bytes).is_ok());
+}

@@ -134,6 +134,26 @@ proptest! {
     }
 
     #[test]
+    fn or_map_a_fresh_nested_insert_survives_any_merge_with_a_state_that_did_not_see_it(
+        script in checker::script::<OrMap<u64, OrSet<String>>>(3, 30),
+        pick in any::<prop::sample::Index>(),
+        key in 0u64..3,
+        remove_first in any::<bool>(),
+    ) {
+        let (finals, history) = checker::run::<OrMap<u64, OrSet<String>>>(&script);
+        let mut x = finals[0].clone();
+        let actor = Env::new(0).actor; // replica 0's own actor
+        if remove_first {
+            x.remove(&key);
+        }
+        x.update(actor, key, |s| s.insert(actor, "fresh".to_string()));
+        let y = history[pick.index(history.len())].clone();
+        for merged in [x.clone().merge(y.clone()), y.merge(x)] {
+            prop_assert!(merged.get(&key).is_some_and(|s| s.contains(&"fresh".to_string())));
+        }
+    }
+
+    #[test]
     fn max_and_min_keep_the_extremes(values in prop::collection::vec(any::<i64>(), 1..20)) {
         let max = values.iter().map(|&v| Max::of(v)).fold(Max::new(), Max::merge);
         let min = values.iter().rev().map(|&v| Min::of(v)).fold(Min::new(), Min::merge);
@@ -182,21 +202,60 @@ fn typed_conversion_refuses_the_wrong_type_and_the_wrong_leaf() {
 
 #[test]
 fn fields_of_different_types_under_one_key_coexist() {
-    let mut map: OrMap<haze_crdt::Field, Value> = OrMap::new();
-    let mut env = Env::new(0);
+    let mut map = haze_crdt::ValueMap::new();
+    let env = Env::new(0);
     for kind in [ValueKind::PnCounter, ValueKind::OrSet] {
-        map.try_update_or_insert_with(
-            env.actor,
-            haze_crdt::Field::new("k", kind),
-            || Value::bottom(kind),
-            |_| Ok::<(), ()>(()),
-        )
+        map.update(env.actor, haze_crdt::Field::new("k", kind), |_| {
+            Ok::<(), Error>(())
+        })
         .unwrap();
     }
-    env.hlc.tick(&env.clock);
     assert_eq!(map.len(), 2);
     let value = Value::OrMap(map);
     assert_eq!(Value::decode(&value.encode()).unwrap(), value);
+}
+
+#[test]
+fn a_value_map_refuses_a_field_of_the_wrong_type_and_nesting_past_the_limit() {
+    let actor = Env::new(0).actor;
+    let mut map = haze_crdt::ValueMap::new();
+    let field = haze_crdt::Field::new("k", ValueKind::GCounter);
+    let err = map.update(actor, field, |v| {
+        *v = Value::bottom(ValueKind::Flag);
+        Ok::<(), Error>(())
+    });
+    assert_eq!(
+        err,
+        Err(Error::TypeMismatch {
+            stored: ValueKind::GCounter,
+            given: ValueKind::Flag
+        })
+    );
+    assert!(map.is_empty());
+
+    // Build maps nested exactly MAX_DEPTH levels: they encode and decode.
+    let max = haze_crdt::encode::MAX_DEPTH;
+    let nested = |levels: usize| {
+        let mut value = Value::bottom(ValueKind::OrMap);
+        for _ in 1..levels {
+            let mut outer = haze_crdt::ValueMap::new();
+            outer
+                .update(actor, haze_crdt::Field::new("in", ValueKind::OrMap), |v| {
+                    *v = value.clone();
+                    Ok::<(), Error>(())
+                })
+                .map(|_| Value::OrMap(outer))
+                .map(|v| value = v)?;
+        }
+        Ok::<Value, Error>(value)
+    };
+    let deepest = nested(max).unwrap();
+    assert_eq!(deepest.depth(), max);
+    assert_eq!(Value::decode(&deepest.encode()).unwrap(), deepest);
+    let json = serde_json::to_string(&deepest).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), deepest);
+    // One level more is refused when building it.
+    assert_eq!(nested(max + 1), Err(Error::TooDeep(max)));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use haze_crdt::{
     EnableWinsFlag, Field, GCounter, LwwRegister, Max, Min, MvRegister, OrMap, OrSet, PnCounter,
-    Scalar, TypedValue, Value, ValueKind,
+    Scalar, TypedValue, Value, ValueKind, ValueMap,
 };
 use proptest::prelude::*;
 
@@ -288,19 +288,14 @@ fn value_op_leaf() -> BoxedStrategy<ValueOp> {
     .boxed()
 }
 
-fn apply_value_op(map: &mut OrMap<Field, Value>, env: &mut Env, op: &ValueOp) {
+fn apply_value_op(map: &mut ValueMap, env: &mut Env, op: &ValueOp) {
     let actor = env.actor;
     let mut update = |key: &Scalar, kind: ValueKind, f: &mut dyn FnMut(&mut Value, &mut Env)| {
-        map.try_update_or_insert_with(
-            actor,
-            Field::new(key.clone(), kind),
-            || Value::bottom(kind),
-            |v| {
-                f(v, env);
-                Ok::<(), ()>(())
-            },
-        )
-        .expect("infallible");
+        map.update(actor, Field::new(key.clone(), kind), |v| {
+            f(v, env);
+            Ok::<(), haze_crdt::Error>(())
+        })
+        .expect("a field keeps its type and nests two levels");
     };
     match op {
         ValueOp::Counter { key, by } => update(key, ValueKind::PnCounter, &mut |v, env| {

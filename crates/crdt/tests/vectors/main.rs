@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use haze_crdt::{
     ActorId, EnableWinsFlag, Field, GCounter, Hlc, LwwRegister, ManualClock, Max, Min, MvRegister,
-    OrMap, OrSet, PnCounter, Scalar, Value, ValueKind,
+    OrSet, PnCounter, Scalar, Value, ValueKind, ValueMap,
 };
 
 const PHONE: ActorId = ActorId::new(0x9f1c_0000_0000_0001);
@@ -52,37 +52,25 @@ fn golden() -> Vec<(&'static str, Value)> {
     let mut flag = EnableWinsFlag::new();
     flag.enable(PHONE);
 
-    let mut map: OrMap<Field, Value> = OrMap::new();
-    let typed = |kind| move || Value::bottom(kind);
-    map.try_update_or_insert_with(
+    let mut map = ValueMap::new();
+    map.update(
         PHONE,
         Field::new("visits", ValueKind::GCounter),
-        typed(ValueKind::GCounter),
         |v| match v {
             Value::GCounter(c) => c.increment(PHONE, 2),
             _ => unreachable!(),
         },
     )
     .unwrap();
-    map.try_update_or_insert_with(
-        LAPTOP,
-        Field::new("list", ValueKind::OrSet),
-        typed(ValueKind::OrSet),
-        |v| {
-            *v = Value::from(or_set());
-            Ok::<(), ()>(())
-        },
-    )
+    map.update(LAPTOP, Field::new("list", ValueKind::OrSet), |v| {
+        *v = Value::from(or_set());
+        Ok::<(), haze_crdt::Error>(())
+    })
     .unwrap();
-    map.try_update_or_insert_with(
-        LAPTOP,
-        Field::new(Scalar::UInt(7), ValueKind::Max),
-        typed(ValueKind::Max),
-        |v| {
-            *v = Value::from(Max::of(42u64));
-            Ok::<(), ()>(())
-        },
-    )
+    map.update(LAPTOP, Field::new(Scalar::UInt(7), ValueKind::Max), |v| {
+        *v = Value::from(Max::of(42u64));
+        Ok::<(), haze_crdt::Error>(())
+    })
     .unwrap();
 
     vec![
