@@ -1,0 +1,50 @@
+//! Applying one write to a stored value: the rules both stores share.
+
+use haze_crdt::Value;
+
+use crate::{Mutation, StoreConfig, WriteError};
+
+/// Returns the new value of a key given its current value, or why the write is refused.
+/// Returns the new value's encoding too, which the caller stores (it was needed for the size
+/// check anyway).
+pub(crate) fn merged_value(
+    config: &StoreConfig,
+    key: &[u8],
+    current: Option<Value>,
+    mutation: Mutation,
+) -> Result<(Value, Vec<u8>), WriteError> {
+    if key.len() > config.max_key_bytes {
+        return Err(WriteError::KeyTooLarge {
+            size: key.len(),
+            limit: config.max_key_bytes,
+        });
+    }
+    let merged = match (current, mutation) {
+        (None, Mutation::Merge(given)) => given,
+        (Some(mut stored), Mutation::Merge(given)) => {
+            stored.merge(given)?;
+            stored
+        }
+        (current, Mutation::Update(f)) => {
+            let stored_kind = current.as_ref().map(Value::kind);
+            let updated = f(current)?;
+            if let Some(stored) = stored_kind
+                && stored != updated.kind()
+            {
+                return Err(WriteError::TypeMismatch {
+                    stored,
+                    given: updated.kind(),
+                });
+            }
+            updated
+        }
+    };
+    let encoded = merged.encode();
+    if encoded.len() > config.max_value_bytes {
+        return Err(WriteError::ValueTooLarge {
+            size: encoded.len(),
+            limit: config.max_value_bytes,
+        });
+    }
+    Ok((merged, encoded))
+}

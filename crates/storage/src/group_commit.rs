@@ -1,0 +1,314 @@
+//! The writer thread: group commit.
+
+// Timing here only paces the periodic fsync and feeds metrics; simulations use a `Store`
+// directly, without this thread.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use haze_crdt::Value;
+
+use crate::{Durability, Error, Mutation, Store, Write, WriteError};
+
+/// Called once with the outcome of a write: after the commit (and, in `sync` mode, the fsync)
+/// that made it durable, or with the reason it was refused.
+pub type Reply = Box<dyn FnOnce(Result<Value, WriteError>) + Send>;
+
+enum Message {
+    Write {
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: Reply,
+    },
+    Stop,
+}
+
+/// Counters of the writer thread, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Commits made (one per group of writes).
+    pub commits: AtomicU64,
+    /// Writes applied (acknowledged or refused by their own rules).
+    pub writes: AtomicU64,
+    /// Total time spent committing (applying and, in `sync` mode, fsyncing), in microseconds.
+    pub commit_micros: AtomicU64,
+    /// Commits that took at most 0.1, 0.5, 1, 5, 10, 50 ms, and the rest.
+    pub commit_micros_buckets: [AtomicU64; 7],
+    /// Periodic fsyncs (in `periodic` mode).
+    pub syncs: AtomicU64,
+}
+
+/// The upper bounds of [`CommitStats::commit_micros_buckets`], in microseconds.
+pub const COMMIT_BUCKET_BOUNDS_MICROS: [u64; 6] = [100, 500, 1_000, 5_000, 10_000, 50_000];
+
+impl CommitStats {
+    fn record(&self, writes: usize, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+        self.commit_micros.fetch_add(micros, Ordering::Relaxed);
+        let bucket = COMMIT_BUCKET_BOUNDS_MICROS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(6);
+        self.commit_micros_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Submits writes to the writer thread. Cheap to clone; one per connection is fine.
+#[derive(Clone)]
+pub struct WriterHandle {
+    sender: SyncSender<Message>,
+    stats: Arc<CommitStats>,
+    failed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for WriterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterHandle")
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriterHandle {
+    /// Queues a write of `mutation` to `key`; `reply` is called with its outcome.
+    ///
+    /// # Errors
+    ///
+    /// Gives `reply` back, with the reason, when the queue is full (the caller should answer
+    /// "overloaded") or the writer has stopped.
+    pub fn submit(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: Reply,
+    ) -> Result<(), (Reply, SubmitError)> {
+        match self.sender.try_send(Message::Write {
+            key,
+            mutation,
+            reply,
+        }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Message::Write { reply, .. })) => {
+                Err((reply, SubmitError::Full))
+            }
+            Err(TrySendError::Disconnected(Message::Write { reply, .. })) => {
+                Err((reply, SubmitError::Stopped))
+            }
+            Err(_) => unreachable!("only writes are sent through handles"),
+        }
+    }
+
+    /// Returns the writer's counters.
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
+    }
+
+    /// Returns whether the store failed (an fsync or write error): nothing more is acknowledged.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a write could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue is full: the node is overloaded.
+    #[error("the write queue is full")]
+    Full,
+    /// The writer has stopped.
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+/// The writer thread: it owns all writes to a [`Store`], applies the writes that arrive together
+/// as one batch (one commit, one fsync in `sync` mode), and acknowledges them after.
+#[derive(Debug)]
+pub struct GroupCommitter {
+    handle: WriterHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The most writes applied in one commit.
+const MAX_BATCH: usize = 1024;
+/// The most writes waiting in the queue before `submit` says the node is overloaded.
+const QUEUE_CAPACITY: usize = 64 * 1024;
+
+impl GroupCommitter {
+    /// Starts the writer thread for `store`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the thread cannot be spawned.
+    pub fn start(store: Arc<dyn Store>) -> crate::Result<Self> {
+        let (sender, receiver) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let stats = Arc::new(CommitStats::default());
+        let failed = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            store,
+            receiver,
+            stats: stats.clone(),
+            failed: failed.clone(),
+            failure: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("haze-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::Io(e.to_string()))?;
+        Ok(GroupCommitter {
+            handle: WriterHandle {
+                sender,
+                stats,
+                failed,
+            },
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Returns a handle to submit writes.
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Applies the writes already queued, makes everything durable, and stops the thread.
+    pub fn shutdown(&self) {
+        // The queue may be full; a blocking send waits for room, which the writer makes.
+        let _ = self.handle.sender.send(Message::Stop);
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for GroupCommitter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    receiver: Receiver<Message>,
+    stats: Arc<CommitStats>,
+    failed: Arc<AtomicBool>,
+    /// The first failure: once set, every later write is answered with it, unacknowledged.
+    failure: Option<Error>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let interval = match self.store.config().durability {
+            Durability::Sync => None,
+            Durability::Periodic { interval_ms } => Some(Duration::from_millis(interval_ms.max(1))),
+        };
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        let mut stopping = false;
+        while !stopping {
+            let first = match interval {
+                None => self
+                    .receiver
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(every) => self
+                    .receiver
+                    .recv_timeout(every.saturating_sub(last_sync.elapsed())),
+            };
+            let mut batch = Vec::new();
+            match first {
+                Ok(Message::Write {
+                    key,
+                    mutation,
+                    reply,
+                }) => batch.push((key, mutation, reply)),
+                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            while batch.len() < MAX_BATCH {
+                match self.receiver.try_recv() {
+                    Ok(Message::Write {
+                        key,
+                        mutation,
+                        reply,
+                    }) => batch.push((key, mutation, reply)),
+                    Ok(Message::Stop) => stopping = true,
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(batch);
+                dirty = true;
+            }
+            if let Some(every) = interval
+                && dirty
+                && (stopping || last_sync.elapsed() >= every)
+            {
+                self.sync();
+                last_sync = Instant::now();
+                dirty = false;
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<(Vec<u8>, Mutation, Reply)>) {
+        let (mut writes, replies): (Vec<Write>, Vec<Reply>) = batch
+            .into_iter()
+            .map(|(key, mutation, reply)| (Write::new(key, mutation), reply))
+            .unzip();
+        if let Some(failure) = &self.failure {
+            for reply in replies {
+                reply(Err(WriteError::Store(Error::Stopped(failure.to_string()))));
+            }
+            return;
+        }
+        let started = Instant::now();
+        let result = self.store.apply(&mut writes);
+        self.stats.record(writes.len(), started.elapsed());
+        match result {
+            Ok(()) => {
+                for (write, reply) in writes.into_iter().zip(replies) {
+                    let outcome = write.outcome.unwrap_or(Err(WriteError::Store(Error::Io(
+                        "write not applied".into(),
+                    ))));
+                    reply(outcome);
+                }
+            }
+            Err(e) => {
+                // The commit (or its fsync) failed: nothing of the batch may be acknowledged,
+                // and after an fsync failure the kernel may have dropped dirty pages, so no later
+                // write can be trusted either (PostgreSQL's "fsyncgate"). Stop acknowledging.
+                self.fail(e.clone());
+                for reply in replies {
+                    reply(Err(WriteError::Store(e.clone())));
+                }
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
+        match self.store.sync() {
+            Ok(()) => {
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.failed.store(true, Ordering::Relaxed);
+        self.failure = Some(e);
+    }
+}

@@ -1,0 +1,38 @@
+//! Haze's durable store: CRDT [`Value`](haze_crdt::Value)s by key, merged atomically, made
+//! durable in groups.
+//!
+//! Keys are stored in *ring order*: a stable 64-bit hash of the key bytes (xxh3) first, then the
+//! key, so every partition of the ring is one contiguous range that later layers stream and
+//! digest. Every write is a read-merge-write of one key inside the store's single writer, so
+//! merges of one key are atomic; a [`GroupCommitter`] thread applies the writes that arrive
+//! together in one transaction with one fsync (group commit).
+//!
+//! The API is synchronous (no tokio here): async code submits writes to the committer with a
+//! completion callback and reads directly.
+//!
+//! # Layout
+//!
+//! * `key` — ring hashing, ring-ordered store keys, digest buckets.
+//! * `store` — the [`Store`] trait, writes and their outcomes, configuration.
+//! * `mem_store` — [`MemStore`], in memory, for tests and simulations.
+//! * `disk_store` — [`DiskStore`], durable, on redb.
+//! * `apply` — the merge of one write into a stored value, shared by both stores.
+//! * `group_commit` — the writer thread.
+//! * `error` — [`Error`] (the store failed) and [`WriteError`] (one write was refused).
+
+mod apply;
+mod disk_store;
+mod error;
+mod group_commit;
+mod key;
+mod mem_store;
+mod store;
+
+pub use disk_store::DiskStore;
+pub use error::{Error, Result, WriteError};
+pub use group_commit::{
+    COMMIT_BUCKET_BOUNDS_MICROS, CommitStats, GroupCommitter, Reply, SubmitError, WriterHandle,
+};
+pub use key::{DIGEST_BUCKETS, digest_bucket, key_digest, ring_hash};
+pub use mem_store::MemStore;
+pub use store::{Durability, Mutation, Store, StoreConfig, Write};

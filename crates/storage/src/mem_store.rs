@@ -1,0 +1,106 @@
+//! A store in memory: the reference for the conformance suite, and for simulations.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use haze_crdt::Value;
+
+use crate::apply::merged_value;
+use crate::key::{digest_bucket, key_digest, ring_hash, store_key};
+use crate::{DIGEST_BUCKETS, Error, Result, Store, StoreConfig, Write};
+
+/// A [`Store`] that keeps encoded values in a `BTreeMap` in ring order. Nothing survives the
+/// process; `sync` does nothing.
+#[derive(Debug)]
+pub struct MemStore {
+    config: StoreConfig,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Ring-ordered key → encoded value.
+    values: BTreeMap<Vec<u8>, Vec<u8>>,
+    buckets: Vec<u64>,
+}
+
+impl MemStore {
+    /// Returns an empty store.
+    pub fn new(config: StoreConfig) -> Self {
+        MemStore {
+            config,
+            state: Mutex::new(State {
+                values: BTreeMap::new(),
+                buckets: vec![0; DIGEST_BUCKETS],
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock would be our bug; the state is still consistent
+        // because every write replaces whole entries.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Value> {
+    Value::decode(bytes).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+impl Store for MemStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.state()
+            .values
+            .get(&store_key(key))
+            .map(|b| decode(b))
+            .transpose()
+    }
+
+    fn apply(&self, batch: &mut [Write]) -> Result<()> {
+        let mut state = self.state();
+        for write in batch.iter_mut() {
+            let Some(mutation) = write.mutation.take() else {
+                continue;
+            };
+            let skey = store_key(&write.key);
+            let old = state.values.get(&skey).cloned();
+            let current = old.as_deref().map(decode).transpose()?;
+            write.outcome = Some(
+                merged_value(&self.config, &write.key, current, mutation).map(
+                    |(value, encoded)| {
+                        let bucket = digest_bucket(ring_hash(&write.key));
+                        if let Some(old) = &old {
+                            state.buckets[bucket] ^= key_digest(&write.key, old);
+                        }
+                        state.buckets[bucket] ^= key_digest(&write.key, &encoded);
+                        state.values.insert(skey, encoded);
+                        value
+                    },
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn digest(&self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self
+            .state()
+            .values
+            .get(&store_key(key))
+            .map(|b| key_digest(key, b)))
+    }
+
+    fn bucket_digests(&self) -> Result<Vec<u64>> {
+        Ok(self.state().buckets.clone())
+    }
+
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,132 @@
+//! The storage trait and what a write is.
+
+use haze_crdt::Value;
+
+use crate::{Result, WriteError};
+
+/// How writes are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledge a write only after an fsync that covers it (the default). Writes that arrive
+    /// together share one fsync.
+    Sync,
+    /// Acknowledge once a write is applied; fsync every `interval_ms` milliseconds. A crash can
+    /// lose the acknowledged writes of the last interval.
+    Periodic {
+        /// Milliseconds between fsyncs.
+        interval_ms: u64,
+    },
+}
+
+/// Limits and durability of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// How writes are made durable.
+    pub durability: Durability,
+    /// The largest key, in bytes (default 1 KiB).
+    pub max_key_bytes: usize,
+    /// The largest encoded value, in bytes (default 64 KiB). A merge whose result would be larger
+    /// is refused and changes nothing.
+    pub max_value_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            durability: Durability::Sync,
+            max_key_bytes: 1024,
+            max_value_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What a write does to the stored value of its key.
+pub enum Mutation {
+    /// Merge a full state into the stored one (the stored value is created if absent).
+    Merge(Value),
+    /// Apply an operation to the stored value (`None` if absent) and return the new value: a
+    /// typed operation applied by the node on a client's behalf. It runs inside the writer, so
+    /// it is atomic with respect to every other write of the key. An error refuses the write.
+    Update(Box<dyn FnOnce(Option<Value>) -> Result<Value, WriteError> + Send>),
+}
+
+impl std::fmt::Debug for Mutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mutation::Merge(v) => f.debug_tuple("Merge").field(&v.kind()).finish(),
+            Mutation::Update(_) => f.write_str("Update(..)"),
+        }
+    }
+}
+
+/// One write in a batch: a key, its mutation, and after [`Store::apply`] its outcome.
+#[derive(Debug)]
+pub struct Write {
+    /// The key (user bytes, not yet in ring order).
+    pub key: Vec<u8>,
+    /// What to do; taken when applied.
+    pub mutation: Option<Mutation>,
+    /// The merged value now stored, or why this write was refused.
+    pub outcome: Option<Result<Value, WriteError>>,
+}
+
+impl Write {
+    /// Returns a write of `mutation` to `key`, not yet applied.
+    pub fn new(key: Vec<u8>, mutation: Mutation) -> Self {
+        Write {
+            key,
+            mutation: Some(mutation),
+            outcome: None,
+        }
+    }
+}
+
+/// A store of CRDT values by key.
+///
+/// Implementations: [`DiskStore`](crate::DiskStore) and [`MemStore`](crate::MemStore), which
+/// pass one conformance suite (`tests/conformance`).
+pub trait Store: Send + Sync + 'static {
+    /// Returns the value stored under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`](crate::Error) if the store cannot read or the stored bytes are damaged.
+    fn get(&self, key: &[u8]) -> Result<Option<Value>>;
+
+    /// Applies a batch of writes, in order, as one atomic commit: each write reads the key's
+    /// value (seeing earlier writes of the batch), merges, checks the limits, and stores the
+    /// result; a refused write changes nothing and the others go on. With [`Durability::Sync`],
+    /// the commit is durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`](crate::Error) if the commit failed: then no write of the batch may be
+    /// acknowledged, and the store must not be used again.
+    fn apply(&self, batch: &mut [Write]) -> Result<()>;
+
+    /// Makes every applied write durable (for [`Durability::Periodic`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error`](crate::Error) if the fsync failed.
+    fn sync(&self) -> Result<()>;
+
+    /// Returns the digest of the value stored under `key`: [`key_digest`](crate::key_digest) of
+    /// its encoding, or `None` if absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn digest(&self, key: &[u8]) -> Result<Option<u64>>;
+
+    /// Returns the digest of each of the [`DIGEST_BUCKETS`](crate::DIGEST_BUCKETS) slices of the
+    /// ring: the XOR of the digests of its keys, kept up to date by every write.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn bucket_digests(&self) -> Result<Vec<u64>>;
+
+    /// Returns the configuration.
+    fn config(&self) -> &StoreConfig;
+}

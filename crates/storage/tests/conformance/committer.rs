@@ -1,0 +1,173 @@
+//! The group committer: writes that arrive together share one commit, and a failed commit stops
+//! every later acknowledgement.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+
+use haze_crdt::Value;
+use haze_storage::{
+    Durability, Error, GroupCommitter, MemStore, Mutation, Reply, Store, StoreConfig, Write,
+    WriteError,
+};
+
+use crate::suite::counter;
+
+/// A store that can hold its first commit until released, fail its n-th commit, and count syncs.
+struct Gated {
+    inner: MemStore,
+    gate: Mutex<bool>,
+    opened: Condvar,
+    applies: AtomicUsize,
+    fail_on: Option<usize>,
+    syncs: AtomicUsize,
+}
+
+impl Gated {
+    fn new(config: StoreConfig, held: bool, fail_on: Option<usize>) -> Arc<Self> {
+        Arc::new(Gated {
+            inner: MemStore::new(config),
+            gate: Mutex::new(held),
+            opened: Condvar::new(),
+            applies: AtomicUsize::new(0),
+            fail_on,
+            syncs: AtomicUsize::new(0),
+        })
+    }
+
+    fn release(&self) {
+        *self.gate.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+}
+
+impl Store for Gated {
+    fn get(&self, key: &[u8]) -> haze_storage::Result<Option<Value>> {
+        self.inner.get(key)
+    }
+    fn apply(&self, batch: &mut [Write]) -> haze_storage::Result<()> {
+        let n = self.applies.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut held = self.gate.lock().unwrap();
+        while *held {
+            held = self.opened.wait(held).unwrap();
+        }
+        if self.fail_on == Some(n) {
+            return Err(Error::Io("injected fsync failure".into()));
+        }
+        self.inner.apply(batch)
+    }
+    fn sync(&self) -> haze_storage::Result<()> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn digest(&self, key: &[u8]) -> haze_storage::Result<Option<u64>> {
+        self.inner.digest(key)
+    }
+    fn bucket_digests(&self) -> haze_storage::Result<Vec<u64>> {
+        self.inner.bucket_digests()
+    }
+    fn config(&self) -> &StoreConfig {
+        self.inner.config()
+    }
+}
+
+fn reply_to(tx: &mpsc::Sender<Result<Value, WriteError>>) -> Reply {
+    let tx = tx.clone();
+    Box::new(move |outcome| {
+        let _ = tx.send(outcome);
+    })
+}
+
+fn submit(
+    committer: &GroupCommitter,
+    key: &[u8],
+    value: Value,
+    tx: &mpsc::Sender<Result<Value, WriteError>>,
+) {
+    committer
+        .handle()
+        .submit(key.to_vec(), Mutation::Merge(value), reply_to(tx))
+        .map_err(|(_, e)| e)
+        .unwrap();
+}
+
+#[test]
+fn writes_that_arrive_during_a_commit_share_the_next_one() {
+    let store = Gated::new(StoreConfig::default(), true, None);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    submit(&committer, b"first", counter(1, 1), &tx);
+    while store.applies.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now(); // the writer is now inside the first commit, held
+    }
+    for i in 0..100u64 {
+        submit(&committer, b"k", counter(i, 1), &tx);
+    }
+    store.release();
+    let outcomes: Vec<_> = (0..101).map(|_| rx.recv().unwrap()).collect();
+    assert!(outcomes.iter().all(Result::is_ok));
+    let stats = committer.handle();
+    assert_eq!(stats.stats().writes.load(Ordering::SeqCst), 101);
+    assert_eq!(
+        stats.stats().commits.load(Ordering::SeqCst),
+        2,
+        "100 queued writes share one commit"
+    );
+    match store.get(b"k").unwrap() {
+        Some(Value::GCounter(c)) => assert_eq!(c.value(), 100),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_commit_stops_every_later_acknowledgement() {
+    let store = Gated::new(StoreConfig::default(), false, Some(2));
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    submit(&committer, b"a", counter(1, 1), &tx);
+    assert!(rx.recv().unwrap().is_ok());
+    submit(&committer, b"b", counter(1, 1), &tx);
+    assert_eq!(
+        rx.recv().unwrap(),
+        Err(WriteError::Store(Error::Io(
+            "injected fsync failure".into()
+        )))
+    );
+    assert!(committer.handle().has_failed());
+    submit(&committer, b"c", counter(1, 1), &tx);
+    assert!(matches!(
+        rx.recv().unwrap(),
+        Err(WriteError::Store(Error::Stopped(_)))
+    ));
+    assert_eq!(
+        store.applies.load(Ordering::SeqCst),
+        2,
+        "nothing is applied after the failure"
+    );
+}
+
+#[test]
+fn periodic_mode_acknowledges_then_syncs_by_shutdown() {
+    let config = StoreConfig {
+        durability: Durability::Periodic {
+            interval_ms: 60_000,
+        },
+        ..StoreConfig::default()
+    };
+    let store = Gated::new(config, false, None);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    submit(&committer, b"a", counter(1, 1), &tx);
+    assert!(rx.recv().unwrap().is_ok());
+    assert_eq!(
+        store.syncs.load(Ordering::SeqCst),
+        0,
+        "acknowledged before any fsync"
+    );
+    committer.shutdown();
+    assert_eq!(
+        store.syncs.load(Ordering::SeqCst),
+        1,
+        "shutdown makes everything durable"
+    );
+}

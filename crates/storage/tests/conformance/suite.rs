@@ -1,0 +1,144 @@
+//! The checks every store passes.
+
+use haze_crdt::{ActorId, GCounter, OrSet, Value, ValueKind};
+use haze_storage::{
+    DIGEST_BUCKETS, Mutation, Store, StoreConfig, Write, WriteError, digest_bucket, key_digest,
+    ring_hash,
+};
+use tempfile::TempDir;
+
+pub type Make = fn(StoreConfig) -> (Box<dyn Store>, Option<TempDir>);
+
+pub fn counter(actor: u64, n: u64) -> Value {
+    let mut c = GCounter::new();
+    c.increment(ActorId::new(actor), n).unwrap();
+    Value::from(c)
+}
+
+pub fn merge(store: &dyn Store, key: &[u8], value: Value) -> Result<Value, WriteError> {
+    let mut batch = [Write::new(key.to_vec(), Mutation::Merge(value))];
+    store.apply(&mut batch).expect("the commit succeeds");
+    batch[0].outcome.take().expect("applied")
+}
+
+fn count(value: &Value) -> u128 {
+    match value {
+        Value::GCounter(c) => c.value(),
+        other => panic!("not a counter: {other:?}"),
+    }
+}
+
+pub fn absent_keys_read_as_none(make: Make) {
+    let (store, _dir) = make(StoreConfig::default());
+    assert_eq!(store.get(b"nothing").unwrap(), None);
+    assert_eq!(store.digest(b"nothing").unwrap(), None);
+}
+
+pub fn a_merge_creates_then_merges(make: Make) {
+    let (store, _dir) = make(StoreConfig::default());
+    assert_eq!(count(&merge(&*store, b"k", counter(1, 2)).unwrap()), 2);
+    assert_eq!(count(&merge(&*store, b"k", counter(2, 3)).unwrap()), 5);
+    assert_eq!(
+        count(&merge(&*store, b"k", counter(1, 2)).unwrap()),
+        5,
+        "merging twice changes nothing"
+    );
+    assert_eq!(count(&store.get(b"k").unwrap().unwrap()), 5);
+}
+
+pub fn a_type_mismatch_is_refused_and_changes_nothing(make: Make) {
+    let (store, _dir) = make(StoreConfig::default());
+    merge(&*store, b"k", counter(1, 2)).unwrap();
+    let err = merge(&*store, b"k", Value::from(OrSet::<String>::new())).unwrap_err();
+    assert_eq!(
+        err,
+        WriteError::TypeMismatch {
+            stored: ValueKind::GCounter,
+            given: ValueKind::OrSet
+        }
+    );
+    assert_eq!(count(&store.get(b"k").unwrap().unwrap()), 2);
+}
+
+pub fn oversized_values_and_keys_are_refused_and_change_nothing(make: Make) {
+    let config = StoreConfig {
+        max_value_bytes: 64,
+        max_key_bytes: 8,
+        ..StoreConfig::default()
+    };
+    let (store, _dir) = make(config);
+    merge(&*store, b"k", counter(1, 1)).unwrap();
+    let digests = store.bucket_digests().unwrap();
+    // Each actor adds about 10 bytes: 10 actors pass 64.
+    let mut big = counter(1, 1);
+    for actor in 2..12 {
+        big.merge(counter(actor << 40, 1)).unwrap();
+    }
+    assert!(matches!(
+        merge(&*store, b"k", big),
+        Err(WriteError::ValueTooLarge { limit: 64, .. })
+    ));
+    assert!(matches!(
+        merge(&*store, b"too long a key", counter(1, 1)),
+        Err(WriteError::KeyTooLarge { limit: 8, .. })
+    ));
+    assert_eq!(count(&store.get(b"k").unwrap().unwrap()), 1);
+    assert_eq!(store.get(b"too long a key").unwrap(), None);
+    assert_eq!(store.bucket_digests().unwrap(), digests);
+}
+
+pub fn updates_apply_in_batch_order(make: Make) {
+    let (store, _dir) = make(StoreConfig::default());
+    let add = |n: u64| {
+        Mutation::Update(Box::new(move |current: Option<Value>| {
+            let mut c = match current {
+                None => GCounter::new(),
+                Some(v) => GCounter::try_from(v)?,
+            };
+            c.increment(ActorId::new(7), n)?;
+            Ok(Value::from(c))
+        }))
+    };
+    let mut batch = [
+        Write::new(b"k".to_vec(), add(1)),
+        Write::new(b"k".to_vec(), add(2)),
+        Write::new(b"j".to_vec(), add(5)),
+    ];
+    store.apply(&mut batch).unwrap();
+    let outcomes: Vec<u128> = batch
+        .iter_mut()
+        .map(|w| count(&w.outcome.take().unwrap().unwrap()))
+        .collect();
+    assert_eq!(outcomes, [1, 3, 5]);
+    // An update that changes the type is refused.
+    let mut refused = [Write::new(
+        b"k".to_vec(),
+        Mutation::Update(Box::new(|_| Ok(Value::bottom(ValueKind::Flag)))),
+    )];
+    store.apply(&mut refused).unwrap();
+    assert!(matches!(
+        refused[0].outcome,
+        Some(Err(WriteError::TypeMismatch { .. }))
+    ));
+}
+
+pub fn digests_track_every_write(make: Make) {
+    let (store, _dir) = make(StoreConfig::default());
+    let keys: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| format!("key-{i}").into_bytes())
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        merge(&*store, key, counter(1, i as u64 + 1)).unwrap();
+        if i % 3 == 0 {
+            merge(&*store, key, counter(2, 1)).unwrap(); // a second write of the key
+        }
+    }
+    // Recompute every bucket from scratch and compare with the incrementally kept digests.
+    let mut expected = vec![0u64; DIGEST_BUCKETS];
+    for key in &keys {
+        let encoded = store.get(key).unwrap().unwrap().encode();
+        assert_eq!(store.digest(key).unwrap(), Some(key_digest(key, &encoded)));
+        expected[digest_bucket(ring_hash(key))] ^= key_digest(key, &encoded);
+    }
+    assert_eq!(store.bucket_digests().unwrap(), expected);
+}
