@@ -13,7 +13,10 @@
 
 mod reader;
 mod value_codec;
-mod writer;
+pub mod writer;
+
+pub use reader::Reader;
+pub use value_codec::{read_scalar, write_scalar};
 
 use crate::Value;
 use crate::error::DecodeError;

@@ -2,25 +2,27 @@
 
 use crate::error::DecodeError;
 
-/// A cursor over untrusted input. Every read is bounds-checked and returns an error, never
+/// A cursor over untrusted input, for the encoding of values and the frames that carry them. Every read is bounds-checked and returns an error, never
 /// panics; every length is checked against what remains before it is used.
 #[derive(Debug)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    /// Returns a reader at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, pos: 0 }
     }
 
     /// Returns the offset of the next byte (for error messages).
-    pub(crate) fn offset(&self) -> usize {
+    pub fn offset(&self) -> usize {
         self.pos
     }
 
-    pub(crate) fn remaining(&self) -> usize {
+    /// Returns how many bytes are left.
+    pub fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
@@ -30,14 +32,23 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+    /// Reads one byte.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::UnexpectedEnd`] at the end of the input.
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
         let b = *self.bytes.get(self.pos).ok_or_else(|| self.end())?;
         self.pos += 1;
         Ok(b)
     }
 
     /// Reads a minimal LEB128 varint of at most 10 bytes that fits in a `u64`.
-    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::BadVarint`] or [`DecodeError::UnexpectedEnd`].
+    pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let start = self.pos;
         let bad = DecodeError::BadVarint { offset: start };
         let mut value = 0u64;
@@ -59,14 +70,23 @@ impl<'a> Reader<'a> {
         Err(bad)
     }
 
-    pub(crate) fn signed(&mut self) -> Result<i64, DecodeError> {
+    /// Reads a zigzag-encoded signed varint.
+    ///
+    /// # Errors
+    ///
+    /// As [`varint`](Self::varint).
+    pub fn signed(&mut self) -> Result<i64, DecodeError> {
         let n = self.varint()?;
         Ok(((n >> 1) as i64) ^ -((n & 1) as i64))
     }
 
     /// Reads a count of items that each take at least `min_item_bytes` bytes, and refuses one
     /// that the remaining input could not hold, so that no allocation is sized by a lie.
-    pub(crate) fn count(&mut self, min_item_bytes: usize) -> Result<usize, DecodeError> {
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::LengthTooLarge`], or as [`varint`](Self::varint).
+    pub fn count(&mut self, min_item_bytes: usize) -> Result<usize, DecodeError> {
         let offset = self.pos;
         let claimed = self.varint()?;
         let remaining = self.remaining();
@@ -82,7 +102,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a length-prefixed byte string.
-    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    ///
+    /// # Errors
+    ///
+    /// As [`count`](Self::count).
+    pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.count(1)?;
         let slice = &self.bytes[self.pos..self.pos + len];
         self.pos += len;

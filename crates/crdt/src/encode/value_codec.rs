@@ -169,7 +169,8 @@ fn write_entry_dot(out: &mut Vec<u8>, seen: &VersionVector, dot: Dot, layout: Do
     }
 }
 
-fn write_scalar(out: &mut Vec<u8>, s: &Scalar) {
+/// Appends a scalar: its tag, then its payload.
+pub fn write_scalar(out: &mut Vec<u8>, s: &Scalar) {
     out.push(s.tag());
     write_scalar_payload(out, s);
 }
@@ -312,7 +313,12 @@ fn read_dots(r: &mut Reader<'_>, seen: &VersionVector, n: usize) -> Result<Vec<D
     Ok(dots)
 }
 
-fn read_scalar(r: &mut Reader<'_>) -> Result<Scalar, DecodeError> {
+/// Reads a scalar written by [`write_scalar`].
+///
+/// # Errors
+///
+/// A [`DecodeError`] for an unknown tag, bad UTF-8 or truncated input.
+pub fn read_scalar(r: &mut Reader<'_>) -> Result<Scalar, DecodeError> {
     let offset = r.offset();
     let tag = r.u8()?;
     if tag > 3 {

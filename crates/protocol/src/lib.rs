@@ -1,0 +1,24 @@
+//! Haze's binary client protocol over TCP, shared by the node, the client and the CLI.
+//!
+//! A connection carries length-prefixed frames. Each request frame has a request id chosen by
+//! the client; the response frame carries the same id, so a connection can have many requests
+//! in flight and responses may come back in any order. The first exchange is a versioned
+//! handshake. `docs/protocol.md` is the full reference.
+//!
+//! # Layout
+//!
+//! * `frame` — framing: reading and writing frames with a size limit.
+//! * `message` — [`Request`] and [`Response`], their encoding and decoding.
+//! * `error_code` — [`ErrorCode`]: stable numbers for errors that cross the wire.
+
+mod error_code;
+mod frame;
+mod message;
+
+pub use error_code::ErrorCode;
+pub use frame::{
+    FRAME_HEADER_BYTES, FrameError, MAX_FRAME_BYTES, flush_frames, read_frame, write_frame,
+};
+pub use message::{
+    DecodeError, HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, TypedOp, WireError,
+};

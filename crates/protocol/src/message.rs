@@ -1,0 +1,451 @@
+//! Requests and responses, and their encoding inside a frame body.
+//!
+//! ```text
+//! body = request_id:u64 (big-endian) kind:u8 payload
+//! ```
+//!
+//! Payload fields use the value encoding's primitives (`haze_crdt::encode`): varint lengths,
+//! byte strings, scalars, and values as length-prefixed encoded `Value`s.
+
+use haze_crdt::encode::{Reader, read_scalar, write_scalar, writer};
+use haze_crdt::{Scalar, Value};
+
+use crate::ErrorCode;
+
+/// Chosen by the client per request; the response carries the same id.
+pub type RequestId = u64;
+
+/// The first bytes of a client's hello.
+pub const HELLO_MAGIC: [u8; 4] = *b"HAZE";
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The handshake: must be the first request of a connection.
+    Hello {
+        /// The client's protocol version.
+        version: u16,
+    },
+    /// Read a key's value.
+    Get {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Merge a full state into a key; the response is the merged state.
+    Merge {
+        /// The key.
+        key: Vec<u8>,
+        /// The state to merge.
+        value: Value,
+    },
+    /// Merge several keys in one request; the response holds one result per item, in order.
+    MergeBatch {
+        /// The keys and states.
+        items: Vec<(Vec<u8>, Value)>,
+    },
+    /// Read the digest of a key's value (a hash of its state), for sync.
+    Digest {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Apply a typed operation with the node's own actor id; the response is the new state.
+    Op {
+        /// The key.
+        key: Vec<u8>,
+        /// The operation.
+        op: TypedOp,
+    },
+    /// Check that the connection is alive.
+    Ping,
+}
+
+/// An operation the node applies on the client's behalf, with the node's actor id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypedOp {
+    /// Add to a PN-counter (negative subtracts).
+    CounterAdd(i64),
+    /// Add members to an OR-set.
+    SetAdd(Vec<Scalar>),
+    /// Remove members from an OR-set (those the node has seen).
+    SetRemove(Vec<Scalar>),
+    /// Write a last-writer-wins register.
+    RegisterSet(Scalar),
+}
+
+/// An error that crossed the wire: a stable code and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct WireError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Details, for humans.
+    pub message: String,
+}
+
+impl WireError {
+    /// Returns an error with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A response from a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The handshake's answer: the version the node will speak.
+    Hello {
+        /// The node's protocol version.
+        version: u16,
+    },
+    /// A key's value (absent: `None`), or the merged state after a write.
+    Value(Option<Value>),
+    /// One result per item of a batch.
+    Batch(Vec<Result<Value, WireError>>),
+    /// A key's digest (absent: `None`).
+    Digest(Option<u64>),
+    /// The answer to a ping.
+    Pong,
+    /// The request failed.
+    Error(WireError),
+}
+
+/// A frame body that is not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed message: {reason}")]
+pub struct DecodeError {
+    /// The request id, when the body was long enough to hold one (so the error can be answered).
+    pub request_id: Option<RequestId>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+mod kind {
+    pub(super) const HELLO: u8 = 0x01;
+    pub(super) const GET: u8 = 0x02;
+    pub(super) const MERGE: u8 = 0x03;
+    pub(super) const MERGE_BATCH: u8 = 0x04;
+    pub(super) const DIGEST: u8 = 0x05;
+    pub(super) const OP: u8 = 0x06;
+    pub(super) const PING: u8 = 0x07;
+
+    pub(super) const HELLO_OK: u8 = 0x81;
+    pub(super) const VALUE: u8 = 0x82;
+    pub(super) const BATCH: u8 = 0x83;
+    pub(super) const DIGEST_OK: u8 = 0x84;
+    pub(super) const PONG: u8 = 0x85;
+    pub(super) const ERROR: u8 = 0xff;
+
+    pub(super) const OP_COUNTER_ADD: u8 = 1;
+    pub(super) const OP_SET_ADD: u8 = 2;
+    pub(super) const OP_SET_REMOVE: u8 = 3;
+    pub(super) const OP_REGISTER_SET: u8 = 4;
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    let start = out.len();
+    out.push(0); // placeholder for a one-byte length, the common case
+    value.encode_into(out);
+    let len = out.len() - start - 1;
+    if len < 0x80 {
+        out[start] = len as u8;
+    } else {
+        let encoded: Vec<u8> = out.split_off(start + 1);
+        out.truncate(start);
+        writer::bytes(out, &encoded);
+    }
+}
+
+fn write_option_value(out: &mut Vec<u8>, value: Option<&Value>) {
+    match value {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            write_value(out, v);
+        }
+    }
+}
+
+fn write_error(out: &mut Vec<u8>, e: &WireError) {
+    out.extend_from_slice(&e.code.to_u16().to_be_bytes());
+    writer::bytes(out, e.message.as_bytes());
+}
+
+fn write_scalars(out: &mut Vec<u8>, items: &[Scalar]) {
+    writer::len(out, items.len());
+    for s in items {
+        write_scalar(out, s);
+    }
+}
+
+impl Request {
+    /// Appends the frame body of this request, with id `id`, to `out`.
+    pub fn encode(&self, id: RequestId, out: &mut Vec<u8>) {
+        out.extend_from_slice(&id.to_be_bytes());
+        match self {
+            Request::Hello { version } => {
+                out.push(kind::HELLO);
+                out.extend_from_slice(&HELLO_MAGIC);
+                out.extend_from_slice(&version.to_be_bytes());
+            }
+            Request::Get { key } => {
+                out.push(kind::GET);
+                writer::bytes(out, key);
+            }
+            Request::Merge { key, value } => {
+                out.push(kind::MERGE);
+                writer::bytes(out, key);
+                write_value(out, value);
+            }
+            Request::MergeBatch { items } => {
+                out.push(kind::MERGE_BATCH);
+                writer::len(out, items.len());
+                for (key, value) in items {
+                    writer::bytes(out, key);
+                    write_value(out, value);
+                }
+            }
+            Request::Digest { key } => {
+                out.push(kind::DIGEST);
+                writer::bytes(out, key);
+            }
+            Request::Op { key, op } => {
+                out.push(kind::OP);
+                writer::bytes(out, key);
+                match op {
+                    TypedOp::CounterAdd(delta) => {
+                        out.push(kind::OP_COUNTER_ADD);
+                        writer::signed(out, *delta);
+                    }
+                    TypedOp::SetAdd(items) => {
+                        out.push(kind::OP_SET_ADD);
+                        write_scalars(out, items);
+                    }
+                    TypedOp::SetRemove(items) => {
+                        out.push(kind::OP_SET_REMOVE);
+                        write_scalars(out, items);
+                    }
+                    TypedOp::RegisterSet(value) => {
+                        out.push(kind::OP_REGISTER_SET);
+                        write_scalar(out, value);
+                    }
+                }
+            }
+            Request::Ping => out.push(kind::PING),
+        }
+    }
+
+    /// Decodes a request frame body.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] (with the request id when there is one) for any malformed body.
+    pub fn decode(body: &[u8]) -> Result<(RequestId, Request), DecodeError> {
+        let (id, mut r) = split_id(body)?;
+        let fail = |reason: String| DecodeError {
+            request_id: Some(id),
+            reason,
+        };
+        let request = decode_request(&mut r).map_err(|e| fail(e.to_string()))?;
+        finish(&r).map_err(fail)?;
+        Ok((id, request))
+    }
+}
+
+fn split_id(body: &[u8]) -> Result<(RequestId, Reader<'_>), DecodeError> {
+    let Some((id, rest)) = body.split_first_chunk::<8>() else {
+        return Err(DecodeError {
+            request_id: None,
+            reason: "a body starts with an 8-byte request id".into(),
+        });
+    };
+    Ok((u64::from_be_bytes(*id), Reader::new(rest)))
+}
+
+fn finish(r: &Reader<'_>) -> Result<(), String> {
+    match r.remaining() {
+        0 => Ok(()),
+        n => Err(format!("{n} trailing bytes")),
+    }
+}
+
+type Decoded<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn read_value(r: &mut Reader<'_>) -> Decoded<Value> {
+    Ok(Value::decode(r.bytes()?)?)
+}
+
+fn read_scalars(r: &mut Reader<'_>) -> Decoded<Vec<Scalar>> {
+    let n = r.count(2)?;
+    let mut items = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        items.push(read_scalar(r)?);
+    }
+    Ok(items)
+}
+
+fn read_u16(r: &mut Reader<'_>) -> Decoded<u16> {
+    Ok(u16::from_be_bytes([r.u8()?, r.u8()?]))
+}
+
+fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
+    Ok(match r.u8()? {
+        kind::HELLO => {
+            let magic = [r.u8()?, r.u8()?, r.u8()?, r.u8()?];
+            if magic != HELLO_MAGIC {
+                return Err("not a Haze client (bad hello magic)".into());
+            }
+            Request::Hello {
+                version: read_u16(r)?,
+            }
+        }
+        kind::GET => Request::Get {
+            key: r.bytes()?.to_vec(),
+        },
+        kind::MERGE => Request::Merge {
+            key: r.bytes()?.to_vec(),
+            value: read_value(r)?,
+        },
+        kind::MERGE_BATCH => {
+            let n = r.count(4)?;
+            let mut items = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                items.push((r.bytes()?.to_vec(), read_value(r)?));
+            }
+            Request::MergeBatch { items }
+        }
+        kind::DIGEST => Request::Digest {
+            key: r.bytes()?.to_vec(),
+        },
+        kind::OP => {
+            let key = r.bytes()?.to_vec();
+            let op = match r.u8()? {
+                kind::OP_COUNTER_ADD => TypedOp::CounterAdd(r.signed()?),
+                kind::OP_SET_ADD => TypedOp::SetAdd(read_scalars(r)?),
+                kind::OP_SET_REMOVE => TypedOp::SetRemove(read_scalars(r)?),
+                kind::OP_REGISTER_SET => TypedOp::RegisterSet(read_scalar(r)?),
+                other => return Err(format!("unknown operation {other}").into()),
+            };
+            Request::Op { key, op }
+        }
+        kind::PING => Request::Ping,
+        other => return Err(format!("unknown request kind {other:#04x}").into()),
+    })
+}
+
+impl Response {
+    /// Appends the frame body of this response to request `id` to `out`.
+    pub fn encode(&self, id: RequestId, out: &mut Vec<u8>) {
+        out.extend_from_slice(&id.to_be_bytes());
+        match self {
+            Response::Hello { version } => {
+                out.push(kind::HELLO_OK);
+                out.extend_from_slice(&version.to_be_bytes());
+            }
+            Response::Value(value) => {
+                out.push(kind::VALUE);
+                write_option_value(out, value.as_ref());
+            }
+            Response::Batch(results) => {
+                out.push(kind::BATCH);
+                writer::len(out, results.len());
+                for result in results {
+                    match result {
+                        Ok(value) => {
+                            out.push(0);
+                            write_value(out, value);
+                        }
+                        Err(e) => {
+                            out.push(1);
+                            write_error(out, e);
+                        }
+                    }
+                }
+            }
+            Response::Digest(digest) => {
+                out.push(kind::DIGEST_OK);
+                match digest {
+                    None => out.push(0),
+                    Some(d) => {
+                        out.push(1);
+                        out.extend_from_slice(&d.to_be_bytes());
+                    }
+                }
+            }
+            Response::Pong => out.push(kind::PONG),
+            Response::Error(e) => {
+                out.push(kind::ERROR);
+                write_error(out, e);
+            }
+        }
+    }
+
+    /// Decodes a response frame body.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] for any malformed body.
+    pub fn decode(body: &[u8]) -> Result<(RequestId, Response), DecodeError> {
+        let (id, mut r) = split_id(body)?;
+        let fail = |reason: String| DecodeError {
+            request_id: Some(id),
+            reason,
+        };
+        let response = decode_response(&mut r).map_err(|e| fail(e.to_string()))?;
+        finish(&r).map_err(fail)?;
+        Ok((id, response))
+    }
+}
+
+fn read_error(r: &mut Reader<'_>) -> Decoded<WireError> {
+    let code = ErrorCode::from_u16(read_u16(r)?);
+    let message = String::from_utf8_lossy(r.bytes()?).into_owned();
+    Ok(WireError { code, message })
+}
+
+fn read_presence(r: &mut Reader<'_>) -> Decoded<bool> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(format!("a presence byte is 0 or 1, not {other}").into()),
+    }
+}
+
+fn decode_response(r: &mut Reader<'_>) -> Decoded<Response> {
+    Ok(match r.u8()? {
+        kind::HELLO_OK => Response::Hello {
+            version: read_u16(r)?,
+        },
+        kind::VALUE => Response::Value(if read_presence(r)? {
+            Some(read_value(r)?)
+        } else {
+            None
+        }),
+        kind::BATCH => {
+            let n = r.count(2)?;
+            let mut results = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                results.push(if read_presence(r)? {
+                    Err(read_error(r)?)
+                } else {
+                    Ok(read_value(r)?)
+                });
+            }
+            Response::Batch(results)
+        }
+        kind::DIGEST_OK => Response::Digest(if read_presence(r)? {
+            let bytes: Vec<u8> = (0..8).map(|_| r.u8()).collect::<Result<_, _>>()?;
+            Some(u64::from_be_bytes(bytes.try_into().expect("8 bytes")))
+        } else {
+            None
+        }),
+        kind::PONG => Response::Pong,
+        kind::ERROR => Response::Error(read_error(r)?),
+        other => return Err(format!("unknown response kind {other:#04x}").into()),
+    })
+}

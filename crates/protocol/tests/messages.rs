@@ -1,0 +1,126 @@
+//! Every message round-trips, and decoding arbitrary bodies never panics.
+
+use haze_crdt::{ActorId, GCounter, Scalar, Value};
+use haze_protocol::{ErrorCode, Request, Response, TypedOp, WireError};
+use proptest::prelude::*;
+
+fn counter(n: u64) -> Value {
+    let mut c = GCounter::new();
+    c.increment(ActorId::new(1), n).unwrap();
+    Value::from(c)
+}
+
+fn requests() -> Vec<Request> {
+    let big = {
+        let mut c = GCounter::new();
+        for i in 0..50 {
+            c.increment(ActorId::new(i << 32), 1).unwrap();
+        }
+        Value::from(c)
+    };
+    vec![
+        Request::Hello { version: 1 },
+        Request::Get { key: b"k".to_vec() },
+        Request::Merge {
+            key: b"k".to_vec(),
+            value: counter(3),
+        },
+        Request::Merge {
+            key: vec![0; 300],
+            value: big.clone(),
+        },
+        Request::MergeBatch {
+            items: vec![(b"a".to_vec(), counter(1)), (b"b".to_vec(), big)],
+        },
+        Request::Digest { key: b"k".to_vec() },
+        Request::Op {
+            key: b"k".to_vec(),
+            op: TypedOp::CounterAdd(-5),
+        },
+        Request::Op {
+            key: b"k".to_vec(),
+            op: TypedOp::SetAdd(vec![Scalar::from("a"), Scalar::Int(-1)]),
+        },
+        Request::Op {
+            key: b"k".to_vec(),
+            op: TypedOp::SetRemove(vec![]),
+        },
+        Request::Op {
+            key: b"k".to_vec(),
+            op: TypedOp::RegisterSet(Scalar::Bytes(vec![1, 2])),
+        },
+        Request::Ping,
+    ]
+}
+
+fn responses() -> Vec<Response> {
+    vec![
+        Response::Hello { version: 1 },
+        Response::Value(None),
+        Response::Value(Some(counter(2))),
+        Response::Batch(vec![
+            Ok(counter(1)),
+            Err(WireError::new(ErrorCode::TypeMismatch, "nope")),
+        ]),
+        Response::Digest(Some(u64::MAX)),
+        Response::Digest(None),
+        Response::Pong,
+        Response::Error(WireError::new(ErrorCode::Overloaded, "busy")),
+    ]
+}
+
+#[test]
+fn every_message_round_trips() {
+    for (id, request) in requests().into_iter().enumerate() {
+        let mut body = Vec::new();
+        request.encode(id as u64, &mut body);
+        assert_eq!(Request::decode(&body).unwrap(), (id as u64, request));
+    }
+    for (id, response) in responses().into_iter().enumerate() {
+        let mut body = Vec::new();
+        response.encode(id as u64, &mut body);
+        assert_eq!(Response::decode(&body).unwrap(), (id as u64, response));
+    }
+}
+
+#[test]
+fn malformed_bodies_say_what_is_wrong_and_keep_the_request_id() {
+    let err = Request::decode(&[0, 0, 0, 0, 0, 0, 0, 9, 0x7e]).unwrap_err();
+    assert_eq!(err.request_id, Some(9));
+    assert!(
+        err.reason.contains("unknown request kind"),
+        "{}",
+        err.reason
+    );
+    assert_eq!(Request::decode(&[1, 2]).unwrap_err().request_id, None);
+    let mut body = Vec::new();
+    Request::Ping.encode(1, &mut body);
+    body.push(0);
+    assert!(
+        Request::decode(&body)
+            .unwrap_err()
+            .reason
+            .contains("trailing")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoding_arbitrary_bodies_never_panics(body in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Request::decode(&body);
+        let _ = Response::decode(&body);
+    }
+
+    #[test]
+    fn decoding_mutated_messages_never_panics(pick in 0usize..11, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+        let mut body = Vec::new();
+        requests()[pick].encode(7, &mut body);
+        for (i, x) in flips {
+            let i = i.index(body.len());
+            body[i] ^= x;
+        }
+        let _ = Request::decode(&body);
+    }
+}
