@@ -1,0 +1,436 @@
+//! `haze bench`: a load generator for a Haze node, and for Redis side by side.
+//!
+//! Both targets are driven by the same engine: `--connections` connections, each keeping
+//! `--pipeline` requests in flight, over uniformly random keys, for `--duration` seconds. Only
+//! the encoding of requests and the parsing of responses differ.
+
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use haze_crdt::Scalar;
+use haze_protocol::{PROTOCOL_VERSION, Request, Response, TypedOp, write_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What each request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Op {
+    /// Increment a counter (Redis: INCR).
+    CounterIncr,
+    /// Add a member of --value-size bytes to a set (Redis: SADD).
+    SetAdd,
+    /// Write a register of --value-size bytes (Redis: SET).
+    RegisterSet,
+    /// Read a register written before the run (Redis: GET of a string).
+    Get,
+    /// A quarter each of get, counter-incr, set-add and register-set.
+    Mixed,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The Haze node's binary protocol address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    addr: String,
+    /// Connections, each with its own requests in flight.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// The operation.
+    #[arg(long, value_enum, default_value = "counter-incr")]
+    op: Op,
+    /// Bytes per written value (set member, register value).
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Distinct keys, chosen uniformly at random.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Seconds to run each target.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Also run the equivalent Redis commands against this address, and print the ratio.
+    #[arg(long)]
+    redis: Option<String>,
+}
+
+/// The request of one step, before encoding.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Incr,
+    Add,
+    Set,
+    Get,
+}
+
+impl Op {
+    fn step(self, n: u64) -> Step {
+        match self {
+            Op::CounterIncr => Step::Incr,
+            Op::SetAdd => Step::Add,
+            Op::RegisterSet => Step::Set,
+            Op::Get => Step::Get,
+            Op::Mixed => [Step::Get, Step::Incr, Step::Add, Step::Set][(n % 4) as usize],
+        }
+    }
+}
+
+/// A target's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Haze,
+    Redis,
+}
+
+fn key_of(step: Step, k: u64) -> String {
+    let kind = match step {
+        Step::Incr => "c",
+        Step::Add => "s",
+        Step::Set | Step::Get => "r",
+    };
+    format!("bench:{kind}:{k}")
+}
+
+/// A value of exactly `size` bytes, different for each `n`.
+fn payload(size: usize, n: u64) -> String {
+    let mut s = format!("{n:016x}");
+    s.truncate(size);
+    while s.len() < size {
+        s.push('x');
+    }
+    s
+}
+
+fn encode(target: Target, id: u64, step: Step, key: &str, value: &str, out: &mut Vec<u8>) {
+    match target {
+        Target::Haze => {
+            let key = key.as_bytes().to_vec();
+            let request = match step {
+                Step::Incr => Request::Op {
+                    key,
+                    op: TypedOp::CounterAdd(1),
+                },
+                Step::Add => Request::Op {
+                    key,
+                    op: TypedOp::SetAdd(vec![Scalar::from(value)]),
+                },
+                Step::Set => Request::Op {
+                    key,
+                    op: TypedOp::RegisterSet(Scalar::from(value)),
+                },
+                Step::Get => Request::Get { key },
+            };
+            let mut body = Vec::with_capacity(64 + value.len());
+            request.encode(id, &mut body);
+            write_frame(out, &body);
+        }
+        Target::Redis => {
+            let args: Vec<&str> = match step {
+                Step::Incr => vec!["INCR", key],
+                Step::Add => vec!["SADD", key, value],
+                Step::Set => vec!["SET", key, value],
+                Step::Get => vec!["GET", key],
+            };
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in args {
+                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                out.extend_from_slice(arg.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// One parsed response: its request id (Haze; Redis answers in order) and whether it failed.
+struct Parsed {
+    consumed: usize,
+    id: Option<u64>,
+    error: bool,
+}
+
+fn parse(target: Target, buf: &[u8]) -> anyhow::Result<Option<Parsed>> {
+    match target {
+        Target::Haze => {
+            let Some(len) = buf.get(..4) else {
+                return Ok(None);
+            };
+            let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+            let Some(body) = buf.get(4..4 + len) else {
+                return Ok(None);
+            };
+            let (id, response) = Response::decode(body).context("an undecodable response")?;
+            Ok(Some(Parsed {
+                consumed: 4 + len,
+                id: Some(id),
+                error: matches!(response, Response::Error(_)),
+            }))
+        }
+        Target::Redis => {
+            let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+                return Ok(None);
+            };
+            let line = &buf[..end];
+            let (consumed, error) = match line.first() {
+                Some(b'+') | Some(b':') => (end + 2, false),
+                Some(b'-') => (end + 2, true),
+                Some(b'$') => {
+                    let n: i64 = std::str::from_utf8(&line[1..])?.parse()?;
+                    if n < 0 {
+                        (end + 2, false)
+                    } else {
+                        let total = end + 2 + n as usize + 2;
+                        if buf.len() < total {
+                            return Ok(None);
+                        }
+                        (total, false)
+                    }
+                }
+                _ => bail!("unexpected Redis reply {:?}", String::from_utf8_lossy(line)),
+            };
+            Ok(Some(Parsed {
+                consumed,
+                id: None,
+                error,
+            }))
+        }
+    }
+}
+
+/// What one connection measured.
+#[derive(Debug, Default)]
+struct Tally {
+    done: u64,
+    errors: u64,
+    latencies_micros: Vec<u32>,
+}
+
+struct Plan {
+    target: Target,
+    op: Op,
+    keys: u64,
+    value_size: usize,
+    pipeline: usize,
+}
+
+async fn connect(target: Target, addr: &str) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    if target == Target::Haze {
+        let mut body = Vec::new();
+        Request::Hello {
+            version: PROTOCOL_VERSION,
+        }
+        .encode(0, &mut body);
+        let mut frame = Vec::new();
+        write_frame(&mut frame, &body);
+        stream.write_all(&frame).await?;
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        loop {
+            got += stream.read(&mut buf[got..]).await?;
+            if let Some(parsed) = parse(target, &buf[..got])? {
+                if parsed.error {
+                    bail!("the node refused the handshake");
+                }
+                break;
+            }
+        }
+    }
+    Ok(stream)
+}
+
+async fn drive(
+    plan: Arc<Plan>,
+    addr: String,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    limit: Option<u64>,
+) -> anyhow::Result<Tally> {
+    let mut stream = connect(plan.target, &addr).await?;
+    let mut tally = Tally::default();
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+    let (mut next_id, mut next_answer) = (1u64, 1u64);
+    let (mut out, mut inbuf) = (Vec::new(), Vec::with_capacity(64 * 1024));
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed) || limit.is_some_and(|l| sent >= l);
+        if stopping && sent_at.is_empty() {
+            break;
+        }
+        out.clear();
+        while !stopping && sent_at.len() < plan.pipeline && limit.is_none_or(|l| sent < l) {
+            let step = plan.op.step(next_id);
+            let k = if limit.is_some() {
+                sent
+            } else {
+                next() % plan.keys
+            };
+            let key = key_of(step, k);
+            let value = payload(plan.value_size, next_id ^ seed);
+            encode(plan.target, next_id, step, &key, &value, &mut out);
+            sent_at.insert(next_id, Instant::now());
+            next_id += 1;
+            sent += 1;
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection");
+        }
+        inbuf.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while let Some(parsed) = parse(plan.target, &inbuf[at..])? {
+            at += parsed.consumed;
+            let id = parsed.id.unwrap_or_else(|| {
+                next_answer += 1;
+                next_answer - 1
+            });
+            if let Some(started) = sent_at.remove(&id) {
+                tally
+                    .latencies_micros
+                    .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+            }
+            tally.done += 1;
+            tally.errors += u64::from(parsed.error);
+        }
+        inbuf.drain(..at);
+    }
+    Ok(tally)
+}
+
+/// The result of one target's run.
+struct Outcome {
+    ops_per_sec: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    errors: u64,
+}
+
+async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result<Outcome> {
+    // Reads need something to read: write every key once first.
+    if matches!(args.op, Op::Get | Op::Mixed) {
+        let preload = Arc::new(Plan {
+            target,
+            op: Op::RegisterSet,
+            keys: args.keys,
+            value_size: args.value_size,
+            pipeline: 64,
+        });
+        drive(
+            preload,
+            addr.to_string(),
+            7,
+            Arc::new(AtomicBool::new(false)),
+            Some(args.keys),
+        )
+        .await?;
+    }
+    let plan = Arc::new(Plan {
+        target,
+        op: args.op,
+        keys: args.keys,
+        value_size: args.value_size,
+        pipeline: args.pipeline.max(1),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.connections.max(1))
+        .map(|i| {
+            tokio::spawn(drive(
+                plan.clone(),
+                addr.to_string(),
+                0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
+                stop.clone(),
+                None,
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Tally::default();
+    for task in tasks {
+        let tally = task.await.context("a connection task failed")??;
+        all.done += tally.done;
+        all.errors += tally.errors;
+        all.latencies_micros.extend(tally.latencies_micros);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.latencies_micros.sort_unstable();
+    let quantile = |q: f64| {
+        let v = &all.latencies_micros;
+        if v.is_empty() {
+            0.0
+        } else {
+            f64::from(v[((v.len() - 1) as f64 * q) as usize]) / 1000.0
+        }
+    };
+    Ok(Outcome {
+        ops_per_sec: all.done as f64 / elapsed,
+        p50: quantile(0.5),
+        p99: quantile(0.99),
+        p999: quantile(0.999),
+        errors: all.errors,
+    })
+}
+
+fn report(name: &str, args: &BenchArgs, o: &Outcome) {
+    println!(
+        "{name:<6} {:<13} {:>3} conns  pipeline {:<3} {:>10.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   errors {}",
+        format!("{:?}", args.op).to_lowercase(),
+        args.connections,
+        args.pipeline,
+        o.ops_per_sec,
+        o.p50,
+        o.p99,
+        o.p999,
+        o.errors
+    );
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.keys == 0 {
+        bail!("--keys must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let haze = run_target(Target::Haze, &args.addr, &args)
+            .await
+            .context("benchmarking Haze")?;
+        report("haze", &args, &haze);
+        if let Some(redis_addr) = &args.redis {
+            let redis = run_target(Target::Redis, redis_addr, &args)
+                .await
+                .context("benchmarking Redis")?;
+            report("redis", &args, &redis);
+            println!(
+                "ratio  haze/redis throughput {:.2}x   p99 {:.2}x",
+                haze.ops_per_sec / redis.ops_per_sec.max(f64::MIN_POSITIVE),
+                haze.p99 / redis.p99.max(f64::MIN_POSITIVE)
+            );
+        }
+        Ok(())
+    })
+}

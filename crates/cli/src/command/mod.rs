@@ -1,0 +1,5 @@
+//! One module per group of subcommands.
+
+pub(crate) mod bench;
+pub(crate) mod data;
+pub(crate) mod serve;

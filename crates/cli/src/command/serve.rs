@@ -1,0 +1,134 @@
+//! `haze serve`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use haze_node::{Node, NodeConfig};
+use haze_storage::{DiskStore, Durability, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SystemClock, fresh_actor};
+
+/// How writes are made durable.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DurabilityMode {
+    /// Acknowledge after the fsync that covers the write (writes arriving together share one).
+    Sync,
+    /// Acknowledge once applied; fsync every --sync-interval-ms.
+    Periodic,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where the node keeps its data.
+    #[arg(long, default_value = "./haze-data")]
+    data: PathBuf,
+    /// The address of the binary protocol.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: String,
+    /// The address of the HTTP/JSON API and /metrics.
+    #[arg(long, default_value = "127.0.0.1:7780")]
+    http: String,
+    /// When writes are acknowledged.
+    #[arg(long, value_enum, default_value = "sync")]
+    durability: DurabilityMode,
+    /// The fsync interval of --durability periodic, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    sync_interval_ms: u64,
+    /// The largest key, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    max_key_bytes: usize,
+    /// The largest value (encoded, after merging), in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_value_bytes: usize,
+    /// The most client connections at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a connection may wait without a complete request before it is closed.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let durability = match args.durability {
+        DurabilityMode::Sync => Durability::Sync,
+        DurabilityMode::Periodic => Durability::Periodic {
+            interval_ms: args.sync_interval_ms,
+        },
+    };
+    let store_config = StoreConfig {
+        durability,
+        max_key_bytes: args.max_key_bytes,
+        max_value_bytes: args.max_value_bytes,
+    };
+    let config = NodeConfig {
+        store: store_config,
+        max_connections: args.max_connections,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        ..NodeConfig::default()
+    };
+    let store = DiskStore::open(&args.data, store_config)
+        .with_context(|| format!("opening the data directory {}", args.data.display()))?;
+    let actor = fresh_actor().context("reading /dev/urandom for the node's actor id")?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let http_listener = tokio::net::TcpListener::bind(&args.http)
+        .await
+        .with_context(|| format!("listening on {}", args.http))?;
+    let node = Node::start(config, Arc::new(store), actor, Arc::new(SystemClock))
+        .context("starting the node")?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        http = %http_listener.local_addr()?,
+        data = %args.data.display(),
+        ?durability,
+        %actor,
+        "haze node ready"
+    );
+
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests and syncing");
+        signals.cancel();
+    });
+    haze_node::serve(node, listener, http_listener, shutdown)
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

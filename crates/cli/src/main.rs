@@ -1,0 +1,58 @@
+//! `haze`: run a node, talk to one, benchmark it.
+
+#![allow(clippy::print_stdout)] // a command-line tool prints its results
+
+mod clock;
+mod command;
+
+use clap::{Parser, Subcommand};
+
+/// Haze: a key-value store whose values are CRDTs.
+#[derive(Debug, Parser)]
+#[command(name = "haze", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node: the binary protocol, the HTTP API and durable storage.
+    Serve(command::serve::ServeArgs),
+    /// Counters: incr, decr, get.
+    #[command(subcommand)]
+    Counter(command::data::CounterCommand),
+    /// Sets: add, remove, members.
+    #[command(subcommand)]
+    Set(command::data::SetCommand),
+    /// Last-writer-wins registers: set, get.
+    #[command(subcommand)]
+    Register(command::data::RegisterCommand),
+    /// Print a key's full state as JSON.
+    Get(command::data::GetArgs),
+    /// Merge a full state (JSON, as `haze get` prints it) into a key; print the merged state.
+    Merge(command::data::MergeArgs),
+    /// Load-test a node (and Redis, side by side, with --redis).
+    Bench(command::bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => command::serve::run(args),
+        Command::Counter(cmd) => command::data::run_counter(cmd),
+        Command::Set(cmd) => command::data::run_set(cmd),
+        Command::Register(cmd) => command::data::run_register(cmd),
+        Command::Get(args) => command::data::run_get(args),
+        Command::Merge(args) => command::data::run_merge(args),
+        Command::Bench(args) => command::bench::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

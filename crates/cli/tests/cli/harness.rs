@@ -1,0 +1,133 @@
+//! Starting `haze serve` as a process and running `haze` commands against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `haze` binary cargo built for these tests.
+pub fn haze() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_haze"))
+}
+
+/// A running `haze serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub http: String,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts a node on free loopback ports with its data in `data`, and waits until it is ready.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = haze()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("haze serve starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let field = |line: &str, name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        loop {
+            match logs.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains("haze node ready") => {
+                    let addr = field(&line, "listen=").expect("the ready line names the address");
+                    let http =
+                        field(&line, "http=").expect("the ready line names the HTTP address");
+                    return Server {
+                        child,
+                        addr,
+                        http,
+                        logs,
+                    };
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("haze serve did not get ready: {e}");
+                }
+            }
+        }
+    }
+
+    /// Sends SIGKILL and waits for the process to die.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the process is reaped");
+    }
+
+    /// Sends SIGTERM and returns the exit status and whether a clean stop was logged.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, bool) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        let mut clean = false;
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(5)) {
+            clean |= line.contains("stopped cleanly");
+        }
+        (exit, clean)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a `haze` command printed and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `haze ARGS --addr ADDR`.
+pub fn run(server: &Server, args: &[&str]) -> Output {
+    let out = haze()
+        .args(args)
+        .args(["--addr", &server.addr])
+        .output()
+        .expect("haze runs");
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs a command that must succeed and returns its stdout.
+pub fn ok(server: &Server, args: &[&str]) -> String {
+    let out = run(server, args);
+    assert!(out.ok, "haze {args:?} failed: {}", out.stderr);
+    out.stdout
+}

@@ -1,0 +1,8 @@
+//! The `haze` binary as a user runs it: real processes on loopback.
+
+#![allow(unreachable_pub)]
+#![allow(clippy::print_stdout)] // the crash test prints what it tried and what held
+
+mod crash;
+mod harness;
+mod tour;

@@ -1,0 +1,113 @@
+//! The README's tour, command by command, and the errors a user sees.
+
+use crate::harness::{Server, haze, ok, run};
+
+#[test]
+fn the_data_commands_work_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+
+    assert_eq!(ok(&server, &["counter", "incr", "visits"]), "1\n");
+    assert_eq!(ok(&server, &["counter", "incr", "visits", "5"]), "6\n");
+    assert_eq!(ok(&server, &["counter", "decr", "visits", "2"]), "4\n");
+    assert_eq!(ok(&server, &["counter", "get", "visits"]), "4\n");
+    assert_eq!(ok(&server, &["counter", "get", "never-written"]), "0\n");
+
+    ok(&server, &["set", "add", "list", "milk", "eggs", "bread"]);
+    ok(&server, &["set", "remove", "list", "eggs"]);
+    assert_eq!(ok(&server, &["set", "members", "list"]), "bread\nmilk\n");
+
+    ok(&server, &["register", "set", "title", "Groceries"]);
+    assert_eq!(ok(&server, &["register", "get", "title"]), "Groceries\n");
+
+    // `haze get` prints the state; `haze merge` merges a state back (here, a copy with one more
+    // member added by another device).
+    let state = ok(&server, &["get", "list"]);
+    let mut json: serde_json::Value = serde_json::from_str(&state).unwrap();
+    json["seen"]["00000000000000aa"] = 1.into();
+    json["entries"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+            {"value": {"string": "apples"}, "dots": [{"actor": "00000000000000aa", "counter": 1}]}
+        ));
+    let file = dir.path().join("state.json");
+    std::fs::write(&file, json.to_string()).unwrap();
+    ok(
+        &server,
+        &["merge", "list", "--file", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        ok(&server, &["set", "members", "list"]),
+        "apples\nbread\nmilk\n"
+    );
+
+    // The same node answers HTTP.
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(&server.http).unwrap();
+    http.write_all(b"GET /v1/keys/visits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"value\":4"), "{response}");
+}
+
+#[test]
+fn failures_exit_non_zero_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    ok(&server, &["counter", "incr", "n"]);
+    for (args, expected) in [
+        (vec!["set", "add", "n", "x"], "type mismatch"),
+        (
+            vec!["set", "members", "n"],
+            "holds a pn_counter, not a or_set",
+        ),
+        (vec!["get", "missing"], "no value under key \"missing\""),
+        (
+            vec!["register", "get", "missing"],
+            "no value under key \"missing\"",
+        ),
+    ] {
+        let out = run(&server, &args);
+        assert!(!out.ok, "{args:?} should fail");
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+    }
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(&bad_file, "{\"type\": \"hyperloglog\"}").unwrap();
+    let out = run(
+        &server,
+        &["merge", "n", "--file", bad_file.to_str().unwrap()],
+    );
+    assert!(
+        !out.ok && out.stderr.starts_with("error: parsing"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing listening: a clear connection error.
+    let out = haze()
+        .args(["counter", "get", "k", "--addr", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to 127.0.0.1:1"));
+}
+
+#[test]
+fn sigterm_stops_the_node_cleanly_and_writes_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--durability", "periodic", "--sync-interval-ms", "60000"],
+    );
+    ok(&server, &["counter", "incr", "k", "7"]);
+    let (status, clean) = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(clean, "the node logs a clean stop");
+    // Periodic mode syncs on shutdown: the write is there after a restart.
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(ok(&server, &["counter", "get", "k"]), "7\n");
+}

@@ -1,0 +1,316 @@
+//! The client: requests over a shared connection, reconnecting when it breaks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haze_crdt::{LwwRegister, OrSet, PnCounter, Scalar, TypedValue, Value};
+use haze_protocol::{Request, Response, TypedOp};
+use tokio::sync::Mutex;
+
+use crate::connection::Connection;
+use crate::{Error, Result};
+
+/// How a [`Client`] connects and waits.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long to wait for a connection and its handshake (default 5 s).
+    pub connect_timeout: Duration,
+    /// How long to wait for each response (default 10 s).
+    pub request_timeout: Duration,
+    /// The largest frame accepted from the node.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_frame_bytes: haze_protocol::MAX_FRAME_BYTES,
+        }
+    }
+}
+
+/// A client of one Haze node. Cheap to clone: clones share the connection, and requests from
+/// any number of tasks are pipelined over it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: Arc<str>,
+    config: ClientConfig,
+    connection: Arc<Mutex<Option<Arc<Connection>>>>,
+}
+
+impl Client {
+    /// Connects to the node at `addr` (`host:port`) with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`] if the node cannot be reached or refuses the handshake.
+    pub async fn connect(addr: &str) -> Result<Client> {
+        Client::connect_with(addr, ClientConfig::default()).await
+    }
+
+    /// Connects to the node at `addr` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client> {
+        let client = Client {
+            addr: addr.into(),
+            config,
+            connection: Arc::default(),
+        };
+        client.connection().await?;
+        Ok(client)
+    }
+
+    /// Returns the live connection, opening a new one if there is none or it broke.
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        let mut slot = self.connection.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let conn = Arc::new(
+            Connection::open(
+                &self.addr,
+                self.config.connect_timeout,
+                self.config.max_frame_bytes,
+            )
+            .await?,
+        );
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Sends a request; an idempotent one is retried once over a new connection if the
+    /// connection was lost.
+    async fn call(&self, request: Request, idempotent: bool) -> Result<Response> {
+        let conn = self.connection().await?;
+        let response = match conn.call(&request, self.config.request_timeout).await {
+            Err(Error::ConnectionLost(_)) if idempotent => {
+                self.connection()
+                    .await?
+                    .call(&request, self.config.request_timeout)
+                    .await?
+            }
+            other => other?,
+        };
+        match response {
+            Response::Error(e) => Err(e.into()),
+            other => Ok(other),
+        }
+    }
+
+    async fn value_call(&self, request: Request, idempotent: bool) -> Result<Option<Value>> {
+        match self.call(request, idempotent).await? {
+            Response::Value(v) => Ok(v),
+            other => Err(Error::Protocol(format!("expected a value, got {other:?}"))),
+        }
+    }
+
+    async fn written(&self, request: Request, idempotent: bool) -> Result<Value> {
+        self.value_call(request, idempotent)
+            .await?
+            .ok_or_else(|| Error::Protocol("a write answered with no value".into()))
+    }
+
+    /// Returns the value stored under `key`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] for connection failures, timeouts and the node's refusals.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.value_call(
+            Request::Get {
+                key: key.as_ref().to_vec(),
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Returns the value stored under `key` as the typed CRDT `T`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), and [`Error::WrongType`] if another type is stored.
+    pub async fn get_typed<T: TypedValue>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>> {
+        self.get(key).await?.map(typed::<T>).transpose()
+    }
+
+    /// Merges `value` (a full state) into `key` and returns the merged state.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get); [`Error::TypeMismatch`] if another type is stored;
+    /// [`Error::TooLarge`] past the node's limits.
+    pub async fn merge(&self, key: impl AsRef<[u8]>, value: impl Into<Value>) -> Result<Value> {
+        self.written(
+            Request::Merge {
+                key: key.as_ref().to_vec(),
+                value: value.into(),
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Merges a typed CRDT into `key` and returns the merged state, typed.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn merge_typed<T: TypedValue>(&self, key: impl AsRef<[u8]>, value: T) -> Result<T> {
+        typed(self.merge(key, value.into_value()).await?)
+    }
+
+    /// Merges several keys in one request (committed together by the node). Returns one
+    /// outcome per item, in order.
+    ///
+    /// # Errors
+    ///
+    /// The outer error if the request as a whole failed; per-item errors inside.
+    pub async fn merge_batch(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<Value>>> {
+        match self.call(Request::MergeBatch { items }, true).await? {
+            Response::Batch(results) => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(Error::from))
+                .collect()),
+            other => Err(Error::Protocol(format!("expected a batch, got {other:?}"))),
+        }
+    }
+
+    /// Returns the digest of `key`'s value (a hash of its state), or `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn digest(&self, key: impl AsRef<[u8]>) -> Result<Option<u64>> {
+        match self
+            .call(
+                Request::Digest {
+                    key: key.as_ref().to_vec(),
+                },
+                true,
+            )
+            .await?
+        {
+            Response::Digest(d) => Ok(d),
+            other => Err(Error::Protocol(format!("expected a digest, got {other:?}"))),
+        }
+    }
+
+    /// Adds `delta` to the PN-counter under `key` (the node applies it with its actor id) and
+    /// returns the counter. Not retried: after [`Error::is_indeterminate`] errors it may or may
+    /// not have been applied.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn counter_add(&self, key: impl AsRef<[u8]>, delta: i64) -> Result<PnCounter> {
+        typed(
+            self.written(
+                Request::Op {
+                    key: key.as_ref().to_vec(),
+                    op: TypedOp::CounterAdd(delta),
+                },
+                false,
+            )
+            .await?,
+        )
+    }
+
+    /// Adds members to the OR-set under `key` and returns the set.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn set_add(
+        &self,
+        key: impl AsRef<[u8]>,
+        members: impl IntoIterator<Item = Scalar>,
+    ) -> Result<OrSet<Scalar>> {
+        let op = TypedOp::SetAdd(members.into_iter().collect());
+        // Adding is idempotent in effect (the member is present either way): safe to retry.
+        typed(
+            self.written(
+                Request::Op {
+                    key: key.as_ref().to_vec(),
+                    op,
+                },
+                true,
+            )
+            .await?,
+        )
+    }
+
+    /// Removes members (as the node has seen them) from the OR-set under `key` and returns the
+    /// set.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn set_remove(
+        &self,
+        key: impl AsRef<[u8]>,
+        members: impl IntoIterator<Item = Scalar>,
+    ) -> Result<OrSet<Scalar>> {
+        let op = TypedOp::SetRemove(members.into_iter().collect());
+        typed(
+            self.written(
+                Request::Op {
+                    key: key.as_ref().to_vec(),
+                    op,
+                },
+                true,
+            )
+            .await?,
+        )
+    }
+
+    /// Writes the last-writer-wins register under `key` and returns it.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn register_set(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Scalar>,
+    ) -> Result<LwwRegister<Scalar>> {
+        let op = TypedOp::RegisterSet(value.into());
+        typed(
+            self.written(
+                Request::Op {
+                    key: key.as_ref().to_vec(),
+                    op,
+                },
+                false,
+            )
+            .await?,
+        )
+    }
+
+    /// Checks that the node answers.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn ping(&self) -> Result<()> {
+        match self.call(Request::Ping, true).await? {
+            Response::Pong => Ok(()),
+            other => Err(Error::Protocol(format!("expected a pong, got {other:?}"))),
+        }
+    }
+}
+
+fn typed<T: TypedValue>(value: Value) -> Result<T> {
+    if value.kind() != T::KIND {
+        return Err(Error::WrongType {
+            expected: T::KIND,
+            found: value.kind(),
+        });
+    }
+    Ok(T::try_from_value(value)?)
+}

@@ -1,0 +1,170 @@
+//! One multiplexed connection: a writer task, a reader task, and the requests in flight.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use haze_protocol::{PROTOCOL_VERSION, Request, RequestId, Response, read_frame, write_frame};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result};
+
+type Waiters = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Result<Response>>>>>;
+
+/// A live connection. Dropping the last handle closes it.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    outbox: mpsc::UnboundedSender<Vec<u8>>,
+    waiters: Waiters,
+    next_id: AtomicU64,
+    closed: Arc<AtomicBool>,
+}
+
+fn lock(
+    waiters: &Waiters,
+) -> std::sync::MutexGuard<'_, HashMap<RequestId, oneshot::Sender<Result<Response>>>> {
+    waiters
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Connection {
+    /// Connects and completes the handshake within `timeout`.
+    pub(crate) async fn open(
+        addr: &str,
+        timeout: Duration,
+        max_frame: usize,
+    ) -> Result<Connection> {
+        let connect_err = |reason: String| Error::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err(format!("no answer within {timeout:?}")))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (read_half, mut write_half) = stream.into_split();
+        let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+
+        let mut hello = Vec::new();
+        let mut body = Vec::new();
+        Request::Hello {
+            version: PROTOCOL_VERSION,
+        }
+        .encode(0, &mut body);
+        write_frame(&mut hello, &body);
+        let handshake = async {
+            write_half
+                .write_all(&hello)
+                .await
+                .map_err(|e| connect_err(e.to_string()))?;
+            if !read_frame(&mut reader, &mut body, max_frame)
+                .await
+                .map_err(|e| connect_err(e.to_string()))?
+            {
+                return Err(connect_err("closed during the handshake".into()));
+            }
+            match Response::decode(&body).map_err(|e| Error::Protocol(e.to_string()))? {
+                (_, Response::Hello { .. }) => Ok(()),
+                (_, Response::Error(e)) => Err(Error::from(e)),
+                (_, other) => Err(Error::Protocol(format!(
+                    "unexpected handshake answer {other:?}"
+                ))),
+            }
+        };
+        tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| connect_err(format!("no handshake within {timeout:?}")))??;
+
+        let waiters: Waiters = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let (outbox, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
+
+        // Writer: sends whatever frames have accumulated in one write.
+        let writer_closed = closed.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(frame) = frames.recv().await {
+                buf.clear();
+                buf.extend_from_slice(&frame);
+                while buf.len() < 256 * 1024 {
+                    match frames.try_recv() {
+                        Ok(frame) => buf.extend_from_slice(&frame),
+                        Err(_) => break,
+                    }
+                }
+                if write_half.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+            writer_closed.store(true, Ordering::Relaxed);
+        });
+
+        // Reader: routes each response to its waiter; on any failure, fails every waiter.
+        let reader_waiters = waiters.clone();
+        let reader_closed = closed.clone();
+        tokio::spawn(async move {
+            let mut body = Vec::new();
+            let reason = loop {
+                match read_frame(&mut reader, &mut body, max_frame).await {
+                    Ok(true) => match Response::decode(&body) {
+                        Ok((id, response)) => {
+                            if let Some(waiter) = lock(&reader_waiters).remove(&id) {
+                                let _ = waiter.send(Ok(response));
+                            } else if let Response::Error(e) = response {
+                                // An error not tied to a request (id 0): the node closes.
+                                break format!("{}: {}", e.code, e.message);
+                            }
+                        }
+                        Err(e) => break format!("undecodable response: {e}"),
+                    },
+                    Ok(false) => break "closed by the node".to_string(),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            reader_closed.store(true, Ordering::Relaxed);
+            for (_, waiter) in lock(&reader_waiters).drain() {
+                let _ = waiter.send(Err(Error::ConnectionLost(reason.clone())));
+            }
+        });
+
+        Ok(Connection {
+            outbox,
+            waiters,
+            next_id: AtomicU64::new(1),
+            closed,
+        })
+    }
+
+    /// Returns whether the connection has failed (a new one is needed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Sends `request` and waits up to `timeout` for its response.
+    pub(crate) async fn call(&self, request: &Request, timeout: Duration) -> Result<Response> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut body = Vec::with_capacity(64);
+        request.encode(id, &mut body);
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        write_frame(&mut frame, &body);
+        let (done, response) = oneshot::channel();
+        lock(&self.waiters).insert(id, done);
+        if self.is_closed() || self.outbox.send(frame).is_err() {
+            lock(&self.waiters).remove(&id);
+            return Err(Error::ConnectionLost("the connection is closed".into()));
+        }
+        match tokio::time::timeout(timeout, response).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::ConnectionLost("the connection is closed".into())),
+            Err(_) => {
+                lock(&self.waiters).remove(&id);
+                Err(Error::Timeout(timeout))
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The client's errors.
+
+use haze_crdt::ValueKind;
+use haze_protocol::{ErrorCode, WireError};
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node could not be reached.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No response within the request timeout. A write may or may not have been applied.
+    #[error("no response within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The connection broke before the response came. A write may or may not have been applied.
+    #[error("the connection was lost: {0}")]
+    ConnectionLost(String),
+    /// The stored value has another type than the one given.
+    #[error("type mismatch: {0}")]
+    TypeMismatch(String),
+    /// The key or the (merged) value exceeds the node's limits.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The node is overloaded or cannot serve writes; retry later or elsewhere.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The node refused the request as malformed, or the operation as invalid.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The node sent something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A value came back with another type than the one asked for.
+    #[error("the value is a {found}, not a {expected}")]
+    WrongType {
+        /// The type asked for.
+        expected: ValueKind,
+        /// The type stored.
+        found: ValueKind,
+    },
+    /// A value could not be converted to the typed CRDT asked for.
+    #[error("conversion failed: {0}")]
+    Conversion(#[from] haze_crdt::Error),
+}
+
+impl From<WireError> for Error {
+    fn from(e: WireError) -> Self {
+        let message = e.message;
+        match e.code {
+            ErrorCode::TypeMismatch => Error::TypeMismatch(message),
+            ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => Error::TooLarge(message),
+            ErrorCode::Overloaded | ErrorCode::Unavailable => Error::Unavailable(message),
+            ErrorCode::BadRequest | ErrorCode::Refused => Error::Refused(message),
+            ErrorCode::UnsupportedVersion => Error::Protocol(message),
+            _ => Error::Protocol(format!("{}: {message}", e.code)),
+        }
+    }
+}
+
+impl Error {
+    /// Returns whether the request may have been applied although it failed (so a
+    /// non-idempotent operation must not be blindly retried).
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self, Error::Timeout(_) | Error::ConnectionLost(_))
+    }
+}
+
+/// The client's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,60 @@
+//! What a request can fail with, and how each failure crosses the wire.
+
+use haze_protocol::{ErrorCode, WireError};
+use haze_storage::{SubmitError, WriteError};
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The write was refused by the store's rules (type, size, the value's own checks).
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The write queue is full.
+    #[error("the node is overloaded: {0}")]
+    Overloaded(String),
+    /// The store cannot serve (it failed, or is shutting down).
+    #[error("the node cannot serve: {0}")]
+    Unavailable(String),
+    /// The request is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+impl From<SubmitError> for RequestError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Full => RequestError::Overloaded(e.to_string()),
+            SubmitError::Stopped => RequestError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<haze_storage::Error> for RequestError {
+    fn from(e: haze_storage::Error) -> Self {
+        RequestError::Unavailable(e.to_string())
+    }
+}
+
+impl RequestError {
+    /// Returns the stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RequestError::Write(WriteError::TypeMismatch { .. }) => ErrorCode::TypeMismatch,
+            RequestError::Write(WriteError::ValueTooLarge { .. }) => ErrorCode::ValueTooLarge,
+            RequestError::Write(WriteError::KeyTooLarge { .. }) => ErrorCode::KeyTooLarge,
+            RequestError::Write(WriteError::Refused(_)) => ErrorCode::Refused,
+            RequestError::Write(WriteError::Store(_)) | RequestError::Unavailable(_) => {
+                ErrorCode::Unavailable
+            }
+            RequestError::Write(_) => ErrorCode::Internal,
+            RequestError::Overloaded(_) => ErrorCode::Overloaded,
+            RequestError::BadRequest(_) => ErrorCode::BadRequest,
+        }
+    }
+
+    /// Returns the error as it crosses the wire.
+    pub fn to_wire(&self) -> WireError {
+        WireError::new(self.code(), self.to_string())
+    }
+}

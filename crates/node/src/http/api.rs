@@ -1,0 +1,274 @@
+//! The HTTP handlers.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use haze_crdt::{Scalar, Value};
+use haze_protocol::{ErrorCode, TypedOp};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+/// A JSON response (axum's `json` feature would pull in more than this needs).
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+use super::view::read_view;
+use crate::error::RequestError;
+use crate::metrics::Kind;
+use crate::node::Node;
+
+/// An error answer: a status and `{"error": {"code", "message"}}`.
+pub(super) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+/// The HTTP status of each error code (docs/http-api.md has the same table).
+pub(super) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
+        ErrorCode::TypeMismatch => StatusCode::CONFLICT,
+        ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        let code = e.code();
+        ApiError::new(status_of(code), code.name(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        json_response(self.status, &body)
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn envelope(key: &str, value: &Value) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"key": key, "type": value.kind(), "value": read_view(value), "state": value}),
+    )
+}
+
+/// Reads a request body of at most the value limit plus room for JSON's verbosity.
+async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
+    // JSON spells a state out several times larger than its binary encoding.
+    let limit = node
+        .config()
+        .store
+        .max_value_bytes
+        .saturating_mul(8)
+        .max(64 * 1024);
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "value_too_large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    })
+}
+
+fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+async fn timed<F: std::future::Future<Output = Result<Value, RequestError>>>(
+    node: &Node,
+    kind: Kind,
+    f: F,
+) -> Result<Value, ApiError> {
+    let started = tokio::time::Instant::now();
+    let result = f.await;
+    node.metrics()
+        .record(kind, result.is_ok(), started.elapsed());
+    Ok(result?)
+}
+
+pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
+    let (status, state) = if node.has_failed() {
+        (StatusCode::SERVICE_UNAVAILABLE, "failed")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let durability = match node.config().store.durability {
+        haze_storage::Durability::Sync => "sync".to_string(),
+        haze_storage::Durability::Periodic { interval_ms } => {
+            format!("periodic ({interval_ms} ms)")
+        }
+    };
+    json_response(
+        status,
+        &json!({"status": state, "actor": node.actor().to_string(), "durability": durability}),
+    )
+}
+
+pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let text = node.metrics().render(node.commit_stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint: see docs/http-api.md",
+    )
+}
+
+pub(super) async fn get_value(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
+    let started = tokio::time::Instant::now();
+    let result = node.get(key.as_bytes());
+    node.metrics()
+        .record(Kind::Get, result.is_ok(), started.elapsed());
+    match result? {
+        Some(value) => Ok(envelope(&key, &value)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no value under key {key:?}"),
+        )),
+    }
+}
+
+pub(super) async fn digest(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
+    let digest = node.digest(key.as_bytes())?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"key": key, "digest": digest.map(|d| format!("{d:016x}"))}),
+    ))
+}
+
+pub(super) async fn merge(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&node, body).await?;
+    let value: Value = parse(&bytes)?;
+    let merged = timed(
+        &node,
+        Kind::Merge,
+        node.merge(key.clone().into_bytes(), value),
+    )
+    .await?;
+    Ok(envelope(&key, &merged))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CounterBody {
+    add: i64,
+}
+
+pub(super) async fn counter(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&node, body).await?;
+    let CounterBody { add } = parse(&bytes)?;
+    apply(&node, key, TypedOp::CounterAdd(add)).await
+}
+
+/// A member or register value: a plain JSON string, or a tagged scalar (`{"int": -1}`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScalarJson {
+    Plain(String),
+    Tagged(Scalar),
+}
+
+impl From<ScalarJson> for Scalar {
+    fn from(s: ScalarJson) -> Scalar {
+        match s {
+            ScalarJson::Plain(text) => Scalar::String(text),
+            ScalarJson::Tagged(s) => s,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembersBody {
+    members: Vec<ScalarJson>,
+}
+
+pub(super) async fn set_add(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&node, body).await?;
+    let MembersBody { members } = parse(&bytes)?;
+    apply(
+        &node,
+        key,
+        TypedOp::SetAdd(members.into_iter().map(Scalar::from).collect()),
+    )
+    .await
+}
+
+pub(super) async fn set_remove(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&node, body).await?;
+    let MembersBody { members } = parse(&bytes)?;
+    apply(
+        &node,
+        key,
+        TypedOp::SetRemove(members.into_iter().map(Scalar::from).collect()),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    value: ScalarJson,
+}
+
+pub(super) async fn register(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&node, body).await?;
+    let RegisterBody { value } = parse(&bytes)?;
+    apply(&node, key, TypedOp::RegisterSet(value.into())).await
+}
+
+async fn apply(node: &Node, key: String, op: TypedOp) -> ApiResult {
+    let value = timed(node, Kind::Op, node.apply(key.clone().into_bytes(), op)).await?;
+    Ok(envelope(&key, &value))
+}

@@ -1,0 +1,65 @@
+//! A Haze node: a durable store of CRDT values behind the binary client protocol and an
+//! HTTP/JSON API.
+//!
+//! # The request path
+//!
+//! A connection (binary protocol, `connection`) or an HTTP request (`http`) becomes a call on
+//! [`Node`]. Reads go straight to the store (redb readers never wait for the writer). Writes —
+//! full-state merges and typed operations, which the node applies with its own actor id — are
+//! queued to the store's writer thread, which applies the writes that arrive together in one
+//! commit and, in `sync` mode, acknowledges them only after that commit's fsync.
+//!
+//! A later issue adds the ring: a node will own some partitions, route requests it does not own,
+//! and stream a partition to another node; keys are already stored in ring order for that.
+//!
+//! # Layout
+//!
+//! * `config` — [`NodeConfig`]: limits and timeouts.
+//! * `node` — [`Node`]: get, merge, batch, typed operations, digest.
+//! * `ops` — typed operations as store mutations.
+//! * `server`, `connection`, `handler` — the binary protocol: accept loop with a connection cap,
+//!   handshake, pipelined requests, timeouts.
+//! * `http` — the HTTP/JSON API and `/metrics`.
+//! * `metrics` — counters and histograms in the Prometheus format.
+//! * `error` — [`RequestError`] and its stable wire codes.
+
+mod config;
+mod connection;
+mod error;
+mod handler;
+pub mod http;
+mod metrics;
+mod node;
+mod ops;
+mod server;
+
+use std::sync::Arc;
+
+pub use config::NodeConfig;
+pub use error::RequestError;
+pub use metrics::{Kind, Metrics};
+pub use node::Node;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves `node` on the binary protocol `listener` and the HTTP `http_listener` until
+/// `shutdown` is cancelled; then stops accepting, lets open requests finish, and makes every
+/// write durable before returning.
+///
+/// # Errors
+///
+/// If the HTTP server fails.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let http = tokio::spawn(http::serve(node.clone(), http_listener, shutdown.clone()));
+    server::accept_loop(node.clone(), listener, shutdown.clone()).await;
+    let http_result = http.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    // Last: flush the writer, so every acknowledged write is durable before we return.
+    let flush = node.clone();
+    let _ = tokio::task::spawn_blocking(move || flush.shutdown()).await;
+    http_result
+}

@@ -1,0 +1,205 @@
+//! Counters and latency histograms, rendered in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use haze_storage::{COMMIT_BUCKET_BOUNDS_MICROS, CommitStats};
+
+/// The request kinds that are counted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A read.
+    Get,
+    /// A full-state merge.
+    Merge,
+    /// A batch of merges.
+    MergeBatch,
+    /// A typed operation.
+    Op,
+    /// A digest read.
+    Digest,
+    /// A ping.
+    Ping,
+}
+
+impl Kind {
+    const ALL: [Kind; 6] = [
+        Kind::Get,
+        Kind::Merge,
+        Kind::MergeBatch,
+        Kind::Op,
+        Kind::Digest,
+        Kind::Ping,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Get => "get",
+            Kind::Merge => "merge",
+            Kind::MergeBatch => "merge_batch",
+            Kind::Op => "op",
+            Kind::Digest => "digest",
+            Kind::Ping => "ping",
+        }
+    }
+}
+
+/// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
+const LATENCY_BOUNDS_MICROS: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+#[derive(Debug, Default)]
+struct PerKind {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    micros_sum: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BOUNDS_MICROS.len() + 1],
+}
+
+/// The node's metrics: requests by kind and outcome, latencies, connections.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    kinds: [PerKind; Kind::ALL.len()],
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Connections refused because the cap was reached.
+    pub connections_refused: AtomicU64,
+    /// Connections closed for a protocol error (garbage, oversized or truncated frames).
+    pub protocol_errors: AtomicU64,
+    /// Connections closed for idleness or a slow handshake.
+    pub timeouts: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one request of `kind` that took `took`.
+    pub fn record(&self, kind: Kind, ok: bool, took: Duration) {
+        let k = &self.kinds[Kind::ALL
+            .iter()
+            .position(|&x| x == kind)
+            .expect("every kind is listed")];
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        if ok { &k.ok } else { &k.errors }.fetch_add(1, Ordering::Relaxed);
+        k.micros_sum.fetch_add(micros, Ordering::Relaxed);
+        let bucket = LATENCY_BOUNDS_MICROS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(LATENCY_BOUNDS_MICROS.len());
+        k.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self, commits: &CommitStats) -> String {
+        let mut out = String::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.push_str("# HELP haze_requests_total Requests served, by kind and outcome.\n# TYPE haze_requests_total counter\n");
+        for (kind, k) in Kind::ALL.iter().zip(&self.kinds) {
+            let _ = writeln!(
+                out,
+                "haze_requests_total{{kind=\"{}\",outcome=\"ok\"}} {}",
+                kind.name(),
+                get(&k.ok)
+            );
+            let _ = writeln!(
+                out,
+                "haze_requests_total{{kind=\"{}\",outcome=\"error\"}} {}",
+                kind.name(),
+                get(&k.errors)
+            );
+        }
+        out.push_str("# HELP haze_request_duration_seconds Request latency, by kind.\n# TYPE haze_request_duration_seconds histogram\n");
+        for (kind, k) in Kind::ALL.iter().zip(&self.kinds) {
+            histogram(
+                &mut out,
+                "haze_request_duration_seconds",
+                &format!("kind=\"{}\",", kind.name()),
+                &LATENCY_BOUNDS_MICROS,
+                &k.buckets,
+                get(&k.micros_sum),
+            );
+        }
+        out.push_str("# HELP haze_storage_commits_total Storage commits (groups of writes sharing one fsync in sync mode).\n# TYPE haze_storage_commits_total counter\n");
+        let _ = writeln!(out, "haze_storage_commits_total {}", get(&commits.commits));
+        out.push_str("# HELP haze_storage_writes_total Writes applied by storage commits.\n# TYPE haze_storage_writes_total counter\n");
+        let _ = writeln!(out, "haze_storage_writes_total {}", get(&commits.writes));
+        out.push_str("# HELP haze_storage_syncs_total Periodic fsyncs (periodic durability).\n# TYPE haze_storage_syncs_total counter\n");
+        let _ = writeln!(out, "haze_storage_syncs_total {}", get(&commits.syncs));
+        out.push_str("# HELP haze_storage_commit_duration_seconds Time to apply and commit a group (with its fsync in sync mode).\n# TYPE haze_storage_commit_duration_seconds histogram\n");
+        histogram(
+            &mut out,
+            "haze_storage_commit_duration_seconds",
+            "",
+            &COMMIT_BUCKET_BOUNDS_MICROS,
+            &commits.commit_micros_buckets,
+            get(&commits.commit_micros),
+        );
+        for (name, help, value) in [
+            (
+                "haze_connections_open",
+                "Client connections open now.",
+                &self.connections_open,
+            ),
+            (
+                "haze_connections_total",
+                "Client connections accepted.",
+                &self.connections_total,
+            ),
+            (
+                "haze_connections_refused_total",
+                "Connections refused at the connection cap.",
+                &self.connections_refused,
+            ),
+            (
+                "haze_protocol_errors_total",
+                "Connections closed for a protocol error.",
+                &self.protocol_errors,
+            ),
+            (
+                "haze_timeouts_total",
+                "Connections closed for idleness or a slow handshake.",
+                &self.timeouts,
+            ),
+        ] {
+            let kind = if name == "haze_connections_open" {
+                "gauge"
+            } else {
+                "counter"
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                get(value)
+            );
+        }
+        out
+    }
+}
+
+fn histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[u64],
+    buckets: &[AtomicU64],
+    micros_sum: u64,
+) {
+    let mut cumulative = 0;
+    for (i, bucket) in buckets.iter().enumerate() {
+        cumulative += bucket.load(Ordering::Relaxed);
+        let le = bounds
+            .get(i)
+            .map_or("+Inf".to_string(), |b| format!("{}", *b as f64 / 1e6));
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
+    }
+    let labels = labels.trim_end_matches(',');
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {}", micros_sum as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+}

@@ -1,0 +1,191 @@
+//! The node's core: what every interface (binary protocol, HTTP) calls.
+
+use std::sync::{Arc, Mutex};
+
+use haze_crdt::{ActorId, Hlc, PhysicalClock, Value};
+use haze_protocol::TypedOp;
+use haze_storage::{GroupCommitter, Mutation, Store, WriterHandle};
+use tokio::sync::oneshot;
+
+use crate::config::NodeConfig;
+use crate::error::RequestError;
+use crate::metrics::Metrics;
+use crate::ops::OpContext;
+
+/// A write queued to the writer, not yet committed.
+type Pending = oneshot::Receiver<Result<Value, haze_storage::WriteError>>;
+
+/// A node's state, shared by all connections.
+pub struct Node {
+    config: NodeConfig,
+    store: Arc<dyn Store>,
+    committer: GroupCommitter,
+    writer: WriterHandle,
+    ops: OpContext,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("actor", &self.ops.actor)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a node over `store`: its writer thread and its state. `actor` is the id it applies
+    /// typed operations with: give every start of a node a fresh one (see `ActorId`'s docs).
+    ///
+    /// # Errors
+    ///
+    /// If the writer thread cannot start.
+    pub fn start(
+        config: NodeConfig,
+        store: Arc<dyn Store>,
+        actor: ActorId,
+        clock: Arc<dyn PhysicalClock + Send + Sync>,
+    ) -> Result<Arc<Node>, haze_storage::Error> {
+        let committer = GroupCommitter::start(store.clone())?;
+        let writer = committer.handle();
+        let ops = OpContext {
+            actor,
+            hlc: Arc::new(Mutex::new(Hlc::new())),
+            clock,
+        };
+        Ok(Arc::new(Node {
+            config,
+            store,
+            committer,
+            writer,
+            ops,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// Returns the configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Returns the actor id of this node's typed operations.
+    pub fn actor(&self) -> ActorId {
+        self.ops.actor
+    }
+
+    /// Returns the request and storage metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Returns the writer's counters.
+    pub fn commit_stats(&self) -> &haze_storage::CommitStats {
+        self.writer.stats()
+    }
+
+    /// Returns whether the store failed (then writes are refused with `Unavailable`).
+    pub fn has_failed(&self) -> bool {
+        self.writer.has_failed()
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), RequestError> {
+        let limit = self.config.store.max_key_bytes;
+        if key.len() > limit {
+            return Err(haze_storage::WriteError::KeyTooLarge {
+                size: key.len(),
+                limit,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Returns the value of `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`] if the key is too long or the store cannot read.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>, RequestError> {
+        self.check_key(key)?;
+        // redb reads are short and never wait for the writer (MVCC), so they run inline.
+        Ok(self.store.get(key)?)
+    }
+
+    /// Returns the digest of `key`'s value.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn digest(&self, key: &[u8]) -> Result<Option<u64>, RequestError> {
+        self.check_key(key)?;
+        Ok(self.store.digest(key)?)
+    }
+
+    /// Merges `value` into `key` and returns the merged value, once durable.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`]: type mismatch, too large, overloaded, unavailable.
+    pub async fn merge(&self, key: Vec<u8>, value: Value) -> Result<Value, RequestError> {
+        self.write(key, Mutation::Merge(value)).await
+    }
+
+    /// Applies a typed operation to `key` with this node's actor id; returns the new value, once
+    /// durable.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge), and `Refused` for an operation the value refuses.
+    pub async fn apply(&self, key: Vec<u8>, op: TypedOp) -> Result<Value, RequestError> {
+        self.write(key, self.ops.mutation(op)).await
+    }
+
+    /// Merges several keys: all are queued before any is awaited, so the writer commits them
+    /// together. Returns one outcome per item, in order.
+    pub async fn merge_batch(
+        &self,
+        items: Vec<(Vec<u8>, Value)>,
+    ) -> Vec<Result<Value, RequestError>> {
+        let pending: Vec<_> = items
+            .into_iter()
+            .map(|(key, value)| self.submit(key, Mutation::Merge(value)))
+            .collect();
+        let mut results = Vec::with_capacity(pending.len());
+        for submitted in pending {
+            results.push(match submitted {
+                Ok(outcome) => Self::outcome(outcome).await,
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    async fn write(&self, key: Vec<u8>, mutation: Mutation) -> Result<Value, RequestError> {
+        Self::outcome(self.submit(key, mutation)?).await
+    }
+
+    fn submit(&self, key: Vec<u8>, mutation: Mutation) -> Result<Pending, RequestError> {
+        self.check_key(&key)?;
+        let (done, outcome) = oneshot::channel();
+        let reply = Box::new(move |result| {
+            let _ = done.send(result);
+        });
+        self.writer
+            .submit(key, mutation, reply)
+            .map_err(|(_, e)| RequestError::from(e))?;
+        Ok(outcome)
+    }
+
+    async fn outcome(pending: Pending) -> Result<Value, RequestError> {
+        match pending.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(RequestError::Unavailable("the writer stopped".into())),
+        }
+    }
+
+    /// Stops the writer after the queued writes, making everything durable.
+    pub fn shutdown(&self) {
+        self.committer.shutdown();
+    }
+}

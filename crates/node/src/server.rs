@@ -1,0 +1,77 @@
+//! The accept loop of the binary protocol.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use haze_protocol::{ErrorCode, Response, WireError, write_frame};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::serve_connection;
+use crate::node::Node;
+
+/// Accepts connections until `shutdown`, then waits for the open ones to finish their in-flight
+/// requests.
+pub(crate) async fn accept_loop(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(node.config().max_connections));
+    let mut connections = JoinSet::new();
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let (mut stream, peer) = match accepted {
+            Ok(conn) => {
+                backoff = Duration::from_millis(5);
+                conn
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let metrics = node.metrics();
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, "connection refused: too many connections");
+            connections.spawn(async move {
+                let error = WireError::new(ErrorCode::Overloaded, "too many connections");
+                let mut body = Vec::new();
+                Response::Error(error).encode(0, &mut body);
+                let mut frame = Vec::new();
+                write_frame(&mut frame, &body);
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(&frame)).await;
+            });
+            continue;
+        };
+        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        let node = node.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            serve_connection(node.clone(), stream, shutdown).await;
+            node.metrics()
+                .connections_open
+                .fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
+        });
+    }
+    while connections.join_next().await.is_some() {}
+}

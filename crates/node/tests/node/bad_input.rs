@@ -1,0 +1,144 @@
+//! Garbage, truncated and oversized frames, slow and idle clients, too many connections:
+//! each closes the offending connection (with an error where one can be sent) while other
+//! clients go on.
+
+use haze_node::NodeConfig;
+use haze_protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::harness::{TestNode, frame, is_closed, raw, read_response, short_timeouts};
+
+async fn expect_error(stream: &mut TcpStream, code: ErrorCode) {
+    match read_response(stream).await {
+        Some((_, Response::Error(e))) => assert_eq!(e.code, code, "{}", e.message),
+        other => panic!("expected a {code} error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn garbage_closes_that_connection_and_others_go_on() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let client = node.client().await;
+    let mut bad = raw(node.addr).await;
+    bad.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe])
+        .await
+        .unwrap();
+    expect_error(&mut bad, ErrorCode::BadRequest).await;
+    assert!(is_closed(&mut bad).await);
+    client.counter_add("k", 1).await.unwrap();
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_instead_of_a_hello_is_refused() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let mut bad = TcpStream::connect(node.addr).await.unwrap();
+    bad.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        is_closed(&mut bad).await,
+        "an HTTP request on the binary port is cut off"
+    );
+    let mut no_hello = TcpStream::connect(node.addr).await.unwrap();
+    no_hello.write_all(&frame(3, &Request::Ping)).await.unwrap();
+    expect_error(&mut no_hello, ErrorCode::BadRequest).await;
+    assert!(is_closed(&mut no_hello).await);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsupported_protocol_version_is_refused_with_its_code() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let mut old = TcpStream::connect(node.addr).await.unwrap();
+    old.write_all(&frame(
+        1,
+        &Request::Hello {
+            version: PROTOCOL_VERSION + 1,
+        },
+    ))
+    .await
+    .unwrap();
+    expect_error(&mut old, ErrorCode::UnsupportedVersion).await;
+    assert!(is_closed(&mut old).await);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_length_prefix_is_refused_without_reading_it() {
+    let config = NodeConfig {
+        max_frame_bytes: 1024,
+        ..NodeConfig::default()
+    };
+    let node = TestNode::start(config).await;
+    let mut bad = raw(node.addr).await;
+    bad.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    expect_error(&mut bad, ErrorCode::BadRequest).await;
+    assert!(is_closed(&mut bad).await);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_truncated_frame_then_close_is_handled() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let mut bad = raw(node.addr).await;
+    bad.write_all(&[0, 0, 0, 50, 1, 2, 3]).await.unwrap();
+    bad.shutdown().await.unwrap();
+    assert!(is_closed(&mut bad).await);
+    let client = node.client().await;
+    client.ping().await.unwrap();
+    let protocol_errors = node
+        .node
+        .metrics()
+        .protocol_errors
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(protocol_errors, 1);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_slow_clients_are_timed_out() {
+    let node = TestNode::start(short_timeouts()).await;
+    // Never says hello.
+    let mut silent = TcpStream::connect(node.addr).await.unwrap();
+    assert!(is_closed(&mut silent).await);
+    // Says hello, then idles.
+    let mut idle = raw(node.addr).await;
+    assert!(is_closed(&mut idle).await);
+    // Sends a frame one byte at a time, slower than the timeout allows for the whole frame.
+    let mut slow = raw(node.addr).await;
+    let request = frame(1, &Request::Get { key: b"k".to_vec() });
+    let dribble = async {
+        for byte in request {
+            if slow.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    dribble.await;
+    assert!(is_closed(&mut slow).await);
+    let timeouts = node
+        .node
+        .metrics()
+        .timeouts
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(timeouts, 3);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_as_overloaded() {
+    let config = NodeConfig {
+        max_connections: 2,
+        ..NodeConfig::default()
+    };
+    let node = TestNode::start(config).await;
+    let _first = raw(node.addr).await;
+    let _second = raw(node.addr).await;
+    let mut third = TcpStream::connect(node.addr).await.unwrap();
+    expect_error(&mut third, ErrorCode::Overloaded).await;
+    assert!(is_closed(&mut third).await);
+    node.stop().await;
+}

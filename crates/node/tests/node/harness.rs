@@ -1,0 +1,184 @@
+//! Starting a node on loopback and talking to it byte by byte.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use haze_crdt::{ActorId, ManualClock};
+use haze_node::{Node, NodeConfig};
+use haze_protocol::{PROTOCOL_VERSION, Request, Response, write_frame};
+use haze_storage::{MemStore, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// A node serving on loopback; dropped, it shuts down.
+pub struct TestNode {
+    pub addr: SocketAddr,
+    pub http: SocketAddr,
+    pub node: Arc<Node>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestNode {
+    pub async fn start(config: NodeConfig) -> TestNode {
+        let store = MemStore::new(config.store);
+        TestNode::start_with(config, Arc::new(store)).await
+    }
+
+    pub async fn start_with(config: NodeConfig, store: Arc<dyn Store>) -> TestNode {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, http) = (
+            listener.local_addr().unwrap(),
+            http_listener.local_addr().unwrap(),
+        );
+        let node = Node::start(
+            config,
+            store,
+            ActorId::new(0x0de0),
+            Arc::new(ManualClock::new(1_000)),
+        )
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(haze_node::serve(
+            node.clone(),
+            listener,
+            http_listener,
+            shutdown.clone(),
+        ));
+        TestNode {
+            addr,
+            http,
+            node,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self) -> haze_client::Client {
+        haze_client::Client::connect(&self.addr.to_string())
+            .await
+            .unwrap()
+    }
+
+    /// Shuts down and waits until the node has stopped.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn short_timeouts() -> NodeConfig {
+    NodeConfig {
+        handshake_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..NodeConfig::default()
+    }
+}
+
+pub fn frame(id: u64, request: &Request) -> Vec<u8> {
+    let mut body = Vec::new();
+    request.encode(id, &mut body);
+    let mut out = Vec::new();
+    write_frame(&mut out, &body);
+    out
+}
+
+/// A raw connection that has completed the handshake.
+pub async fn raw(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(&frame(
+            0,
+            &Request::Hello {
+                version: PROTOCOL_VERSION,
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_response(&mut stream).await,
+        Some((
+            0,
+            Response::Hello {
+                version: PROTOCOL_VERSION
+            }
+        ))
+    );
+    stream
+}
+
+/// Reads one response frame, or `None` when the node closed the connection (within 5 s).
+pub async fn read_response(stream: &mut TcpStream) -> Option<(u64, Response)> {
+    let read = async {
+        let mut header = [0u8; 4];
+        stream.read_exact(&mut header).await.ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(header) as usize];
+        stream.read_exact(&mut body).await.ok()?;
+        Some(Response::decode(&body).expect("the node sends valid responses"))
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the node answers or closes within 5 s")
+}
+
+/// Returns whether the node closed the connection (reads hit the end) within 5 s.
+pub async fn is_closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let wait = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue, // an error frame before the close
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .unwrap_or(false)
+}
+
+/// Sends one HTTP/1.1 request and returns the status and body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // A node may answer (413) and close before reading a huge body: ignore a broken pipe then.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read_all)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

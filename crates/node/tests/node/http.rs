@@ -1,0 +1,145 @@
+//! The HTTP/JSON API: reads, merges, typed operations, errors as statuses, health, metrics.
+
+use haze_node::NodeConfig;
+use haze_storage::StoreConfig;
+use serde_json::Value as Json;
+
+use crate::harness::{TestNode, http};
+
+fn json(body: &str) -> Json {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn typed_operations_reads_and_merges_over_http() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let (status, body) = http(
+        node.http,
+        "POST",
+        "/v1/keys/visits/counter",
+        r#"{"add": 3}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["value"], 3);
+    let (status, body) = http(
+        node.http,
+        "POST",
+        "/v1/keys/list/set/add",
+        r#"{"members": ["milk", {"int": 2}]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json(&body)["value"],
+        serde_json::json!(["milk", {"int": 2}])
+    );
+    let (status, body) = http(
+        node.http,
+        "POST",
+        "/v1/keys/title/register",
+        r#"{"value": "Groceries"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, json(&body)["value"].clone()),
+        (200, serde_json::json!("Groceries"))
+    );
+
+    // The state from a read merges back in unchanged.
+    let (status, body) = http(node.http, "GET", "/v1/keys/list", "").await;
+    assert_eq!(status, 200);
+    let state = json(&body)["state"].to_string();
+    let (status, merged) = http(node.http, "POST", "/v1/keys/list/merge", &state).await;
+    assert_eq!((status, json(&merged)["state"].to_string()), (200, state));
+
+    let (status, body) = http(node.http, "GET", "/v1/keys/list/digest", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["digest"].as_str().map(str::len), Some(16));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn errors_map_to_statuses_with_a_json_body() {
+    let config = NodeConfig {
+        store: StoreConfig {
+            max_value_bytes: 300,
+            ..StoreConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let node = TestNode::start(config).await;
+    http(node.http, "POST", "/v1/keys/n/counter", r#"{"add": 1}"#).await;
+    let cases = [
+        ("GET", "/v1/keys/missing", "", 404, "not_found"),
+        ("POST", "/v1/keys/n/merge", "{not json", 400, "bad_request"),
+        (
+            "POST",
+            "/v1/keys/n/merge",
+            r#"{"type": "hyperloglog"}"#,
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/keys/n/counter",
+            r#"{"add": "three"}"#,
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/keys/n/set/add",
+            r#"{"members": ["x"]}"#,
+            409,
+            "type_mismatch",
+        ),
+        (
+            "POST",
+            "/v1/keys/s/set/add",
+            &format!(r#"{{"members": ["{}"]}}"#, "x".repeat(400)),
+            413,
+            "value_too_large",
+        ),
+        ("GET", "/nowhere", "", 404, "not_found"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, response) = http(node.http, method, path, body).await;
+        assert_eq!(got, status, "{method} {path}: {response}");
+        assert_eq!(json(&response)["error"]["code"], code, "{method} {path}");
+    }
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let (status, response) = http(node.http, "POST", "/v1/keys/n/merge", &huge).await;
+    assert_eq!(status, 413, "{response}");
+    let (_, body) = http(node.http, "GET", "/v1/keys/s", "").await;
+    assert_eq!(
+        json(&body)["error"]["code"],
+        "not_found",
+        "a refused write stores nothing"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics_report_the_node() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let client = node.client().await;
+    client.counter_add("k", 1).await.unwrap();
+    let (status, body) = http(node.http, "GET", "/health", "").await;
+    assert_eq!(
+        (status, json(&body)["status"].clone()),
+        (200, serde_json::json!("ok"))
+    );
+    let (status, text) = http(node.http, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "haze_requests_total{kind=\"op\",outcome=\"ok\"} 1",
+        "haze_request_duration_seconds_bucket{kind=\"op\",le=\"+Inf\"} 1",
+        "haze_storage_commits_total 1",
+        "haze_storage_commit_duration_seconds_count 1",
+        "haze_connections_open 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    node.stop().await;
+}

@@ -1,0 +1,8 @@
+//! A node in this process on 127.0.0.1:0, driven through the client, raw TCP and raw HTTP.
+
+#![allow(unreachable_pub)]
+
+mod bad_input;
+mod harness;
+mod http;
+mod requests;
