@@ -27,6 +27,7 @@ mod group_commit;
 mod key;
 mod mem_store;
 mod store;
+mod wal;
 
 pub use disk_store::DiskStore;
 pub use error::{Error, Result, WriteError};

@@ -71,7 +71,7 @@ fn every_acknowledged_write_survives_sigkill_in_sync_mode() {
                 })
                 .collect::<Vec<_>>()
         });
-        runtime.block_on(tokio::time::sleep(Duration::from_millis(1_500))); // the load runs meanwhile
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1_500)).await }); // the load runs
         server.kill(); // SIGKILL mid-write
         stop.store(true, Ordering::Relaxed);
         let acked: Vec<Acked> = runtime.block_on(async {

@@ -1,0 +1,234 @@
+//! The write-ahead log that makes a group of writes durable with one append and one fdatasync.
+//!
+//! redb makes a commit durable by writing every B-tree page the commit touched and syncing;
+//! for random keys that is many pages per write. So the disk store commits to redb without
+//! syncing, and makes each group durable here instead: the merged values of the group are
+//! appended as one record and the file is fdatasync'ed. Replaying a record *merges* its values
+//! into the store, so replaying records that redb already holds is harmless (merge is
+//! idempotent), and a checkpoint (a durable redb commit, then truncating the log) may happen at
+//! any time.
+//!
+//! ```text
+//! file   = magic "HAZEWAL1" record*
+//! record = payload_len:u32 BE, checksum:u64 BE (xxh3 of payload), payload
+//! payload = count:varint, then count × (key: len-prefixed bytes, value: len-prefixed encoding)
+//! ```
+//!
+//! A record that is truncated or fails its checksum ends the log (a torn write of the last,
+//! unacknowledged group); recovery truncates the file there.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use haze_crdt::encode::{Reader, writer};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"HAZEWAL1";
+const RECORD_HEADER: usize = 12;
+
+fn io(e: impl std::fmt::Display) -> Error {
+    Error::Io(e.to_string())
+}
+
+/// An open log, positioned at its end.
+#[derive(Debug)]
+pub(crate) struct Wal {
+    file: File,
+    len: u64,
+}
+
+/// One replayed entry: a key and the encoding of a value merged into it.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+impl Wal {
+    /// Opens the log at `path`, creating it if needed, and returns it with the entries of every
+    /// complete record, in order. A torn or corrupt tail is cut off.
+    pub(crate) fn open(path: &Path) -> Result<(Wal, Vec<Entry>)> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        if bytes.is_empty() {
+            file.write_all(MAGIC).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            return Ok((
+                Wal {
+                    file,
+                    len: MAGIC.len() as u64,
+                },
+                Vec::new(),
+            ));
+        }
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(Error::Corrupt(format!(
+                "{} is not a Haze write-ahead log",
+                path.display()
+            )));
+        }
+        let mut entries = Vec::new();
+        let mut at = MAGIC.len();
+        while let Some((payload, next)) = record_at(&bytes, at) {
+            match parse_payload(payload) {
+                Some(mut parsed) => entries.append(&mut parsed),
+                None => break,
+            }
+            at = next;
+        }
+        if at < bytes.len() {
+            // A torn or corrupt tail: the last group, never acknowledged. Cut it off.
+            file.set_len(at as u64).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        file.seek(SeekFrom::Start(at as u64)).map_err(io)?;
+        Ok((
+            Wal {
+                file,
+                len: at as u64,
+            },
+            entries,
+        ))
+    }
+
+    /// Appends one record holding `entries` (keys and encoded values) and, if `sync`, waits for
+    /// it to reach the disk.
+    pub(crate) fn append(&mut self, entries: &[(&[u8], &[u8])], sync: bool) -> Result<()> {
+        let mut payload = Vec::with_capacity(
+            16 + entries
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>(),
+        );
+        writer::len(&mut payload, entries.len());
+        for (key, value) in entries {
+            writer::bytes(&mut payload, key);
+            writer::bytes(&mut payload, value);
+        }
+        let len = u32::try_from(payload.len())
+            .map_err(|_| Error::Io("a group larger than 4 GiB".into()))?;
+        let mut record = Vec::with_capacity(RECORD_HEADER + payload.len());
+        record.extend_from_slice(&len.to_be_bytes());
+        record.extend_from_slice(&xxh3_64(&payload).to_be_bytes());
+        record.extend_from_slice(&payload);
+        self.file.write_all(&record).map_err(io)?;
+        self.len += record.len() as u64;
+        if sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything appended is on the disk.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(io)
+    }
+
+    /// Returns the log's size in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Empties the log (after a checkpoint made its records durable elsewhere).
+    pub(crate) fn truncate(&mut self) -> Result<()> {
+        self.file.set_len(MAGIC.len() as u64).map_err(io)?;
+        self.file
+            .seek(SeekFrom::Start(MAGIC.len() as u64))
+            .map_err(io)?;
+        self.file.sync_all().map_err(io)?;
+        self.len = MAGIC.len() as u64;
+        Ok(())
+    }
+}
+
+/// Returns the payload of the record at `at` and where the next starts, if the record is
+/// complete and its checksum matches.
+fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let header = bytes.get(at..at + RECORD_HEADER)?;
+    let len = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
+    let checksum = u64::from_be_bytes(header[4..].try_into().ok()?);
+    let start = at + RECORD_HEADER;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    (xxh3_64(payload) == checksum).then_some((payload, start + len))
+}
+
+fn parse_payload(payload: &[u8]) -> Option<Vec<Entry>> {
+    let mut r = Reader::new(payload);
+    let n = r.count(2).ok()?;
+    let mut entries = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let key = r.bytes().ok()?.to_vec();
+        let value = r.bytes().ok()?.to_vec();
+        entries.push((key, value));
+    }
+    (r.remaining() == 0).then_some(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.log");
+        {
+            let (mut wal, entries) = Wal::open(&path).unwrap();
+            assert!(entries.is_empty());
+            wal.append(&[(b"a", b"1"), (b"b", b"22")], true).unwrap();
+            wal.append(&[(b"c", b"333")], true).unwrap();
+        }
+        // Tear the last record: keep all but its last byte.
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let (mut wal, entries) = Wal::open(&path).unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"22".to_vec())
+            ]
+        );
+        // Appending after recovery continues a valid log.
+        wal.append(&[(b"d", b"4")], true).unwrap();
+        drop(wal);
+        let (_, entries) = Wal::open(&path).unwrap();
+        assert_eq!(entries.len(), 3);
+    }
+
+    #[test]
+    fn a_corrupt_record_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.log");
+        {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            wal.append(&[(b"a", b"1")], true).unwrap();
+            wal.append(&[(b"b", b"2")], true).unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, entries) = Wal::open(&path).unwrap();
+        assert_eq!(entries, vec![(b"a".to_vec(), b"1".to_vec())]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.log");
+        std::fs::write(&path, b"something else entirely").unwrap();
+        assert!(matches!(Wal::open(&path), Err(Error::Corrupt(_))));
+    }
+}
