@@ -7,11 +7,11 @@ use haze_protocol::{
     ErrorCode, FrameError, PROTOCOL_VERSION, Request, RequestId, Response, WireError, read_frame,
     write_frame,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::handler::handle;
+use crate::handler::{self, Plan};
 use crate::node::Node;
 
 /// Why a connection ended (for logs).
@@ -85,25 +85,31 @@ where
         return;
     }
 
-    // Requests are handled concurrently; their encoded responses flow to one writer task, which
-    // sends whatever has accumulated in one write.
-    let (responses, mut outbox) = mpsc::channel::<Vec<u8>>(config.max_in_flight);
+    // Requests are answered concurrently; their encoded responses flow to one writer task,
+    // which sends whatever has accumulated in one write. Each response carries the permit of its
+    // request, released only once written, so a client that stops reading stops being read.
+    let (responses, mut outbox) = mpsc::unbounded_channel::<(Vec<u8>, OwnedSemaphorePermit)>();
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
     let idle = config.idle_timeout;
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(frame) = outbox.recv().await {
+        let mut permits = Vec::new();
+        while let Some((frame, permit)) = outbox.recv().await {
             buf.clear();
             buf.extend_from_slice(&frame);
+            permits.push(permit);
             while buf.len() < 256 * 1024 {
                 match outbox.try_recv() {
-                    Ok(frame) => buf.extend_from_slice(&frame),
+                    Ok((frame, permit)) => {
+                        buf.extend_from_slice(&frame);
+                        permits.push(permit);
+                    }
                     Err(_) => break,
                 }
             }
             // A client that stops reading its responses is cut off after the idle timeout.
             match tokio::time::timeout(idle, write_half.write_all(&buf)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => permits.clear(),
                 _ => break,
             }
         }
@@ -116,10 +122,14 @@ where
             _ = shutdown.cancelled() => break End::Shutdown,
             permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        let frame = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break End::Shutdown,
-            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut body, config.max_frame_bytes)) => frame,
+        // Pipelined requests are usually already buffered: take them without arming a timer.
+        let frame = match buffered_frame(&mut reader, &mut body, config.max_frame_bytes) {
+            Some(frame) => Ok(frame),
+            None => tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break End::Shutdown,
+                frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut body, config.max_frame_bytes)) => frame,
+            },
         };
         match frame {
             Err(_) => break End::Timeout("idle"),
@@ -127,24 +137,36 @@ where
             Ok(Err(FrameError::Io(e))) => break End::Protocol(e.to_string()),
             Ok(Err(e)) => {
                 let error = WireError::new(ErrorCode::BadRequest, e.to_string());
-                let _ = responses.send(encode(0, &Response::Error(error))).await;
+                let _ = responses.send((encode(0, &Response::Error(error)), permit));
                 break End::Protocol(e.to_string());
             }
             Ok(Ok(true)) => match Request::decode(&body) {
-                Ok((id, request)) => {
-                    let node = node.clone();
-                    let responses = responses.clone();
-                    tokio::spawn(async move {
-                        let response = handle(node, request).await;
-                        let _ = responses.send(encode(id, &response)).await;
-                        drop(permit);
-                    });
-                }
+                Ok((id, request)) => match handler::plan(&node, request) {
+                    Plan::Now(response) => {
+                        let _ = responses.send((encode(id, &response), permit));
+                    }
+                    Plan::Write { kind, key, write } => {
+                        let (answer, started, writer_node) =
+                            (responses.clone(), tokio::time::Instant::now(), node.clone());
+                        node.submit_write(key, write, move |outcome| {
+                            let response = handler::written(&writer_node, kind, started, outcome);
+                            let _ = answer.send((encode(id, &response), permit));
+                        });
+                    }
+                    Plan::Batch(items) => {
+                        let (answer, node) = (responses.clone(), node.clone());
+                        tokio::spawn(async move {
+                            let response = handler::batch(node, items).await;
+                            let _ = answer.send((encode(id, &response), permit));
+                        });
+                    }
+                },
                 Err(e) => {
                     let error = WireError::new(ErrorCode::BadRequest, e.reason.clone());
-                    let _ = responses
-                        .send(encode(e.request_id.unwrap_or(0), &Response::Error(error)))
-                        .await;
+                    let _ = responses.send((
+                        encode(e.request_id.unwrap_or(0), &Response::Error(error)),
+                        permit,
+                    ));
                     break End::Protocol(e.to_string());
                 }
             },
@@ -154,6 +176,28 @@ where
     drop(responses);
     let _ = writer.await;
     end(&node, ended);
+}
+
+/// Takes a whole frame from the reader's buffer if one is there, without touching the socket.
+/// Returns `None` when more bytes are needed, and an error for a frame over the limit.
+fn buffered_frame<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    body: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Option<Result<bool, FrameError>> {
+    let buffered = reader.buffer();
+    let size = u32::from_be_bytes(buffered.get(..4)?.try_into().expect("4 bytes")) as usize;
+    if size > max_bytes {
+        return Some(Err(FrameError::TooLarge {
+            size,
+            limit: max_bytes,
+        }));
+    }
+    let frame = buffered.get(4..4 + size)?;
+    body.clear();
+    body.extend_from_slice(frame);
+    std::pin::Pin::new(reader).consume(4 + size);
+    Some(Ok(true))
 }
 
 fn encode(id: RequestId, response: &Response) -> Vec<u8> {

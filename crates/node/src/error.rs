@@ -44,6 +44,8 @@ impl RequestError {
             RequestError::Write(WriteError::ValueTooLarge { .. }) => ErrorCode::ValueTooLarge,
             RequestError::Write(WriteError::KeyTooLarge { .. }) => ErrorCode::KeyTooLarge,
             RequestError::Write(WriteError::Refused(_)) => ErrorCode::Refused,
+            RequestError::Write(WriteError::NotQueued(SubmitError::Full)) => ErrorCode::Overloaded,
+            RequestError::Write(WriteError::NotQueued(_)) => ErrorCode::Unavailable,
             RequestError::Write(WriteError::Store(_)) | RequestError::Unavailable(_) => {
                 ErrorCode::Unavailable
             }

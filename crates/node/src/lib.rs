@@ -38,7 +38,7 @@ use std::sync::Arc;
 pub use config::NodeConfig;
 pub use error::RequestError;
 pub use metrics::{Kind, Metrics};
-pub use node::Node;
+pub use node::{Node, WriteRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -12,6 +12,15 @@ use crate::error::RequestError;
 use crate::metrics::Metrics;
 use crate::ops::OpContext;
 
+/// A write, as [`Node::submit_write`] takes it.
+#[derive(Debug)]
+pub enum WriteRequest {
+    /// Merge a full state.
+    Merge(Value),
+    /// Apply a typed operation with the node's actor id.
+    Op(TypedOp),
+}
+
 /// A write queued to the writer, not yet committed.
 type Pending = oneshot::Receiver<Result<Value, haze_storage::WriteError>>;
 
@@ -139,6 +148,28 @@ impl Node {
     /// As [`merge`](Self::merge), and `Refused` for an operation the value refuses.
     pub async fn apply(&self, key: Vec<u8>, op: TypedOp) -> Result<Value, RequestError> {
         self.write(key, self.ops.mutation(op)).await
+    }
+
+    /// Queues a write and returns at once; `reply` is called (on the writer thread) with the
+    /// outcome once it is durable. The connection uses this to answer without a task per write.
+    pub fn submit_write(
+        &self,
+        key: Vec<u8>,
+        write: WriteRequest,
+        reply: impl FnOnce(Result<Value, RequestError>) + Send + 'static,
+    ) {
+        if let Err(e) = self.check_key(&key) {
+            return reply(Err(e));
+        }
+        let mutation = match write {
+            WriteRequest::Merge(value) => Mutation::Merge(value),
+            WriteRequest::Op(op) => self.ops.mutation(op),
+        };
+        let reply: haze_storage::Reply =
+            Box::new(move |result| reply(result.map_err(RequestError::from)));
+        if let Err((reply, e)) = self.writer.submit(key, mutation, reply) {
+            reply(Err(haze_storage::WriteError::NotQueued(e)));
+        }
     }
 
     /// Merges several keys: all are queued before any is awaited, so the writer commits them

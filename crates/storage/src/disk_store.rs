@@ -13,8 +13,10 @@ use crate::{DIGEST_BUCKETS, Durability, Error, Mutation, Result, Store, StoreCon
 
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
-/// Digest bucket → XOR of the digests of its keys.
-const DIGESTS: TableDefinition<u32, u64> = TableDefinition::new("digests");
+/// `"buckets"` → the digest of every bucket (XOR of its keys' digests), as 4096 big-endian
+/// `u64`s. One value rewritten per commit costs less than one B-tree update per write.
+const DIGESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("digests");
+const DIGESTS_KEY: &str = "buckets";
 /// Format markers.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -35,6 +37,8 @@ const CHECKPOINT_WAL_BYTES: u64 = 64 * 1024 * 1024;
 pub struct DiskStore {
     db: Database,
     wal: Mutex<Wal>,
+    /// The bucket digests of the last commit (the writer's copy; readers read redb's).
+    buckets: Mutex<Vec<u64>>,
     config: StoreConfig,
 }
 
@@ -75,9 +79,11 @@ impl DiskStore {
         let store = DiskStore {
             db,
             wal: Mutex::new(wal),
+            buckets: Mutex::new(Vec::new()),
             config,
         };
         store.check_format()?;
+        *store.buckets.lock().unwrap_or_else(PoisonError::into_inner) = store.bucket_digests()?;
         store.replay(replay)?;
         Ok(store)
     }
@@ -128,6 +134,9 @@ impl DiskStore {
         let mut txn = self.db.begin_write().map_err(io)?;
         txn.set_durability(redb::Durability::None).map_err(io)?;
         let mut logged: Vec<(usize, Vec<u8>)> = Vec::with_capacity(batch.len());
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        // Updated on a copy: if the commit fails, the writer's digests stay those of redb.
+        let mut next = buckets.clone();
         {
             let mut values = txn.open_table(VALUES).map_err(io)?;
             let mut digests = txn.open_table(DIGESTS).map_err(io)?;
@@ -143,13 +152,11 @@ impl DiskStore {
                 let current = old.as_deref().map(decode).transpose()?;
                 let outcome = merged_value(config, &write.key, current, mutation);
                 if let Ok((_, encoded)) = &outcome {
-                    let bucket = digest_bucket(ring_hash(&write.key)) as u32;
-                    let mut digest = digests.get(bucket).map_err(io)?.map_or(0, |d| d.value());
+                    let bucket = digest_bucket(ring_hash(&write.key));
                     if let Some(old) = &old {
-                        digest ^= key_digest(&write.key, old);
+                        next[bucket] ^= key_digest(&write.key, old);
                     }
-                    digest ^= key_digest(&write.key, encoded);
-                    digests.insert(bucket, digest).map_err(io)?;
+                    next[bucket] ^= key_digest(&write.key, encoded);
                     values
                         .insert(skey.as_slice(), encoded.as_slice())
                         .map_err(io)?;
@@ -158,6 +165,10 @@ impl DiskStore {
                     }
                 }
                 write.outcome = Some(outcome.map(|(value, _)| value));
+            }
+            if next != *buckets {
+                let blob: Vec<u8> = next.iter().flat_map(|d| d.to_be_bytes()).collect();
+                digests.insert(DIGESTS_KEY, blob.as_slice()).map_err(io)?;
             }
         }
         if !logged.is_empty() {
@@ -169,7 +180,9 @@ impl DiskStore {
             self.wal()
                 .append(&entries, matches!(config.durability, Durability::Sync))?;
         }
-        txn.commit().map_err(io)
+        txn.commit().map_err(io)?;
+        *buckets = next;
+        Ok(())
     }
 
     fn check_format(&self) -> Result<()> {
@@ -226,14 +239,21 @@ impl Store for DiskStore {
     fn bucket_digests(&self) -> Result<Vec<u64>> {
         let txn = self.db.begin_read().map_err(io)?;
         let table = txn.open_table(DIGESTS).map_err(io)?;
-        let mut out = vec![0; DIGEST_BUCKETS];
-        for entry in table.iter().map_err(io)? {
-            let (bucket, digest) = entry.map_err(io)?;
-            if let Some(slot) = out.get_mut(bucket.value() as usize) {
-                *slot = digest.value();
-            }
+        let Some(blob) = table.get(DIGESTS_KEY).map_err(io)? else {
+            return Ok(vec![0; DIGEST_BUCKETS]);
+        };
+        let blob = blob.value();
+        if blob.len() != DIGEST_BUCKETS * 8 {
+            return Err(Error::Corrupt(format!(
+                "the digests take {} bytes, not {}",
+                blob.len(),
+                DIGEST_BUCKETS * 8
+            )));
         }
-        Ok(out)
+        Ok(blob
+            .chunks_exact(8)
+            .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+            .collect())
     }
 
     fn config(&self) -> &StoreConfig {

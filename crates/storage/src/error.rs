@@ -59,6 +59,10 @@ pub enum WriteError {
     /// The store failed; the write may or may not be durable.
     #[error(transparent)]
     Store(#[from] Error),
+    /// The write could not be queued: the queue is full (the node is overloaded), or the writer
+    /// has stopped. Nothing was written.
+    #[error("the write was not queued: {0}")]
+    NotQueued(crate::SubmitError),
 }
 
 impl From<haze_crdt::Error> for WriteError {
