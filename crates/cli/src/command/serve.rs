@@ -50,6 +50,9 @@ pub(crate) struct ServeArgs {
     /// Seconds a connection may wait without a complete request before it is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout_secs: u64,
+    /// Threads serving connections (default: one per core). The storage writer has its own.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
