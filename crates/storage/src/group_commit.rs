@@ -40,6 +40,8 @@ pub struct CommitStats {
     pub commit_micros_buckets: [AtomicU64; 7],
     /// Periodic fsyncs (in `periodic` mode).
     pub syncs: AtomicU64,
+    /// Times the writer woke up (for a write, a stop, or a periodic fsync).
+    pub wakeups: AtomicU64,
 }
 
 /// The upper bounds of [`CommitStats::commit_micros_buckets`], in microseconds.
@@ -224,6 +226,7 @@ impl Writer {
                     .receiver
                     .recv_timeout(every.saturating_sub(last_sync.elapsed())),
             };
+            self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
             let mut batch = Vec::new();
             match first {
                 Ok(Message::Write {
@@ -250,10 +253,13 @@ impl Writer {
                 dirty = true;
             }
             if let Some(every) = interval
-                && dirty
                 && (stopping || last_sync.elapsed() >= every)
             {
-                self.sync();
+                // Restart the interval even when there was nothing to sync: otherwise an idle
+                // writer would wait zero time, again and again (a busy loop).
+                if dirty {
+                    self.sync();
+                }
                 last_sync = Instant::now();
                 dirty = false;
             }

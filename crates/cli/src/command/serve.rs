@@ -60,7 +60,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -112,8 +112,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
+        signals.cancel(); // first: nothing below may stop the shutdown
         tracing::info!("shutting down: finishing in-flight requests and syncing");
-        signals.cancel();
     });
     haze_node::serve(node, listener, http_listener, shutdown)
         .await
@@ -133,5 +133,23 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Standard error that never fails: a log line that cannot be written (the reader of a pipe
+/// went away) is dropped. tracing-subscriber reports a failed write by printing to standard
+/// error, which panics when that is the broken pipe, and the panic killed the task that handles
+/// SIGTERM: the node then ignored SIGTERM.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }

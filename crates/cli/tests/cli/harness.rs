@@ -52,24 +52,24 @@ impl Server {
                 .find_map(|w| w.strip_prefix(name))
                 .map(|v| v.trim_matches('"').to_string())
         };
+        // From here the guard kills the process, whatever panics below.
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            http: String::new(),
+            logs,
+        };
         loop {
-            match logs.recv_timeout(Duration::from_secs(30)) {
+            match server.logs.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) if line.contains("haze node ready") => {
-                    let addr = field(&line, "listen=").expect("the ready line names the address");
-                    let http =
+                    server.addr =
+                        field(&line, "listen=").expect("the ready line names the address");
+                    server.http =
                         field(&line, "http=").expect("the ready line names the HTTP address");
-                    return Server {
-                        child,
-                        addr,
-                        http,
-                        logs,
-                    };
+                    return server;
                 }
                 Ok(_) => continue,
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("haze serve did not get ready: {e}");
-                }
+                Err(e) => panic!("haze serve did not get ready: {e}"),
             }
         }
     }

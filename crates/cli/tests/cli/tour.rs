@@ -111,3 +111,57 @@ fn sigterm_stops_the_node_cleanly_and_writes_survive() {
     let server = Server::start(dir.path(), &[]);
     assert_eq!(ok(&server, &["counter", "get", "k"]), "7\n");
 }
+
+#[test]
+fn sigterm_stops_the_node_even_when_its_log_pipe_is_gone() {
+    // Found when test processes outlived their test: with the reader of its stderr gone, a log
+    // write failed, tracing-subscriber reported it by printing to stderr, that panicked, and the
+    // SIGTERM handler died with it.
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = haze()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("haze node ready") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "haze serve exited early"
+        );
+    }
+    drop(stderr); // the log pipe is gone
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+        child
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(status) => assert!(status.unwrap().success()),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status();
+            panic!("the node ignored SIGTERM");
+        }
+    }
+}

