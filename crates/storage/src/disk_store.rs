@@ -1,10 +1,11 @@
-//! The durable store, on redb.
+//! The durable store: a write-ahead log and an in-memory table of recent writes, flushed to redb.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use haze_crdt::Value;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::apply::merged_value;
 use crate::key::{digest_bucket, key_digest, ring_hash, store_key};
@@ -14,7 +15,7 @@ use crate::{DIGEST_BUCKETS, Durability, Error, Mutation, Result, Store, StoreCon
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
 /// `"buckets"` → the digest of every bucket (XOR of its keys' digests), as 4096 big-endian
-/// `u64`s. One value rewritten per commit costs less than one B-tree update per write.
+/// `u64`s, as of the last flush.
 const DIGESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("digests");
 const DIGESTS_KEY: &str = "buckets";
 /// Format markers.
@@ -23,30 +24,36 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The layout of the tables above. Bump it (and add an upgrade) for any change.
 const FORMAT_VERSION: u64 = 1;
 
-/// When the write-ahead log passes this size, the store checkpoints: one durable redb commit,
-/// then the log is emptied.
-const CHECKPOINT_WAL_BYTES: u64 = 64 * 1024 * 1024;
+/// When the recent writes held in memory pass this size, they are flushed to redb.
+const FLUSH_MEMTABLE_BYTES: usize = 32 * 1024 * 1024;
+/// When the log passes this size, the recent writes are flushed (and the log emptied) too.
+const FLUSH_WAL_BYTES: u64 = 64 * 1024 * 1024;
 
-/// A [`Store`] in a data directory: the values in a redb file (`haze.redb`) and a write-ahead log
-/// (`wal.log`, see the `wal` module).
+/// A [`Store`] in a data directory: a write-ahead log (`wal.log`, see the `wal` module), an
+/// in-memory table of the values written since the last flush, and redb (`haze.redb`).
 ///
-/// redb gives single-writer transactions with MVCC readers, so reads never wait for writes. Its
-/// commits are made without syncing; a group of writes is durable once its record in the log is
-/// (one append and one fdatasync per group). On open, the log is replayed (merged) into redb.
+/// A group of writes is durable once its record in the log is (one append, one fdatasync); its
+/// values then join the in-memory table, where reads find them first. When that table (or the
+/// log) grows past a threshold, its values are written to redb in one durable, sorted commit,
+/// and the log is emptied. redb thus sees each B-tree page once per flush rather than once per
+/// group, and its MVCC readers never wait for the writer. On open, the log is replayed (merged).
 /// `docs/storage-format.md` says why redb, and why the log.
 pub struct DiskStore {
     db: Database,
-    wal: Mutex<Wal>,
-    /// The bucket digests of the last commit (the writer's copy; readers read redb's).
+    /// Ring-ordered key → encoded value, for every key written since the last flush. The log
+    /// holds each of these durably; redb may not yet.
+    recent: RwLock<Recent>,
+    /// The writer's state: only `apply`, `sync` and flushes take it.
+    writer: Mutex<Wal>,
+    /// The bucket digests of everything acknowledged (redb and the recent writes together).
     buckets: Mutex<Vec<u64>>,
     config: StoreConfig,
 }
 
-impl Drop for DiskStore {
-    /// A clean close checkpoints, so the next open has no log to replay.
-    fn drop(&mut self) {
-        let _ = self.checkpoint();
-    }
+#[derive(Debug, Default)]
+struct Recent {
+    values: BTreeMap<Vec<u8>, Vec<u8>>,
+    bytes: usize,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -54,6 +61,14 @@ impl std::fmt::Debug for DiskStore {
         f.debug_struct("DiskStore")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DiskStore {
+    /// A clean close flushes, so the next open has no log to replay.
+    fn drop(&mut self) {
+        let mut wal = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.flush(&mut wal);
     }
 }
 
@@ -65,38 +80,41 @@ fn decode(bytes: &[u8]) -> Result<Value> {
     Value::decode(bytes).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is our bug; the data behind each lock stays consistent
+    // because every update replaces whole entries.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl DiskStore {
-    /// Opens (or creates) the store in directory `dir`, creating the directory if needed.
+    /// Opens (or creates) the store in directory `dir`, creating the directory if needed, and
+    /// replays its log.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the directory or file cannot be opened; [`Error::UnsupportedFormat`] if it
-    /// was written by an incompatible version.
+    /// [`Error::Io`] if the directory or files cannot be opened; [`Error::UnsupportedFormat`] or
+    /// [`Error::Corrupt`] if they were not written by a compatible version.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let db = Database::create(dir.join("haze.redb")).map_err(io)?;
         let (wal, replay) = Wal::open(&dir.join("wal.log"))?;
         let store = DiskStore {
             db,
-            wal: Mutex::new(wal),
+            recent: RwLock::default(),
+            writer: Mutex::new(wal),
             buckets: Mutex::new(Vec::new()),
             config,
         };
         store.check_format()?;
-        *store.buckets.lock().unwrap_or_else(PoisonError::into_inner) = store.bucket_digests()?;
+        *lock(&store.buckets) = store.stored_buckets()?;
         store.replay(replay)?;
         Ok(store)
     }
 
-    fn wal(&self) -> MutexGuard<'_, Wal> {
-        // Only the writer appends; a poisoned lock means a panic mid-append, after which the
-        // log's own checksums decide what was written.
-        self.wal.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Merges the log's entries into redb (they may be there already: merging is idempotent),
-    /// then checkpoints.
+    /// Merges the log's entries (which redb may hold already: merging is idempotent), then
+    /// flushes.
     fn replay(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        let mut wal = lock(&self.writer);
         if entries.is_empty() {
             return Ok(());
         }
@@ -112,43 +130,81 @@ impl DiskStore {
                 .map_err(|e| Error::Corrupt(format!("a logged value: {e}")))?;
             batch.push(Write::new(key, Mutation::Merge(value)));
         }
-        self.commit_batch(&mut batch, &unlimited, false)?;
+        self.commit(&mut wal, &mut batch, &unlimited, false)?;
         if let Some(Err(e)) = batch
             .iter_mut()
             .find_map(|w| w.outcome.take().filter(Result::is_err))
         {
             return Err(Error::Corrupt(format!("replaying the log: {e}")));
         }
-        self.checkpoint()
+        self.flush(&mut wal)
     }
 
-    /// Makes every commit durable in redb, then empties the log.
-    fn checkpoint(&self) -> Result<()> {
-        let txn = self.db.begin_write().map_err(io)?;
-        txn.commit().map_err(io)?;
-        self.wal().truncate()
-    }
-
-    /// Applies `batch` in one redb transaction; logs the resulting values first when `log`.
-    fn commit_batch(&self, batch: &mut [Write], config: &StoreConfig, log: bool) -> Result<()> {
-        let mut txn = self.db.begin_write().map_err(io)?;
-        txn.set_durability(redb::Durability::None).map_err(io)?;
-        let mut logged: Vec<(usize, Vec<u8>)> = Vec::with_capacity(batch.len());
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        // Updated on a copy: if the commit fails, the writer's digests stay those of redb.
-        let mut next = buckets.clone();
+    /// Writes the recent values and the bucket digests to redb in one durable commit, then
+    /// forgets them and empties the log.
+    fn flush(&self, wal: &mut Wal) -> Result<()> {
         {
-            let mut values = txn.open_table(VALUES).map_err(io)?;
-            let mut digests = txn.open_table(DIGESTS).map_err(io)?;
+            let recent = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let txn = self.db.begin_write().map_err(io)?;
+            {
+                let mut values = txn.open_table(VALUES).map_err(io)?;
+                for (key, value) in &recent.values {
+                    values
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(io)?;
+                }
+                let blob: Vec<u8> = lock(&self.buckets)
+                    .iter()
+                    .flat_map(|d| d.to_be_bytes())
+                    .collect();
+                txn.open_table(DIGESTS)
+                    .map_err(io)?
+                    .insert(DIGESTS_KEY, blob.as_slice())
+                    .map_err(io)?;
+            }
+            txn.commit().map_err(io)?;
+        }
+        // redb now holds every recent value durably: readers find the same values there.
+        *self.recent.write().unwrap_or_else(PoisonError::into_inner) = Recent::default();
+        wal.truncate()
+    }
+
+    /// Applies `batch`: merges each write against the newest value (this batch's, then the
+    /// recent writes', then redb's), logs the results (and fdatasyncs in `sync` mode) when
+    /// `log`, then publishes them to readers.
+    fn commit(
+        &self,
+        wal: &mut Wal,
+        batch: &mut [Write],
+        config: &StoreConfig,
+        log: bool,
+    ) -> Result<()> {
+        let mut staged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut logged: Vec<(usize, Vec<u8>)> = Vec::with_capacity(batch.len());
+        let mut next = lock(&self.buckets).clone();
+        {
+            let recent = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let mut snapshot: Option<ReadTransaction> = None;
             for (i, write) in batch.iter_mut().enumerate() {
                 let Some(mutation) = write.mutation.take() else {
                     continue;
                 };
                 let skey = store_key(&write.key);
-                let old: Option<Vec<u8>> = values
-                    .get(skey.as_slice())
-                    .map_err(io)?
-                    .map(|v| v.value().to_vec());
+                let old: Option<Vec<u8>> =
+                    match staged.get(&skey).or_else(|| recent.values.get(&skey)) {
+                        Some(v) => Some(v.clone()),
+                        None => {
+                            if snapshot.is_none() {
+                                snapshot = Some(self.db.begin_read().map_err(io)?);
+                            }
+                            let txn = snapshot.as_ref().expect("just set");
+                            let table = txn.open_table(VALUES).map_err(io)?;
+                            table
+                                .get(skey.as_slice())
+                                .map_err(io)?
+                                .map(|v| v.value().to_vec())
+                        }
+                    };
                 let current = old.as_deref().map(decode).transpose()?;
                 let outcome = merged_value(config, &write.key, current, mutation);
                 if let Ok((_, encoded)) = &outcome {
@@ -157,32 +213,54 @@ impl DiskStore {
                         next[bucket] ^= key_digest(&write.key, old);
                     }
                     next[bucket] ^= key_digest(&write.key, encoded);
-                    values
-                        .insert(skey.as_slice(), encoded.as_slice())
-                        .map_err(io)?;
                     if log {
                         logged.push((i, encoded.clone()));
                     }
+                    staged.insert(skey, encoded.clone());
                 }
                 write.outcome = Some(outcome.map(|(value, _)| value));
             }
-            if next != *buckets {
-                let blob: Vec<u8> = next.iter().flat_map(|d| d.to_be_bytes()).collect();
-                digests.insert(DIGESTS_KEY, blob.as_slice()).map_err(io)?;
-            }
         }
         if !logged.is_empty() {
-            // Durable (in sync mode) before redb makes it visible: nothing unlogged is read.
+            // Durable (in sync mode) before anyone can read it.
             let entries: Vec<(&[u8], &[u8])> = logged
                 .iter()
                 .map(|(i, encoded)| (batch[*i].key.as_slice(), encoded.as_slice()))
                 .collect();
-            self.wal()
-                .append(&entries, matches!(config.durability, Durability::Sync))?;
+            wal.append(&entries, matches!(config.durability, Durability::Sync))?;
         }
-        txn.commit().map_err(io)?;
-        *buckets = next;
+        let mut recent = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+        for (key, value) in staged {
+            let (key_len, value_len) = (key.len(), value.len());
+            match recent.values.insert(key, value) {
+                Some(previous) => recent.bytes = recent.bytes - previous.len() + value_len,
+                None => recent.bytes += key_len + value_len,
+            }
+        }
+        drop(recent);
+        *lock(&self.buckets) = next;
         Ok(())
+    }
+
+    /// The bucket digests as of the last flush.
+    fn stored_buckets(&self) -> Result<Vec<u64>> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DIGESTS).map_err(io)?;
+        let Some(blob) = table.get(DIGESTS_KEY).map_err(io)? else {
+            return Ok(vec![0; DIGEST_BUCKETS]);
+        };
+        let blob = blob.value();
+        if blob.len() != DIGEST_BUCKETS * 8 {
+            return Err(Error::Corrupt(format!(
+                "the digests take {} bytes, not {}",
+                blob.len(),
+                DIGEST_BUCKETS * 8
+            )));
+        }
+        Ok(blob
+            .chunks_exact(8)
+            .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+            .collect())
     }
 
     fn check_format(&self) -> Result<()> {
@@ -207,53 +285,55 @@ impl DiskStore {
         }
         txn.commit().map_err(io)
     }
+
+    /// Returns the newest encoding of `key`: a recent write's, else redb's.
+    fn encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let skey = store_key(key);
+        if let Some(v) = self
+            .recent
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values
+            .get(&skey)
+        {
+            return Ok(Some(v.clone()));
+        }
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(VALUES).map_err(io)?;
+        let found = table.get(skey.as_slice()).map_err(io)?;
+        Ok(found.map(|v| v.value().to_vec()))
+    }
 }
 
 impl Store for DiskStore {
     fn get(&self, key: &[u8]) -> Result<Option<Value>> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(VALUES).map_err(io)?;
-        let found = table.get(store_key(key).as_slice()).map_err(io)?;
-        found.map(|v| decode(v.value())).transpose()
+        self.encoded(key)?.as_deref().map(decode).transpose()
     }
 
     fn apply(&self, batch: &mut [Write]) -> Result<()> {
-        self.commit_batch(batch, &self.config, true)?;
-        if self.wal().len() > CHECKPOINT_WAL_BYTES {
-            self.checkpoint()?;
+        let mut wal = lock(&self.writer);
+        self.commit(&mut wal, batch, &self.config, true)?;
+        let recent_bytes = self
+            .recent
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes;
+        if recent_bytes > FLUSH_MEMTABLE_BYTES || wal.len() > FLUSH_WAL_BYTES {
+            self.flush(&mut wal)?;
         }
         Ok(())
     }
 
     fn sync(&self) -> Result<()> {
-        self.wal().sync()
+        lock(&self.writer).sync()
     }
 
     fn digest(&self, key: &[u8]) -> Result<Option<u64>> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(VALUES).map_err(io)?;
-        let found = table.get(store_key(key).as_slice()).map_err(io)?;
-        Ok(found.map(|v| key_digest(key, v.value())))
+        Ok(self.encoded(key)?.map(|v| key_digest(key, &v)))
     }
 
     fn bucket_digests(&self) -> Result<Vec<u64>> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(DIGESTS).map_err(io)?;
-        let Some(blob) = table.get(DIGESTS_KEY).map_err(io)? else {
-            return Ok(vec![0; DIGEST_BUCKETS]);
-        };
-        let blob = blob.value();
-        if blob.len() != DIGEST_BUCKETS * 8 {
-            return Err(Error::Corrupt(format!(
-                "the digests take {} bytes, not {}",
-                blob.len(),
-                DIGEST_BUCKETS * 8
-            )));
-        }
-        Ok(blob
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-            .collect())
+        Ok(lock(&self.buckets).clone())
     }
 
     fn config(&self) -> &StoreConfig {
