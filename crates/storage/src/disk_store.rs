@@ -1,15 +1,17 @@
-//! The durable store: a write-ahead log and an in-memory table of recent writes, flushed to redb.
+//! The durable store: a write-ahead log and in-memory tables of recent writes, flushed to redb
+//! in the background.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
 
 use haze_crdt::Value;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::apply::merged_value;
 use crate::key::{digest_bucket, key_digest, ring_hash, store_key};
-use crate::wal::Wal;
+use crate::wal::{Wal, segment_path, segments, sync_dir};
 use crate::{DIGEST_BUCKETS, Durability, Error, Mutation, Result, Store, StoreConfig, Write};
 
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
@@ -24,41 +26,66 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The layout of the tables above. Bump it (and add an upgrade) for any change.
 const FORMAT_VERSION: u64 = 1;
 
-/// When the recent writes held in memory pass this size, they are flushed to redb.
-const FLUSH_MEMTABLE_BYTES: usize = 32 * 1024 * 1024;
-/// When the log passes this size, the recent writes are flushed (and the log emptied) too.
-const FLUSH_WAL_BYTES: u64 = 64 * 1024 * 1024;
-
-/// A [`Store`] in a data directory: a write-ahead log (`wal.log`, see the `wal` module), an
-/// in-memory table of the values written since the last flush, and redb (`haze.redb`).
+/// A [`Store`] in a data directory: a write-ahead log (`wal-<seq>.log` segments, see the `wal`
+/// module), in-memory tables of the values written since the last flush, and redb
+/// (`haze.redb`).
 ///
 /// A group of writes is durable once its record in the log is (one append, one fdatasync); its
-/// values then join the in-memory table, where reads find them first. When that table (or the
-/// log) grows past a threshold, its values are written to redb in one durable, sorted commit,
-/// and the log is emptied. redb thus sees each B-tree page once per flush rather than once per
-/// group, and its MVCC readers never wait for the writer. On open, the log is replayed (merged).
-/// `docs/storage-format.md` says why redb, and why the log.
+/// values then join the active in-memory table, where reads find them first. When that table
+/// (or the log) grows past a threshold, the writer starts a new log segment and freezes the
+/// table, and a flusher thread writes the frozen values to redb in one durable, sorted commit,
+/// then deletes the older segments; the writer goes on meanwhile. redb thus writes each B-tree
+/// page once per flush rather than once per group, and its MVCC readers never wait. On open,
+/// the log is replayed (merged). `docs/storage-format.md` says why redb, and why the log.
 pub struct DiskStore {
-    db: Database,
-    /// Ring-ordered key → encoded value, for every key written since the last flush. The log
-    /// holds each of these durably; redb may not yet.
-    recent: RwLock<Recent>,
+    db: Arc<Database>,
+    dir: PathBuf,
+    /// The values written since the last completed flush; the log holds each durably.
+    recent: RwLock<Tables>,
     /// The writer's state: only `apply`, `sync` and flushes take it.
-    writer: Mutex<Wal>,
+    writer: Mutex<WriterState>,
     /// The bucket digests of everything acknowledged (redb and the recent writes together).
     buckets: Mutex<Vec<u64>>,
     config: StoreConfig,
 }
 
+/// The recent writes: the table taking writes, and the frozen one being flushed, if any.
+#[derive(Debug, Default)]
+struct Tables {
+    active: Recent,
+    frozen: Option<Arc<BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
 #[derive(Debug, Default)]
 struct Recent {
+    /// Ring-ordered key → encoded value.
     values: BTreeMap<Vec<u8>, Vec<u8>>,
     bytes: usize,
+}
+
+impl Tables {
+    /// Returns the newest recent encoding of a ring-ordered key.
+    fn newest(&self, skey: &[u8]) -> Option<&Vec<u8>> {
+        self.active
+            .values
+            .get(skey)
+            .or_else(|| self.frozen.as_ref()?.get(skey))
+    }
+}
+
+#[derive(Debug)]
+struct WriterState {
+    wal: Wal,
+    /// The sequence number of the current log segment.
+    seq: u64,
+    /// The flush in progress; it ends by deleting the segments before `seq`.
+    flusher: Option<JoinHandle<Result<()>>>,
 }
 
 impl std::fmt::Debug for DiskStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiskStore")
+            .field("dir", &self.dir)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -67,8 +94,8 @@ impl std::fmt::Debug for DiskStore {
 impl Drop for DiskStore {
     /// A clean close flushes, so the next open has no log to replay.
     fn drop(&mut self) {
-        let mut wal = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = self.flush(&mut wal);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.flush_now(&mut writer);
     }
 }
 
@@ -86,6 +113,37 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Writes `values` and the bucket digests to redb in one durable commit.
+fn write_to_redb(
+    db: &Database,
+    values: &BTreeMap<Vec<u8>, Vec<u8>>,
+    buckets: &[u64],
+) -> Result<()> {
+    let txn = db.begin_write().map_err(io)?;
+    {
+        let mut table = txn.open_table(VALUES).map_err(io)?;
+        for (key, value) in values {
+            table.insert(key.as_slice(), value.as_slice()).map_err(io)?;
+        }
+        let blob: Vec<u8> = buckets.iter().flat_map(|d| d.to_be_bytes()).collect();
+        txn.open_table(DIGESTS)
+            .map_err(io)?
+            .insert(DIGESTS_KEY, blob.as_slice())
+            .map_err(io)?;
+    }
+    txn.commit().map_err(io)
+}
+
+/// Deletes the log segments older than `seq`: redb holds their values durably now.
+fn delete_segments_before(dir: &Path, seq: u64) -> Result<()> {
+    for (old, path) in segments(dir)? {
+        if old < seq {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    sync_dir(dir)
+}
+
 impl DiskStore {
     /// Opens (or creates) the store in directory `dir`, creating the directory if needed, and
     /// replays its log.
@@ -97,11 +155,23 @@ impl DiskStore {
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let db = Database::create(dir.join("haze.redb")).map_err(io)?;
-        let (wal, replay) = Wal::open(&dir.join("wal.log"))?;
+        let old = segments(dir)?;
+        let mut replay = Vec::new();
+        for (_, path) in &old {
+            replay.extend(Wal::open(path)?.1);
+        }
+        let seq = old.last().map_or(1, |(seq, _)| seq + 1);
+        let (wal, _) = Wal::open(&segment_path(dir, seq))?;
+        sync_dir(dir)?;
         let store = DiskStore {
-            db,
+            db: Arc::new(db),
+            dir: dir.to_path_buf(),
             recent: RwLock::default(),
-            writer: Mutex::new(wal),
+            writer: Mutex::new(WriterState {
+                wal,
+                seq,
+                flusher: None,
+            }),
             buckets: Mutex::new(Vec::new()),
             config,
         };
@@ -112,12 +182,9 @@ impl DiskStore {
     }
 
     /// Merges the log's entries (which redb may hold already: merging is idempotent), then
-    /// flushes.
+    /// flushes, which deletes the replayed segments.
     fn replay(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        let mut wal = lock(&self.writer);
-        if entries.is_empty() {
-            return Ok(());
-        }
+        let mut writer = lock(&self.writer);
         // Values in the log were accepted under the limits of their time: replay them all.
         let unlimited = StoreConfig {
             max_key_bytes: usize::MAX,
@@ -130,47 +197,71 @@ impl DiskStore {
                 .map_err(|e| Error::Corrupt(format!("a logged value: {e}")))?;
             batch.push(Write::new(key, Mutation::Merge(value)));
         }
-        self.commit(&mut wal, &mut batch, &unlimited, false)?;
+        self.commit(&mut writer.wal, &mut batch, &unlimited, false)?;
         if let Some(Err(e)) = batch
             .iter_mut()
             .find_map(|w| w.outcome.take().filter(Result::is_err))
         {
             return Err(Error::Corrupt(format!("replaying the log: {e}")));
         }
-        self.flush(&mut wal)
+        self.flush_now(&mut writer)
     }
 
-    /// Writes the recent values and the bucket digests to redb in one durable commit, then
-    /// forgets them and empties the log.
-    fn flush(&self, wal: &mut Wal) -> Result<()> {
-        {
-            let recent = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let txn = self.db.begin_write().map_err(io)?;
-            {
-                let mut values = txn.open_table(VALUES).map_err(io)?;
-                for (key, value) in &recent.values {
-                    values
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(io)?;
-                }
-                let blob: Vec<u8> = lock(&self.buckets)
-                    .iter()
-                    .flat_map(|d| d.to_be_bytes())
-                    .collect();
-                txn.open_table(DIGESTS)
-                    .map_err(io)?
-                    .insert(DIGESTS_KEY, blob.as_slice())
-                    .map_err(io)?;
-            }
-            txn.commit().map_err(io)?;
+    /// Waits for the flush in progress, if any, then forgets its frozen table.
+    fn finish_flush(&self, writer: &mut WriterState) -> Result<()> {
+        if let Some(flusher) = writer.flusher.take() {
+            flusher
+                .join()
+                .map_err(|_| Error::Io("the flusher thread panicked".into()))??;
+            self.recent
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .frozen = None;
         }
-        // redb now holds every recent value durably: readers find the same values there.
-        *self.recent.write().unwrap_or_else(PoisonError::into_inner) = Recent::default();
-        wal.truncate()
+        Ok(())
+    }
+
+    /// Starts a flush: a new log segment takes the next writes, the active table is frozen, and
+    /// a thread writes it to redb durably, then deletes the older segments. Waits first for a
+    /// flush still in progress (backpressure when writes outrun flushes).
+    fn start_flush(&self, writer: &mut WriterState) -> Result<()> {
+        self.finish_flush(writer)?;
+        // In `periodic` mode the old segment may hold unsynced records: sync them before a
+        // newer segment exists, so recovery never finds a gap.
+        writer.wal.sync()?;
+        let seq = writer.seq + 1;
+        let (wal, _) = Wal::open(&segment_path(&self.dir, seq))?;
+        sync_dir(&self.dir)?;
+        writer.wal = wal;
+        writer.seq = seq;
+        let frozen = {
+            let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+            let frozen = Arc::new(std::mem::take(&mut tables.active).values);
+            tables.frozen = Some(frozen.clone());
+            frozen
+        };
+        // The digests of exactly redb plus the frozen table (the writer is held: nothing newer).
+        let buckets = lock(&self.buckets).clone();
+        let (db, dir) = (self.db.clone(), self.dir.clone());
+        let flusher = std::thread::Builder::new()
+            .name("haze-flusher".into())
+            .spawn(move || {
+                write_to_redb(&db, &frozen, &buckets)
+                    .and_then(|()| delete_segments_before(&dir, seq))
+            })
+            .map_err(io)?;
+        writer.flusher = Some(flusher);
+        Ok(())
+    }
+
+    /// Flushes everything now, on this thread (at open and close).
+    fn flush_now(&self, writer: &mut WriterState) -> Result<()> {
+        self.start_flush(writer)?;
+        self.finish_flush(writer)
     }
 
     /// Applies `batch`: merges each write against the newest value (this batch's, then the
-    /// recent writes', then redb's), logs the results (and fdatasyncs in `sync` mode) when
+    /// recent tables', then redb's), logs the results (and fdatasyncs in `sync` mode) when
     /// `log`, then publishes them to readers.
     fn commit(
         &self,
@@ -183,28 +274,28 @@ impl DiskStore {
         let mut logged: Vec<(usize, Vec<u8>)> = Vec::with_capacity(batch.len());
         let mut next = lock(&self.buckets).clone();
         {
-            let recent = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let mut snapshot: Option<ReadTransaction> = None;
             for (i, write) in batch.iter_mut().enumerate() {
                 let Some(mutation) = write.mutation.take() else {
                     continue;
                 };
                 let skey = store_key(&write.key);
-                let old: Option<Vec<u8>> =
-                    match staged.get(&skey).or_else(|| recent.values.get(&skey)) {
-                        Some(v) => Some(v.clone()),
-                        None => {
-                            if snapshot.is_none() {
-                                snapshot = Some(self.db.begin_read().map_err(io)?);
-                            }
-                            let txn = snapshot.as_ref().expect("just set");
-                            let table = txn.open_table(VALUES).map_err(io)?;
-                            table
-                                .get(skey.as_slice())
-                                .map_err(io)?
-                                .map(|v| v.value().to_vec())
+                let old: Option<Vec<u8>> = match staged.get(&skey).or_else(|| tables.newest(&skey))
+                {
+                    Some(v) => Some(v.clone()),
+                    None => {
+                        if snapshot.is_none() {
+                            snapshot = Some(self.db.begin_read().map_err(io)?);
                         }
-                    };
+                        let txn = snapshot.as_ref().expect("just set");
+                        let table = txn.open_table(VALUES).map_err(io)?;
+                        table
+                            .get(skey.as_slice())
+                            .map_err(io)?
+                            .map(|v| v.value().to_vec())
+                    }
+                };
                 let current = old.as_deref().map(decode).transpose()?;
                 let outcome = merged_value(config, &write.key, current, mutation);
                 if let Ok((_, encoded)) = &outcome {
@@ -229,15 +320,16 @@ impl DiskStore {
                 .collect();
             wal.append(&entries, matches!(config.durability, Durability::Sync))?;
         }
-        let mut recent = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+        let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+        let active = &mut tables.active;
         for (key, value) in staged {
             let (key_len, value_len) = (key.len(), value.len());
-            match recent.values.insert(key, value) {
-                Some(previous) => recent.bytes = recent.bytes - previous.len() + value_len,
-                None => recent.bytes += key_len + value_len,
+            match active.values.insert(key, value) {
+                Some(previous) => active.bytes = active.bytes - previous.len() + value_len,
+                None => active.bytes += key_len + value_len,
             }
         }
-        drop(recent);
+        drop(tables);
         *lock(&self.buckets) = next;
         Ok(())
     }
@@ -293,8 +385,7 @@ impl DiskStore {
             .recent
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .values
-            .get(&skey)
+            .newest(&skey)
         {
             return Ok(Some(v.clone()));
         }
@@ -311,21 +402,26 @@ impl Store for DiskStore {
     }
 
     fn apply(&self, batch: &mut [Write]) -> Result<()> {
-        let mut wal = lock(&self.writer);
-        self.commit(&mut wal, batch, &self.config, true)?;
-        let recent_bytes = self
+        let mut writer = lock(&self.writer);
+        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished) {
+            self.finish_flush(&mut writer)?;
+        }
+        self.commit(&mut writer.wal, batch, &self.config, true)?;
+        let active_bytes = self
             .recent
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .active
             .bytes;
-        if recent_bytes > FLUSH_MEMTABLE_BYTES || wal.len() > FLUSH_WAL_BYTES {
-            self.flush(&mut wal)?;
+        let flush_bytes = self.config.flush_bytes;
+        if active_bytes > flush_bytes || writer.wal.len() > 2 * flush_bytes as u64 {
+            self.start_flush(&mut writer)?;
         }
         Ok(())
     }
 
     fn sync(&self) -> Result<()> {
-        lock(&self.writer).sync()
+        lock(&self.writer).wal.sync()
     }
 
     fn digest(&self, key: &[u8]) -> Result<Option<u64>> {

@@ -28,6 +28,9 @@ pub struct StoreConfig {
     /// The largest encoded value, in bytes (default 64 KiB). A merge whose result would be larger
     /// is refused and changes nothing.
     pub max_value_bytes: usize,
+    /// How many bytes of recent writes the disk store keeps in memory before flushing them to
+    /// its B-tree in the background (default 32 MiB); the log is flushed at twice this size.
+    pub flush_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -36,6 +39,7 @@ impl Default for StoreConfig {
             durability: Durability::Sync,
             max_key_bytes: 1024,
             max_value_bytes: 64 * 1024,
+            flush_bytes: 32 * 1024 * 1024,
         }
     }
 }

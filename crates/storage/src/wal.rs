@@ -19,7 +19,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use haze_crdt::encode::{Reader, writer};
 use xxhash_rust::xxh3::xxh3_64;
@@ -134,17 +134,36 @@ impl Wal {
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
+}
 
-    /// Empties the log (after a checkpoint made its records durable elsewhere).
-    pub(crate) fn truncate(&mut self) -> Result<()> {
-        self.file.set_len(MAGIC.len() as u64).map_err(io)?;
-        self.file
-            .seek(SeekFrom::Start(MAGIC.len() as u64))
-            .map_err(io)?;
-        self.file.sync_all().map_err(io)?;
-        self.len = MAGIC.len() as u64;
-        Ok(())
+/// Returns the path of log segment `seq` in `dir`.
+pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("wal-{seq:016x}.log"))
+}
+
+/// Returns the log segments in `dir`, oldest first.
+pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let seq = name
+            .strip_prefix("wal-")
+            .and_then(|n| n.strip_suffix(".log"));
+        if let Some(seq) = seq.and_then(|hex| u64::from_str_radix(hex, 16).ok()) {
+            found.push((seq, path));
+        }
     }
+    found.sort();
+    Ok(found)
+}
+
+/// Makes the creation or removal of files in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
 /// Returns the payload of the record at `at` and where the next starts, if the record is

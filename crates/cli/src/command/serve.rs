@@ -50,6 +50,9 @@ pub(crate) struct ServeArgs {
     /// Seconds a connection may wait without a complete request before it is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout_secs: u64,
+    /// MiB of recent writes kept in memory before they are flushed to the B-tree.
+    #[arg(long, default_value_t = 32)]
+    flush_mib: usize,
     /// Threads serving connections (default: one per core). The storage writer has its own.
     #[arg(long)]
     threads: Option<usize>,
@@ -81,6 +84,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         durability,
         max_key_bytes: args.max_key_bytes,
         max_value_bytes: args.max_value_bytes,
+        flush_bytes: args.flush_mib.max(1) * 1024 * 1024,
     };
     let config = NodeConfig {
         store: store_config,
