@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use haze_storage::{COMMIT_BUCKET_BOUNDS_MICROS, CommitStats};
+use haze_storage::{COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS, CommitStats};
 
 /// The request kinds that are counted separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +136,16 @@ impl Metrics {
             &commits.commit_micros_buckets,
             get(&commits.commit_micros),
         );
+        out.push_str("# HELP haze_storage_commit_writes Writes per storage commit: how well concurrent writes share a commit (and its fsync).\n# TYPE haze_storage_commit_writes histogram\n");
+        scaled_histogram(
+            &mut out,
+            "haze_storage_commit_writes",
+            "",
+            &COMMIT_SIZE_BOUNDS,
+            &commits.commit_size_buckets,
+            get(&commits.writes),
+            1.0,
+        );
         for (name, help, value) in [
             (
                 "haze_connections_open",
@@ -178,6 +188,7 @@ impl Metrics {
     }
 }
 
+/// Renders a histogram whose bounds and sum are in microseconds, as seconds.
 fn histogram(
     out: &mut String,
     name: &str,
@@ -186,12 +197,25 @@ fn histogram(
     buckets: &[AtomicU64],
     micros_sum: u64,
 ) {
+    scaled_histogram(out, name, labels, bounds, buckets, micros_sum, 1e6);
+}
+
+/// Renders a histogram, dividing its bounds and sum by `scale`.
+fn scaled_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[u64],
+    buckets: &[AtomicU64],
+    sum: u64,
+    scale: f64,
+) {
     let mut cumulative = 0;
     for (i, bucket) in buckets.iter().enumerate() {
         cumulative += bucket.load(Ordering::Relaxed);
         let le = bounds
             .get(i)
-            .map_or("+Inf".to_string(), |b| format!("{}", *b as f64 / 1e6));
+            .map_or("+Inf".to_string(), |b| format!("{}", *b as f64 / scale));
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
     }
     let labels = labels.trim_end_matches(',');
@@ -200,6 +224,6 @@ fn histogram(
     } else {
         format!("{{{labels}}}")
     };
-    let _ = writeln!(out, "{name}_sum{braces} {}", micros_sum as f64 / 1e6);
+    let _ = writeln!(out, "{name}_sum{braces} {}", sum as f64 / scale);
     let _ = writeln!(out, "{name}_count{braces} {cumulative}");
 }

@@ -38,11 +38,16 @@ pub struct CommitStats {
     pub commit_micros: AtomicU64,
     /// Commits that took at most 0.1, 0.5, 1, 5, 10, 50 ms, and the rest.
     pub commit_micros_buckets: [AtomicU64; 7],
+    /// Commits of at most 1, 2, 4, 16, 64, 256, 1024 writes, and more: how well writes group.
+    pub commit_size_buckets: [AtomicU64; 8],
     /// Periodic fsyncs (in `periodic` mode).
     pub syncs: AtomicU64,
     /// Times the writer woke up (for a write, a stop, or a periodic fsync).
     pub wakeups: AtomicU64,
 }
+
+/// The upper bounds of [`CommitStats::commit_size_buckets`], in writes.
+pub const COMMIT_SIZE_BOUNDS: [u64; 7] = [1, 2, 4, 16, 64, 256, 1024];
 
 /// The upper bounds of [`CommitStats::commit_micros_buckets`], in microseconds.
 pub const COMMIT_BUCKET_BOUNDS_MICROS: [u64; 6] = [100, 500, 1_000, 5_000, 10_000, 50_000];
@@ -58,6 +63,11 @@ impl CommitStats {
             .position(|&b| micros <= b)
             .unwrap_or(6);
         self.commit_micros_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let size = COMMIT_SIZE_BOUNDS
+            .iter()
+            .position(|&b| writes as u64 <= b)
+            .unwrap_or(7);
+        self.commit_size_buckets[size].fetch_add(1, Ordering::Relaxed);
     }
 }
 

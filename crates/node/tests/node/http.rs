@@ -137,6 +137,7 @@ async fn health_and_metrics_report_the_node() {
         "haze_request_duration_seconds_bucket{kind=\"op\",le=\"+Inf\"} 1",
         "haze_storage_commits_total 1",
         "haze_storage_commit_duration_seconds_count 1",
+        "haze_storage_commit_writes_bucket{le=\"1\"} 1",
         "haze_connections_open 1",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
