@@ -2,6 +2,7 @@
 //! `docs/http-api.md` documents every endpoint with curl examples.
 
 mod api;
+mod guard;
 mod view;
 
 use std::sync::Arc;
@@ -31,12 +32,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Serves the API on `listener` until `shutdown`.
+/// Serves the API on `listener` until `shutdown`, with the node's connection cap and idle
+/// timeout.
 pub(crate) async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let config = node.config();
+    let listener =
+        guard::GuardedListener::new(listener, config.idle_timeout, config.max_connections);
     axum::serve(listener, router(node))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

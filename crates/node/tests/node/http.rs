@@ -144,3 +144,25 @@ async fn health_and_metrics_report_the_node() {
     }
     node.stop().await;
 }
+
+#[tokio::test]
+async fn silent_and_slowloris_http_clients_are_timed_out() {
+    use tokio::io::AsyncWriteExt;
+    let node = TestNode::start(crate::harness::short_timeouts()).await;
+    let mut silent = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    assert!(
+        crate::harness::is_closed(&mut silent).await,
+        "a connection that sends nothing is closed"
+    );
+    let mut slow = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap(); // and never finishes
+    assert!(
+        crate::harness::is_closed(&mut slow).await,
+        "a header that never ends is cut off"
+    );
+    let (status, _) = http(node.http, "GET", "/health", "").await;
+    assert_eq!(status, 200, "others are served");
+    node.stop().await;
+}
