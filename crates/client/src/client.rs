@@ -115,6 +115,20 @@ impl Client {
             .ok_or_else(|| Error::Protocol("a write answered with no value".into()))
     }
 
+    /// Applies a typed operation and returns the new state as `T`.
+    async fn op<T: TypedValue>(&self, key: &[u8], op: TypedOp, idempotent: bool) -> Result<T> {
+        typed(
+            self.written(
+                Request::Op {
+                    key: key.to_vec(),
+                    op,
+                },
+                idempotent,
+            )
+            .await?,
+        )
+    }
+
     /// Returns the value stored under `key`, or `None`.
     ///
     /// # Errors
@@ -209,16 +223,8 @@ impl Client {
     ///
     /// As [`merge`](Self::merge).
     pub async fn counter_add(&self, key: impl AsRef<[u8]>, delta: i64) -> Result<PnCounter> {
-        typed(
-            self.written(
-                Request::Op {
-                    key: key.as_ref().to_vec(),
-                    op: TypedOp::CounterAdd(delta),
-                },
-                false,
-            )
-            .await?,
-        )
+        self.op(key.as_ref(), TypedOp::CounterAdd(delta), false)
+            .await
     }
 
     /// Adds members to the OR-set under `key` and returns the set.
@@ -233,16 +239,7 @@ impl Client {
     ) -> Result<OrSet<Scalar>> {
         let op = TypedOp::SetAdd(members.into_iter().collect());
         // Adding is idempotent in effect (the member is present either way): safe to retry.
-        typed(
-            self.written(
-                Request::Op {
-                    key: key.as_ref().to_vec(),
-                    op,
-                },
-                true,
-            )
-            .await?,
-        )
+        self.op(key.as_ref(), op, true).await
     }
 
     /// Removes members (as the node has seen them) from the OR-set under `key` and returns the
@@ -257,16 +254,7 @@ impl Client {
         members: impl IntoIterator<Item = Scalar>,
     ) -> Result<OrSet<Scalar>> {
         let op = TypedOp::SetRemove(members.into_iter().collect());
-        typed(
-            self.written(
-                Request::Op {
-                    key: key.as_ref().to_vec(),
-                    op,
-                },
-                true,
-            )
-            .await?,
-        )
+        self.op(key.as_ref(), op, true).await
     }
 
     /// Writes the last-writer-wins register under `key` and returns it.

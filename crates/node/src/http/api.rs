@@ -227,14 +227,7 @@ pub(super) async fn set_add(
     Path(key): Path<String>,
     body: Body,
 ) -> ApiResult {
-    let bytes = read_body(&node, body).await?;
-    let MembersBody { members } = parse(&bytes)?;
-    apply(
-        &node,
-        key,
-        TypedOp::SetAdd(members.into_iter().map(Scalar::from).collect()),
-    )
-    .await
+    members_op(&node, key, body, TypedOp::SetAdd).await
 }
 
 pub(super) async fn set_remove(
@@ -242,12 +235,22 @@ pub(super) async fn set_remove(
     Path(key): Path<String>,
     body: Body,
 ) -> ApiResult {
-    let bytes = read_body(&node, body).await?;
+    members_op(&node, key, body, TypedOp::SetRemove).await
+}
+
+/// Applies a set operation whose body is `{"members": [...]}`.
+async fn members_op(
+    node: &Node,
+    key: String,
+    body: Body,
+    op: fn(Vec<Scalar>) -> TypedOp,
+) -> ApiResult {
+    let bytes = read_body(node, body).await?;
     let MembersBody { members } = parse(&bytes)?;
     apply(
-        &node,
+        node,
         key,
-        TypedOp::SetRemove(members.into_iter().map(Scalar::from).collect()),
+        op(members.into_iter().map(Scalar::from).collect()),
     )
     .await
 }
