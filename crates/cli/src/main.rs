@@ -32,6 +32,8 @@ enum Command {
     Get(command::data::GetArgs),
     /// Merge a full state (JSON, as `haze get` prints it) into a key; print the merged state.
     Merge(command::data::MergeArgs),
+    /// A local replica in a file: the data commands offline, `sync` and `fetch` with a node.
+    Local(command::local::LocalArgs),
     /// Load-test a node (and Redis, side by side, with --redis).
     Bench(command::bench::BenchArgs),
 }
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Register(cmd) => command::data::run_register(cmd),
         Command::Get(args) => command::data::run_get(args),
         Command::Merge(args) => command::data::run_merge(args),
+        Command::Local(args) => command::local::run(args),
         Command::Bench(args) => command::bench::run(args),
     };
     match result {

@@ -215,6 +215,40 @@ impl Client {
         }
     }
 
+    /// Returns the digests of several keys in one request, in order (`None`: absent).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn digest_batch(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<u64>>> {
+        let n = keys.len();
+        match self.call(Request::DigestBatch { keys }, true).await? {
+            Response::Digests(d) if d.len() == n => Ok(d),
+            other => Err(Error::Protocol(format!(
+                "expected {n} digests, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Returns the digests of a key list named by `list` ([`haze_protocol::key_list_id`] of
+    /// `keys`), sending the keys only when `keys` is given. `Ok(None)` means the node does not know
+    /// the list: ask again with the keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn digest_list(
+        &self,
+        list: u64,
+        keys: Option<Vec<Vec<u8>>>,
+    ) -> Result<Option<Vec<Option<u64>>>> {
+        match self.call(Request::DigestList { list, keys }, true).await? {
+            Response::Digests(d) => Ok(Some(d)),
+            Response::UnknownList => Ok(None),
+            other => Err(Error::Protocol(format!("expected digests, got {other:?}"))),
+        }
+    }
+
     /// Adds `delta` to the PN-counter under `key` (the node applies it with its actor id) and
     /// returns the counter. Not retried: after [`Error::is_indeterminate`] errors it may or may
     /// not have been applied.
@@ -293,7 +327,7 @@ impl Client {
     }
 }
 
-fn typed<T: TypedValue>(value: Value) -> Result<T> {
+pub(crate) fn typed<T: TypedValue>(value: Value) -> Result<T> {
     if value.kind() != T::KIND {
         return Err(Error::WrongType {
             expected: T::KIND,

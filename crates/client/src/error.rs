@@ -44,6 +44,14 @@ pub enum Error {
         /// The type stored.
         found: ValueKind,
     },
+    /// The local replica's file could not be read or written, or is damaged.
+    #[error("replica file {path}: {reason}")]
+    Replica {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A value could not be converted to the typed CRDT asked for.
     #[error("conversion failed: {0}")]
     Conversion(#[from] haze_crdt::Error),

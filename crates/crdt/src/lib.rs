@@ -75,6 +75,7 @@
 //! * `value` — [`Value`], [`ValueKind`], [`Scalar`] leaves, conversions ([`TypedValue`],
 //!   [`Leaf`]) and the JSON view.
 //! * `encode` — the versioned binary encoding and its never-panicking decoder.
+//! * `digest` — the stable ring hash of keys and digests of states.
 //!
 //! # Adding a type
 //!
@@ -87,6 +88,7 @@
 pub mod clock;
 mod counter;
 mod crdt;
+pub mod digest;
 pub mod encode;
 mod error;
 mod extremum;

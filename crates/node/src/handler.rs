@@ -34,6 +34,17 @@ pub(crate) fn plan(node: &Node, request: Request) -> Plan {
         Request::Get { key } => (Kind::Get, node.get(&key).map(Response::Value)),
         Request::Digest { key } => (Kind::Digest, node.digest(&key).map(Response::Digest)),
         Request::Ping => (Kind::Ping, Ok(Response::Pong)),
+        Request::DigestList { list, keys } => {
+            let digests = node.digest_list(list, keys);
+            (
+                Kind::Digest,
+                digests.map(|d| d.map_or(Response::UnknownList, Response::Digests)),
+            )
+        }
+        Request::DigestBatch { keys } => {
+            let digests: Result<Vec<_>, _> = keys.iter().map(|key| node.digest(key)).collect();
+            (Kind::Digest, digests.map(Response::Digests))
+        }
         Request::Merge { key, value } => {
             return Plan::Write {
                 kind: Kind::Merge,

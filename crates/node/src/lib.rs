@@ -28,6 +28,7 @@ mod connection;
 mod error;
 mod handler;
 pub mod http;
+mod key_lists;
 mod metrics;
 mod node;
 mod ops;

@@ -9,8 +9,12 @@ use tokio::sync::oneshot;
 
 use crate::config::NodeConfig;
 use crate::error::RequestError;
+use crate::key_lists::KeyLists;
 use crate::metrics::Metrics;
 use crate::ops::OpContext;
+
+/// How many bytes of devices' key lists a node remembers for sync.
+const KEY_LIST_BYTES: usize = 32 * 1024 * 1024;
 
 /// A write, as [`Node::submit_write`] takes it.
 #[derive(Debug)]
@@ -32,6 +36,7 @@ pub struct Node {
     writer: WriterHandle,
     ops: OpContext,
     metrics: Metrics,
+    key_lists: Mutex<KeyLists>,
 }
 
 impl std::fmt::Debug for Node {
@@ -70,6 +75,7 @@ impl Node {
             writer,
             ops,
             metrics: Metrics::default(),
+            key_lists: Mutex::new(KeyLists::new(KEY_LIST_BYTES)),
         }))
     }
 
@@ -119,6 +125,44 @@ impl Node {
         self.check_key(key)?;
         // redb reads are short and never wait for the writer (MVCC), so they run inline.
         Ok(self.store.get(key)?)
+    }
+
+    /// Returns the digests of a key list named by `list`, remembering the list when its `keys`
+    /// come along; `Ok(None)` if the list is unknown and its keys did not come.
+    ///
+    /// # Errors
+    ///
+    /// `BadRequest` if `keys` do not hash to `list`; as [`digest`](Self::digest).
+    pub fn digest_list(
+        &self,
+        list: u64,
+        keys: Option<Vec<Vec<u8>>>,
+    ) -> Result<Option<Vec<Option<u64>>>, RequestError> {
+        let lists = || {
+            self.key_lists
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let keys = match keys {
+            Some(keys) => {
+                if haze_protocol::key_list_id(&keys) != list {
+                    return Err(RequestError::BadRequest(
+                        "the list id does not match its keys".into(),
+                    ));
+                }
+                let keys = Arc::new(keys);
+                lists().insert(list, keys.clone());
+                keys
+            }
+            None => match lists().get(list) {
+                Some(keys) => keys,
+                None => return Ok(None),
+            },
+        };
+        keys.iter()
+            .map(|key| self.digest(key))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// Returns the digest of `key`'s value.

@@ -21,4 +21,5 @@ pub use frame::{
 };
 pub use message::{
     DecodeError, HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, TypedOp, WireError,
+    key_list_id,
 };

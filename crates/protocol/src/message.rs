@@ -60,6 +60,68 @@ pub enum Request {
     },
     /// Check that the connection is alive.
     Ping,
+    /// Read the digests of several keys (for sync: only keys whose digests differ need states).
+    DigestBatch {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// Read the digests of a list of keys named by its id ([`key_list_id`]). The keys travel only
+    /// when the node does not know the list yet (it answers [`Response::UnknownList`] then), so
+    /// a device that syncs the same keys again sends a few bytes per thousand keys.
+    DigestList {
+        /// The list's id: [`key_list_id`] of its keys.
+        list: u64,
+        /// The keys, in order, or `None` to name a list sent before.
+        keys: Option<Vec<Vec<u8>>>,
+    },
+}
+
+/// Returns the id of a list of keys: a hash of the keys, in order.
+pub fn key_list_id(keys: &[Vec<u8>]) -> u64 {
+    let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.len() + 2).sum());
+    for key in keys {
+        writer::bytes(&mut bytes, key);
+    }
+    haze_crdt::digest::key_digest(b"haze key list", &bytes)
+}
+
+/// Appends keys, each as the length of the prefix it shares with the previous key and the rest
+/// (sorted keys with common prefixes shrink to a few bytes each).
+fn write_keys_compressed(out: &mut Vec<u8>, keys: &[Vec<u8>]) {
+    writer::len(out, keys.len());
+    let mut previous: &[u8] = &[];
+    for key in keys {
+        let shared = previous.iter().zip(key).take_while(|(a, b)| a == b).count();
+        writer::len(out, shared);
+        writer::bytes(out, &key[shared..]);
+        previous = key;
+    }
+}
+
+/// The most key bytes one compressed list may expand to: shared prefixes make a few input bytes
+/// stand for a long key, so the expansion is bounded, not the input.
+const MAX_EXPANDED_KEY_BYTES: usize = 16 * 1024 * 1024;
+
+fn read_keys_compressed(r: &mut Reader<'_>) -> Decoded<Vec<Vec<u8>>> {
+    let n = r.count(2)?;
+    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(n.min(64));
+    let mut expanded = 0usize;
+    for _ in 0..n {
+        let shared = usize::try_from(r.varint()?)?;
+        let previous = keys.last().map_or(&[][..], Vec::as_slice);
+        let prefix = previous
+            .get(..shared)
+            .ok_or("a key shares more than the previous key has")?;
+        let suffix = r.bytes()?;
+        expanded += shared + suffix.len();
+        if expanded > MAX_EXPANDED_KEY_BYTES {
+            return Err("a key list expands past 16 MiB".into());
+        }
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(suffix);
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// An operation the node applies on the client's behalf, with the node's actor id.
@@ -111,6 +173,10 @@ pub enum Response {
     Digest(Option<u64>),
     /// The answer to a ping.
     Pong,
+    /// One digest per key of a digest batch or list, in order (absent: `None`).
+    Digests(Vec<Option<u64>>),
+    /// The node does not know the key list named by a `DigestList`: send it again with its keys.
+    UnknownList,
     /// The request failed.
     Error(WireError),
 }
@@ -133,12 +199,16 @@ mod kind {
     pub(super) const DIGEST: u8 = 0x05;
     pub(super) const OP: u8 = 0x06;
     pub(super) const PING: u8 = 0x07;
+    pub(super) const DIGEST_BATCH: u8 = 0x08;
+    pub(super) const DIGEST_LIST: u8 = 0x09;
 
     pub(super) const HELLO_OK: u8 = 0x81;
     pub(super) const VALUE: u8 = 0x82;
     pub(super) const BATCH: u8 = 0x83;
     pub(super) const DIGEST_OK: u8 = 0x84;
     pub(super) const PONG: u8 = 0x85;
+    pub(super) const DIGESTS: u8 = 0x86;
+    pub(super) const UNKNOWN_LIST: u8 = 0x87;
     pub(super) const ERROR: u8 = 0xff;
 
     pub(super) const OP_COUNTER_ADD: u8 = 1;
@@ -169,6 +239,27 @@ fn write_option_value(out: &mut Vec<u8>, value: Option<&Value>) {
             write_value(out, v);
         }
     }
+}
+
+fn write_digest(out: &mut Vec<u8>, digest: Option<u64>) {
+    match digest {
+        None => out.push(0),
+        Some(d) => {
+            out.push(1);
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+    }
+}
+
+fn read_digest(r: &mut Reader<'_>) -> Decoded<Option<u64>> {
+    if !read_presence(r)? {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 8];
+    for b in &mut bytes {
+        *b = r.u8()?;
+    }
+    Ok(Some(u64::from_be_bytes(bytes)))
 }
 
 fn write_error(out: &mut Vec<u8>, e: &WireError) {
@@ -237,6 +328,24 @@ impl Request {
                 }
             }
             Request::Ping => out.push(kind::PING),
+            Request::DigestBatch { keys } => {
+                out.push(kind::DIGEST_BATCH);
+                writer::len(out, keys.len());
+                for key in keys {
+                    writer::bytes(out, key);
+                }
+            }
+            Request::DigestList { list, keys } => {
+                out.push(kind::DIGEST_LIST);
+                out.extend_from_slice(&list.to_be_bytes());
+                match keys {
+                    None => out.push(0),
+                    Some(keys) => {
+                        out.push(1);
+                        write_keys_compressed(out, keys);
+                    }
+                }
+            }
         }
     }
 
@@ -334,6 +443,29 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
             Request::Op { key, op }
         }
         kind::PING => Request::Ping,
+        kind::DIGEST_BATCH => {
+            let n = r.count(1)?;
+            let mut keys = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                keys.push(r.bytes()?.to_vec());
+            }
+            Request::DigestBatch { keys }
+        }
+        kind::DIGEST_LIST => {
+            let mut id = [0u8; 8];
+            for b in &mut id {
+                *b = r.u8()?;
+            }
+            let keys = if read_presence(r)? {
+                Some(read_keys_compressed(r)?)
+            } else {
+                None
+            };
+            Request::DigestList {
+                list: u64::from_be_bytes(id),
+                keys,
+            }
+        }
         other => return Err(format!("unknown request kind {other:#04x}").into()),
     })
 }
@@ -369,15 +501,17 @@ impl Response {
             }
             Response::Digest(digest) => {
                 out.push(kind::DIGEST_OK);
-                match digest {
-                    None => out.push(0),
-                    Some(d) => {
-                        out.push(1);
-                        out.extend_from_slice(&d.to_be_bytes());
-                    }
-                }
+                write_digest(out, *digest);
             }
             Response::Pong => out.push(kind::PONG),
+            Response::UnknownList => out.push(kind::UNKNOWN_LIST),
+            Response::Digests(digests) => {
+                out.push(kind::DIGESTS);
+                writer::len(out, digests.len());
+                for digest in digests {
+                    write_digest(out, *digest);
+                }
+            }
             Response::Error(e) => {
                 out.push(kind::ERROR);
                 write_error(out, e);
@@ -438,13 +572,17 @@ fn decode_response(r: &mut Reader<'_>) -> Decoded<Response> {
             }
             Response::Batch(results)
         }
-        kind::DIGEST_OK => Response::Digest(if read_presence(r)? {
-            let bytes: Vec<u8> = (0..8).map(|_| r.u8()).collect::<Result<_, _>>()?;
-            Some(u64::from_be_bytes(bytes.try_into().expect("8 bytes")))
-        } else {
-            None
-        }),
+        kind::DIGEST_OK => Response::Digest(read_digest(r)?),
         kind::PONG => Response::Pong,
+        kind::UNKNOWN_LIST => Response::UnknownList,
+        kind::DIGESTS => {
+            let n = r.count(1)?;
+            let mut digests = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                digests.push(read_digest(r)?);
+            }
+            Response::Digests(digests)
+        }
         kind::ERROR => Response::Error(read_error(r)?),
         other => return Err(format!("unknown response kind {other:#04x}").into()),
     })

@@ -50,6 +50,23 @@ fn requests() -> Vec<Request> {
             op: TypedOp::RegisterSet(Scalar::Bytes(vec![1, 2])),
         },
         Request::Ping,
+        Request::DigestBatch {
+            keys: vec![b"a".to_vec(), vec![], vec![7; 200]],
+        },
+        Request::DigestList {
+            list: 7,
+            keys: None,
+        },
+        Request::DigestList {
+            list: 9,
+            keys: Some(vec![
+                b"list:0001".to_vec(),
+                b"list:0002".to_vec(),
+                b"li".to_vec(),
+                vec![],
+                b"zz".to_vec(),
+            ]),
+        },
     ]
 }
 
@@ -65,6 +82,8 @@ fn responses() -> Vec<Response> {
         Response::Digest(Some(u64::MAX)),
         Response::Digest(None),
         Response::Pong,
+        Response::Digests(vec![Some(1), None, Some(u64::MAX)]),
+        Response::UnknownList,
         Response::Error(WireError::new(ErrorCode::Overloaded, "busy")),
     ]
 }
@@ -114,7 +133,7 @@ proptest! {
     }
 
     #[test]
-    fn decoding_mutated_messages_never_panics(pick in 0usize..11, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+    fn decoding_mutated_messages_never_panics(pick in 0usize..14, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
         let mut body = Vec::new();
         requests()[pick].encode(7, &mut body);
         for (i, x) in flips {
@@ -123,4 +142,49 @@ proptest! {
         }
         let _ = Request::decode(&body);
     }
+}
+
+#[test]
+fn sorted_keys_with_common_prefixes_travel_compressed() {
+    let keys: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("user:42/list:{i:05}").into_bytes())
+        .collect();
+    let mut body = Vec::new();
+    Request::DigestList {
+        list: haze_protocol::key_list_id(&keys),
+        keys: Some(keys.clone()),
+    }
+    .encode(1, &mut body);
+    let raw: usize = keys.iter().map(|k| k.len()).sum();
+    assert!(
+        body.len() * 3 < raw,
+        "{} bytes for {raw} bytes of keys",
+        body.len()
+    );
+}
+
+#[test]
+fn a_compressed_key_list_cannot_expand_without_bound() {
+    // One 1 MiB key, then a million keys that each repeat it whole: 4 MB of input, 1 TB expanded.
+    let mut body = 1u64.to_be_bytes().to_vec();
+    body.push(0x09); // DigestList
+    body.extend_from_slice(&7u64.to_be_bytes());
+    body.push(1);
+    let varint = |out: &mut Vec<u8>, mut n: u64| {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    };
+    varint(&mut body, 1_000_001);
+    varint(&mut body, 0);
+    varint(&mut body, 1 << 20);
+    body.extend(std::iter::repeat_n(b'k', 1 << 20));
+    for _ in 0..1_000_000 {
+        varint(&mut body, 1 << 20);
+        varint(&mut body, 0);
+    }
+    let err = Request::decode(&body).unwrap_err();
+    assert!(err.reason.contains("16 MiB"), "{}", err.reason);
 }

@@ -1,14 +1,6 @@
 //! Ring order: where a key lives on the ring, and the digests kept per slice of it.
 
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
-
-/// Returns the key's position on the ring: a stable 64-bit hash of its bytes (xxh3, seed 0).
-///
-/// Stable across versions and machines: the ring's partitions and every stored key's order
-/// depend on it. Never change it.
-pub fn ring_hash(key: &[u8]) -> u64 {
-    xxh3_64(key)
-}
+pub use haze_crdt::digest::ring_hash;
 
 /// Returns the key as stored: its ring hash (big-endian, so byte order is ring order), then the
 /// key bytes. A partition of the ring, `[start, end)` of hashes, is one contiguous range.
@@ -28,23 +20,14 @@ pub fn digest_bucket(hash: u64) -> usize {
     (hash >> (64 - DIGEST_BUCKETS.trailing_zeros())) as usize
 }
 
-/// Returns the digest of one stored key: a hash of its encoded value, seeded by the key's ring
-/// hash. A bucket's digest is the XOR of its keys' digests, so a write updates it in O(1)
-/// (XOR out the old digest, XOR in the new) instead of rescanning.
-pub fn key_digest(key: &[u8], encoded_value: &[u8]) -> u64 {
-    xxh3_64_with_seed(encoded_value, ring_hash(key))
-}
+/// The digest of one stored key ([`haze_crdt::digest::key_digest`]): a bucket's digest is the
+/// XOR of its keys' digests, so a write updates it in O(1) (XOR out the old digest, XOR in the
+/// new) instead of rescanning.
+pub use haze_crdt::digest::key_digest;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ring_hash_is_stable() {
-        // Pinned: changing the hash would reorder every stored key and move every partition.
-        assert_eq!(ring_hash(b""), 0x2d06_8005_38d3_94c2);
-        assert_eq!(ring_hash(b"visits"), xxh3_64(b"visits"));
-    }
 
     #[test]
     fn store_keys_sort_by_ring_hash() {

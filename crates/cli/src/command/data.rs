@@ -12,7 +12,7 @@ use haze_crdt::{LwwRegister, OrSet, PnCounter, TypedValue};
 pub(crate) struct Addr {
     /// The node's binary protocol address.
     #[arg(long, default_value = "127.0.0.1:7700", global = true)]
-    addr: String,
+    pub(crate) addr: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,23 +84,23 @@ pub(crate) enum RegisterCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    key: String,
+    pub(crate) key: String,
     #[command(flatten)]
     addr: Addr,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct MergeArgs {
-    key: String,
+    pub(crate) key: String,
     /// A JSON file holding the state to merge.
     #[arg(long)]
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     #[command(flatten)]
     addr: Addr,
 }
 
 /// Runs `f` with a client connected to `addr`, on a small runtime.
-fn with_client<T>(
+pub(crate) fn with_client<T>(
     addr: &Addr,
     f: impl AsyncFnOnce(Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
@@ -113,14 +113,14 @@ fn with_client<T>(
     })
 }
 
-fn typed<T: TypedValue>(key: &str, value: Value) -> anyhow::Result<T> {
+pub(crate) fn typed<T: TypedValue>(key: &str, value: Value) -> anyhow::Result<T> {
     if value.kind() != T::KIND {
         bail!("key {key:?} holds a {}, not a {}", value.kind(), T::KIND);
     }
     Ok(T::try_from_value(value)?)
 }
 
-fn amount(by: Option<u64>) -> anyhow::Result<i64> {
+pub(crate) fn amount(by: Option<u64>) -> anyhow::Result<i64> {
     let by = by.unwrap_or(1);
     i64::try_from(by).with_context(|| format!("{by} is larger than {}", i64::MAX))
 }

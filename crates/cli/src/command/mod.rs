@@ -2,4 +2,5 @@
 
 pub(crate) mod bench;
 pub(crate) mod data;
+pub(crate) mod local;
 pub(crate) mod serve;

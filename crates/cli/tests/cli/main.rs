@@ -5,4 +5,5 @@
 
 mod crash;
 mod harness;
+mod local;
 mod tour;
