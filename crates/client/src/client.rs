@@ -26,7 +26,8 @@ impl Default for ClientConfig {
         ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
-            max_frame_bytes: haze_protocol::MAX_FRAME_BYTES,
+            // Responses to batches carry merged states: allow more than a node accepts.
+            max_frame_bytes: 16 * haze_protocol::MAX_FRAME_BYTES,
         }
     }
 }

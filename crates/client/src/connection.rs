@@ -115,8 +115,9 @@ impl Connection {
                         Ok((id, response)) => {
                             if let Some(waiter) = lock(&reader_waiters).remove(&id) {
                                 let _ = waiter.send(Ok(response));
-                            } else if let Response::Error(e) = response {
-                                // An error not tied to a request (id 0): the node closes.
+                            } else if let (0, Response::Error(e)) = (id, response) {
+                                // An error not tied to a request: the node closes. (A late
+                                // answer to a request that timed out is simply dropped.)
                                 break format!("{}: {}", e.code, e.message);
                             }
                         }

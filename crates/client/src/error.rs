@@ -27,7 +27,9 @@ pub enum Error {
     /// The key or the (merged) value exceeds the node's limits.
     #[error("too large: {0}")]
     TooLarge(String),
-    /// The node is overloaded or cannot serve writes; retry later or elsewhere.
+    /// The node is overloaded or cannot serve writes; retry later or elsewhere. A write refused
+    /// this way because the node's storage failed may have been applied (see
+    /// [`Error::is_indeterminate`]).
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// The node refused the request as malformed, or the operation as invalid.
@@ -73,9 +75,13 @@ impl From<WireError> for Error {
 
 impl Error {
     /// Returns whether the request may have been applied although it failed (so a
-    /// non-idempotent operation must not be blindly retried).
+    /// non-idempotent operation must not be blindly retried): a timeout, a lost connection, or
+    /// a node whose storage failed while committing (`Unavailable`).
     pub fn is_indeterminate(&self) -> bool {
-        matches!(self, Error::Timeout(_) | Error::ConnectionLost(_))
+        matches!(
+            self,
+            Error::Timeout(_) | Error::ConnectionLost(_) | Error::Unavailable(_)
+        )
     }
 }
 

@@ -31,6 +31,8 @@ const MAGIC: &[u8; 8] = b"HAZEREP1";
 /// (If both files are restored together from one backup, this cannot be told; restore replicas
 /// by deleting them and syncing instead.)
 pub struct Replica {
+    /// Held for the replica's life: two processes editing one file would share an actor id.
+    _lock: std::fs::File,
     path: PathBuf,
     actor: ActorId,
     saves: u64,
@@ -97,6 +99,25 @@ fn decode(bytes: &[u8]) -> std::result::Result<Contents, String> {
     })
 }
 
+/// Takes an exclusive lock on `FILE.lock`, so only one process at a time edits a replica.
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(name))
+        .map_err(|e| file_error(path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(file_error(path, "the replica is open in another process"))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(file_error(path, e)),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the directory.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
@@ -127,6 +148,7 @@ impl Replica {
         fresh_actor: ActorId,
         clock: Arc<dyn PhysicalClock + Send + Sync>,
     ) -> Result<Replica> {
+        let lock = lock_file(path)?;
         let known_saves = match std::fs::read(saves_path(path)) {
             Ok(bytes) => bytes.try_into().map(u64::from_be_bytes).unwrap_or(0),
             Err(_) => 0,
@@ -141,6 +163,7 @@ impl Replica {
                     contents.actor
                 };
                 Replica {
+                    _lock: lock,
                     path: path.to_path_buf(),
                     actor,
                     saves: contents.saves.max(known_saves),
@@ -150,6 +173,7 @@ impl Replica {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Replica {
+                _lock: lock,
                 path: path.to_path_buf(),
                 actor: fresh_actor,
                 saves: known_saves,
@@ -208,10 +232,17 @@ impl Replica {
     ///
     /// [`Error::Replica`] if the file cannot be written.
     pub fn save(&mut self) -> Result<()> {
-        self.saves += 1;
+        let saved = self.write_file(self.saves + 1);
+        if saved.is_ok() {
+            self.saves += 1;
+        }
+        saved
+    }
+
+    fn write_file(&self, saves: u64) -> Result<()> {
         let mut bytes = Vec::with_capacity(64 + self.values.len() * 64);
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&self.saves.to_be_bytes());
+        bytes.extend_from_slice(&saves.to_be_bytes());
         bytes.extend_from_slice(&self.actor.get().to_be_bytes());
         writer::len(&mut bytes, self.values.len());
         for (key, value) in &self.values {
@@ -222,12 +253,12 @@ impl Replica {
         bytes.extend_from_slice(&checksum.to_be_bytes());
         write_atomically(&self.path, &bytes).map_err(|e| file_error(&self.path, e))?;
         // After the file: a crash in between leaves the file ahead of its companion, which is safe.
-        write_atomically(&saves_path(&self.path), &self.saves.to_be_bytes())
+        write_atomically(&saves_path(&self.path), &saves.to_be_bytes())
             .map_err(|e| file_error(&self.path, e))
     }
 
     /// Applies `f` to the typed value of `key` (empty if absent) and saves.
-    fn edit<T: TypedValue + Default + Clone, R>(
+    fn edit<T: TypedValue + Default + Clone + haze_crdt::Crdt, R>(
         &mut self,
         key: impl AsRef<[u8]>,
         f: impl FnOnce(
@@ -242,9 +273,21 @@ impl Replica {
             None => T::default(),
             Some(v) => crate::client::typed(v.clone())?,
         };
+        // A state merged from elsewhere may claim this actor is out of dots: refuse, never panic.
+        if typed.causal_counter(self.actor) > haze_crdt::Dot::MAX_COUNTER - (1 << 32) {
+            return Err(Error::Conversion(CrdtError::CounterOverflow));
+        }
         let r = f(&mut typed, self.actor, &mut self.hlc, &*self.clock)?;
-        self.values.insert(key.to_vec(), typed.clone().into_value());
-        self.save()?;
+        let previous = self.values.insert(key.to_vec(), typed.clone().into_value());
+        if let Err(e) = self.save() {
+            // Undo the edit: it must not reach the store with a dot the file does not record,
+            // or a later edit would reuse that dot after a restart.
+            match previous {
+                Some(v) => self.values.insert(key.to_vec(), v),
+                None => self.values.remove(key),
+            };
+            return Err(e);
+        }
         Ok((r, typed))
     }
 

@@ -15,8 +15,10 @@ use crate::{Client, Error, Result};
 const DIGEST_CHUNK: u64 = 1024;
 /// The most keys per digest request.
 const MAX_DIGEST_CHUNK: usize = 4 * DIGEST_CHUNK as usize;
-/// Keys per merge request.
+/// The most keys per merge request.
 const MERGE_CHUNK: usize = 256;
+/// The most bytes of keys, or of states, per request: well inside a node's 4 MiB frames.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,16 +51,35 @@ fn response_bytes(response: &Response) -> u64 {
 /// [`DIGEST_CHUNK`] (or at [`MAX_DIGEST_CHUNK`] keys).
 fn chunk_by_content(keys: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
     let mut chunks = Vec::new();
-    let mut start = 0;
+    let (mut start, mut bytes) = (0, 0);
     for (i, key) in keys.iter().enumerate() {
+        bytes += key.len() + 2;
         let boundary = haze_crdt::digest::ring_hash(key).is_multiple_of(DIGEST_CHUNK);
-        if boundary || i + 1 - start >= MAX_DIGEST_CHUNK {
+        if boundary || i + 1 - start >= MAX_DIGEST_CHUNK || bytes >= MAX_REQUEST_BYTES {
             chunks.push(&keys[start..=i]);
-            start = i + 1;
+            (start, bytes) = (i + 1, 0);
         }
     }
     if start < keys.len() {
         chunks.push(&keys[start..]);
+    }
+    chunks
+}
+
+/// Cuts states into merge requests of at most [`MERGE_CHUNK`] states and about
+/// [`MAX_REQUEST_BYTES`] (a single larger state goes alone).
+fn chunk_states(states: &[(Vec<u8>, Value, usize)]) -> Vec<&[(Vec<u8>, Value, usize)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (key, _, size)) in states.iter().enumerate() {
+        if i > start && (i - start >= MERGE_CHUNK || bytes + key.len() + size > MAX_REQUEST_BYTES) {
+            chunks.push(&states[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += key.len() + size;
+    }
+    if start < states.len() {
+        chunks.push(&states[start..]);
     }
     chunks
 }
@@ -155,21 +176,26 @@ impl Replica {
             report.bytes_received += received;
             remote[i] = chunk;
         }
-        let differing: Vec<(Vec<u8>, Value)> = keys
+        let differing: Vec<(Vec<u8>, Value, usize)> = keys
             .iter()
             .zip(remote.into_iter().flatten())
             .filter_map(|(key, theirs)| {
                 let mine = self.get(key).expect("filtered above");
-                (Some(key_digest(key, &mine.encode())) != theirs)
-                    .then(|| (key.clone(), mine.clone()))
+                let encoded = mine.encode();
+                (Some(key_digest(key, &encoded)) != theirs)
+                    .then(|| (key.clone(), mine.clone(), encoded.len()))
             })
             .collect();
         report.sent = differing.len();
 
         // 2. Full states where they differ, all chunks in flight; merge back what returns.
         let mut merges = JoinSet::new();
-        for chunk in differing.chunks(MERGE_CHUNK) {
-            let (client, items) = (client.clone(), chunk.to_vec());
+        for chunk in chunk_states(&differing) {
+            let items: Vec<(Vec<u8>, Value)> = chunk
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect();
+            let client = client.clone();
             report.bytes_sent += request_bytes(&Request::MergeBatch {
                 items: items.clone(),
             });

@@ -88,9 +88,11 @@ where
     // Requests are answered concurrently; their encoded responses flow to one writer task,
     // which sends whatever has accumulated in one write. Each response carries the permit of its
     // request, released only once written, so a client that stops reading stops being read.
-    let (responses, mut outbox) = mpsc::unbounded_channel::<(Vec<u8>, OwnedSemaphorePermit)>();
+    let (responses, mut outbox) = mpsc::unbounded_channel::<(Vec<u8>, Slot)>();
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let in_flight_bytes = Arc::new(Semaphore::new(config.max_in_flight_bytes));
     let idle = config.idle_timeout;
+    let writer_shutdown = shutdown.clone();
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut permits = Vec::new();
@@ -107,17 +109,29 @@ where
                     Err(_) => break,
                 }
             }
-            // A client that stops reading its responses is cut off after the idle timeout.
-            match tokio::time::timeout(idle, write_half.write_all(&buf)).await {
-                Ok(Ok(())) => permits.clear(),
-                _ => break,
+            // A client that stops reading its responses is cut off after the idle timeout, or
+            // soon after the node starts shutting down.
+            let stopping = async {
+                writer_shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                written = tokio::time::timeout(idle, write_half.write_all(&buf)) => match written {
+                    Ok(Ok(())) => permits.clear(),
+                    _ => break,
+                },
+                () = stopping => break,
             }
         }
         let _ = write_half.shutdown().await;
     });
 
     let ended = loop {
-        let permit = tokio::select! {
+        if responses.is_closed() {
+            // The writer gave up on a client that does not read: stop reading it too.
+            break End::Timeout("responses not read");
+        }
+        let count = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break End::Shutdown,
             permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -131,6 +145,24 @@ where
                 frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut body, config.max_frame_bytes)) => frame,
             },
         };
+        if matches!(frame, Ok(Ok(true))) && body.len() > config.max_in_flight_bytes {
+            break End::Protocol("a frame larger than the in-flight budget".into());
+        }
+        // Memory follows the bytes of the requests in flight, not their number.
+        let weight = u32::try_from(body.len().max(1)).unwrap_or(u32::MAX);
+        let bytes = if matches!(frame, Ok(Ok(true))) {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break End::Shutdown,
+                permit = in_flight_bytes.clone().acquire_many_owned(weight) => Some(permit.expect("the semaphore is never closed")),
+            }
+        } else {
+            None
+        };
+        let permit = Slot {
+            _count: count,
+            _bytes: bytes,
+        };
         match frame {
             Err(_) => break End::Timeout("idle"),
             Ok(Ok(false)) => break End::Closed,
@@ -141,7 +173,7 @@ where
                 break End::Protocol(e.to_string());
             }
             Ok(Ok(true)) => match Request::decode(&body) {
-                Ok((id, request)) => match handler::plan(&node, request) {
+                Ok((id, request)) => match handler::plan(&node, request, body.len()) {
                     Plan::Now(response) => {
                         let _ = responses.send((encode(id, &response), permit));
                     }
@@ -157,6 +189,13 @@ where
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
                             let response = handler::batch(node, items).await;
+                            let _ = answer.send((encode(id, &response), permit));
+                        });
+                    }
+                    Plan::Digests { list, keys } => {
+                        let (answer, node) = (responses.clone(), node.clone());
+                        tokio::spawn(async move {
+                            let response = handler::digests(node, list, keys).await;
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }
@@ -176,6 +215,16 @@ where
     drop(responses);
     let _ = writer.await;
     end(&node, ended);
+}
+
+/// How long responses may still take to reach a client once the node is shutting down.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a request in flight holds until its response is written: one of the connection's
+/// request slots, and its frame's bytes of the connection's byte budget.
+struct Slot {
+    _count: OwnedSemaphorePermit,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// Takes a whole frame from the reader's buffer if one is there, without touching the socket.

@@ -25,25 +25,65 @@ pub(crate) enum Plan {
     },
     /// Several writes: answer from a task.
     Batch(Vec<(Vec<u8>, Value)>),
+    /// Many reads: answer from a blocking task, off the connection threads.
+    Digests {
+        list: Option<u64>,
+        keys: Option<Vec<Vec<u8>>>,
+    },
 }
 
-/// Decides how to answer `request`, answering reads at once.
-pub(crate) fn plan(node: &Node, request: Request) -> Plan {
+/// The most items of one batch request (merges, or keys of a digest request).
+pub(crate) const MAX_BATCH_ITEMS: usize = 4096;
+
+fn too_many(n: usize) -> Option<RequestError> {
+    (n > MAX_BATCH_ITEMS).then(|| {
+        RequestError::BadRequest(format!(
+            "{n} items; a batch holds at most {MAX_BATCH_ITEMS}"
+        ))
+    })
+}
+
+/// Decides how to answer `request` (which came in a frame of `frame_bytes`), answering reads at
+/// once.
+pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize) -> Plan {
     let started = tokio::time::Instant::now();
+    let limits = &node.config().store;
     let (kind, response) = match request {
+        Request::Merge { .. }
+            if frame_bytes > limits.max_value_bytes + limits.max_key_bytes + 64 =>
+        {
+            let limit = limits.max_value_bytes;
+            let e = haze_storage::WriteError::ValueTooLarge {
+                size: frame_bytes,
+                limit,
+            };
+            (Kind::Merge, Err(RequestError::from(e)))
+        }
+        Request::MergeBatch { items } if items.len() > MAX_BATCH_ITEMS => {
+            (Kind::MergeBatch, Err(too_many(items.len()).expect("over")))
+        }
+        Request::DigestBatch { keys } if keys.len() > MAX_BATCH_ITEMS => {
+            (Kind::Digest, Err(too_many(keys.len()).expect("over")))
+        }
+        Request::DigestList {
+            keys: Some(keys), ..
+        } if keys.len() > MAX_BATCH_ITEMS => {
+            (Kind::Digest, Err(too_many(keys.len()).expect("over")))
+        }
         Request::Get { key } => (Kind::Get, node.get(&key).map(Response::Value)),
         Request::Digest { key } => (Kind::Digest, node.digest(&key).map(Response::Digest)),
         Request::Ping => (Kind::Ping, Ok(Response::Pong)),
         Request::DigestList { list, keys } => {
-            let digests = node.digest_list(list, keys);
-            (
-                Kind::Digest,
-                digests.map(|d| d.map_or(Response::UnknownList, Response::Digests)),
-            )
+            return Plan::Digests {
+                list: Some(list),
+                keys,
+            };
         }
         Request::DigestBatch { keys } => {
-            let digests: Result<Vec<_>, _> = keys.iter().map(|key| node.digest(key)).collect();
-            (Kind::Digest, digests.map(Response::Digests))
+            return Plan::Digests {
+                list: None,
+                keys: Some(keys),
+            };
         }
         Request::Merge { key, value } => {
             return Plan::Write {
@@ -83,6 +123,38 @@ pub(crate) fn written(
         Ok(value) => Response::Value(Some(value)),
         Err(e) => Response::Error(e.to_wire()),
     }
+}
+
+/// Answers a digest batch or list on a blocking thread: thousands of store reads must not stall
+/// the threads that serve connections.
+pub(crate) async fn digests(
+    node: Arc<Node>,
+    list: Option<u64>,
+    keys: Option<Vec<Vec<u8>>>,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let reads = node.clone();
+    let result = tokio::task::spawn_blocking(move || match list {
+        Some(list) => reads
+            .digest_list(list, keys)
+            .map(|d| d.map_or(Response::UnknownList, Response::Digests)),
+        None => {
+            let keys = keys.unwrap_or_default();
+            keys.iter()
+                .map(|key| reads.digest(key))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Response::Digests)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(RequestError::Unavailable(format!(
+            "a digest task failed: {e}"
+        )))
+    });
+    node.metrics()
+        .record(Kind::Digest, result.is_ok(), started.elapsed());
+    result.unwrap_or_else(|e| Response::Error(e.to_wire()))
 }
 
 /// Answers a batch: every item is queued before any is awaited, so they commit together.

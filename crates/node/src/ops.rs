@@ -36,6 +36,10 @@ impl OpContext {
             })),
             TypedOp::SetAdd(members) => Mutation::Update(Box::new(move |current| {
                 let mut set: OrSet<Scalar> = current_or_empty(current)?;
+                // A merged state may claim this actor is out of dots: refuse, never panic.
+                if !set.seen().has_room(actor, members.len() as u64) {
+                    return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
+                }
                 for member in members {
                     set.insert(actor, member);
                 }

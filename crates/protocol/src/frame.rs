@@ -56,12 +56,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             limit: max_bytes,
         });
     }
+    // Grow the buffer with the bytes that actually arrive: a peer that announces a large frame
+    // and sends nothing holds no memory for it.
     body.clear();
-    body.resize(size, 0);
-    reader.read_exact(body).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-        _ => FrameError::Io(e),
-    })?;
+    let got = reader.take(size as u64).read_to_end(body).await?;
+    if got < size {
+        return Err(FrameError::Truncated);
+    }
     Ok(true)
 }
 

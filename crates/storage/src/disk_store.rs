@@ -12,7 +12,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 use crate::apply::merged_value;
 use crate::key::{digest_bucket, key_digest, ring_hash, store_key};
 use crate::wal::{Wal, segment_path, segments, sync_dir};
-use crate::{DIGEST_BUCKETS, Durability, Error, Mutation, Result, Store, StoreConfig, Write};
+use crate::{
+    DIGEST_BUCKETS, Durability, Error, Mutation, Result, Store, StoreConfig, Write, WriteError,
+};
 
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
@@ -80,6 +82,11 @@ struct WriterState {
     seq: u64,
     /// The flush in progress; it ends by deleting the segments before `seq`.
     flusher: Option<JoinHandle<Result<()>>>,
+    /// Set once the store opened (its log replayed): only then may closing it flush.
+    opened: bool,
+    /// The first failure of a flush: the store then refuses writes, and closing it leaves the
+    /// log alone for the next open to replay.
+    failed: Option<Error>,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -92,10 +99,15 @@ impl std::fmt::Debug for DiskStore {
 }
 
 impl Drop for DiskStore {
-    /// A clean close flushes, so the next open has no log to replay.
+    /// A clean close flushes, so the next open has no log to replay. A store that failed, or
+    /// never finished opening, leaves its log as it is: only a replay may consume it.
     fn drop(&mut self) {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = self.flush_now(&mut writer);
+        if writer.opened && writer.failed.is_none() {
+            let _ = self.flush_now(&mut writer);
+        } else if let Some(flusher) = writer.flusher.take() {
+            let _ = flusher.join();
+        }
     }
 }
 
@@ -171,6 +183,8 @@ impl DiskStore {
                 wal,
                 seq,
                 flusher: None,
+                opened: false,
+                failed: None,
             }),
             buckets: Mutex::new(Vec::new()),
             config,
@@ -178,6 +192,7 @@ impl DiskStore {
         store.check_format()?;
         *lock(&store.buckets) = store.stored_buckets()?;
         store.replay(replay)?;
+        lock(&store.writer).opened = true;
         Ok(store)
     }
 
@@ -296,8 +311,11 @@ impl DiskStore {
                             .map(|v| v.value().to_vec())
                     }
                 };
-                let current = old.as_deref().map(decode).transpose()?;
-                let outcome = merged_value(config, &write.key, current, mutation);
+                // A stored value that does not decode fails its own write, not the store.
+                let outcome = match old.as_deref().map(decode).transpose() {
+                    Ok(current) => merged_value(config, &write.key, current, mutation),
+                    Err(e) => Err(WriteError::Store(e)),
+                };
                 if let Ok((_, encoded)) = &outcome {
                     let bucket = digest_bucket(ring_hash(&write.key));
                     if let Some(old) = &old {
@@ -403,8 +421,14 @@ impl Store for DiskStore {
 
     fn apply(&self, batch: &mut [Write]) -> Result<()> {
         let mut writer = lock(&self.writer);
-        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished) {
-            self.finish_flush(&mut writer)?;
+        if let Some(failure) = &writer.failed {
+            return Err(Error::Stopped(failure.to_string()));
+        }
+        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished)
+            && let Err(e) = self.finish_flush(&mut writer)
+        {
+            writer.failed = Some(e.clone());
+            return Err(e);
         }
         self.commit(&mut writer.wal, batch, &self.config, true)?;
         let active_bytes = self
@@ -414,8 +438,12 @@ impl Store for DiskStore {
             .active
             .bytes;
         let flush_bytes = self.config.flush_bytes;
-        if active_bytes > flush_bytes || writer.wal.len() > 2 * flush_bytes as u64 {
-            self.start_flush(&mut writer)?;
+        if (active_bytes > flush_bytes || writer.wal.len() > 2 * flush_bytes as u64)
+            && let Err(e) = self.start_flush(&mut writer)
+        {
+            // This batch is durable (its log record is synced) and visible: acknowledge it.
+            // The store refuses the next one.
+            writer.failed = Some(e);
         }
         Ok(())
     }

@@ -44,6 +44,7 @@ fn a_lost_or_restored_file_takes_a_fresh_actor() {
         2,
         "an older copy must not reuse actor 1's dots"
     );
+    drop(restored);
     std::fs::remove_file(&path).unwrap();
     let lost = replica(dir.path(), "phone.haze", 3);
     assert_eq!(
@@ -189,4 +190,61 @@ async fn after_the_store_lost_its_data_the_next_syncs_restore_it() {
             .value(),
         5
     );
+}
+
+#[test]
+fn a_replica_file_is_edited_by_one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let _phone = replica(dir.path(), "phone.haze", 1);
+    let path = dir.path().join("phone.haze");
+    let err = haze_client::Replica::open(
+        &path,
+        haze_crdt::ActorId::new(2),
+        std::sync::Arc::new(haze_crdt::ManualClock::new(0)),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("open in another process"), "{err}");
+}
+
+#[tokio::test]
+async fn a_state_claiming_this_actor_is_out_of_dots_is_refused_not_a_panic() {
+    // Found in review: a merged state with the actor's count at 2^63 - 1 made the next add
+    // mint a dot past what decodes (on a node: every later write of the key failed).
+    let node = TestNode::start().await;
+    let client = node.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = replica(dir.path(), "phone", 1);
+    let json = format!(
+        r#"{{"type":"or_set","seen":{{"{}":{}}},"entries":[]}}"#,
+        phone.actor(),
+        haze_crdt::Dot::MAX_COUNTER
+    );
+    let state: haze_crdt::Value = serde_json::from_str(&json).unwrap();
+    phone.merge("list", state).unwrap();
+    assert!(phone.set_add("list", [Scalar::from("x")]).is_err());
+
+    // The same against the node's own actor, learned from its typed operation's dots.
+    let set = client.set_add("list", [Scalar::from("a")]).await.unwrap();
+    let node_actor = set.seen().iter().next().unwrap().0;
+    let json = format!(
+        r#"{{"type":"or_set","seen":{{"{node_actor}":{}}},"entries":[]}}"#,
+        haze_crdt::Dot::MAX_COUNTER
+    );
+    client
+        .merge(
+            "list",
+            serde_json::from_str::<haze_crdt::Value>(&json).unwrap(),
+        )
+        .await
+        .unwrap();
+    let err = client
+        .set_add("list", [Scalar::from("b")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, haze_client::Error::Refused(_)), "{err}");
+    assert!(
+        client.get("list").await.unwrap().is_some(),
+        "the key still reads"
+    );
+    client.counter_add("other", 1).await.unwrap(); // and the store still writes
 }

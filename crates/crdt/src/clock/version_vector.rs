@@ -57,14 +57,18 @@ impl VersionVector {
     ///
     /// # Panics
     ///
-    /// Panics if `actor` has made `u64::MAX` updates, which no replica reaches.
+    /// Panics if `actor` has already made [`Dot::MAX_COUNTER`] updates: no replica makes 2^63
+    /// updates, but a state received from elsewhere can claim it did, so code that applies
+    /// operations to received states checks [`has_room`](Self::has_room) first.
     pub fn next_dot(&mut self, actor: ActorId) -> Dot {
         let counter = match self.position(actor) {
             Ok(i) => {
                 let slot = &mut self.entries[i].1;
-                *slot = slot
-                    .checked_add(1)
-                    .expect("an actor makes fewer than 2^64 updates");
+                assert!(
+                    *slot < Dot::MAX_COUNTER,
+                    "an actor makes fewer than 2^63 - 1 updates"
+                );
+                *slot += 1;
                 *slot
             }
             Err(i) => {
@@ -73,6 +77,14 @@ impl VersionVector {
             }
         };
         Dot::new(actor, counter)
+    }
+
+    /// Returns whether `actor` can make `updates` more updates before its count would pass
+    /// [`Dot::MAX_COUNTER`] (beyond which states no longer decode).
+    pub fn has_room(&self, actor: ActorId, updates: u64) -> bool {
+        self.get(actor)
+            .checked_add(updates)
+            .is_some_and(|n| n <= Dot::MAX_COUNTER)
     }
 
     /// Raises the count of `actor` to at least `count`.

@@ -142,3 +142,59 @@ async fn connections_beyond_the_cap_are_refused_as_overloaded() {
     assert!(is_closed(&mut third).await);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_over_the_item_limit_is_refused_and_the_connection_goes_on() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let mut conn = raw(node.addr).await;
+    let keys = vec![b"k".to_vec(); 5000];
+    conn.write_all(&frame(7, &Request::DigestBatch { keys }))
+        .await
+        .unwrap();
+    expect_error(&mut conn, ErrorCode::BadRequest).await;
+    conn.write_all(&frame(8, &Request::Ping)).await.unwrap();
+    assert_eq!(read_response(&mut conn).await, Some((8, Response::Pong)));
+    node.stop().await;
+}
+
+/// A connection that asks for a 60 KB value 400 times and never reads the answers.
+async fn flood_without_reading(node: &TestNode) -> TcpStream {
+    let client = node.client().await;
+    let big: Vec<haze_client::Scalar> = (0..600)
+        .map(|i| haze_client::Scalar::String(format!("{i:0>90}")))
+        .collect();
+    client.set_add("big", big).await.unwrap();
+    let mut greedy = raw(node.addr).await;
+    let mut requests = Vec::new();
+    for id in 1..=400u64 {
+        requests.extend(frame(
+            id,
+            &Request::Get {
+                key: b"big".to_vec(),
+            },
+        ));
+    }
+    greedy.write_all(&requests).await.unwrap();
+    greedy
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_responses_is_cut_off() {
+    let node = TestNode::start(short_timeouts()).await;
+    let mut greedy = flood_without_reading(&node).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await; // past the idle timeout
+    assert!(is_closed(&mut greedy).await);
+    node.client().await.ping().await.unwrap();
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_client_that_does_not_read() {
+    // Found in review: with the default 300 s idle timeout, such a client held SIGTERM for 300 s.
+    let node = TestNode::start(NodeConfig::default()).await;
+    let _greedy = flood_without_reading(&node).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), node.stop())
+        .await
+        .expect("the node stops within its grace");
+}

@@ -175,3 +175,45 @@ fn background_flushes_keep_every_write_readable_and_recoverable() {
     );
     assert_eq!(log_bytes(dir.path()), [8]);
 }
+
+#[test]
+fn a_log_that_fails_to_replay_is_kept_for_the_next_try() {
+    // Found in review: a failed open dropped the half-built store, whose close flushed an empty
+    // table and deleted every log segment, replayed or not.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let disk = DiskStore::open(dir.path(), StoreConfig::default()).unwrap();
+        merge(&disk, b"k", counter(1, 1)).unwrap();
+        std::mem::forget(disk); // a crash: nothing flushed
+    }
+    // Append a record whose value does not decode (as a newer format might write).
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
+        .unwrap();
+    let payload = [1u8, 1, b'x', 2, 0xff, 0xff];
+    let mut record = (payload.len() as u32).to_be_bytes().to_vec();
+    record.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_be_bytes());
+    record.extend_from_slice(&payload);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &record).unwrap();
+    drop(file);
+    let before = log_bytes(dir.path());
+    // The redb file is still locked by the forgotten store in this process: copy the directory.
+    let image = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, image.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let err = DiskStore::open(image.path(), StoreConfig::default()).unwrap_err();
+    assert!(matches!(err, haze_storage::Error::Corrupt(_)), "{err}");
+    assert_eq!(
+        log_bytes(image.path())[..before.len()],
+        before[..],
+        "the log is untouched"
+    );
+}
