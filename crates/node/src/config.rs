@@ -15,6 +15,8 @@ pub struct NodeConfig {
     pub max_in_flight: usize,
     /// The most bytes of requests in flight on one connection (their frames, until answered).
     pub max_in_flight_bytes: usize,
+    /// The most bytes of requests in flight on all connections together.
+    pub max_node_in_flight_bytes: usize,
     /// The largest frame accepted from a client.
     pub max_frame_bytes: usize,
     /// How long a new connection has to complete the handshake.
@@ -31,6 +33,7 @@ impl Default for NodeConfig {
             max_connections: 1024,
             max_in_flight: 1024,
             max_in_flight_bytes: 16 * 1024 * 1024,
+            max_node_in_flight_bytes: 256 * 1024 * 1024,
             max_frame_bytes: haze_protocol::MAX_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),

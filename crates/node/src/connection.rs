@@ -150,18 +150,25 @@ where
         }
         // Memory follows the bytes of the requests in flight, not their number.
         let weight = u32::try_from(body.len().max(1)).unwrap_or(u32::MAX);
-        let bytes = if matches!(frame, Ok(Ok(true))) {
+        // Both this connection's budget and the node's: many connections cannot add up to
+        // more than the node allows either.
+        let (bytes, node_bytes) = if matches!(frame, Ok(Ok(true))) {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break End::Shutdown,
-                permit = in_flight_bytes.clone().acquire_many_owned(weight) => Some(permit.expect("the semaphore is never closed")),
+                permits = async {
+                    let mine = in_flight_bytes.clone().acquire_many_owned(weight).await;
+                    let node_wide = node.in_flight_bytes().acquire_many_owned(weight).await;
+                    (mine.ok(), node_wide.ok())
+                } => permits,
             }
         } else {
-            None
+            (None, None)
         };
         let permit = Slot {
             _count: count,
             _bytes: bytes,
+            _node_bytes: node_bytes,
         };
         match frame {
             Err(_) => break End::Timeout("idle"),
@@ -221,10 +228,11 @@ where
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a request in flight holds until its response is written: one of the connection's
-/// request slots, and its frame's bytes of the connection's byte budget.
+/// request slots, and its frame's bytes of the connection's and of the node's byte budgets.
 struct Slot {
     _count: OwnedSemaphorePermit,
     _bytes: Option<OwnedSemaphorePermit>,
+    _node_bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// Takes a whole frame from the reader's buffer if one is there, without touching the socket.

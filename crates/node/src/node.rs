@@ -37,6 +37,8 @@ pub struct Node {
     ops: OpContext,
     metrics: Metrics,
     key_lists: Mutex<KeyLists>,
+    /// The bytes of requests in flight on all connections together.
+    in_flight_bytes: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Node {
@@ -63,6 +65,7 @@ impl Node {
     ) -> Result<Arc<Node>, haze_storage::Error> {
         let committer = GroupCommitter::start(store.clone())?;
         let writer = committer.handle();
+        let config_in_flight = config.max_node_in_flight_bytes.max(config.max_frame_bytes);
         let ops = OpContext {
             actor,
             hlc: Arc::new(Mutex::new(Hlc::new())),
@@ -76,6 +79,7 @@ impl Node {
             ops,
             metrics: Metrics::default(),
             key_lists: Mutex::new(KeyLists::new(KEY_LIST_BYTES)),
+            in_flight_bytes: Arc::new(tokio::sync::Semaphore::new(config_in_flight)),
         }))
     }
 
@@ -87,6 +91,11 @@ impl Node {
     /// Returns the actor id of this node's typed operations.
     pub fn actor(&self) -> ActorId {
         self.ops.actor
+    }
+
+    /// Returns the node-wide budget of bytes of requests in flight.
+    pub(crate) fn in_flight_bytes(&self) -> Arc<tokio::sync::Semaphore> {
+        self.in_flight_bytes.clone()
     }
 
     /// Returns the request and storage metrics.

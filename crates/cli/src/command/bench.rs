@@ -397,7 +397,9 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
 fn report(name: &str, args: &BenchArgs, o: &Outcome) {
     println!(
         "{name:<6} {:<13} {:>3} conns  pipeline {:<3} {:>10.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   errors {}",
-        args.op.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string()),
+        args.op
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string()),
         args.connections,
         args.pipeline,
         o.ops_per_sec,
