@@ -4,15 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haze_crdt::{LwwRegister, OrSet, PnCounter, Scalar, TypedValue, Value};
-use haze_protocol::{Request, Response, TypedOp};
+use haze_protocol::{Dial, Request, Response, TcpDial, TypedOp};
 use tokio::sync::Mutex;
 
 use crate::connection::Connection;
 use crate::{Error, Result};
 
 /// How a [`Client`] connects and waits.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
+    /// How connections are opened: tokio's TCP by default; a simulation passes its own.
+    pub dial: Arc<dyn Dial>,
     /// How long to wait for a connection and its handshake (default 5 s).
     pub connect_timeout: Duration,
     /// How long to wait for each response (default 10 s).
@@ -21,9 +23,20 @@ pub struct ClientConfig {
     pub max_frame_bytes: usize,
 }
 
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            dial: Arc::new(TcpDial),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             // Responses to batches carry merged states: allow more than a node accepts.
@@ -74,6 +87,7 @@ impl Client {
         }
         let conn = Arc::new(
             Connection::open(
+                &*self.config.dial,
                 &self.addr,
                 self.config.connect_timeout,
                 self.config.max_frame_bytes,

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use haze_protocol::Dial;
 use haze_protocol::{PROTOCOL_VERSION, Request, RequestId, Response, read_frame, write_frame};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
@@ -34,6 +34,7 @@ fn lock(
 impl Connection {
     /// Connects and completes the handshake within `timeout`.
     pub(crate) async fn open(
+        dial: &dyn Dial,
         addr: &str,
         timeout: Duration,
         max_frame: usize,
@@ -42,12 +43,11 @@ impl Connection {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(timeout, dial.dial(addr.to_string()))
             .await
             .map_err(|_| connect_err(format!("no answer within {timeout:?}")))?
             .map_err(|e| connect_err(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (read_half, mut write_half) = stream.into_split();
+        let (read_half, mut write_half) = tokio::io::split(stream);
         let mut reader = BufReader::with_capacity(64 * 1024, read_half);
 
         let mut hello = Vec::new();

@@ -38,27 +38,34 @@ use std::sync::Arc;
 
 pub use config::NodeConfig;
 pub use error::RequestError;
+use haze_protocol::Listener;
 pub use metrics::{Kind, Metrics};
 pub use node::{Node, WriteRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `node` on the binary protocol `listener` and the HTTP `http_listener` until
-/// `shutdown` is cancelled; then stops accepting, lets open requests finish, and makes every
-/// write durable before returning.
+/// Serves `node` on the binary protocol `listener` (any [`Listener`]: tokio's TCP in production,
+/// a simulated network in tests) and the HTTP API on `http_listener` (if any) until `shutdown`
+/// is cancelled; then stops accepting, lets open requests finish, and makes every write durable
+/// before returning.
 ///
 /// # Errors
 ///
 /// If the HTTP server fails.
 pub async fn serve(
     node: Arc<Node>,
-    listener: TcpListener,
-    http_listener: TcpListener,
+    listener: impl Listener,
+    http_listener: impl Into<Option<TcpListener>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let http = tokio::spawn(http::serve(node.clone(), http_listener, shutdown.clone()));
+    let http = http_listener
+        .into()
+        .map(|l| tokio::spawn(http::serve(node.clone(), l, shutdown.clone())));
     server::accept_loop(node.clone(), listener, shutdown.clone()).await;
-    let http_result = http.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let http_result = match http {
+        Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => Ok(()),
+    };
     // Last: flush the writer, so every acknowledged write is durable before we return.
     let flush = node.clone();
     let _ = tokio::task::spawn_blocking(move || flush.shutdown()).await;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use haze_protocol::Listener;
 use haze_protocol::{ErrorCode, Response, WireError, write_frame};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,7 @@ use crate::node::Node;
 /// requests.
 pub(crate) async fn accept_loop(
     node: Arc<Node>,
-    listener: TcpListener,
+    mut listener: impl Listener,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(node.config().max_connections));
@@ -45,7 +45,6 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let metrics = node.metrics();
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics.connections_refused.fetch_add(1, Ordering::Relaxed);

@@ -10,10 +10,12 @@
 //! * `frame` — framing: reading and writing frames with a size limit.
 //! * `message` — [`Request`] and [`Response`], their encoding and decoding.
 //! * `error_code` — [`ErrorCode`]: stable numbers for errors that cross the wire.
+//! * `transport` — [`Listener`] and [`Dial`]: the seam between TCP and a simulated network.
 
 mod error_code;
 mod frame;
 mod message;
+mod transport;
 
 pub use error_code::ErrorCode;
 pub use frame::{
@@ -23,3 +25,4 @@ pub use message::{
     DecodeError, HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, TypedOp, WireError,
     key_list_id,
 };
+pub use transport::{BoxFuture, BoxStream, Dial, Listener, Stream, TcpDial};
