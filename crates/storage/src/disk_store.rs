@@ -438,7 +438,14 @@ impl Store for DiskStore {
             .active
             .bytes;
         let flush_bytes = self.config.flush_bytes;
-        if (active_bytes > flush_bytes || writer.wal.len() > 2 * flush_bytes as u64)
+        let due = active_bytes > flush_bytes || writer.wal.len() > 4 * flush_bytes as u64;
+        // While a flush runs, the writer goes on and lets the active table grow, up to four
+        // times the threshold; only past that does it wait (backpressure when writes outrun
+        // redb), instead of stalling every time a flush is due.
+        let busy = writer.flusher.as_ref().is_some_and(|f| !f.is_finished());
+        let must = active_bytes > 4 * flush_bytes || writer.wal.len() > 8 * flush_bytes as u64;
+        if due
+            && (!busy || must)
             && let Err(e) = self.start_flush(&mut writer)
         {
             // This batch is durable (its log record is synced) and visible: acknowledge it.

@@ -29,7 +29,8 @@ pub struct StoreConfig {
     /// is refused and changes nothing.
     pub max_value_bytes: usize,
     /// How many bytes of recent writes the disk store keeps in memory before flushing them to
-    /// its B-tree in the background (default 32 MiB); the log is flushed at twice this size.
+    /// its B-tree in the background (default 32 MiB), or four times that of log. While a flush
+    /// runs, writes go on until four times this size is held in memory, then wait for it.
     pub flush_bytes: usize,
 }
 
