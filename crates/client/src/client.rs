@@ -201,12 +201,15 @@ impl Client {
     ///
     /// The outer error if the request as a whole failed; per-item errors inside.
     pub async fn merge_batch(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<Value>>> {
+        let n = items.len();
         match self.call(Request::MergeBatch { items }, true).await? {
-            Response::Batch(results) => Ok(results
+            Response::Batch(results) if results.len() == n => Ok(results
                 .into_iter()
                 .map(|r| r.map_err(Error::from))
                 .collect()),
-            other => Err(Error::Protocol(format!("expected a batch, got {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "expected {n} results, got {other:?}"
+            ))),
         }
     }
 

@@ -228,7 +228,13 @@ impl Replica {
             report.bytes_received += response_bytes(&Response::Batch(wire));
             for (key, result) in keys.into_iter().zip(results) {
                 match result {
-                    Ok(merged) => report.updated += usize::from(self.merge_unsaved(&key, merged)?),
+                    Ok(merged) => match self.merge_unsaved(&key, merged) {
+                        Ok(changed) => report.updated += usize::from(changed),
+                        // Keep going: what merged so far is saved below either way.
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    },
                     Err(e) => {
                         first_error.get_or_insert(e);
                     }

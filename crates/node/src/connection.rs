@@ -89,14 +89,34 @@ where
     // which sends whatever has accumulated in one write. Each response carries the permit of its
     // request, released only once written, so a client that stops reading stops being read.
     let (responses, mut outbox) = mpsc::unbounded_channel::<(Vec<u8>, Slot)>();
-    let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
-    let in_flight_bytes = Arc::new(Semaphore::new(config.max_in_flight_bytes));
+    // Budgets are clamped to what works: at least one request and one whole frame.
+    let in_flight = Arc::new(Semaphore::new(
+        config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let byte_budget = config
+        .max_in_flight_bytes
+        .clamp(config.max_frame_bytes.max(1), Semaphore::MAX_PERMITS);
+    let in_flight_bytes = Arc::new(Semaphore::new(byte_budget));
     let idle = config.idle_timeout;
+    // A client that does not take its responses for this long is cut off: its requests hold
+    // the node's byte budget meanwhile.
+    let stalled = idle.min(WRITE_STALL);
     let writer_shutdown = shutdown.clone();
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut permits = Vec::new();
-        while let Some((frame, permit)) = outbox.recv().await {
+        // One deadline for the whole connection once the node starts shutting down.
+        let stopping = async {
+            writer_shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::pin!(stopping);
+        loop {
+            let next = tokio::select! {
+                next = outbox.recv() => next,
+                () = &mut stopping => break,
+            };
+            let Some((frame, permit)) = next else { break };
             buf.clear();
             buf.extend_from_slice(&frame);
             permits.push(permit);
@@ -109,21 +129,15 @@ where
                     Err(_) => break,
                 }
             }
-            // A client that stops reading its responses is cut off after the idle timeout, or
-            // soon after the node starts shutting down.
-            let stopping = async {
-                writer_shutdown.cancelled().await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            };
             tokio::select! {
-                written = tokio::time::timeout(idle, write_half.write_all(&buf)) => match written {
+                written = tokio::time::timeout(stalled, write_half.write_all(&buf)) => match written {
                     Ok(Ok(())) => permits.clear(),
                     _ => break,
                 },
-                () = stopping => break,
+                () = &mut stopping => break,
             }
         }
-        let _ = write_half.shutdown().await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, write_half.shutdown()).await;
     });
 
     let ended = loop {
@@ -142,10 +156,11 @@ where
             None => tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break End::Shutdown,
+                () = responses.closed() => break End::Timeout("responses not read"),
                 frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut body, config.max_frame_bytes)) => frame,
             },
         };
-        if matches!(frame, Ok(Ok(true))) && body.len() > config.max_in_flight_bytes {
+        if matches!(frame, Ok(Ok(true))) && body.len() > byte_budget {
             break End::Protocol("a frame larger than the in-flight budget".into());
         }
         // Memory follows the bytes of the requests in flight, not their number.
@@ -223,6 +238,9 @@ where
     let _ = writer.await;
     end(&node, ended);
 }
+
+/// The longest a client may leave its responses unread before it is cut off.
+const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long responses may still take to reach a client once the node is shutting down.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

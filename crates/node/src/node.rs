@@ -65,7 +65,10 @@ impl Node {
     ) -> Result<Arc<Node>, haze_storage::Error> {
         let committer = GroupCommitter::start(store.clone())?;
         let writer = committer.handle();
-        let config_in_flight = config.max_node_in_flight_bytes.max(config.max_frame_bytes);
+        let config_in_flight = config.max_node_in_flight_bytes.clamp(
+            config.max_frame_bytes.max(1),
+            tokio::sync::Semaphore::MAX_PERMITS,
+        );
         let ops = OpContext {
             actor,
             hlc: Arc::new(Mutex::new(Hlc::new())),

@@ -139,7 +139,15 @@ impl PartitionTable {
             None => vec![Vec::new(); partitions as usize],
         };
         let placed = place(&old, &nodes, replication);
-        let epoch = Epoch(previous.map_or(1, |p| p.epoch.0 + 1));
+        let epoch = match previous {
+            None => Epoch(1),
+            Some(p) => Epoch(
+                p.epoch
+                    .0
+                    .checked_add(1)
+                    .ok_or(Error::Invalid("the epoch cannot grow past 2^64 - 1"))?,
+            ),
+        };
         Ok(PartitionTable {
             epoch,
             partitions,
@@ -191,7 +199,16 @@ impl PartitionTable {
 
     /// Returns the range of ring hashes `[start, end]` of `partition`: one contiguous range of a
     /// node's ring-ordered store.
+    ///
+    /// # Panics
+    ///
+    /// If `partition` is not below [`partitions`](Self::partitions).
     pub fn hash_range(&self, partition: PartitionId) -> (u64, u64) {
+        assert!(
+            partition.0 < self.partitions,
+            "partition {partition} of {} partitions",
+            self.partitions
+        );
         let width = u64::MAX
             .checked_shr(self.partitions.trailing_zeros())
             .unwrap_or(0);

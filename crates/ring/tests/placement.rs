@@ -100,7 +100,7 @@ proptest! {
         let new = PartitionTable::place(Some(&old), &after, q, r).unwrap();
         check_table(&new, &after, q, r)?;
         let moved = moves(&old, &new);
-        prop_assert!(moved.iter().all(|mv| mv.to == NodeId(m as u64 + 1)), "only the new node receives slots");
+        prop_assert!(moved.iter().all(|mv| mv.to == Some(NodeId(m as u64 + 1))), "only the new node receives slots");
         let ideal = (q as usize * r) as f64 / (m + 1) as f64;
         prop_assert!(moved.len() as f64 <= ideal.ceil() + 1.0, "{} slots moved, ideal {:.1}", moved.len(), ideal);
         prop_assert!(new.epoch() > old.epoch());
@@ -174,5 +174,18 @@ fn sweep_of_movement_ratios_over_cluster_sizes() {
     assert!(
         worst_add <= 1.1 && worst_remove <= 1.1,
         "add {worst_add:.3}, remove {worst_remove:.3}"
+    );
+}
+
+#[test]
+fn shrinking_the_replication_factor_reports_the_dropped_replicas() {
+    let three = PartitionTable::place(None, &nodes(1..=3), 4, 3).unwrap();
+    let two = PartitionTable::place(Some(&three), &nodes(1..=2), 4, 3).unwrap();
+    let moved = moves(&three, &two);
+    assert_eq!(moved.len(), 4, "node 3 drops its replica of each partition");
+    assert!(
+        moved
+            .iter()
+            .all(|mv| mv.from == Some(NodeId(3)) && mv.to.is_none())
     );
 }
