@@ -165,3 +165,34 @@ fn sigterm_stops_the_node_even_when_its_log_pipe_is_gone() {
         }
     }
 }
+
+#[test]
+fn the_bench_command_drives_every_operation_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--durability", "periodic"]);
+    for op in ["counter-incr", "set-add", "register-set", "get", "mixed"] {
+        let out = ok(
+            &server,
+            &[
+                "bench",
+                "--op",
+                op,
+                "--connections",
+                "4",
+                "--pipeline",
+                "4",
+                "--keys",
+                "50",
+                "--duration",
+                "1",
+            ],
+        );
+        assert!(out.starts_with(&format!("haze   {op}")), "{out}");
+        assert!(out.trim_end().ends_with("errors 0"), "{out}");
+        let rate: f64 = out
+            .split_whitespace()
+            .find_map(|w| w.parse().ok().filter(|r: &f64| *r > 100.0))
+            .unwrap_or(0.0);
+        assert!(rate > 0.0, "{out}");
+    }
+}
