@@ -5,7 +5,8 @@
 //! key, so every partition of the ring is one contiguous range that later layers stream and
 //! digest. Every write is a read-merge-write of one key inside the store's single writer, so
 //! merges of one key are atomic; a [`GroupCommitter`] thread applies the writes that arrive
-//! together in one transaction with one fsync (group commit).
+//! together as one group, made durable by one log append and one fdatasync (group commit). The
+//! [`DiskStore`] keeps recent writes in memory and flushes them to redb in the background.
 //!
 //! The API is synchronous (no tokio here): async code submits writes to the committer with a
 //! completion callback and reads directly.
@@ -15,7 +16,8 @@
 //! * `key` — ring hashing, ring-ordered store keys, digest buckets.
 //! * `store` — the [`Store`] trait, writes and their outcomes, configuration.
 //! * `mem_store` — [`MemStore`], in memory, for tests and simulations.
-//! * `disk_store` — [`DiskStore`], durable, on redb.
+//! * `disk_store` — [`DiskStore`], durable: the log, the recent tables, redb, the flusher.
+//! * `wal` — the write-ahead log's segments and records.
 //! * `apply` — the merge of one write into a stored value, shared by both stores.
 //! * `group_commit` — the writer thread.
 //! * `error` — [`Error`] (the store failed) and [`WriteError`] (one write was refused).

@@ -1,12 +1,11 @@
 //! The write-ahead log that makes a group of writes durable with one append and one fdatasync.
 //!
 //! redb makes a commit durable by writing every B-tree page the commit touched and syncing;
-//! for random keys that is many pages per write. So the disk store commits to redb without
-//! syncing, and makes each group durable here instead: the merged values of the group are
-//! appended as one record and the file is fdatasync'ed. Replaying a record *merges* its values
-//! into the store, so replaying records that redb already holds is harmless (merge is
-//! idempotent), and a checkpoint (a durable redb commit, then truncating the log) may happen at
-//! any time.
+//! for random keys that is many pages per write. So the disk store makes each group durable
+//! here instead: the merged values of the group are appended as one record and the segment is
+//! fdatasync'ed; the values reach redb later, in bulk, and the segments they came from are then
+//! deleted. Replaying a record *merges* its values into the store, so replaying records that
+//! redb already holds is harmless (merge is idempotent).
 //!
 //! ```text
 //! file   = magic "HAZEWAL1" record*
@@ -14,8 +13,9 @@
 //! payload = count:varint, then count × (key: len-prefixed bytes, value: len-prefixed encoding)
 //! ```
 //!
-//! A record that is truncated or fails its checksum ends the log (a torn write of the last,
-//! unacknowledged group); recovery truncates the file there.
+//! The log is a sequence of segment files (`wal-<seq>.log`). A record that is truncated or fails
+//! its checksum ends its segment (a torn write of the last, unacknowledged group); recovery
+//! truncates the file there.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
