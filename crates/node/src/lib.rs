@@ -6,8 +6,8 @@
 //! A connection (binary protocol, `connection`) or an HTTP request (`http`) becomes a call on
 //! [`Node`]. Reads go straight to the store (redb readers never wait for the writer). Writes —
 //! full-state merges and typed operations, which the node applies with its own actor id — are
-//! queued to the store's writer thread, which applies the writes that arrive together in one
-//! commit and, in `sync` mode, acknowledges them only after that commit's fsync.
+//! queued to the store's writer thread, which applies the writes that arrive together as one
+//! group and, in `sync` mode, acknowledges them only after the fdatasync of the group's log record.
 //!
 //! A later issue adds the ring: a node will own some partitions, route requests it does not own,
 //! and stream a partition to another node; keys are already stored in ring order for that.
