@@ -1,0 +1,211 @@
+//! The controller's state: members, the partition table, and the rules that change them.
+
+use std::collections::BTreeMap;
+
+use haze_ring::{NodeId, PartitionTable, moves};
+
+use crate::{Error, Result};
+
+/// A cluster's identity: node-to-node messages carry it, so a node of another cluster is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ClusterId(pub u64);
+
+/// Whether a node holds partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Registered, holding no partition yet.
+    Standby,
+    /// Holding partitions in the current table.
+    Active,
+}
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    /// Where its binary protocol listens.
+    pub addr: String,
+    /// Whether it holds partitions.
+    pub state: MemberState,
+}
+
+/// Everything the controller knows, as it is persisted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerState {
+    /// The cluster's identity, chosen when it was created.
+    pub cluster: ClusterId,
+    /// `Q`, fixed for the cluster's life.
+    pub partitions: u32,
+    /// The replication factor asked for (clamped to the number of nodes in the table).
+    pub replicas: usize,
+    /// The id the next registered node gets.
+    next_node: u64,
+    /// Registered nodes by id.
+    members: BTreeMap<NodeId, Member>,
+    /// The current partition table, once nodes were added.
+    table: Option<PartitionTable>,
+}
+
+impl ControllerState {
+    /// Returns the state of a new cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`] unless `partitions` is a power of two up to 4096 and `replicas` ≥ 1.
+    pub fn new(cluster: ClusterId, partitions: u32, replicas: usize) -> Result<Self> {
+        // Validate the parameters the way a table would.
+        PartitionTable::place(None, &[NodeId(0)], partitions, replicas)?;
+        Ok(ControllerState {
+            cluster,
+            partitions,
+            replicas,
+            next_node: 1,
+            members: BTreeMap::new(),
+            table: None,
+        })
+    }
+
+    /// Registers the node listening at `addr` (again: same id), and returns its id. A new node
+    /// is standby.
+    pub fn register(&mut self, addr: &str) -> NodeId {
+        if let Some((id, _)) = self.members.iter().find(|(_, m)| m.addr == addr) {
+            return *id;
+        }
+        let id = NodeId(self.next_node);
+        self.next_node += 1;
+        self.members.insert(
+            id,
+            Member {
+                addr: addr.to_string(),
+                state: MemberState::Standby,
+            },
+        );
+        id
+    }
+
+    /// Finds a member by id (`"3"` or `"n3"`) or address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownNode`].
+    pub fn resolve(&self, node: &str) -> Result<NodeId> {
+        let by_id = node
+            .trim_start_matches('n')
+            .parse::<u64>()
+            .ok()
+            .map(NodeId)
+            .filter(|id| self.members.contains_key(id));
+        by_id
+            .or_else(|| {
+                self.members
+                    .iter()
+                    .find(|(_, m)| m.addr == node)
+                    .map(|(id, _)| *id)
+            })
+            .ok_or_else(|| Error::UnknownNode(node.to_string()))
+    }
+
+    /// Gives `nodes` (ids or addresses of registered nodes) partitions. Without a table yet, the
+    /// first table is placed at once. With one, a change that would move replicas is refused
+    /// (live repartitioning is the next step); returns the table in force.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownNode`], [`Error::NothingToAdd`], [`Error::WouldMoveData`].
+    pub fn add(&mut self, nodes: &[String]) -> Result<&PartitionTable> {
+        let ids: Vec<NodeId> = nodes
+            .iter()
+            .map(|n| self.resolve(n))
+            .collect::<Result<_>>()?;
+        let new: Vec<NodeId> = ids
+            .into_iter()
+            .filter(|id| self.members[id].state == MemberState::Standby)
+            .collect();
+        if new.is_empty() {
+            return Err(Error::NothingToAdd);
+        }
+        let mut active: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.state == MemberState::Active)
+            .map(|(id, _)| *id)
+            .collect();
+        active.extend(&new);
+        let table =
+            PartitionTable::place(self.table.as_ref(), &active, self.partitions, self.replicas)?;
+        if let Some(old) = &self.table {
+            let moved = moves(old, &table).len();
+            if moved > 0 {
+                let names: Vec<String> = new.iter().map(ToString::to_string).collect();
+                return Err(Error::WouldMoveData(names.join(", "), moved));
+            }
+        }
+        for id in &new {
+            if let Some(member) = self.members.get_mut(id) {
+                member.state = MemberState::Active;
+            }
+        }
+        Ok(self.table.insert(table))
+    }
+
+    /// Returns the registered nodes.
+    pub fn members(&self) -> &BTreeMap<NodeId, Member> {
+        &self.members
+    }
+
+    /// Returns the partition table in force, if any.
+    pub fn table(&self) -> Option<&PartitionTable> {
+        self.table.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> ControllerState {
+        ControllerState::new(ClusterId(7), 64, 3).unwrap()
+    }
+
+    #[test]
+    fn registering_again_keeps_the_id() {
+        let mut s = cluster();
+        let a = s.register("127.0.0.1:7701");
+        assert_eq!(s.register("127.0.0.1:7702"), NodeId(2));
+        assert_eq!(s.register("127.0.0.1:7701"), a);
+        assert_eq!(s.resolve("n2").unwrap(), NodeId(2));
+        assert_eq!(s.resolve("127.0.0.1:7701").unwrap(), a);
+        assert!(matches!(s.resolve("n9"), Err(Error::UnknownNode(_))));
+    }
+
+    #[test]
+    fn the_first_add_places_the_table_and_later_moves_are_refused() {
+        let mut s = cluster();
+        for port in 1..=4 {
+            s.register(&format!("127.0.0.1:770{port}"));
+        }
+        let table = s
+            .add(&["1".into(), "2".into(), "3".into()])
+            .unwrap()
+            .clone();
+        assert_eq!(table.nodes().len(), 3);
+        assert_eq!(s.members()[&NodeId(1)].state, MemberState::Active);
+        assert_eq!(s.add(&["1".into()]), Err(Error::NothingToAdd));
+        let err = s.add(&["4".into()]).unwrap_err();
+        assert!(matches!(err, Error::WouldMoveData(_, n) if n > 0), "{err}");
+        assert_eq!(
+            s.members()[&NodeId(4)].state,
+            MemberState::Standby,
+            "a refused change changes nothing"
+        );
+        assert_eq!(s.table(), Some(&table));
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        assert!(ControllerState::new(ClusterId(1), 100, 3).is_err());
+        assert!(ControllerState::new(ClusterId(1), 64, 0).is_err());
+    }
+}

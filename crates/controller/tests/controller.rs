@@ -1,0 +1,53 @@
+//! The controller's state survives restarts, and a refused or unsaved change changes nothing.
+
+use haze_controller::{ClusterId, Controller, Error, MemberState};
+use haze_ring::NodeId;
+
+#[test]
+fn the_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = {
+        let mut c = Controller::open(dir.path(), ClusterId(42), 256, 3).unwrap();
+        for port in 1..=3 {
+            c.change(|s| Ok(s.register(&format!("127.0.0.1:770{port}"))))
+                .unwrap();
+        }
+        c.change(|s| {
+            s.add(&["n1".into(), "n2".into(), "127.0.0.1:7703".into()])
+                .cloned()
+        })
+        .unwrap()
+    };
+    // Reopening ignores the parameters: the cluster was created already.
+    let c = Controller::open(dir.path(), ClusterId(1), 16, 1).unwrap();
+    assert_eq!(c.state().cluster, ClusterId(42));
+    assert_eq!(c.state().table(), Some(&table));
+    assert_eq!(c.state().members()[&NodeId(3)].state, MemberState::Active);
+}
+
+#[test]
+fn a_refused_change_is_not_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Controller::open(dir.path(), ClusterId(1), 64, 2).unwrap();
+    let before = c.state().clone();
+    assert!(matches!(
+        c.change(|s| s.add(&["n1".into()]).cloned()),
+        Err(Error::UnknownNode(_))
+    ));
+    assert_eq!(c.state(), &before);
+    drop(c);
+    assert_eq!(
+        Controller::open(dir.path(), ClusterId(1), 64, 2)
+            .unwrap()
+            .state(),
+        &before
+    );
+}
+
+#[test]
+fn a_damaged_state_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("controller.json"), b"{ not json").unwrap();
+    let err = Controller::open(dir.path(), ClusterId(1), 64, 2).unwrap_err();
+    assert!(matches!(err, Error::State { .. }), "{err}");
+}
