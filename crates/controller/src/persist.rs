@@ -13,11 +13,42 @@ pub struct Controller {
     state: ControllerState,
 }
 
+/// The version of `controller.json`'s layout; a file with another is refused, never guessed at.
+const FORMAT: u32 = 1;
+
+/// The file's layout: the format version, then the state.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile<S> {
+    format: u32,
+    state: S,
+}
+
 fn state_error(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::State {
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// Reads a state file: the version first (so a newer layout gets a clear refusal, not a parse
+/// error about some field), then the state, then its consistency.
+fn parse(bytes: &[u8]) -> std::result::Result<ControllerState, String> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        format: u32,
+    }
+    let version: Version = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if version.format != FORMAT {
+        return Err(format!(
+            "format {} is not {FORMAT}, the one this version of Haze reads",
+            version.format
+        ));
+    }
+    let file: StateFile<ControllerState> =
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    file.state.check()?;
+    Ok(file.state)
 }
 
 impl Controller {
@@ -38,7 +69,7 @@ impl Controller {
         let path = dir.join("controller.json");
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let state = serde_json::from_slice(&bytes).map_err(|e| state_error(&path, e))?;
+                let state = parse(&bytes).map_err(|e| state_error(&path, e))?;
                 Ok(Controller { path, state })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -78,8 +109,11 @@ impl Controller {
     }
 
     fn save(&self) -> Result<()> {
-        let bytes =
-            serde_json::to_vec_pretty(&self.state).map_err(|e| state_error(&self.path, e))?;
+        let file = StateFile {
+            format: FORMAT,
+            state: &self.state,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| state_error(&self.path, e))?;
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&tmp)?;

@@ -150,6 +150,47 @@ impl ControllerState {
         Ok(self.table.insert(table))
     }
 
+    /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
+    /// places only active members, every active member is in it, and ids are below `next_node`.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if let Some(table) = &self.table {
+            if table.partitions() != self.partitions {
+                return Err(format!(
+                    "the table has {} partitions, the cluster {}",
+                    table.partitions(),
+                    self.partitions
+                ));
+            }
+            let placed = table.nodes();
+            for id in &placed {
+                match self.members.get(id) {
+                    Some(m) if m.state == MemberState::Active => {}
+                    _ => return Err(format!("the table places {id}, not an active member")),
+                }
+            }
+            if let Some((id, _)) = self
+                .members
+                .iter()
+                .find(|(id, m)| m.state == MemberState::Active && !placed.contains(id))
+            {
+                return Err(format!("{id} is active but owns no partition"));
+            }
+        } else if let Some((id, _)) = self
+            .members
+            .iter()
+            .find(|(_, m)| m.state == MemberState::Active)
+        {
+            return Err(format!("{id} is active but there is no table"));
+        }
+        match self.members.keys().next_back() {
+            Some(last) if last.0 >= self.next_node => Err(format!(
+                "{last} is not below the next id {}",
+                self.next_node
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Returns the registered nodes.
     pub fn members(&self) -> &BTreeMap<NodeId, Member> {
         &self.members

@@ -51,3 +51,36 @@ fn a_damaged_state_file_is_refused() {
     let err = Controller::open(dir.path(), ClusterId(1), 64, 2).unwrap_err();
     assert!(matches!(err, Error::State { .. }), "{err}");
 }
+
+#[test]
+fn another_format_or_an_inconsistent_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut c = Controller::open(dir.path(), ClusterId(7), 64, 2).unwrap();
+        c.change(|s| Ok(s.register("127.0.0.1:7701"))).unwrap();
+        c.change(|s| s.add(&["n1".into()]).map(|_| ())).unwrap();
+    }
+    let path = dir.path().join("controller.json");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains("\"format\": 1"), "{saved}");
+
+    let refused = |text: &str, why: &str| {
+        std::fs::write(&path, text).unwrap();
+        let err = Controller::open(dir.path(), ClusterId(7), 64, 2).unwrap_err();
+        assert!(matches!(err, Error::State { .. }), "{err}");
+        assert!(err.to_string().contains(why), "{err} lacks {why}");
+    };
+    refused(&saved.replace("\"format\": 1", "\"format\": 2"), "format 2");
+    // The member is active in the table; a file that says standby contradicts it.
+    refused(
+        &saved.replace("\"active\"", "\"standby\""),
+        "not an active member",
+    );
+    refused(
+        &saved.replace("\"next_node\": 2", "\"next_node\": 1"),
+        "next id",
+    );
+
+    std::fs::write(&path, &saved).unwrap();
+    assert!(Controller::open(dir.path(), ClusterId(7), 64, 2).is_ok());
+}
