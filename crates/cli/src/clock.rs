@@ -20,8 +20,13 @@ impl PhysicalClock for SystemClock {
 /// A node takes a new one at every start, so it never reuses the dots of an earlier life, even
 /// if its data was restored from an older backup (see `ActorId`'s docs on "kv679").
 pub(crate) fn fresh_actor() -> std::io::Result<ActorId> {
+    random_u64().map(ActorId::new)
+}
+
+/// Returns 64 bits from the kernel's random source.
+pub(crate) fn random_u64() -> std::io::Result<u64> {
     use std::io::Read;
     let mut bytes = [0u8; 8];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(ActorId::new(u64::from_le_bytes(bytes)))
+    Ok(u64::from_le_bytes(bytes))
 }

@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Run a node: the binary protocol, the HTTP API and durable storage.
     Serve(command::serve::ServeArgs),
+    /// Run a cluster's controller: membership and the partition table, kept durably.
+    Controller(command::cluster::ControllerArgs),
+    /// Administer a cluster through its controller: add, status.
+    Cluster(command::cluster::ClusterArgs),
     /// Counters: incr, decr, get.
     #[command(subcommand)]
     Counter(command::data::CounterCommand),
@@ -42,6 +46,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => command::serve::run(args),
+        Command::Controller(args) => command::cluster::run_controller(args),
+        Command::Cluster(args) => command::cluster::run_cluster(args),
         Command::Counter(cmd) => command::data::run_counter(cmd),
         Command::Set(cmd) => command::data::run_set(cmd),
         Command::Register(cmd) => command::data::run_register(cmd),

@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub(crate) mod bench;
+pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod local;
 pub(crate) mod serve;

@@ -56,9 +56,31 @@ pub(crate) struct ServeArgs {
     /// Threads serving connections (default: one per core). The storage writer has its own.
     #[arg(long)]
     threads: Option<usize>,
+    /// Register with the cluster controller at this address (the node then appears as
+    /// standby in `haze cluster status`).
+    #[arg(long)]
+    controller: Option<String>,
+    /// The address other nodes and clients reach this node at (default: the --listen address
+    /// as bound).
+    #[arg(long)]
+    advertise: Option<String>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+/// Logs to standard error, at `RUST_LOG`'s level (default `info`).
+pub(crate) fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -66,11 +88,6 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(serve(args))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -113,6 +130,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
+    if let Some(controller) = args.controller.clone() {
+        let advertise = match &args.advertise {
+            Some(a) => a.clone(),
+            None => listener.local_addr()?.to_string(),
+        };
+        tokio::spawn(register(controller, advertise, shutdown.clone()));
+    }
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -126,7 +150,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Registers with the controller, retrying (a node may start before its controller) until it
+/// succeeds or the node stops.
+async fn register(controller: String, advertise: String, shutdown: CancellationToken) {
+    let client = haze_controller::ControllerClient::new(&controller);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match client.register(&advertise).await {
+            Ok(r) => {
+                tracing::info!(node = %r.node, cluster = r.cluster.0, %controller, addr = %advertise, "registered with the controller");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "registering with the controller; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+pub(crate) async fn wait_for_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => {

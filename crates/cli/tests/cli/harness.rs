@@ -22,7 +22,8 @@ pub struct Server {
 impl Server {
     /// Starts a node on free loopback ports with its data in `data`, and waits until it is ready.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = haze()
+        let mut command = haze();
+        command
             .args([
                 "serve",
                 "--listen",
@@ -32,7 +33,32 @@ impl Server {
                 "--data",
             ])
             .arg(data)
-            .args(extra)
+            .args(extra);
+        Server::launch(command, "haze node ready")
+    }
+
+    /// Starts `haze controller` on a free loopback port with its state in `data`.
+    pub fn start_controller(data: &Path) -> Server {
+        let mut command = haze();
+        command
+            .args(["controller", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data);
+        Server::launch(command, "haze controller ready")
+    }
+
+    /// Waits (up to 30 s) for a log line containing `needle`, and returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        loop {
+            match self.logs.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("no log line with {needle:?}: {e}"),
+            }
+        }
+    }
+
+    fn launch(mut command: Command, ready: &str) -> Server {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -61,15 +87,14 @@ impl Server {
         };
         loop {
             match server.logs.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if line.contains("haze node ready") => {
+                Ok(line) if line.contains(ready) => {
                     server.addr =
                         field(&line, "listen=").expect("the ready line names the address");
-                    server.http =
-                        field(&line, "http=").expect("the ready line names the HTTP address");
+                    server.http = field(&line, "http=").unwrap_or_default();
                     return server;
                 }
                 Ok(_) => continue,
-                Err(e) => panic!("haze serve did not get ready: {e}"),
+                Err(e) => panic!("no {ready:?} line: {e}"),
             }
         }
     }

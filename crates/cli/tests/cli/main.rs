@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 #![allow(clippy::print_stdout)] // the crash test prints what it tried and what held
 
+mod cluster;
 mod crash;
 mod harness;
 mod local;

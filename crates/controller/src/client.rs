@@ -1,0 +1,178 @@
+//! A client of the controller's API, for nodes and the `haze cluster` commands.
+//!
+//! The API is a handful of small JSON requests, so this speaks just enough HTTP/1.1 (one request
+//! per connection, `Connection: close`) rather than pull in an HTTP client library.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, Status};
+
+/// The largest answer read (a full table of 4096 partitions × a few replicas is far less).
+const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why a controller request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The controller could not be reached or did not answer in time.
+    #[error("controller {addr}: {reason}")]
+    Unreachable {
+        /// Its address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The controller refused the request.
+    #[error("{}", .0.message)]
+    Refused(ApiError),
+    /// The answer was not the API's.
+    #[error("controller {addr} answered something else than its API: {reason}")]
+    BadAnswer {
+        /// Its address.
+        addr: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Talks to the controller at one address.
+#[derive(Debug, Clone)]
+pub struct ControllerClient {
+    addr: String,
+    timeout: Duration,
+}
+
+impl ControllerClient {
+    /// A client of the controller at `addr`, with a 10 s timeout per request.
+    pub fn new(addr: impl Into<String>) -> ControllerClient {
+        ControllerClient {
+            addr: addr.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Registers the node reachable at `addr`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn register(&self, addr: &str) -> Result<Registered, ClientError> {
+        let body = RegisterRequest {
+            addr: addr.to_string(),
+        };
+        self.call("POST", "/v1/nodes", Some(&body)).await
+    }
+
+    /// Gives standby `nodes` (ids or addresses) partitions; returns the new status.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; [`ClientError::Refused`] with `would_move_data` when that needs moving
+    /// data between nodes.
+    pub async fn add(&self, nodes: &[String]) -> Result<Status, ClientError> {
+        let body = AddRequest {
+            nodes: nodes.to_vec(),
+        };
+        self.call("POST", "/v1/cluster/add", Some(&body)).await
+    }
+
+    /// Returns the cluster's status.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.call::<(), _>("GET", "/v1/cluster", None).await
+    }
+
+    async fn call<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let bad = |reason: String| ClientError::BadAnswer {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let body = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| bad(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let exchange = async {
+            let mut stream = TcpStream::connect(&self.addr).await?;
+            stream.write_all(&request).await?;
+            let mut answer = Vec::new();
+            stream
+                .take(MAX_RESPONSE_BYTES)
+                .read_to_end(&mut answer)
+                .await?;
+            Ok::<_, std::io::Error>(answer)
+        };
+        let answer = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (status, body) = split_response(&answer).map_err(bad)?;
+        if status == 200 {
+            serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
+        } else {
+            let error: ApiError = serde_json::from_slice(body)
+                .map_err(|_| bad(format!("HTTP status {status} without an API error")))?;
+            Err(ClientError::Refused(error))
+        }
+    }
+}
+
+/// Splits an HTTP/1.1 response into its status and body (the server sends a `Content-Length`
+/// body and closes, so the body is what follows the headers).
+fn split_response(answer: &[u8]) -> Result<(u16, &[u8]), String> {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("an incomplete HTTP response")?;
+    let head = std::str::from_utf8(&answer[..end]).map_err(|_| "a non-UTF-8 header")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .filter(|_| head.starts_with("HTTP/1."))
+        .ok_or("not an HTTP response")?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Err("a chunked response".into());
+    }
+    Ok((status, &answer[end + 4..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_response;
+
+    #[test]
+    fn responses_are_split_or_refused() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(split_response(ok), Ok((200, &b"{}"[..])));
+        assert!(split_response(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(split_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        assert!(split_response(chunked).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! Serving the controller over HTTP/JSON.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, Status};
+use crate::{Controller, Error};
+
+type Shared = Arc<Mutex<Controller>>;
+
+/// Returns the controller's routes (docs/cluster.md).
+pub fn router(controller: Controller) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/v1/cluster", get(status))
+        .route("/v1/cluster/add", post(add))
+        .route("/v1/nodes", post(register))
+        .fallback(|| async { failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .with_state(Arc::new(Mutex::new(controller)))
+}
+
+/// Serves `controller` on `listener` until `shutdown`.
+///
+/// # Errors
+///
+/// What accepting connections fails with.
+pub async fn serve(
+    controller: Controller,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(controller))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn status(State(controller): State<Shared>) -> Response {
+    with(controller, |c| Ok(Status::of(c.state()))).await
+}
+
+async fn register(State(controller): State<Shared>, body: Bytes) -> Response {
+    let request: RegisterRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    if request.addr.is_empty() || request.addr.len() > 256 {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "addr must be 1 to 256 bytes",
+        );
+    }
+    with(controller, move |c| {
+        let node = c.change(|s| Ok(s.register(&request.addr)))?;
+        Ok(Registered {
+            node,
+            cluster: c.state().cluster,
+        })
+    })
+    .await
+}
+
+async fn add(State(controller): State<Shared>, body: Bytes) -> Response {
+    let request: AddRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    with(controller, move |c| {
+        c.change(|s| s.add(&request.nodes).map(|_| ()))?;
+        Ok(Status::of(c.state()))
+    })
+    .await
+}
+
+/// Runs `f` on the controller off the runtime's threads (a change fsyncs), and answers with its
+/// result as JSON.
+async fn with<T: serde::Serialize + Send + 'static>(
+    controller: Shared,
+    f: impl FnOnce(&mut Controller) -> Result<T, Error> + Send + 'static,
+) -> Response {
+    let outcome = tokio::task::spawn_blocking(move || {
+        // A panic while holding the lock cannot leave a half-made change: `change` works on a
+        // copy. So a poisoned lock is safe to take.
+        let mut c = controller
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut c)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(body)) => json(StatusCode::OK, &body),
+        Ok(Err(e)) => {
+            let (status, code) = match &e {
+                Error::UnknownNode(_) => (StatusCode::NOT_FOUND, "unknown_node"),
+                Error::WouldMoveData(..) => (StatusCode::CONFLICT, "would_move_data"),
+                Error::NothingToAdd => (StatusCode::CONFLICT, "nothing_to_add"),
+                Error::Ring(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                Error::State { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "state"),
+            };
+            failure(status, code, &e.to_string())
+        }
+        Err(_) => failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed",
+        ),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(failure(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("invalid JSON body: {e}"),
+        ))
+    })
+}
+
+fn failure(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ApiError {
+        error: code.to_string(),
+        message: message.to_string(),
+    };
+    json(status, &body)
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (status, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
