@@ -23,6 +23,8 @@ enum Command {
     Controller(command::cluster::ControllerArgs),
     /// Administer a cluster through its controller: add, status.
     Cluster(command::cluster::ClusterArgs),
+    /// A local cluster in one process: a controller and --nodes nodes, formed and ready.
+    Dev(command::dev::DevArgs),
     /// Counters: incr, decr, get.
     #[command(subcommand)]
     Counter(command::data::CounterCommand),
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => command::serve::run(args),
         Command::Controller(args) => command::cluster::run_controller(args),
         Command::Cluster(args) => command::cluster::run_cluster(args),
+        Command::Dev(args) => command::dev::run(args),
         Command::Counter(cmd) => command::data::run_counter(cmd),
         Command::Set(cmd) => command::data::run_set(cmd),
         Command::Register(cmd) => command::data::run_register(cmd),

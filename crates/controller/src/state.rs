@@ -11,6 +11,13 @@ use crate::{Error, Result};
 #[serde(transparent)]
 pub struct ClusterId(pub u64);
 
+impl std::fmt::Display for ClusterId {
+    /// Sixteen hex digits, as `haze cluster status` and the logs print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 /// Whether a node holds partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -76,7 +76,7 @@ pub(crate) fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         tracing::info!(
             listen = %listener.local_addr()?,
             data = %args.data.display(),
-            cluster = controller.state().cluster.0,
+            cluster = %controller.state().cluster,
             "haze controller ready"
         );
         let shutdown = CancellationToken::new();
@@ -121,8 +121,8 @@ fn print_status(status: &Status) {
         .epoch
         .map_or_else(|| "none (no node added yet)".to_string(), |e| e.to_string());
     println!(
-        "cluster {:016x}: {} partitions, {} replicas, epoch {epoch}",
-        status.cluster.0, status.partitions, status.replicas
+        "cluster {}: {} partitions, {} replicas, epoch {epoch}",
+        status.cluster, status.partitions, status.replicas
     );
     println!(
         "{:<6} {:<24} {:<8} {:>10} {:>9}",

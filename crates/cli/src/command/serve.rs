@@ -91,6 +91,35 @@ pub(crate) fn init_logging() {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel(); // first: nothing below may stop the shutdown
+        tracing::info!("shutting down: finishing in-flight requests and syncing");
+    });
+    let running = start_node(&args, shutdown).await?;
+    running.serving.await.context("the node's task failed")??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// A node started by [`start_node`].
+pub(crate) struct RunningNode {
+    /// The binary protocol's address, as bound.
+    pub(crate) addr: std::net::SocketAddr,
+    /// The HTTP API's address, as bound.
+    pub(crate) http: std::net::SocketAddr,
+    /// Serves until the shutdown token is cancelled, then syncs and ends.
+    pub(crate) serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens the node's storage, binds its listeners, registers it with the controller (if one is
+/// given) and serves it in a task until `shutdown`.
+pub(crate) async fn start_node(
+    args: &ServeArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningNode> {
     let durability = match args.durability {
         DurabilityMode::Sync => Durability::Sync,
         DurabilityMode::Periodic => Durability::Periodic {
@@ -129,7 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "haze node ready"
     );
 
-    let shutdown = CancellationToken::new();
+    let (addr, http) = (listener.local_addr()?, http_listener.local_addr()?);
     if let Some(controller) = args.controller.clone() {
         let advertise = match &args.advertise {
             Some(a) => a.clone(),
@@ -137,17 +166,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(register(controller, advertise, shutdown.clone()));
     }
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        signals.cancel(); // first: nothing below may stop the shutdown
-        tracing::info!("shutting down: finishing in-flight requests and syncing");
+    let serving = tokio::spawn(async move {
+        haze_node::serve(node, listener, http_listener, shutdown)
+            .await
+            .context("serving HTTP")
     });
-    haze_node::serve(node, listener, http_listener, shutdown)
-        .await
-        .context("serving HTTP")?;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    Ok(RunningNode {
+        addr,
+        http,
+        serving,
+    })
 }
 
 /// Registers with the controller, retrying (a node may start before its controller) until it
@@ -158,7 +186,7 @@ async fn register(controller: String, advertise: String, shutdown: CancellationT
     loop {
         match client.register(&advertise).await {
             Ok(r) => {
-                tracing::info!(node = %r.node, cluster = r.cluster.0, %controller, addr = %advertise, "registered with the controller");
+                tracing::info!(node = %r.node, cluster = %r.cluster, %controller, addr = %advertise, "registered with the controller");
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "registering with the controller; retrying"),

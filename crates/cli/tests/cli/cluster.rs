@@ -91,3 +91,67 @@ fn nodes_register_and_are_added_with_the_cli() {
     let (_, after, _) = cluster(&controller, &["status", "--json"]);
     assert_eq!(before, after);
 }
+
+#[test]
+fn haze_dev_forms_a_local_cluster_in_one_command() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = haze()
+        .args(["dev", "--nodes", "3", "--base-port", "0", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Whatever fails below, the process is stopped by its PID.
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0])
+                .status();
+        }
+    }
+    let _stop = Stop(pid.clone());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("try:");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let word = |prefix: &str, n: usize| -> String {
+        let line = printed
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {printed:?}"));
+        line.split_whitespace().nth(n).unwrap().to_string()
+    };
+    let controller = word("controller ", 1);
+    let n2 = word("n2 ", 1);
+
+    let out = haze()
+        .args(["cluster", "status", "--controller", &controller])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(status.matches(" active ").count(), 3, "{status}");
+    let out = haze()
+        .args(["counter", "incr", "visits", "--addr", &n2])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+}
