@@ -13,6 +13,21 @@ pub enum Error {
          supported yet, so nodes can only be added to a cluster that has no partitions"
     )]
     WouldMoveData(String, usize),
+    /// More nodes than the cluster has replica slots (partitions × replicas).
+    #[error(
+        "{0} would hold no partition: the cluster has fewer replica slots (partitions × \
+         replicas) than nodes"
+    )]
+    NoRoom(String),
+    /// Too many registered nodes.
+    #[error("the cluster has {0} registered nodes, the most it takes")]
+    TooManyMembers(usize),
+    /// A node's address is not `host:port`.
+    #[error("{0:?} is not an address (host:port, printable ASCII, at most 256 bytes)")]
+    BadAddress(String),
+    /// The data folder is in use by another controller.
+    #[error("{0} is in use by another controller")]
+    Locked(String),
     /// Nothing to do: the nodes are already active.
     #[error("no standby node to add")]
     NothingToAdd,

@@ -27,4 +27,4 @@ pub use client::{ClientError, ControllerClient};
 pub use error::{Error, Result};
 pub use persist::Controller;
 pub use server::{router, serve};
-pub use state::{ClusterId, ControllerState, Member, MemberState};
+pub use state::{ClusterId, ControllerState, MAX_MEMBERS, Member, MemberState};

@@ -11,6 +11,9 @@ use crate::{ClusterId, ControllerState, Error, Result};
 pub struct Controller {
     path: PathBuf,
     state: ControllerState,
+    /// Held (locked) for the controller's life: two controllers on one folder would overwrite
+    /// each other's acknowledged changes.
+    _lock: std::fs::File,
 }
 
 /// The version of `controller.json`'s layout; a file with another is refused, never guessed at.
@@ -65,19 +68,26 @@ impl Controller {
         partitions: u32,
         replicas: usize,
     ) -> Result<Controller> {
-        std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e))?;
+        let lock = open_dir(dir)?;
         let path = dir.join("controller.json");
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let state = parse(&bytes).map_err(|e| state_error(&path, e))?;
-                Ok(Controller { path, state })
+                Ok(Controller {
+                    path,
+                    state,
+                    _lock: lock,
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let controller = Controller {
                     path,
                     state: ControllerState::new(new_cluster, partitions, replicas)?,
+                    _lock: lock,
                 };
-                controller.save()?;
+                controller.save().map_err(|e| match e {
+                    Saved::No(e) | Saved::NotSynced(e) => e,
+                })?;
                 Ok(controller)
             }
             Err(e) => Err(state_error(&path, e)),
@@ -93,40 +103,87 @@ impl Controller {
     ///
     /// # Errors
     ///
-    /// What `change` returns, or [`Error::State`] if saving fails (then nothing changed).
+    /// What `change` returns, or [`Error::State`] if saving fails: then nothing changed, unless
+    /// the new file was in place and only syncing its folder failed (the error says so).
     pub fn change<R>(
         &mut self,
         change: impl FnOnce(&mut ControllerState) -> Result<R>,
     ) -> Result<R> {
         let mut next = self.state.clone();
         let r = change(&mut next)?;
-        let previous = std::mem::replace(&mut self.state, next);
-        if let Err(e) = self.save() {
-            self.state = previous;
-            return Err(e);
+        if next == self.state {
+            return Ok(r); // nothing to save (a node registering again, say)
         }
-        Ok(r)
+        let previous = std::mem::replace(&mut self.state, next);
+        match self.save() {
+            Ok(()) => Ok(r),
+            Err(Saved::No(e)) => {
+                self.state = previous;
+                Err(e)
+            }
+            // The file holds the change: memory must too, or a restart would differ from it.
+            Err(Saved::NotSynced(e)) => Err(e),
+        }
     }
 
-    fn save(&self) -> Result<()> {
+    fn save(&self) -> Result<(), Saved> {
         let file = StateFile {
             format: FORMAT,
             state: &self.state,
         };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| state_error(&self.path, e))?;
+        let fail = |e: &dyn std::fmt::Display| state_error(&self.path, e);
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Saved::No(fail(&e)))?;
         let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
+        let replace = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            let dir = self
-                .path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::File::open(dir)?.sync_all()
+            std::fs::rename(&tmp, &self.path)
         };
-        write().map_err(|e| state_error(&self.path, e))
+        replace().map_err(|e| Saved::No(fail(&e)))?;
+        sync_dir(parent(&self.path)).map_err(|e| {
+            Saved::NotSynced(fail(&format!(
+                "the change is written but syncing its folder failed ({e}): a crash may lose it"
+            )))
+        })
+    }
+}
+
+/// How saving failed.
+enum Saved {
+    /// The file was not replaced: it holds the previous state.
+    No(Error),
+    /// The file holds the new state, not yet durably.
+    NotSynced(Error),
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` durably (syncing its parent when it is new), and locks it for this process.
+fn open_dir(dir: &Path) -> Result<std::fs::File> {
+    let created = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e))?;
+    if created {
+        sync_dir(parent(dir)).map_err(|e| state_error(dir, e))?;
+    }
+    let lock_path = dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| state_error(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(state_error(&lock_path, e)),
     }
 }

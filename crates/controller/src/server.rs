@@ -1,6 +1,7 @@
 //! Serving the controller over HTTP/JSON.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,6 +28,10 @@ pub fn router(controller: Controller) -> Router {
         .with_state(Arc::new(Mutex::new(controller)))
 }
 
+/// How long a shutdown waits for open connections before it drops them. Safe: a change is
+/// either in the file or not (the file is replaced whole), whatever is cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Serves `controller` on `listener` until `shutdown`.
 ///
 /// # Errors
@@ -37,9 +42,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(controller))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let serving = axum::serve(listener, router(controller))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // A client that never finishes its request would hold a graceful shutdown forever.
+    let cut = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served,
+        () = cut => Ok(()),
+    }
 }
 
 async fn status(State(controller): State<Shared>) -> Response {
@@ -51,15 +64,8 @@ async fn register(State(controller): State<Shared>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    if request.addr.is_empty() || request.addr.len() > 256 {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "addr must be 1 to 256 bytes",
-        );
-    }
     with(controller, move |c| {
-        let node = c.change(|s| Ok(s.register(&request.addr)))?;
+        let node = c.change(|s| s.register(&request.addr))?;
         Ok(Registered {
             node,
             cluster: c.state().cluster,
@@ -102,8 +108,12 @@ async fn with<T: serde::Serialize + Send + 'static>(
                 Error::UnknownNode(_) => (StatusCode::NOT_FOUND, "unknown_node"),
                 Error::WouldMoveData(..) => (StatusCode::CONFLICT, "would_move_data"),
                 Error::NothingToAdd => (StatusCode::CONFLICT, "nothing_to_add"),
-                Error::Ring(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-                Error::State { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "state"),
+                Error::NoRoom(_) => (StatusCode::CONFLICT, "no_room"),
+                Error::TooManyMembers(_) => (StatusCode::CONFLICT, "too_many_members"),
+                Error::Ring(_) | Error::BadAddress(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                Error::State { .. } | Error::Locked(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "state")
+                }
             };
             failure(status, code, &e.to_string())
         }

@@ -6,7 +6,8 @@ use haze_ring::{NodeId, PartitionTable, moves};
 
 use crate::{Error, Result};
 
-/// A cluster's identity: node-to-node messages carry it, so a node of another cluster is refused.
+/// A cluster's identity, chosen at random when the controller creates the cluster. (Node-to-node
+/// messages are to carry it so a node of another cluster is refused; they do not exist yet.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct ClusterId(pub u64);
@@ -36,6 +37,9 @@ pub struct Member {
     /// Whether it holds partitions.
     pub state: MemberState,
 }
+
+/// The most registered nodes a cluster takes (every change rewrites the whole state file).
+pub const MAX_MEMBERS: usize = 4096;
 
 /// Everything the controller knows, as it is persisted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,9 +80,25 @@ impl ControllerState {
 
     /// Registers the node listening at `addr` (again: same id), and returns its id. A new node
     /// is standby.
-    pub fn register(&mut self, addr: &str) -> NodeId {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadAddress`] unless `addr` is `host:port` in printable ASCII, at most 256 bytes;
+    /// [`Error::TooManyMembers`] past [`MAX_MEMBERS`].
+    pub fn register(&mut self, addr: &str) -> Result<NodeId> {
+        let well_formed = addr.len() <= 256
+            && addr.bytes().all(|b| b.is_ascii_graphic())
+            && addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !well_formed {
+            return Err(Error::BadAddress(addr.to_string()));
+        }
         if let Some((id, _)) = self.members.iter().find(|(_, m)| m.addr == addr) {
-            return *id;
+            return Ok(*id);
+        }
+        if self.members.len() >= MAX_MEMBERS {
+            return Err(Error::TooManyMembers(self.members.len()));
         }
         let id = NodeId(self.next_node);
         self.next_node += 1;
@@ -89,7 +109,7 @@ impl ControllerState {
                 state: MemberState::Standby,
             },
         );
-        id
+        Ok(id)
     }
 
     /// Finds a member by id (`"3"` or `"n3"`) or address.
@@ -99,7 +119,8 @@ impl ControllerState {
     /// [`Error::UnknownNode`].
     pub fn resolve(&self, node: &str) -> Result<NodeId> {
         let by_id = node
-            .trim_start_matches('n')
+            .strip_prefix('n')
+            .unwrap_or(node)
             .parse::<u64>()
             .ok()
             .map(NodeId)
@@ -142,6 +163,17 @@ impl ControllerState {
         active.extend(&new);
         let table =
             PartitionTable::place(self.table.as_ref(), &active, self.partitions, self.replicas)?;
+        // More nodes than replica slots (Q × N): a node placed nowhere would be "active" yet
+        // hold nothing.
+        let placed = table.nodes();
+        let idle: Vec<String> = new
+            .iter()
+            .filter(|id| !placed.contains(id))
+            .map(ToString::to_string)
+            .collect();
+        if !idle.is_empty() {
+            return Err(Error::NoRoom(idle.join(", ")));
+        }
         if let Some(old) = &self.table {
             let moved = moves(old, &table).len();
             if moved > 0 {
@@ -160,6 +192,8 @@ impl ControllerState {
     /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
     /// places only active members, every active member is in it, and ids are below `next_node`.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        PartitionTable::place(None, &[NodeId(0)], self.partitions, self.replicas)
+            .map_err(|e| e.to_string())?;
         if let Some(table) = &self.table {
             if table.partitions() != self.partitions {
                 return Err(format!(
@@ -220,19 +254,49 @@ mod tests {
     #[test]
     fn registering_again_keeps_the_id() {
         let mut s = cluster();
-        let a = s.register("127.0.0.1:7701");
-        assert_eq!(s.register("127.0.0.1:7702"), NodeId(2));
-        assert_eq!(s.register("127.0.0.1:7701"), a);
+        let a = s.register("127.0.0.1:7701").unwrap();
+        assert_eq!(s.register("127.0.0.1:7702").unwrap(), NodeId(2));
+        assert_eq!(s.register("127.0.0.1:7701").unwrap(), a);
+        for bad in [
+            "",
+            "7701",
+            ":7701",
+            "host:port",
+            "host:99999",
+            "a b:1",
+            "h\n:1",
+        ] {
+            assert!(
+                matches!(s.register(bad), Err(Error::BadAddress(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(s.register("db-1.example:7701").is_ok());
         assert_eq!(s.resolve("n2").unwrap(), NodeId(2));
         assert_eq!(s.resolve("127.0.0.1:7701").unwrap(), a);
         assert!(matches!(s.resolve("n9"), Err(Error::UnknownNode(_))));
+        assert!(matches!(s.resolve("nn2"), Err(Error::UnknownNode(_))));
+    }
+
+    #[test]
+    fn a_node_that_would_hold_nothing_is_not_made_active() {
+        // One partition, one replica: one slot for two nodes.
+        let mut s = ControllerState::new(ClusterId(7), 1, 1).unwrap();
+        s.register("127.0.0.1:7701").unwrap();
+        s.register("127.0.0.1:7702").unwrap();
+        let before = s.clone();
+        let err = s.add(&["n1".into(), "n2".into()]).unwrap_err();
+        assert!(matches!(err, Error::NoRoom(_)), "{err}");
+        assert_eq!(s, before);
+        s.add(&["n1".into()]).unwrap();
+        assert!(s.check().is_ok());
     }
 
     #[test]
     fn the_first_add_places_the_table_and_later_moves_are_refused() {
         let mut s = cluster();
         for port in 1..=4 {
-            s.register(&format!("127.0.0.1:770{port}"));
+            s.register(&format!("127.0.0.1:770{port}")).unwrap();
         }
         let table = s
             .add(&["1".into(), "2".into(), "3".into()])

@@ -9,7 +9,7 @@ fn the_state_survives_a_restart() {
     let table = {
         let mut c = Controller::open(dir.path(), ClusterId(42), 256, 3).unwrap();
         for port in 1..=3 {
-            c.change(|s| Ok(s.register(&format!("127.0.0.1:770{port}"))))
+            c.change(|s| s.register(&format!("127.0.0.1:770{port}")))
                 .unwrap();
         }
         c.change(|s| {
@@ -57,7 +57,7 @@ fn another_format_or_an_inconsistent_state_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut c = Controller::open(dir.path(), ClusterId(7), 64, 2).unwrap();
-        c.change(|s| Ok(s.register("127.0.0.1:7701"))).unwrap();
+        c.change(|s| s.register("127.0.0.1:7701")).unwrap();
         c.change(|s| s.add(&["n1".into()]).map(|_| ())).unwrap();
     }
     let path = dir.path().join("controller.json");
@@ -83,4 +83,14 @@ fn another_format_or_an_inconsistent_state_is_refused() {
 
     std::fs::write(&path, &saved).unwrap();
     assert!(Controller::open(dir.path(), ClusterId(7), 64, 2).is_ok());
+}
+
+#[test]
+fn one_folder_serves_one_controller() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Controller::open(dir.path(), ClusterId(1), 64, 2).unwrap();
+    let err = Controller::open(dir.path(), ClusterId(1), 64, 2).unwrap_err();
+    assert!(matches!(err, Error::Locked(_)), "{err}");
+    drop(first);
+    assert!(Controller::open(dir.path(), ClusterId(1), 64, 2).is_ok());
 }

@@ -57,6 +57,13 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let controller_dir = args.data.join("controller");
     let controller = Controller::open(&controller_dir, cluster, 256, args.replicas)
         .context("opening the controller's state")?;
+    let state = controller.state();
+    if state.replicas != args.replicas {
+        tracing::warn!(
+            replicas = state.replicas,
+            "the cluster exists already: --replicas is the one it was created with"
+        );
+    }
     let listen = port(args.base_port, -100);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

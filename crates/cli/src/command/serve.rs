@@ -162,6 +162,10 @@ pub(crate) async fn start_node(
     if let Some(controller) = args.controller.clone() {
         let advertise = match &args.advertise {
             Some(a) => a.clone(),
+            None if listener.local_addr()?.ip().is_unspecified() => anyhow::bail!(
+                "--listen {} is not an address others can reach: give --advertise HOST:PORT",
+                args.listen
+            ),
             None => listener.local_addr()?.to_string(),
         };
         tokio::spawn(register(controller, advertise, shutdown.clone()));
@@ -187,6 +191,10 @@ async fn register(controller: String, advertise: String, shutdown: CancellationT
         match client.register(&advertise).await {
             Ok(r) => {
                 tracing::info!(node = %r.node, cluster = %r.cluster, %controller, addr = %advertise, "registered with the controller");
+                return;
+            }
+            Err(e @ haze_controller::ClientError::Refused(_)) => {
+                tracing::error!(error = %e, "the controller refused to register this node");
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "registering with the controller; retrying"),
