@@ -155,3 +155,21 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
     assert!(term.success());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_node_started_before_its_controller_registers_when_it_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let controller_addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let node = Server::start(
+        &dir.path().join("node"),
+        &["--controller", &controller_addr],
+    );
+    node.wait_for_log("retrying");
+    let controller = Server::start_controller_at(&dir.path().join("controller"), &controller_addr);
+    node.wait_for_log("registered with the controller");
+    let (ok, status, err) = cluster(&controller, &["status"]);
+    assert!(ok, "{err}");
+    assert!(row(&status, "n1").contains(&node.addr), "{status}");
+}

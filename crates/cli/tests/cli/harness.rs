@@ -39,9 +39,14 @@ impl Server {
 
     /// Starts `haze controller` on a free loopback port with its state in `data`.
     pub fn start_controller(data: &Path) -> Server {
+        Server::start_controller_at(data, "127.0.0.1:0")
+    }
+
+    /// Starts `haze controller` listening on `addr`.
+    pub fn start_controller_at(data: &Path, addr: &str) -> Server {
         let mut command = haze();
         command
-            .args(["controller", "--listen", "127.0.0.1:0", "--data"])
+            .args(["controller", "--listen", addr, "--data"])
             .arg(data);
         Server::launch(command, "haze controller ready")
     }
