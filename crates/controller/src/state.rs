@@ -66,8 +66,7 @@ impl ControllerState {
     ///
     /// [`Error::Ring`] unless `partitions` is a power of two up to 4096 and `replicas` ≥ 1.
     pub fn new(cluster: ClusterId, partitions: u32, replicas: usize) -> Result<Self> {
-        // Validate the parameters the way a table would.
-        PartitionTable::place(None, &[NodeId(0)], partitions, replicas)?;
+        check_parameters(partitions, replicas)?;
         Ok(ControllerState {
             cluster,
             partitions,
@@ -192,8 +191,7 @@ impl ControllerState {
     /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
     /// places only active members, every active member is in it, and ids are below `next_node`.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        PartitionTable::place(None, &[NodeId(0)], self.partitions, self.replicas)
-            .map_err(|e| e.to_string())?;
+        check_parameters(self.partitions, self.replicas).map_err(|e| e.to_string())?;
         if let Some(table) = &self.table {
             if table.partitions() != self.partitions {
                 return Err(format!(
@@ -241,6 +239,12 @@ impl ControllerState {
     pub fn table(&self) -> Option<&PartitionTable> {
         self.table.as_ref()
     }
+}
+
+/// Checks a cluster's `Q` and `N` the way a table would.
+fn check_parameters(partitions: u32, replicas: usize) -> Result<()> {
+    PartitionTable::place(None, &[NodeId(0)], partitions, replicas)?;
+    Ok(())
 }
 
 #[cfg(test)]

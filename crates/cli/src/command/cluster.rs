@@ -1,15 +1,14 @@
 //! `haze controller` and `haze cluster add|status`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use haze_controller::api::Status;
 use haze_controller::{ClusterId, Controller, ControllerClient, MemberState};
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::random_u64;
-use crate::command::serve::{init_logging, wait_for_signal};
+use crate::command::serve::{cancel_on_signal, init_logging};
 
 #[derive(Debug, Args)]
 pub(crate) struct ControllerArgs {
@@ -54,17 +53,7 @@ enum ClusterCommand {
 
 pub(crate) fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     init_logging();
-    let cluster = ClusterId(random_u64().context("reading /dev/urandom for the cluster id")?);
-    let controller = Controller::open(&args.data, cluster, args.partitions, args.replicas)
-        .context("opening the controller's state")?;
-    let state = controller.state();
-    if (state.partitions, state.replicas) != (args.partitions, args.replicas) {
-        tracing::warn!(
-            partitions = state.partitions,
-            replicas = state.replicas,
-            "the cluster exists already: --partitions and --replicas are those it was created with"
-        );
-    }
+    let controller = open_controller(&args.data, args.partitions, args.replicas)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -79,18 +68,32 @@ pub(crate) fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             cluster = %controller.state().cluster,
             "haze controller ready"
         );
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            signals.cancel();
-        });
-        haze_controller::serve(controller, listener, shutdown)
+        haze_controller::serve(controller, listener, cancel_on_signal())
             .await
             .context("serving the controller")?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
+}
+
+/// Opens the controller kept in `dir`, or creates a cluster there (with a random id).
+pub(crate) fn open_controller(
+    dir: &Path,
+    partitions: u32,
+    replicas: usize,
+) -> anyhow::Result<Controller> {
+    let cluster = ClusterId(random_u64().context("reading /dev/urandom for the cluster id")?);
+    let controller = Controller::open(dir, cluster, partitions, replicas)
+        .context("opening the controller's state")?;
+    let state = controller.state();
+    if (state.partitions, state.replicas) != (partitions, replicas) {
+        tracing::warn!(
+            partitions = state.partitions,
+            replicas = state.replicas,
+            "the cluster exists already: its partitions and replicas are those it was created with"
+        );
+    }
+    Ok(controller)
 }
 
 pub(crate) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {

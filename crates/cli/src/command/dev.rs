@@ -2,11 +2,11 @@
 
 use anyhow::Context;
 use clap::{Args, Parser};
-use haze_controller::{ClusterId, Controller, ControllerClient};
+use haze_controller::ControllerClient;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::random_u64;
+use crate::command::cluster::open_controller;
 use crate::command::serve::{RunningNode, ServeArgs, init_logging, start_node, wait_for_signal};
 
 #[derive(Debug, Args)]
@@ -53,17 +53,7 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let cluster = ClusterId(random_u64().context("reading /dev/urandom for the cluster id")?);
-    let controller_dir = args.data.join("controller");
-    let controller = Controller::open(&controller_dir, cluster, 256, args.replicas)
-        .context("opening the controller's state")?;
-    let state = controller.state();
-    if state.replicas != args.replicas {
-        tracing::warn!(
-            replicas = state.replicas,
-            "the cluster exists already: --replicas is the one it was created with"
-        );
-    }
+    let controller = open_controller(&args.data.join("controller"), 256, args.replicas)?;
     let listen = port(args.base_port, -100);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -135,12 +125,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         );
     }
 
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        signals.cancel();
-    });
-    shutdown.cancelled().await;
+    wait_for_signal().await;
+    shutdown.cancel();
     for node in nodes {
         node.serving.await.context("a node's task failed")??;
     }

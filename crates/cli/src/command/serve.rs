@@ -91,13 +91,7 @@ pub(crate) fn init_logging() {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        signals.cancel(); // first: nothing below may stop the shutdown
-        tracing::info!("shutting down: finishing in-flight requests and syncing");
-    });
+    let shutdown = cancel_on_signal();
     let running = start_node(&args, shutdown).await?;
     running.serving.await.context("the node's task failed")??;
     tracing::info!("stopped cleanly");
@@ -205,6 +199,18 @@ async fn register(controller: String, advertise: String, shutdown: CancellationT
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Returns a token that Ctrl-C or SIGTERM cancels.
+pub(crate) fn cancel_on_signal() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signals.cancel(); // first: nothing below may stop the shutdown
+        tracing::info!("shutting down: finishing in-flight requests and syncing");
+    });
+    shutdown
 }
 
 pub(crate) async fn wait_for_signal() {

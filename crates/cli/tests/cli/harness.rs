@@ -11,6 +11,22 @@ pub fn haze() -> Command {
     Command::new(env!("CARGO_BIN_EXE_haze"))
 }
 
+/// `haze serve` on free loopback ports with its data in `data`.
+pub fn serve_command(data: &Path) -> Command {
+    let mut command = haze();
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data);
+    command
+}
+
 /// A running `haze serve`; killed when dropped.
 pub struct Server {
     child: Child,
@@ -22,18 +38,8 @@ pub struct Server {
 impl Server {
     /// Starts a node on free loopback ports with its data in `data`, and waits until it is ready.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut command = haze();
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(data)
-            .args(extra);
+        let mut command = serve_command(data);
+        command.args(extra);
         Server::launch(command, "haze node ready")
     }
 

@@ -1,6 +1,6 @@
 //! The README's tour, command by command, and the errors a user sees.
 
-use crate::harness::{Server, haze, ok, run};
+use crate::harness::{Server, haze, ok, run, serve_command};
 
 #[test]
 fn the_data_commands_work_as_documented() {
@@ -119,16 +119,7 @@ fn sigterm_stops_the_node_even_when_its_log_pipe_is_gone() {
     // SIGTERM handler died with it.
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = haze()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
+    let mut child = serve_command(dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -291,6 +291,11 @@ fn read_vv(r: &mut Reader<'_>, max_count: u64) -> Result<VersionVector, DecodeEr
 fn read_dot(r: &mut Reader<'_>, seen: &VersionVector) -> Result<Dot, DecodeError> {
     let index = usize::try_from(r.varint()?)
         .map_err(|_| invalid("a dot's actor is not in the causal context"))?;
+    read_dot_of(r, seen, index)
+}
+
+/// Reads the counter of a dot of the `index`-th actor of `seen`, which must cover it.
+fn read_dot_of(r: &mut Reader<'_>, seen: &VersionVector, index: usize) -> Result<Dot, DecodeError> {
     let (actor, max) = seen
         .entry_at(index)
         .ok_or(invalid("a dot's actor is not in the causal context"))?;
@@ -364,7 +369,7 @@ fn read_entry_key(r: &mut Reader<'_>) -> Result<(Scalar, DotsLayout), DecodeErro
     Ok((read_scalar_payload(r, header & 0b11)?, layout))
 }
 
-/// Reads the dots of an entry, in its layout. Returns how many dots the entry has.
+/// How many dots an entry of this layout has.
 fn entry_dot_count(layout: DotsLayout) -> usize {
     match layout {
         DotsLayout::Inline(_) => 1,
@@ -381,16 +386,7 @@ fn read_entry_dot(
     previous: Option<Dot>,
 ) -> Result<Dot, DecodeError> {
     let dot = match layout {
-        DotsLayout::Inline(index) => {
-            let (actor, max) = seen
-                .entry_at(index)
-                .ok_or(invalid("a dot's actor is not in the causal context"))?;
-            let counter = r.varint()?;
-            if counter == 0 || counter > max {
-                return Err(invalid("a dot is outside the causal context"));
-            }
-            Dot::new(actor, counter)
-        }
+        DotsLayout::Inline(index) => read_dot_of(r, seen, index)?,
         DotsLayout::Explicit(n) => {
             let dot = read_dot(r, seen)?;
             if n == 1 && seen.position(dot.actor).is_ok_and(|i| i < INLINE_ACTORS) {
