@@ -141,27 +141,27 @@ pub(crate) async fn start_node(
     let http_listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
+    let (addr, http) = (listener.local_addr()?, http_listener.local_addr()?);
+    // Decided before the node starts: a node that cannot register should not start at all.
+    let advertise = match &args.advertise {
+        Some(a) => a.clone(),
+        None if args.controller.is_some() && addr.ip().is_unspecified() => anyhow::bail!(
+            "--listen {} is not an address others can reach: give --advertise HOST:PORT",
+            args.listen
+        ),
+        None => addr.to_string(),
+    };
     let node = Node::start(config, Arc::new(store), actor, Arc::new(SystemClock))
         .context("starting the node")?;
     tracing::info!(
-        listen = %listener.local_addr()?,
-        http = %http_listener.local_addr()?,
+        listen = %addr,
+        %http,
         data = %args.data.display(),
         ?durability,
         %actor,
         "haze node ready"
     );
-
-    let (addr, http) = (listener.local_addr()?, http_listener.local_addr()?);
     if let Some(controller) = args.controller.clone() {
-        let advertise = match &args.advertise {
-            Some(a) => a.clone(),
-            None if listener.local_addr()?.ip().is_unspecified() => anyhow::bail!(
-                "--listen {} is not an address others can reach: give --advertise HOST:PORT",
-                args.listen
-            ),
-            None => listener.local_addr()?.to_string(),
-        };
         tokio::spawn(register(controller, advertise, shutdown.clone()));
     }
     let serving = tokio::spawn(async move {
