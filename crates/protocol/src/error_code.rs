@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Refused,
     /// A bug on the node. Report it.
     Internal,
+    /// A node-to-node connection came from a node of another cluster (or this node is in none).
+    WrongCluster,
     /// A code this build does not know (sent by a newer peer).
     Unknown(u16),
 }
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => 7,
             ErrorCode::Refused => 8,
             ErrorCode::Internal => 9,
+            ErrorCode::WrongCluster => 10,
             ErrorCode::Unknown(n) => n,
         }
     }
@@ -59,6 +62,7 @@ impl ErrorCode {
             7 => ErrorCode::Unavailable,
             8 => ErrorCode::Refused,
             9 => ErrorCode::Internal,
+            10 => ErrorCode::WrongCluster,
             n => ErrorCode::Unknown(n),
         }
     }
@@ -75,6 +79,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Refused => "refused",
             ErrorCode::Internal => "internal",
+            ErrorCode::WrongCluster => "wrong_cluster",
             ErrorCode::Unknown(_) => "unknown",
         }
     }

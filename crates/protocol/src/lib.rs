@@ -22,7 +22,7 @@ pub use frame::{
     FRAME_HEADER_BYTES, FrameError, MAX_FRAME_BYTES, flush_frames, read_frame, write_frame,
 };
 pub use message::{
-    DecodeError, HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, TypedOp, WireError,
-    key_list_id,
+    DecodeError, HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, Role, TypedOp,
+    WireError, key_list_id,
 };
 pub use transport::{BoxFuture, BoxStream, Dial, Listener, Stream, TcpDial};

@@ -28,6 +28,8 @@ pub enum Request {
     Hello {
         /// The client's protocol version.
         version: u16,
+        /// Who is connecting, and so how the node serves the connection's requests.
+        role: Role,
     },
     /// Read a key's value.
     Get {
@@ -73,6 +75,49 @@ pub enum Request {
         list: u64,
         /// The keys, in order, or `None` to name a list sent before.
         keys: Option<Vec<Vec<u8>>>,
+    },
+    /// Read a key from every replica, merge the answers, and write the merge back to the replicas
+    /// whose copy differed (read repair). The response is the merged value.
+    GetMerged {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Merge states into this node's own copies, without routing or replicating: how a
+    /// coordinator copies a write to the other replicas, and how anti-entropy and read repair
+    /// send what a replica misses. Only on [`Role::Peer`] and [`Role::Local`] connections. The
+    /// response is a [`Response::Batch`].
+    Copy {
+        /// The keys and states.
+        items: Vec<(Vec<u8>, Value)>,
+    },
+    /// Read this node's digest of every slice of the ring (`haze_storage::DIGEST_BUCKETS` of
+    /// them): for anti-entropy. The response is [`Response::Buckets`].
+    Buckets,
+    /// Read the keys of one digest bucket held by this node and their digests, in ring order,
+    /// a page at a time: for anti-entropy. The response is [`Response::KeyDigests`].
+    BucketKeys {
+        /// The bucket.
+        bucket: u32,
+        /// Start after this key (the last key of the previous page), or at the bucket's start.
+        after: Option<Vec<u8>>,
+    },
+}
+
+/// Who opens a connection, named in its hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// An application or the CLI: requests are routed to the replicas that own their keys.
+    #[default]
+    Client,
+    /// A diagnostic client: every request is served from the contacted node's own copy, never
+    /// routed (`haze get --local`).
+    Local,
+    /// Another node of the cluster with this id: reads and copies are served from this node's
+    /// own copy; writes are coordinated here (this node applies them and copies them to the
+    /// other replicas). A node of another cluster is refused with `wrong_cluster`.
+    Peer {
+        /// The cluster's id.
+        cluster: u64,
     },
 }
 
@@ -177,6 +222,15 @@ pub enum Response {
     Digests(Vec<Option<u64>>),
     /// The node does not know the key list named by a `DigestList`: send it again with its keys.
     UnknownList,
+    /// The digest of every bucket of the ring, in order.
+    Buckets(Vec<u64>),
+    /// A page of a bucket's keys and their digests, in ring order.
+    KeyDigests {
+        /// The keys and digests.
+        keys: Vec<(Vec<u8>, u64)>,
+        /// Whether the bucket has more keys after the last one.
+        more: bool,
+    },
     /// The request failed.
     Error(WireError),
 }
@@ -201,6 +255,10 @@ mod kind {
     pub(super) const PING: u8 = 0x07;
     pub(super) const DIGEST_BATCH: u8 = 0x08;
     pub(super) const DIGEST_LIST: u8 = 0x09;
+    pub(super) const GET_MERGED: u8 = 0x0a;
+    pub(super) const COPY: u8 = 0x0b;
+    pub(super) const BUCKETS: u8 = 0x0c;
+    pub(super) const BUCKET_KEYS: u8 = 0x0d;
 
     pub(super) const HELLO_OK: u8 = 0x81;
     pub(super) const VALUE: u8 = 0x82;
@@ -209,6 +267,12 @@ mod kind {
     pub(super) const PONG: u8 = 0x85;
     pub(super) const DIGESTS: u8 = 0x86;
     pub(super) const UNKNOWN_LIST: u8 = 0x87;
+    pub(super) const BUCKETS_OK: u8 = 0x88;
+    pub(super) const KEY_DIGESTS: u8 = 0x89;
+
+    pub(super) const ROLE_CLIENT: u8 = 0;
+    pub(super) const ROLE_LOCAL: u8 = 1;
+    pub(super) const ROLE_PEER: u8 = 2;
     pub(super) const ERROR: u8 = 0xff;
 
     pub(super) const OP_COUNTER_ADD: u8 = 1;
@@ -279,10 +343,18 @@ impl Request {
     pub fn encode(&self, id: RequestId, out: &mut Vec<u8>) {
         out.extend_from_slice(&id.to_be_bytes());
         match self {
-            Request::Hello { version } => {
+            Request::Hello { version, role } => {
                 out.push(kind::HELLO);
                 out.extend_from_slice(&HELLO_MAGIC);
                 out.extend_from_slice(&version.to_be_bytes());
+                match role {
+                    Role::Client => out.push(kind::ROLE_CLIENT),
+                    Role::Local => out.push(kind::ROLE_LOCAL),
+                    Role::Peer { cluster } => {
+                        out.push(kind::ROLE_PEER);
+                        out.extend_from_slice(&cluster.to_be_bytes());
+                    }
+                }
             }
             Request::Get { key } => {
                 out.push(kind::GET);
@@ -346,6 +418,30 @@ impl Request {
                     }
                 }
             }
+            Request::GetMerged { key } => {
+                out.push(kind::GET_MERGED);
+                writer::bytes(out, key);
+            }
+            Request::Copy { items } => {
+                out.push(kind::COPY);
+                writer::len(out, items.len());
+                for (key, value) in items {
+                    writer::bytes(out, key);
+                    write_value(out, value);
+                }
+            }
+            Request::Buckets => out.push(kind::BUCKETS),
+            Request::BucketKeys { bucket, after } => {
+                out.push(kind::BUCKET_KEYS);
+                out.extend_from_slice(&bucket.to_be_bytes());
+                match after {
+                    None => out.push(0),
+                    Some(key) => {
+                        out.push(1);
+                        writer::bytes(out, key);
+                    }
+                }
+            }
         }
     }
 
@@ -402,6 +498,28 @@ fn read_u16(r: &mut Reader<'_>) -> Decoded<u16> {
     Ok(u16::from_be_bytes([r.u8()?, r.u8()?]))
 }
 
+/// Reads a big-endian unsigned integer of `width` bytes (at most 8).
+fn read_u64_of(r: &mut Reader<'_>, width: usize) -> Decoded<u64> {
+    let mut n = 0u64;
+    for _ in 0..width {
+        n = (n << 8) | u64::from(r.u8()?);
+    }
+    Ok(n)
+}
+
+fn read_u64(r: &mut Reader<'_>) -> Decoded<u64> {
+    read_u64_of(r, 8)
+}
+
+fn read_items(r: &mut Reader<'_>) -> Decoded<Vec<(Vec<u8>, Value)>> {
+    let n = r.count(4)?;
+    let mut items = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        items.push((r.bytes()?.to_vec(), read_value(r)?));
+    }
+    Ok(items)
+}
+
 fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
     Ok(match r.u8()? {
         kind::HELLO => {
@@ -409,9 +527,21 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
             if magic != HELLO_MAGIC {
                 return Err("not a Haze client (bad hello magic)".into());
             }
-            Request::Hello {
-                version: read_u16(r)?,
-            }
+            let version = read_u16(r)?;
+            // A hello without a role (from a client of the first release) is a client's.
+            let role = if r.remaining() == 0 {
+                Role::Client
+            } else {
+                match r.u8()? {
+                    kind::ROLE_CLIENT => Role::Client,
+                    kind::ROLE_LOCAL => Role::Local,
+                    kind::ROLE_PEER => Role::Peer {
+                        cluster: read_u64(r)?,
+                    },
+                    other => return Err(format!("unknown role {other}").into()),
+                }
+            };
+            Request::Hello { version, role }
         }
         kind::GET => Request::Get {
             key: r.bytes()?.to_vec(),
@@ -420,13 +550,24 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
             key: r.bytes()?.to_vec(),
             value: read_value(r)?,
         },
-        kind::MERGE_BATCH => {
-            let n = r.count(4)?;
-            let mut items = Vec::with_capacity(n.min(64));
-            for _ in 0..n {
-                items.push((r.bytes()?.to_vec(), read_value(r)?));
-            }
-            Request::MergeBatch { items }
+        kind::MERGE_BATCH => Request::MergeBatch {
+            items: read_items(r)?,
+        },
+        kind::GET_MERGED => Request::GetMerged {
+            key: r.bytes()?.to_vec(),
+        },
+        kind::COPY => Request::Copy {
+            items: read_items(r)?,
+        },
+        kind::BUCKETS => Request::Buckets,
+        kind::BUCKET_KEYS => {
+            let bucket = u32::try_from(read_u64_of(r, 4)?)?;
+            let after = if read_presence(r)? {
+                Some(r.bytes()?.to_vec())
+            } else {
+                None
+            };
+            Request::BucketKeys { bucket, after }
         }
         kind::DIGEST => Request::Digest {
             key: r.bytes()?.to_vec(),
@@ -512,6 +653,22 @@ impl Response {
                     write_digest(out, *digest);
                 }
             }
+            Response::Buckets(digests) => {
+                out.push(kind::BUCKETS_OK);
+                writer::len(out, digests.len());
+                for digest in digests {
+                    out.extend_from_slice(&digest.to_be_bytes());
+                }
+            }
+            Response::KeyDigests { keys, more } => {
+                out.push(kind::KEY_DIGESTS);
+                writer::len(out, keys.len());
+                for (key, digest) in keys {
+                    writer::bytes(out, key);
+                    out.extend_from_slice(&digest.to_be_bytes());
+                }
+                out.push(u8::from(*more));
+            }
             Response::Error(e) => {
                 out.push(kind::ERROR);
                 write_error(out, e);
@@ -582,6 +739,25 @@ fn decode_response(r: &mut Reader<'_>) -> Decoded<Response> {
                 digests.push(read_digest(r)?);
             }
             Response::Digests(digests)
+        }
+        kind::BUCKETS_OK => {
+            let n = r.count(8)?;
+            let mut digests = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                digests.push(read_u64(r)?);
+            }
+            Response::Buckets(digests)
+        }
+        kind::KEY_DIGESTS => {
+            let n = r.count(9)?;
+            let mut keys = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                keys.push((r.bytes()?.to_vec(), read_u64(r)?));
+            }
+            Response::KeyDigests {
+                keys,
+                more: read_presence(r)?,
+            }
         }
         kind::ERROR => Response::Error(read_error(r)?),
         other => return Err(format!("unknown response kind {other:#04x}").into()),

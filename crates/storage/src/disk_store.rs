@@ -10,10 +10,11 @@ use haze_crdt::Value;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::apply::merged_value;
-use crate::key::{digest_bucket, key_digest, ring_hash, store_key};
+use crate::key::{bucket_bounds, digest_bucket, key_digest, key_page, ring_hash, store_key};
 use crate::wal::{Wal, segment_path, segments, sync_dir};
 use crate::{
-    DIGEST_BUCKETS, Durability, Error, Mutation, Result, Store, StoreConfig, Write, WriteError,
+    DIGEST_BUCKETS, Durability, Error, KeyPage, Mutation, Result, Store, StoreConfig, Write,
+    WriteError,
 };
 
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
@@ -465,6 +466,42 @@ impl Store for DiskStore {
 
     fn bucket_digests(&self) -> Result<Vec<u64>> {
         Ok(lock(&self.buckets).clone())
+    }
+
+    fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
+        use std::borrow::Cow;
+        if bucket >= DIGEST_BUCKETS {
+            return Ok((Vec::new(), false));
+        }
+        let take = limit.saturating_add(1);
+        let bounds = bucket_bounds(bucket, after);
+        // Newest first: the active table, the frozen one, then redb. A reader of redb that
+        // starts after a flush committed may also see values still in the tables: same bytes.
+        let (active, frozen) = {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let page = |t: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<(Vec<u8>, Cow<'static, [u8]>)> {
+                t.range(bounds.clone())
+                    .take(take)
+                    .map(|(k, v)| (k.clone(), Cow::Owned(v.clone())))
+                    .collect()
+            };
+            (
+                page(&tables.active.values),
+                tables.frozen.as_deref().map(page).unwrap_or_default(),
+            )
+        };
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(VALUES).map_err(io)?;
+        let (start, end) = (
+            bounds.0.as_ref().map(Vec::as_slice),
+            bounds.1.as_ref().map(Vec::as_slice),
+        );
+        let mut stored = Vec::new();
+        for entry in table.range::<&[u8]>((start, end)).map_err(io)?.take(take) {
+            let (k, v) = entry.map_err(io)?;
+            stored.push((k.value().to_vec(), Cow::Owned(v.value().to_vec())));
+        }
+        Ok(key_page([active, frozen, stored], limit))
     }
 
     fn config(&self) -> &StoreConfig {

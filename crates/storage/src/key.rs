@@ -20,6 +20,54 @@ pub fn digest_bucket(hash: u64) -> usize {
     (hash >> (64 - DIGEST_BUCKETS.trailing_zeros())) as usize
 }
 
+/// Returns the ring-ordered bounds of a bucket's store keys, `[start, end)` (`end` is `None`
+/// for the last bucket), starting after `after` (a user key) when given.
+pub(crate) fn bucket_bounds(
+    bucket: usize,
+    after: Option<&[u8]>,
+) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
+    use std::ops::Bound;
+    let shift = 64 - DIGEST_BUCKETS.trailing_zeros();
+    let first = ((bucket as u64) << shift).to_be_bytes().to_vec();
+    let start = match after.map(store_key) {
+        Some(after) if after >= first => Bound::Excluded(after),
+        _ => Bound::Included(first),
+    };
+    let end = if bucket + 1 >= DIGEST_BUCKETS {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(((bucket as u64 + 1) << shift).to_be_bytes().to_vec())
+    };
+    (start, end)
+}
+
+/// Merges the first `limit + 1` entries of several ring-ordered sources, newest source first
+/// (an older source's entry for the same key is ignored), into a page of user keys and digests,
+/// and whether more entries follow.
+pub(crate) fn key_page<'a>(
+    sources: impl IntoIterator<Item = Vec<(Vec<u8>, std::borrow::Cow<'a, [u8]>)>>,
+    limit: usize,
+) -> crate::KeyPage {
+    let mut merged: std::collections::BTreeMap<Vec<u8>, std::borrow::Cow<'a, [u8]>> =
+        std::collections::BTreeMap::new();
+    for source in sources {
+        for (skey, encoded) in source {
+            merged.entry(skey).or_insert(encoded);
+        }
+    }
+    let more = merged.len() > limit;
+    let keys = merged
+        .into_iter()
+        .take(limit)
+        .map(|(skey, encoded)| {
+            let key = skey[8..].to_vec();
+            let digest = key_digest(&key, &encoded);
+            (key, digest)
+        })
+        .collect();
+    (keys, more)
+}
+
 /// The digest of one stored key ([`haze_crdt::digest::key_digest`]): a bucket's digest is the
 /// XOR of its keys' digests, so a write updates it in O(1) (XOR out the old digest, XOR in the
 /// new) instead of rescanning.

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use haze_crdt::Value;
 
 use crate::apply::merged_value;
-use crate::key::{digest_bucket, key_digest, ring_hash, store_key};
-use crate::{DIGEST_BUCKETS, Error, Result, Store, StoreConfig, Write};
+use crate::key::{bucket_bounds, digest_bucket, key_digest, key_page, ring_hash, store_key};
+use crate::{DIGEST_BUCKETS, Error, KeyPage, Result, Store, StoreConfig, Write};
 
 /// A [`Store`] that keeps encoded values in a `BTreeMap` in ring order. Nothing survives the
 /// process; `sync` does nothing.
@@ -98,6 +98,20 @@ impl Store for MemStore {
 
     fn bucket_digests(&self) -> Result<Vec<u64>> {
         Ok(self.state().buckets.clone())
+    }
+
+    fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
+        if bucket >= DIGEST_BUCKETS {
+            return Ok((Vec::new(), false));
+        }
+        let state = self.state();
+        let page: Vec<_> = state
+            .values
+            .range(bucket_bounds(bucket, after))
+            .take(limit.saturating_add(1))
+            .map(|(k, v)| (k.clone(), std::borrow::Cow::Borrowed(v.as_slice())))
+            .collect();
+        Ok(key_page([page], limit))
     }
 
     fn config(&self) -> &StoreConfig {

@@ -86,6 +86,9 @@ impl Write {
     }
 }
 
+/// A page of keys and their digests, and whether more follow ([`Store::bucket_keys`]).
+pub type KeyPage = (Vec<(Vec<u8>, u64)>, bool);
+
 /// A store of CRDT values by key.
 ///
 /// Implementations: [`DiskStore`](crate::DiskStore) and [`MemStore`](crate::MemStore), which
@@ -131,6 +134,16 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// As [`get`](Self::get).
     fn bucket_digests(&self) -> Result<Vec<u64>>;
+
+    /// Returns up to `limit` keys of digest bucket `bucket` (see
+    /// [`digest_bucket`](crate::digest_bucket)) with their digests, in ring order, starting after
+    /// key `after` if given, and whether more follow: how anti-entropy finds which keys of a
+    /// bucket differ between two replicas. A bucket past the last holds no keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage>;
 
     /// Returns the configuration.
     fn config(&self) -> &StoreConfig;

@@ -189,6 +189,14 @@ impl haze_storage::Store for FailingStore {
     fn bucket_digests(&self) -> haze_storage::Result<Vec<u64>> {
         self.0.bucket_digests()
     }
+    fn bucket_keys(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> haze_storage::Result<haze_storage::KeyPage> {
+        self.0.bucket_keys(bucket, after, limit)
+    }
     fn config(&self) -> &StoreConfig {
         self.0.config()
     }

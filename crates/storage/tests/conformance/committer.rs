@@ -66,6 +66,14 @@ impl Store for Gated {
     fn bucket_digests(&self) -> haze_storage::Result<Vec<u64>> {
         self.inner.bucket_digests()
     }
+    fn bucket_keys(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> haze_storage::Result<haze_storage::KeyPage> {
+        self.inner.bucket_keys(bucket, after, limit)
+    }
     fn config(&self) -> &StoreConfig {
         self.inner.config()
     }

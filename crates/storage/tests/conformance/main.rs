@@ -31,6 +31,8 @@ macro_rules! conformance {
             fn updates_apply_in_batch_order() { suite::updates_apply_in_batch_order(make) }
             #[test]
             fn digests_track_every_write() { suite::digests_track_every_write(make) }
+            #[test]
+            fn bucket_keys_list_each_key_once() { suite::bucket_keys_list_each_key_once(make) }
         }
     )*};
 }

@@ -142,3 +142,60 @@ pub fn digests_track_every_write(make: Make) {
     }
     assert_eq!(store.bucket_digests().unwrap(), expected);
 }
+
+/// Paging through every bucket finds every key once, in ring order, with its digest, and the
+/// XOR of a bucket's digests is its bucket digest.
+pub fn bucket_keys_list_each_key_once(make: Make) {
+    // A small flush threshold, so a disk store holds keys in redb and in memory at once.
+    let config = StoreConfig {
+        flush_bytes: 2048,
+        ..StoreConfig::default()
+    };
+    let (store, _dir) = make(config);
+    let keys: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| format!("bk-{i}").into_bytes())
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        merge(&*store, key, counter(1, i as u64 + 1)).unwrap();
+    }
+    // Rewrite some, so older versions sit below newer ones.
+    for key in keys.iter().step_by(7) {
+        merge(&*store, key, counter(2, 5)).unwrap();
+    }
+    let buckets = store.bucket_digests().unwrap();
+    let mut seen = Vec::new();
+    let mut nonempty = 0;
+    for bucket in 0..DIGEST_BUCKETS {
+        let mut after: Option<Vec<u8>> = None;
+        let mut xor = 0u64;
+        let mut in_bucket = Vec::new();
+        loop {
+            let (page, more) = store.bucket_keys(bucket, after.as_deref(), 2).unwrap();
+            assert!(page.len() <= 2);
+            for (key, digest) in &page {
+                assert_eq!(digest_bucket(ring_hash(key)), bucket);
+                assert_eq!(store.digest(key).unwrap(), Some(*digest));
+                xor ^= digest;
+                in_bucket.push(key.clone());
+            }
+            after = page.last().map(|(k, _)| k.clone());
+            if !more {
+                break;
+            }
+        }
+        nonempty += usize::from(!in_bucket.is_empty());
+        let hashes: Vec<u64> = in_bucket.iter().map(|k| ring_hash(k)).collect();
+        assert!(hashes.windows(2).all(|w| w[0] <= w[1]), "ring order");
+        assert_eq!(xor, buckets[bucket], "bucket {bucket}");
+        seen.extend(in_bucket);
+    }
+    seen.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert!(nonempty > 200, "keys spread over buckets");
+    assert_eq!(
+        store.bucket_keys(DIGEST_BUCKETS, None, 10).unwrap(),
+        (vec![], false)
+    );
+}
