@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haze_crdt::{LwwRegister, OrSet, PnCounter, Scalar, TypedValue, Value};
-use haze_protocol::{Dial, Request, Response, TcpDial, TypedOp};
+use haze_protocol::{Dial, Request, Response, Role, TcpDial, TypedOp};
 use tokio::sync::Mutex;
 
 use crate::connection::Connection;
@@ -21,6 +21,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// The largest frame accepted from the node.
     pub max_frame_bytes: usize,
+    /// Who this client says it is in its hello (default [`Role::Client`]: requests are routed
+    /// to the replicas that own their keys; [`Role::Local`]: served by the contacted node's
+    /// own copy).
+    pub role: Role,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -29,6 +33,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
 }
@@ -41,6 +46,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             // Responses to batches carry merged states: allow more than a node accepts.
             max_frame_bytes: 16 * haze_protocol::MAX_FRAME_BYTES,
+            role: Role::Client,
         }
     }
 }
@@ -79,6 +85,42 @@ impl Client {
         Ok(client)
     }
 
+    /// Returns a client of the node at `addr` that connects on its first request (and again
+    /// whenever the connection broke), for a caller that keeps clients of nodes that may be down.
+    pub fn lazy(addr: &str, config: ClientConfig) -> Client {
+        Client {
+            addr: addr.into(),
+            config,
+            connection: Arc::default(),
+        }
+    }
+
+    /// Returns the address this client connects to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends any request and returns the node's response as it came, errors included
+    /// ([`Response::Error`]): for a node that forwards requests and passes the answers on.
+    /// `idempotent` requests are retried once over a new connection if the connection was lost.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`], [`Error::Timeout`], [`Error::ConnectionLost`] and protocol errors:
+    /// the node's own answer is never an error here.
+    pub async fn send(&self, request: Request, idempotent: bool) -> Result<Response> {
+        let conn = self.connection().await?;
+        match conn.call(&request, self.config.request_timeout).await {
+            Err(Error::ConnectionLost(_)) if idempotent => {
+                self.connection()
+                    .await?
+                    .call(&request, self.config.request_timeout)
+                    .await
+            }
+            other => other,
+        }
+    }
+
     /// Returns the live connection, opening a new one if there is none or it broke.
     async fn connection(&self) -> Result<Arc<Connection>> {
         let mut slot = self.connection.lock().await;
@@ -91,6 +133,7 @@ impl Client {
                 &self.addr,
                 self.config.connect_timeout,
                 self.config.max_frame_bytes,
+                self.config.role,
             )
             .await?,
         );
@@ -101,17 +144,7 @@ impl Client {
     /// Sends a request; an idempotent one is retried once over a new connection if the
     /// connection was lost.
     async fn call(&self, request: Request, idempotent: bool) -> Result<Response> {
-        let conn = self.connection().await?;
-        let response = match conn.call(&request, self.config.request_timeout).await {
-            Err(Error::ConnectionLost(_)) if idempotent => {
-                self.connection()
-                    .await?
-                    .call(&request, self.config.request_timeout)
-                    .await?
-            }
-            other => other?,
-        };
-        match response {
+        match self.send(request, idempotent).await? {
             Response::Error(e) => Err(e.into()),
             other => Ok(other),
         }
@@ -152,6 +185,22 @@ impl Client {
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
         self.value_call(
             Request::Get {
+                key: key.as_ref().to_vec(),
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Reads `key` from every replica, merges the answers and repairs the replicas whose copy
+    /// differed; returns the merged value. On a single node this is [`get`](Self::get).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn get_merged(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.value_call(
+            Request::GetMerged {
                 key: key.as_ref().to_vec(),
             },
             true,
@@ -330,6 +379,70 @@ impl Client {
             )
             .await?,
         )
+    }
+
+    /// Applies a typed operation and returns the new state, untyped. Counter additions and
+    /// register writes are not retried (a retry could apply them twice, or overwrite a later
+    /// write); set operations are.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn apply(&self, key: impl AsRef<[u8]>, op: TypedOp) -> Result<Value> {
+        let idempotent = matches!(op, TypedOp::SetAdd(_) | TypedOp::SetRemove(_));
+        let key = key.as_ref().to_vec();
+        self.written(Request::Op { key, op }, idempotent).await
+    }
+
+    /// Merges states into the contacted node's own copies, without routing or replicating
+    /// (only for [`Role::Peer`] and [`Role::Local`] connections). Returns one outcome per item.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge_batch`](Self::merge_batch).
+    pub async fn copy(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<Value>>> {
+        let n = items.len();
+        match self.call(Request::Copy { items }, true).await? {
+            Response::Batch(results) if results.len() == n => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(Error::from))
+                .collect()),
+            other => Err(Error::Protocol(format!(
+                "expected {n} results, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Returns the contacted node's digest of every bucket of the ring (for anti-entropy).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn buckets(&self) -> Result<Vec<u64>> {
+        match self.call(Request::Buckets, true).await? {
+            Response::Buckets(d) => Ok(d),
+            other => Err(Error::Protocol(format!("expected buckets, got {other:?}"))),
+        }
+    }
+
+    /// Returns a page of the keys the contacted node holds in `bucket`, with their digests,
+    /// starting after `after`, and whether more follow (for anti-entropy).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn bucket_keys(
+        &self,
+        bucket: u32,
+        after: Option<Vec<u8>>,
+    ) -> Result<(Vec<(Vec<u8>, u64)>, bool)> {
+        match self
+            .call(Request::BucketKeys { bucket, after }, true)
+            .await?
+        {
+            Response::KeyDigests { keys, more } => Ok((keys, more)),
+            other => Err(Error::Protocol(format!("expected keys, got {other:?}"))),
+        }
     }
 
     /// Checks that the node answers.

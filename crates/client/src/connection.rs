@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use haze_protocol::Dial;
-use haze_protocol::{PROTOCOL_VERSION, Request, RequestId, Response, read_frame, write_frame};
+use haze_protocol::{
+    PROTOCOL_VERSION, Request, RequestId, Response, Role, read_frame, write_frame,
+};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,6 +40,7 @@ impl Connection {
         addr: &str,
         timeout: Duration,
         max_frame: usize,
+        role: Role,
     ) -> Result<Connection> {
         let connect_err = |reason: String| Error::Connect {
             addr: addr.to_string(),
@@ -54,6 +57,7 @@ impl Connection {
         let mut body = Vec::new();
         Request::Hello {
             version: PROTOCOL_VERSION,
+            role,
         }
         .encode(0, &mut body);
         write_frame(&mut hello, &body);

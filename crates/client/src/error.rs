@@ -67,6 +67,7 @@ impl From<WireError> for Error {
             ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => Error::TooLarge(message),
             ErrorCode::Overloaded | ErrorCode::Unavailable => Error::Unavailable(message),
             ErrorCode::BadRequest | ErrorCode::Refused => Error::Refused(message),
+            ErrorCode::WrongCluster => Error::Refused(format!("wrong cluster: {message}")),
             ErrorCode::UnsupportedVersion => Error::Protocol(message),
             _ => Error::Protocol(format!("{}: {message}", e.code)),
         }

@@ -1,11 +1,15 @@
 //! A node's configuration.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use haze_protocol::{Dial, TcpDial};
 use haze_storage::StoreConfig;
 
+use crate::cluster::AckPolicy;
+
 /// Everything a node needs to know besides its listeners, clock and store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeConfig {
     /// Durability and size limits of the store.
     pub store: StoreConfig,
@@ -24,6 +28,37 @@ pub struct NodeConfig {
     /// How long a connection may stay without a complete request (or with a reader that does
     /// not take its responses) before it is closed.
     pub idle_timeout: Duration,
+    /// How many replicas must hold a write before the node that coordinates it acknowledges it
+    /// (in a cluster; default `quorum`).
+    pub ack: AckPolicy,
+    /// How long to wait for another node before trying the next replica (default 2 s).
+    pub forward_timeout: Duration,
+    /// How often anti-entropy compares this node with the other replicas (default 10 s).
+    pub anti_entropy_interval: Duration,
+    /// How connections to other nodes are opened: TCP, or a simulated network.
+    pub dial: Arc<dyn Dial>,
+    /// Apply each write on the task that submits it instead of the writer thread (no group
+    /// commit): for deterministic simulations, where no other thread may run.
+    pub inline_writes: bool,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("store", &self.store)
+            .field("max_connections", &self.max_connections)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_in_flight_bytes", &self.max_in_flight_bytes)
+            .field("max_node_in_flight_bytes", &self.max_node_in_flight_bytes)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ack", &self.ack)
+            .field("forward_timeout", &self.forward_timeout)
+            .field("anti_entropy_interval", &self.anti_entropy_interval)
+            .field("inline_writes", &self.inline_writes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for NodeConfig {
@@ -37,6 +72,11 @@ impl Default for NodeConfig {
             max_frame_bytes: haze_protocol::MAX_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
+            ack: AckPolicy::default(),
+            forward_timeout: Duration::from_secs(2),
+            anti_entropy_interval: Duration::from_secs(10),
+            dial: Arc::new(TcpDial),
+            inline_writes: false,
         }
     }
 }

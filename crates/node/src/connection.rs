@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use haze_protocol::{
-    ErrorCode, FrameError, PROTOCOL_VERSION, Request, RequestId, Response, WireError, read_frame,
-    write_frame,
+    ErrorCode, FrameError, PROTOCOL_VERSION, Request, RequestId, Response, Role, WireError,
+    read_frame, write_frame,
 };
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -40,12 +40,12 @@ where
         read_frame(&mut reader, &mut body, config.max_frame_bytes),
     )
     .await;
-    let (id, version) = match hello {
+    let (id, version, role) = match hello {
         Err(_) => return end(&node, End::Timeout("handshake")),
         Ok(Ok(false)) => return,
         Ok(Err(e)) => return end(&node, End::Protocol(e.to_string())),
         Ok(Ok(true)) => match Request::decode(&body) {
-            Ok((id, Request::Hello { version })) => (id, version),
+            Ok((id, Request::Hello { version, role })) => (id, version, role),
             Ok((id, _)) => {
                 let error =
                     WireError::new(ErrorCode::BadRequest, "the first request must be a hello");
@@ -71,6 +71,20 @@ where
         );
         let _ = send(&mut write_half, id, &Response::Error(error)).await;
         return end(&node, End::Protocol("unsupported version".into()));
+    }
+    if let Role::Peer { cluster } = role {
+        let mine = node.view().map(|v| v.cluster);
+        if mine != Some(cluster) {
+            let message = match mine {
+                Some(mine) => {
+                    format!("this node belongs to cluster {mine:016x}, not {cluster:016x}")
+                }
+                None => "this node is not in a cluster (yet)".to_string(),
+            };
+            let error = WireError::new(ErrorCode::WrongCluster, message);
+            let _ = send(&mut write_half, id, &Response::Error(error)).await;
+            return end(&node, End::Protocol("a peer of another cluster".into()));
+        }
     }
     if send(
         &mut write_half,
@@ -195,7 +209,7 @@ where
                 break End::Protocol(e.to_string());
             }
             Ok(Ok(true)) => match Request::decode(&body) {
-                Ok((id, request)) => match handler::plan(&node, request, body.len()) {
+                Ok((id, request)) => match handler::plan(&node, request, body.len(), role) {
                     Plan::Now(response) => {
                         let _ = responses.send((encode(id, &response), permit));
                     }
@@ -211,6 +225,18 @@ where
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
                             let response = handler::batch(node, items).await;
+                            let _ = answer.send((encode(id, &response), permit));
+                        });
+                    }
+                    Plan::Route {
+                        view,
+                        request,
+                        from_peer,
+                    } => {
+                        let (answer, node) = (responses.clone(), node.clone());
+                        tokio::spawn(async move {
+                            let response =
+                                crate::cluster::route(node, view, request, from_peer).await;
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }

@@ -19,6 +19,9 @@ pub enum RequestError {
     /// The request is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Another node of the cluster answered with this error.
+    #[error("{0}")]
+    Remote(WireError),
 }
 
 impl From<SubmitError> for RequestError {
@@ -52,11 +55,15 @@ impl RequestError {
             RequestError::Write(_) => ErrorCode::Internal,
             RequestError::Overloaded(_) => ErrorCode::Overloaded,
             RequestError::BadRequest(_) => ErrorCode::BadRequest,
+            RequestError::Remote(e) => e.code,
         }
     }
 
     /// Returns the error as it crosses the wire.
     pub fn to_wire(&self) -> WireError {
+        if let RequestError::Remote(e) = self {
+            return e.clone();
+        }
         WireError::new(self.code(), self.to_string())
     }
 }

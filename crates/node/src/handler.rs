@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use haze_crdt::Value;
-use haze_protocol::{Request, Response};
+use haze_protocol::{Request, Response, Role};
 
+use crate::cluster::{self, ClusterView};
 use crate::error::RequestError;
 use crate::metrics::Kind;
 use crate::node::{Node, WriteRequest};
@@ -30,7 +31,16 @@ pub(crate) enum Plan {
         list: Option<u64>,
         keys: Option<Vec<Vec<u8>>>,
     },
+    /// A request for the replicas of its keys: answer from a task that routes it.
+    Route {
+        view: Arc<ClusterView>,
+        request: Request,
+        from_peer: bool,
+    },
 }
+
+/// The most keys of one page of a bucket's keys.
+const BUCKET_PAGE: usize = 1024;
 
 /// The most items of one batch request (merges, or keys of a digest request).
 pub(crate) const MAX_BATCH_ITEMS: usize = 4096;
@@ -43,11 +53,12 @@ fn too_many(n: usize) -> Option<RequestError> {
     })
 }
 
-/// Decides how to answer `request` (which came in a frame of `frame_bytes`), answering reads at
-/// once.
-pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize) -> Plan {
+/// Decides how to answer `request` (which came in a frame of `frame_bytes` on a connection of
+/// `role`), answering local reads at once.
+pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role) -> Plan {
     let started = tokio::time::Instant::now();
     let limits = &node.config().store;
+    let routed = cluster::is_routed(&request, role);
     let (kind, response) = match request {
         Request::Merge { .. }
             if frame_bytes > limits.max_value_bytes + limits.max_key_bytes + 64 =>
@@ -70,7 +81,25 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize) -> Plan {
         } if keys.len() > MAX_BATCH_ITEMS => {
             (Kind::Digest, Err(too_many(keys.len()).expect("over")))
         }
-        Request::Get { key } => (Kind::Get, node.get(&key).map(Response::Value)),
+        Request::Copy { items } if items.len() > MAX_BATCH_ITEMS => {
+            (Kind::MergeBatch, Err(too_many(items.len()).expect("over")))
+        }
+        Request::Copy { .. } if role == Role::Client => (
+            Kind::MergeBatch,
+            Err(RequestError::BadRequest(
+                "copy is only for node-to-node and local connections".into(),
+            )),
+        ),
+        request if routed && node.view().is_some() => {
+            return Plan::Route {
+                view: node.view().expect("checked"),
+                request,
+                from_peer: matches!(role, Role::Peer { .. }),
+            };
+        }
+        Request::Get { key } | Request::GetMerged { key } => {
+            (Kind::Get, node.get(&key).map(Response::Value))
+        }
         Request::Digest { key } => (Kind::Digest, node.digest(&key).map(Response::Digest)),
         Request::Ping => (Kind::Ping, Ok(Response::Pong)),
         Request::DigestList { list, keys } => {
@@ -99,7 +128,21 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize) -> Plan {
                 write: WriteRequest::Op(op),
             };
         }
-        Request::MergeBatch { items } => return Plan::Batch(items),
+        Request::MergeBatch { items } | Request::Copy { items } => return Plan::Batch(items),
+        Request::Buckets => (
+            Kind::Digest,
+            node.store()
+                .bucket_digests()
+                .map(Response::Buckets)
+                .map_err(RequestError::from),
+        ),
+        Request::BucketKeys { bucket, after } => (
+            Kind::Digest,
+            node.store()
+                .bucket_keys(bucket as usize, after.as_deref(), BUCKET_PAGE)
+                .map(|(keys, more)| Response::KeyDigests { keys, more })
+                .map_err(RequestError::from),
+        ),
         Request::Hello { .. } => (
             Kind::Ping,
             Err(RequestError::BadRequest("hello is only valid first".into())),
@@ -134,7 +177,7 @@ pub(crate) async fn digests(
 ) -> Response {
     let started = tokio::time::Instant::now();
     let reads = node.clone();
-    let result = tokio::task::spawn_blocking(move || match list {
+    let work = move || match list {
         Some(list) => reads
             .digest_list(list, keys)
             .map(|d| d.map_or(Response::UnknownList, Response::Digests)),
@@ -145,13 +188,17 @@ pub(crate) async fn digests(
                 .collect::<Result<Vec<_>, _>>()
                 .map(Response::Digests)
         }
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(RequestError::Unavailable(format!(
-            "a digest task failed: {e}"
-        )))
-    });
+    };
+    // In a simulation (inline writes) no other thread may run: read on this task.
+    let result = if node.config().inline_writes {
+        work()
+    } else {
+        tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+            Err(RequestError::Unavailable(format!(
+                "a digest task failed: {e}"
+            )))
+        })
+    };
     node.metrics()
         .record(Kind::Digest, result.is_ok(), started.elapsed());
     result.unwrap_or_else(|e| Response::Error(e.to_wire()))

@@ -23,6 +23,7 @@
 //! * `metrics` — counters and histograms in the Prometheus format.
 //! * `error` — [`RequestError`] and its stable wire codes.
 
+pub mod cluster;
 mod config;
 mod connection;
 mod error;
@@ -32,6 +33,8 @@ mod key_lists;
 mod metrics;
 mod node;
 mod ops;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 mod server;
 
 use std::sync::Arc;

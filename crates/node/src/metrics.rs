@@ -72,6 +72,20 @@ pub struct Metrics {
     pub protocol_errors: AtomicU64,
     /// Connections closed for idleness or a slow handshake.
     pub timeouts: AtomicU64,
+    /// Requests sent on to another node (routing, failover).
+    pub forwarded: AtomicU64,
+    /// Times a replica did not answer and the next one was tried.
+    pub failovers: AtomicU64,
+    /// Copies of a write to another replica that failed (anti-entropy heals them).
+    pub copies_failed: AtomicU64,
+    /// Anti-entropy rounds completed.
+    pub anti_entropy_rounds: AtomicU64,
+    /// Keys anti-entropy sent to another replica.
+    pub anti_entropy_pushed: AtomicU64,
+    /// Keys anti-entropy took from another replica.
+    pub anti_entropy_pulled: AtomicU64,
+    /// Replicas repaired by reads that merge every replica's answer.
+    pub read_repairs: AtomicU64,
 }
 
 impl Metrics {
@@ -171,6 +185,41 @@ impl Metrics {
                 "haze_timeouts_total",
                 "Connections closed for idleness or a slow handshake.",
                 &self.timeouts,
+            ),
+            (
+                "haze_forwarded_total",
+                "Requests sent on to another node of the cluster.",
+                &self.forwarded,
+            ),
+            (
+                "haze_failovers_total",
+                "Times a replica did not answer and the next one was tried.",
+                &self.failovers,
+            ),
+            (
+                "haze_copies_failed_total",
+                "Copies of writes to other replicas that failed (anti-entropy heals them).",
+                &self.copies_failed,
+            ),
+            (
+                "haze_anti_entropy_rounds_total",
+                "Anti-entropy rounds completed.",
+                &self.anti_entropy_rounds,
+            ),
+            (
+                "haze_anti_entropy_pushed_total",
+                "Keys anti-entropy sent to other replicas.",
+                &self.anti_entropy_pushed,
+            ),
+            (
+                "haze_anti_entropy_pulled_total",
+                "Keys anti-entropy took from other replicas.",
+                &self.anti_entropy_pulled,
+            ),
+            (
+                "haze_read_repairs_total",
+                "Replicas repaired by merged reads.",
+                &self.read_repairs,
             ),
         ] {
             let kind = if name == "haze_connections_open" {

@@ -1,12 +1,13 @@
 //! The node's core: what every interface (binary protocol, HTTP) calls.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use haze_crdt::{ActorId, Hlc, PhysicalClock, Value};
-use haze_protocol::TypedOp;
-use haze_storage::{GroupCommitter, Mutation, Store, WriterHandle};
+use haze_protocol::{Response, TypedOp};
+use haze_storage::{GroupCommitter, Mutation, Store, Write, WriterHandle};
 use tokio::sync::oneshot;
 
+use crate::cluster::{ClusterView, Peers};
 use crate::config::NodeConfig;
 use crate::error::RequestError;
 use crate::key_lists::KeyLists;
@@ -17,7 +18,7 @@ use crate::ops::OpContext;
 const KEY_LIST_BYTES: usize = 32 * 1024 * 1024;
 
 /// A write, as [`Node::submit_write`] takes it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum WriteRequest {
     /// Merge a full state.
     Merge(Value),
@@ -39,6 +40,10 @@ pub struct Node {
     key_lists: Mutex<KeyLists>,
     /// The bytes of requests in flight on all connections together.
     in_flight_bytes: Arc<tokio::sync::Semaphore>,
+    /// The cluster this node belongs to, once known: then requests are routed.
+    view: RwLock<Option<Arc<ClusterView>>>,
+    /// Connections to the other nodes.
+    peers: Peers,
 }
 
 impl std::fmt::Debug for Node {
@@ -74,7 +79,10 @@ impl Node {
             hlc: Arc::new(Mutex::new(Hlc::new())),
             clock,
         };
+        let peers = Peers::new(config.dial.clone(), config.forward_timeout);
         Ok(Arc::new(Node {
+            view: RwLock::new(None),
+            peers,
             config,
             store,
             committer,
@@ -116,7 +124,89 @@ impl Node {
         self.writer.has_failed()
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<(), RequestError> {
+    /// Installs what this node knows of its cluster, unless it already has a view of the same
+    /// cluster at a later epoch (views may arrive out of order). From then on, clients' requests
+    /// are routed to the replicas of their keys.
+    pub fn install_view(&self, view: ClusterView) {
+        let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = current.as_ref() {
+            let same_cluster = old.cluster == view.cluster && old.me == view.me;
+            if same_cluster && old.table.epoch() > view.table.epoch() || **old == view {
+                return;
+            }
+        }
+        tracing::info!(
+            cluster = format_args!("{:016x}", view.cluster),
+            node = %view.me,
+            epoch = view.table.epoch().0,
+            partitions = view.table.partitions(),
+            replicas = view.table.replication(),
+            "cluster view installed"
+        );
+        *current = Some(Arc::new(view));
+    }
+
+    /// Returns this node's view of its cluster, if it belongs to one.
+    pub fn view(&self) -> Option<Arc<ClusterView>> {
+        self.view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Returns the connections to the other nodes.
+    pub(crate) fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// Returns the store.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Applies a write here (a merge, or a typed operation with this node's actor id) and
+    /// returns the new state once durable.
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge) and [`apply`](Self::apply).
+    pub async fn write_request(
+        &self,
+        key: Vec<u8>,
+        write: WriteRequest,
+    ) -> Result<Value, RequestError> {
+        match write {
+            WriteRequest::Merge(value) => self.merge(key, value).await,
+            WriteRequest::Op(op) => self.apply(key, op).await,
+        }
+    }
+
+    /// Returns the digests of `keys` from this node's store, off the threads that serve
+    /// connections (inline when writes are: in a simulation no other thread may run).
+    pub(crate) async fn local_digests(
+        self: &Arc<Self>,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Response, RequestError> {
+        let read = move |node: &Node| {
+            keys.iter()
+                .map(|key| node.digest(key))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Response::Digests)
+        };
+        if self.config.inline_writes {
+            return read(self);
+        }
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || read(&node))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RequestError::Unavailable(format!(
+                    "a digest task failed: {e}"
+                )))
+            })
+    }
+
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), RequestError> {
         let limit = self.config.store.max_key_bytes;
         if key.len() > limit {
             return Err(haze_storage::WriteError::KeyTooLarge {
@@ -150,6 +240,26 @@ impl Node {
         list: u64,
         keys: Option<Vec<Vec<u8>>>,
     ) -> Result<Option<Vec<Option<u64>>>, RequestError> {
+        let Some(keys) = self.resolve_list(list, keys)? else {
+            return Ok(None);
+        };
+        keys.iter()
+            .map(|key| self.digest(key))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Returns the keys of the list named `list`, remembering them when they come along;
+    /// `Ok(None)` if the list is unknown and its keys did not come.
+    ///
+    /// # Errors
+    ///
+    /// `BadRequest` if `keys` do not hash to `list`.
+    pub(crate) fn resolve_list(
+        &self,
+        list: u64,
+        keys: Option<Vec<Vec<u8>>>,
+    ) -> Result<Option<Arc<Vec<Vec<u8>>>>, RequestError> {
         let lists = || {
             self.key_lists
                 .lock()
@@ -171,10 +281,7 @@ impl Node {
                 None => return Ok(None),
             },
         };
-        keys.iter()
-            .map(|key| self.digest(key))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        Ok(Some(keys))
     }
 
     /// Returns the digest of `key`'s value.
@@ -223,6 +330,9 @@ impl Node {
         };
         let reply: haze_storage::Reply =
             Box::new(move |result| reply(result.map_err(RequestError::from)));
+        if self.config.inline_writes {
+            return reply(self.apply_inline(key, mutation));
+        }
         if let Err((reply, e)) = self.writer.submit(key, mutation, reply) {
             reply(Err(haze_storage::WriteError::NotQueued(e)));
         }
@@ -252,9 +362,29 @@ impl Node {
         Self::outcome(self.submit(key, mutation)?).await
     }
 
+    /// Applies one write on the calling thread (`inline_writes`).
+    fn apply_inline(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+    ) -> Result<Value, haze_storage::WriteError> {
+        let mut batch = [Write::new(key, mutation)];
+        self.store.apply(&mut batch)?;
+        let [write] = batch;
+        write.outcome.unwrap_or_else(|| {
+            Err(haze_storage::WriteError::Store(haze_storage::Error::Io(
+                "the store left a write unapplied".into(),
+            )))
+        })
+    }
+
     fn submit(&self, key: Vec<u8>, mutation: Mutation) -> Result<Pending, RequestError> {
         self.check_key(&key)?;
         let (done, outcome) = oneshot::channel();
+        if self.config.inline_writes {
+            let _ = done.send(self.apply_inline(key, mutation));
+            return Ok(outcome);
+        }
         let reply = Box::new(move |result| {
             let _ = done.send(result);
         });

@@ -229,6 +229,7 @@ async fn connect(target: Target, addr: &str) -> anyhow::Result<TcpStream> {
         let mut body = Vec::new();
         Request::Hello {
             version: PROTOCOL_VERSION,
+            role: haze_protocol::Role::Client,
         }
         .encode(0, &mut body);
         let mut frame = Vec::new();

@@ -28,19 +28,18 @@ impl TestNode {
     }
 
     pub async fn start_with(config: NodeConfig, store: Arc<dyn Store>) -> TestNode {
+        TestNode::start_as(config, store, ActorId::new(0x0de0)).await
+    }
+
+    /// Starts a node with its own actor id (nodes of one cluster must not share one).
+    pub async fn start_as(config: NodeConfig, store: Arc<dyn Store>, actor: ActorId) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, http) = (
             listener.local_addr().unwrap(),
             http_listener.local_addr().unwrap(),
         );
-        let node = Node::start(
-            config,
-            store,
-            ActorId::new(0x0de0),
-            Arc::new(ManualClock::new(1_000)),
-        )
-        .unwrap();
+        let node = Node::start(config, store, actor, Arc::new(ManualClock::new(1_000))).unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(haze_node::serve(
             node.clone(),
@@ -102,6 +101,7 @@ pub async fn raw(addr: SocketAddr) -> TcpStream {
             0,
             &Request::Hello {
                 version: PROTOCOL_VERSION,
+                role: haze_protocol::Role::Client,
             },
         ))
         .await

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod bad_input;
+mod cluster;
 mod harness;
 mod http;
 mod requests;

@@ -1,0 +1,209 @@
+//! Anti-entropy: replicas compare their bucket digests and exchange the keys that differ.
+//!
+//! Every node, every interval, for every other node it shares partitions with: fetch that
+//! node's digest of each bucket (one request, 32 KiB), and for each bucket of a shared partition
+//! whose digests differ, list both sides' keys and digests, then send what the other side lacks
+//! or holds differently (`Copy`) and take what this side lacks or holds differently (`Get`,
+//! then a local merge). After an exchange both hold the merge of both copies. Bucket digests are
+//! kept up to date by every write (the store XORs each key's digest in and out), so an idle
+//! round costs one small request per peer and no scan.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use haze_client::Client;
+use haze_crdt::Value;
+use haze_ring::{NodeId, PartitionId};
+use haze_storage::DIGEST_BUCKETS;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::ClusterView;
+use crate::node::Node;
+
+/// Keys listed per page, and states sent or fetched per request.
+const PAGE: usize = 512;
+
+/// What one anti-entropy round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Nodes compared with.
+    pub peers: usize,
+    /// Nodes that did not answer (compared next round).
+    pub unreachable: usize,
+    /// Buckets whose digests differed.
+    pub buckets_differing: usize,
+    /// Keys sent to other replicas.
+    pub pushed: usize,
+    /// Keys taken from other replicas.
+    pub pulled: usize,
+}
+
+/// Runs anti-entropy rounds every `anti_entropy_interval` of the node's configuration, while the
+/// node has a cluster view, until `shutdown`.
+pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
+    let interval = node.config().anti_entropy_interval;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if let Some(view) = node.view() {
+            let report = sync_round(&node, &view).await;
+            if report.pushed + report.pulled > 0 {
+                tracing::info!(?report, "anti-entropy repaired replicas");
+            }
+        }
+    }
+}
+
+/// Compares this node with every node it shares partitions with, once, and exchanges the keys
+/// that differ.
+pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
+    let table = &view.table;
+    let per_partition = DIGEST_BUCKETS / table.partitions() as usize;
+    let mut shared: BTreeMap<NodeId, Vec<u32>> = BTreeMap::new();
+    for p in 0..table.partitions() {
+        let replicas = table.replicas(PartitionId(p));
+        if replicas.contains(&view.me) {
+            for other in replicas.iter().filter(|r| **r != view.me) {
+                shared.entry(*other).or_default().push(p);
+            }
+        }
+    }
+    let mut report = RoundReport::default();
+    for (peer, partitions) in shared {
+        report.peers += 1;
+        let Some(addr) = view.addrs.get(&peer) else {
+            report.unreachable += 1;
+            continue;
+        };
+        let client = node.peers().client(view.cluster, addr);
+        let (theirs, mine) = match (client.buckets().await, node.store().bucket_digests()) {
+            (Ok(theirs), Ok(mine)) if theirs.len() == DIGEST_BUCKETS => (theirs, mine),
+            _ => {
+                report.unreachable += 1;
+                continue;
+            }
+        };
+        let differing = partitions.iter().flat_map(|&p| {
+            let first = p as usize * per_partition;
+            first..first + per_partition
+        });
+        for bucket in differing.filter(|&b| mine[b] != theirs[b]) {
+            report.buckets_differing += 1;
+            match exchange(node, &client, bucket).await {
+                Ok((pushed, pulled)) => {
+                    report.pushed += pushed;
+                    report.pulled += pulled;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, bucket, error = %e, "anti-entropy stopped for this peer");
+                    report.unreachable += 1;
+                    break;
+                }
+            }
+        }
+    }
+    let metrics = node.metrics();
+    metrics.anti_entropy_rounds.fetch_add(1, Ordering::Relaxed);
+    metrics
+        .anti_entropy_pushed
+        .fetch_add(report.pushed as u64, Ordering::Relaxed);
+    metrics
+        .anti_entropy_pulled
+        .fetch_add(report.pulled as u64, Ordering::Relaxed);
+    report
+}
+
+/// Makes one bucket equal on this node and the peer; returns the keys pushed and pulled.
+async fn exchange(
+    node: &Arc<Node>,
+    peer: &Client,
+    bucket: usize,
+) -> Result<(usize, usize), String> {
+    let mine = local_keys(node, bucket)?;
+    let theirs = remote_keys(peer, bucket).await?;
+    let push: Vec<&Vec<u8>> = mine
+        .iter()
+        .filter(|(k, d)| theirs.get(*k) != Some(*d))
+        .map(|(k, _)| k)
+        .collect();
+    let pull: Vec<Vec<u8>> = theirs
+        .iter()
+        .filter(|(k, d)| mine.get(*k) != Some(*d))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for chunk in push.chunks(PAGE) {
+        let mut items = Vec::with_capacity(chunk.len());
+        for key in chunk {
+            if let Some(value) = node.get(key).map_err(|e| e.to_string())? {
+                items.push(((*key).clone(), value));
+            }
+        }
+        for result in peer.copy(items).await.map_err(|e| e.to_string())? {
+            result.map_err(|e| e.to_string())?;
+        }
+    }
+    for chunk in pull.chunks(PAGE) {
+        let items = fetch(peer, chunk).await?;
+        for result in node.merge_batch(items).await {
+            result.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok((push.len(), pull.len()))
+}
+
+/// Reads keys from the peer, all at once (its connection is pipelined).
+async fn fetch(peer: &Client, keys: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Value)>, String> {
+    let mut tasks = JoinSet::new();
+    for key in keys {
+        let (peer, key) = (peer.clone(), key.clone());
+        tasks.spawn(async move {
+            let value = peer.get(&key).await;
+            (key, value)
+        });
+    }
+    let mut items = Vec::with_capacity(keys.len());
+    while let Some(joined) = tasks.join_next().await {
+        let (key, value) = joined.map_err(|e| e.to_string())?;
+        if let Some(value) = value.map_err(|e| e.to_string())? {
+            items.push((key, value));
+        }
+    }
+    Ok(items)
+}
+
+fn local_keys(node: &Node, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, String> {
+    let mut keys = BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let (page, more) = node
+            .store()
+            .bucket_keys(bucket, after.as_deref(), PAGE)
+            .map_err(|e| e.to_string())?;
+        after = page.last().map(|(k, _)| k.clone());
+        keys.extend(page);
+        if !more || after.is_none() {
+            return Ok(keys);
+        }
+    }
+}
+
+async fn remote_keys(peer: &Client, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, String> {
+    let bucket = u32::try_from(bucket).map_err(|e| e.to_string())?;
+    let mut keys = BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let (page, more) = peer
+            .bucket_keys(bucket, after.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        after = page.last().map(|(k, _)| k.clone());
+        keys.extend(page);
+        if !more || after.is_none() {
+            return Ok(keys);
+        }
+    }
+}

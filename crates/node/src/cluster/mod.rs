@@ -1,0 +1,124 @@
+//! The cluster: how a node that belongs to one routes, replicates and repairs.
+//!
+//! A node learns its [`ClusterView`] (the cluster's id, its own node id, the partition table and
+//! every member's address) from whoever runs it (the CLI polls the controller; a simulation
+//! installs views directly) through [`Node::install_view`](crate::Node::install_view). Without a
+//! view, a node serves every request from its own store, as a single node does.
+//!
+//! With a view:
+//!
+//! * `route` — a client's request for a key goes to the key's replicas in table order: the
+//!   primary first, the next replica when one does not answer within the forward timeout. The
+//!   replica that takes a write *coordinates* it (`replicate`): applies it durably, then copies
+//!   the merged state to the other replicas and waits for as many acknowledgements as the
+//!   [`AckPolicy`] asks.
+//! * `peers` — one pipelined connection per other node, opened on first use, whose hello names
+//!   the cluster (a node of another cluster is refused).
+//! * `anti_entropy` — every node compares its bucket digests with each node it shares partitions
+//!   with and exchanges the keys that differ, both ways.
+
+mod anti_entropy;
+mod peers;
+mod replicate;
+mod route;
+
+use std::collections::BTreeMap;
+
+use haze_ring::{NodeId, PartitionTable};
+
+pub use anti_entropy::{RoundReport, run_anti_entropy, sync_round};
+pub(crate) use peers::Peers;
+pub(crate) use route::{is_routed, route};
+
+/// What a node knows of its cluster: enough to route any key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The cluster's id: node-to-node connections carry it.
+    pub cluster: u64,
+    /// This node's id.
+    pub me: NodeId,
+    /// The partition table.
+    pub table: PartitionTable,
+    /// The address of every member's binary protocol.
+    pub addrs: BTreeMap<NodeId, String>,
+}
+
+impl ClusterView {
+    /// Returns whether this node is a replica of `key`.
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.table.replicas_of_key(key).contains(&self.me)
+    }
+}
+
+/// How many replicas must have a write durably before the coordinator acknowledges it. The
+/// coordinator always applies it durably itself first; the others receive a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckPolicy {
+    /// The coordinator alone (fastest; a write is lost if that node's disk is lost before
+    /// anti-entropy or the copies reached another replica).
+    Primary,
+    /// A majority of the key's replicas (N/2 + 1): survives the loss of any minority.
+    #[default]
+    Quorum,
+    /// Every replica: a write fails (though it stays where it was applied) if any replica does
+    /// not answer.
+    All,
+}
+
+impl AckPolicy {
+    /// Returns how many replicas (the coordinator included) must hold a write among `n`.
+    pub fn required(self, n: usize) -> usize {
+        match self {
+            AckPolicy::Primary => 1,
+            AckPolicy::Quorum => n / 2 + 1,
+            AckPolicy::All => n,
+        }
+        .min(n.max(1))
+    }
+
+    /// Returns the policy's name, as flags and docs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AckPolicy::Primary => "primary",
+            AckPolicy::Quorum => "quorum",
+            AckPolicy::All => "all",
+        }
+    }
+}
+
+impl std::fmt::Display for AckPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AckPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "primary" => Ok(AckPolicy::Primary),
+            "quorum" => Ok(AckPolicy::Quorum),
+            "all" => Ok(AckPolicy::All),
+            other => Err(format!(
+                "unknown acknowledgement policy {other:?}: use primary, quorum or all"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_count_the_coordinator() {
+        assert_eq!(AckPolicy::Primary.required(3), 1);
+        assert_eq!(AckPolicy::Quorum.required(3), 2);
+        assert_eq!(AckPolicy::Quorum.required(2), 2);
+        assert_eq!(AckPolicy::Quorum.required(1), 1);
+        assert_eq!(AckPolicy::All.required(3), 3);
+        assert_eq!("all".parse::<AckPolicy>(), Ok(AckPolicy::All));
+        assert!("most".parse::<AckPolicy>().is_err());
+    }
+}

@@ -1,0 +1,389 @@
+//! Routing a client's request to the replicas of its keys.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use haze_crdt::Value;
+use haze_protocol::{ErrorCode, Request, Response, Role, TypedOp, WireError};
+use haze_ring::NodeId;
+use tokio::task::JoinSet;
+
+use super::ClusterView;
+use super::replicate::coordinate;
+use crate::error::RequestError;
+use crate::metrics::Kind;
+use crate::node::{Node, WriteRequest};
+
+/// Returns whether a clustered node routes `request`, which came on a connection of `role`.
+/// A client's data requests are routed; a peer's reads and copies are served locally (the
+/// sender chose this node), its writes are coordinated here; `--local` connections are never
+/// routed.
+pub(crate) fn is_routed(request: &Request, role: Role) -> bool {
+    match role {
+        Role::Local => false,
+        Role::Client => matches!(
+            request,
+            Request::Get { .. }
+                | Request::Digest { .. }
+                | Request::GetMerged { .. }
+                | Request::Merge { .. }
+                | Request::Op { .. }
+                | Request::MergeBatch { .. }
+                | Request::DigestBatch { .. }
+                | Request::DigestList { .. }
+        ),
+        Role::Peer { .. } => matches!(
+            request,
+            Request::Merge { .. }
+                | Request::Op { .. }
+                | Request::MergeBatch { .. }
+                | Request::GetMerged { .. }
+        ),
+    }
+}
+
+/// Serves a routed request (see [`is_routed`]). `from_peer`: another node forwarded it, so if
+/// this node is a replica of the key it coordinates the write itself instead of routing again.
+pub(crate) async fn route(
+    node: Arc<Node>,
+    view: Arc<ClusterView>,
+    request: Request,
+    from_peer: bool,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let (kind, result) = match request {
+        Request::Get { key } => (Kind::Get, read(&node, &view, key, false).await),
+        Request::Digest { key } => (Kind::Digest, read(&node, &view, key, true).await),
+        Request::GetMerged { key } => (
+            Kind::Get,
+            get_merged(&node, &view, key).await.map(Response::Value),
+        ),
+        Request::Merge { key, value } => (
+            Kind::Merge,
+            write(&node, &view, key, WriteRequest::Merge(value), from_peer)
+                .await
+                .map(|v| Response::Value(Some(v))),
+        ),
+        Request::Op { key, op } => (
+            Kind::Op,
+            write(&node, &view, key, WriteRequest::Op(op), from_peer)
+                .await
+                .map(|v| Response::Value(Some(v))),
+        ),
+        Request::MergeBatch { items } => (
+            Kind::MergeBatch,
+            Ok(merge_batch(&node, &view, items, from_peer).await),
+        ),
+        Request::DigestBatch { keys } => (Kind::Digest, digests(&node, &view, keys).await),
+        Request::DigestList { list, keys } => (
+            Kind::Digest,
+            match node.resolve_list(list, keys) {
+                Ok(Some(keys)) => digests(&node, &view, keys.to_vec()).await,
+                Ok(None) => Ok(Response::UnknownList),
+                Err(e) => Err(e),
+            },
+        ),
+        other => (
+            Kind::Ping,
+            Err(RequestError::BadRequest(format!("{other:?} is not routed"))),
+        ),
+    };
+    node.metrics()
+        .record(kind, result.is_ok(), started.elapsed());
+    result.unwrap_or_else(|e| Response::Error(e.to_wire()))
+}
+
+/// Sends `request` to node `to`. `idempotent` requests are resent once if the connection broke.
+async fn forward(
+    node: &Node,
+    view: &ClusterView,
+    to: NodeId,
+    request: Request,
+    idempotent: bool,
+) -> Result<Response, haze_client::Error> {
+    let Some(addr) = view.addrs.get(&to) else {
+        return Err(haze_client::Error::Connect {
+            addr: to.to_string(),
+            reason: "the cluster view has no address for it".into(),
+        });
+    };
+    node.metrics().forwarded.fetch_add(1, Ordering::Relaxed);
+    node.peers()
+        .client(view.cluster, addr)
+        .send(request, idempotent)
+        .await
+}
+
+/// Whether a node's error answer means "try another replica" (it could not serve at all).
+fn retry_elsewhere(e: &WireError) -> bool {
+    matches!(
+        e.code,
+        ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::WrongCluster
+    )
+}
+
+/// Asks the replicas in order, this node with `local`, the others over the network, and returns
+/// the first answer. A replica that cannot be reached, or does not answer in time, is skipped.
+async fn first_answer<F, Fut>(
+    node: &Node,
+    view: &ClusterView,
+    replicas: &[NodeId],
+    request: Request,
+    local: F,
+) -> Result<Response, RequestError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response, RequestError>>,
+{
+    let mut tried = Vec::new();
+    for &replica in replicas {
+        if replica == view.me {
+            return local().await;
+        }
+        match forward(node, view, replica, request.clone(), true).await {
+            Ok(Response::Error(e)) if retry_elsewhere(&e) => tried.push(format!("{replica}: {e}")),
+            Ok(Response::Error(e)) => return Err(RequestError::Remote(e)),
+            Ok(answer) => return Ok(answer),
+            Err(e) => tried.push(format!("{replica}: {e}")),
+        }
+        node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    Err(no_replica(&tried))
+}
+
+fn no_replica(tried: &[String]) -> RequestError {
+    RequestError::Unavailable(format!(
+        "no replica of the key answered ({})",
+        tried.join("; ")
+    ))
+}
+
+/// A read of a key (its value, or its digest) from the first replica that answers.
+async fn read(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    key: Vec<u8>,
+    digest: bool,
+) -> Result<Response, RequestError> {
+    node.check_key(&key)?;
+    let replicas = view.table.replicas_of_key(&key).to_vec();
+    let local = || async {
+        if digest {
+            node.digest(&key).map(Response::Digest)
+        } else {
+            node.get(&key).map(Response::Value)
+        }
+    };
+    let request = if digest {
+        Request::Digest { key: key.clone() }
+    } else {
+        Request::Get { key: key.clone() }
+    };
+    first_answer(node, view, &replicas, request, local).await
+}
+
+/// A write, coordinated by the first replica that answers (this node, if it comes first or the
+/// ones before it do not answer).
+async fn write(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    key: Vec<u8>,
+    write: WriteRequest,
+    from_peer: bool,
+) -> Result<Value, RequestError> {
+    node.check_key(&key)?;
+    if from_peer && view.holds(&key) {
+        return coordinate(node, view, key, write).await;
+    }
+    // A merge may be sent again to the next replica whatever happened to the first try (merging
+    // twice is merging once); so may set operations (the member is present either way). A
+    // counter addition or a register write whose outcome is unknown must not be.
+    let retry = matches!(
+        &write,
+        WriteRequest::Merge(_) | WriteRequest::Op(TypedOp::SetAdd(_) | TypedOp::SetRemove(_))
+    );
+    let mut tried = Vec::new();
+    for &replica in view.table.replicas_of_key(&key) {
+        if replica == view.me {
+            return coordinate(node, view, key, write).await;
+        }
+        let request = match &write {
+            WriteRequest::Merge(value) => Request::Merge {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            WriteRequest::Op(op) => Request::Op {
+                key: key.clone(),
+                op: op.clone(),
+            },
+        };
+        match forward(node, view, replica, request, retry).await {
+            Ok(Response::Value(Some(value))) => return Ok(value),
+            Ok(Response::Error(e)) if retry && retry_elsewhere(&e) => {
+                tried.push(format!("{replica}: {e}"));
+            }
+            Ok(Response::Error(e)) => return Err(RequestError::Remote(e)),
+            Ok(other) => {
+                return Err(RequestError::Unavailable(format!(
+                    "{replica} answered a write with {other:?}"
+                )));
+            }
+            Err(e @ haze_client::Error::Connect { .. }) => tried.push(format!("{replica}: {e}")),
+            Err(e) if retry => tried.push(format!("{replica}: {e}")),
+            Err(e) => {
+                return Err(RequestError::Unavailable(format!(
+                    "{replica} did not answer ({e}): the operation may or may not have been \
+                     applied, so it was not sent to another replica"
+                )));
+            }
+        }
+        node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    Err(no_replica(&tried))
+}
+
+/// A batch of merges: each item is routed on its own, all at once.
+async fn merge_batch(
+    node: &Arc<Node>,
+    view: &Arc<ClusterView>,
+    items: Vec<(Vec<u8>, Value)>,
+    from_peer: bool,
+) -> Response {
+    let n = items.len();
+    let mut tasks = JoinSet::new();
+    for (i, (key, value)) in items.into_iter().enumerate() {
+        let (node, view) = (node.clone(), view.clone());
+        tasks.spawn(async move {
+            let written = write(&node, &view, key, WriteRequest::Merge(value), from_peer).await;
+            (i, written.map_err(|e| e.to_wire()))
+        });
+    }
+    let mut results: Vec<Result<Value, WireError>> =
+        vec![Err(WireError::new(ErrorCode::Internal, "not written")); n];
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((i, result)) = joined {
+            results[i] = result;
+        }
+    }
+    Response::Batch(results)
+}
+
+/// Digests of many keys: one request per group of keys that share their replicas.
+async fn digests(
+    node: &Arc<Node>,
+    view: &Arc<ClusterView>,
+    keys: Vec<Vec<u8>>,
+) -> Result<Response, RequestError> {
+    for key in &keys {
+        node.check_key(key)?;
+    }
+    let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        groups
+            .entry(view.table.replicas_of_key(key).to_vec())
+            .or_default()
+            .push(i);
+    }
+    let keys = Arc::new(keys);
+    let mut tasks = JoinSet::new();
+    for (replicas, indices) in groups {
+        let (node, view, keys) = (node.clone(), view.clone(), keys.clone());
+        tasks.spawn(async move {
+            let group: Vec<Vec<u8>> = indices.iter().map(|&i| keys[i].clone()).collect();
+            let request = Request::DigestBatch {
+                keys: group.clone(),
+            };
+            let local = || node.local_digests(group);
+            let answer = first_answer(&node, &view, &replicas, request, local).await;
+            (indices, answer)
+        });
+    }
+    let mut out = vec![None; keys.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (indices, answer) =
+            joined.map_err(|e| RequestError::Unavailable(format!("a digest task failed: {e}")))?;
+        match answer? {
+            Response::Digests(d) if d.len() == indices.len() => {
+                for (i, digest) in indices.into_iter().zip(d) {
+                    out[i] = digest;
+                }
+            }
+            other => {
+                return Err(RequestError::Unavailable(format!(
+                    "a replica answered a digest batch with {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(Response::Digests(out))
+}
+
+/// Reads a key from every replica, merges what they hold, and sends the merge to those whose
+/// copy differed (read repair).
+async fn get_merged(
+    node: &Arc<Node>,
+    view: &Arc<ClusterView>,
+    key: Vec<u8>,
+) -> Result<Option<Value>, RequestError> {
+    node.check_key(&key)?;
+    let mut tasks = JoinSet::new();
+    for &replica in view.table.replicas_of_key(&key) {
+        let (node, view, key) = (node.clone(), view.clone(), key.clone());
+        tasks.spawn(async move {
+            let answer = if replica == view.me {
+                node.get(&key).map_err(|e| e.to_string())
+            } else {
+                match forward(&node, &view, replica, Request::Get { key }, true).await {
+                    Ok(Response::Value(v)) => Ok(v),
+                    Ok(other) => Err(format!("{other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            (replica, answer)
+        });
+    }
+    let (mut answers, mut tried) = (Vec::new(), Vec::new());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((replica, Ok(value))) => answers.push((replica, value)),
+            Ok((replica, Err(e))) => tried.push(format!("{replica}: {e}")),
+            Err(e) => tried.push(e.to_string()),
+        }
+    }
+    if answers.is_empty() {
+        return Err(no_replica(&tried));
+    }
+    let mut merged: Option<Value> = None;
+    for value in answers.iter().filter_map(|(_, v)| v.clone()) {
+        match &mut merged {
+            None => merged = Some(value),
+            Some(m) => m.merge(value).map_err(|e| {
+                RequestError::Remote(WireError::new(ErrorCode::TypeMismatch, e.to_string()))
+            })?,
+        }
+    }
+    let Some(merged) = merged else {
+        return Ok(None);
+    };
+    for (replica, value) in answers {
+        if value.as_ref() == Some(&merged) {
+            continue;
+        }
+        node.metrics().read_repairs.fetch_add(1, Ordering::Relaxed);
+        let repaired = if replica == view.me {
+            node.merge(key.clone(), merged.clone()).await.map(drop)
+        } else {
+            let items = vec![(key.clone(), merged.clone())];
+            forward(node, view, replica, Request::Copy { items }, true)
+                .await
+                .map(drop)
+                .map_err(|e| RequestError::Unavailable(e.to_string()))
+        };
+        if let Err(e) = repaired {
+            tracing::debug!(%replica, error = %e, "a read repair failed");
+        }
+    }
+    Ok(Some(merged))
+}
