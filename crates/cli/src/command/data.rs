@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use haze_client::{Client, Scalar, Value};
+use haze_client::{Client, ClientConfig, Scalar, Value};
 use haze_crdt::{LwwRegister, OrSet, PnCounter, TypedValue};
+use haze_protocol::Role;
 
 /// Where the node is.
 #[derive(Debug, Args)]
@@ -13,6 +14,24 @@ pub(crate) struct Addr {
     /// The node's binary protocol address.
     #[arg(long, default_value = "127.0.0.1:7700", global = true)]
     pub(crate) addr: String,
+    /// Use only the contacted node's own copy, without routing to the key's replicas
+    /// (diagnostics: compare replicas; a write made this way reaches the other replicas through
+    /// anti-entropy).
+    #[arg(long, global = true)]
+    pub(crate) local: bool,
+    /// Read the key from every replica, merge the answers and repair the replicas whose copy
+    /// differed.
+    #[arg(long, global = true, conflicts_with = "local")]
+    pub(crate) merged: bool,
+}
+
+/// Reads `key`, from every replica merged if `merged`.
+async fn read(client: &Client, key: &str, merged: bool) -> haze_client::Result<Option<Value>> {
+    if merged {
+        client.get_merged(key).await
+    } else {
+        client.get(key).await
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,8 +126,16 @@ pub(crate) fn with_client<T>(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let config = ClientConfig {
+        role: if addr.local {
+            Role::Local
+        } else {
+            Role::Client
+        },
+        ..ClientConfig::default()
+    };
     runtime.block_on(async {
-        let client = Client::connect(&addr.addr).await?;
+        let client = Client::connect_with(&addr.addr, config).await?;
         f(client).await
     })
 }
@@ -142,7 +169,7 @@ pub(crate) fn run_counter(cmd: CounterCommand) -> anyhow::Result<()> {
             println!("{}", counter.value());
         }
         CounterCommand::Get { key, addr } => {
-            let value = with_client(&addr, async |c| Ok(c.get(&key).await?))?;
+            let value = with_client(&addr, async |c| Ok(read(&c, &key, addr.merged).await?))?;
             let counter: PnCounter = value
                 .map(|v| typed(&key, v))
                 .transpose()?
@@ -164,7 +191,7 @@ pub(crate) fn run_set(cmd: SetCommand) -> anyhow::Result<()> {
             with_client(&addr, async |c| Ok(c.set_remove(&key, members).await?))?;
         }
         SetCommand::Members { key, addr } => {
-            let value = with_client(&addr, async |c| Ok(c.get(&key).await?))?;
+            let value = with_client(&addr, async |c| Ok(read(&c, &key, addr.merged).await?))?;
             let set: OrSet<Scalar> = value
                 .map(|v| typed(&key, v))
                 .transpose()?
@@ -185,7 +212,7 @@ pub(crate) fn run_register(cmd: RegisterCommand) -> anyhow::Result<()> {
             })?;
         }
         RegisterCommand::Get { key, addr } => {
-            let value = with_client(&addr, async |c| Ok(c.get(&key).await?))?;
+            let value = with_client(&addr, async |c| Ok(read(&c, &key, addr.merged).await?))?;
             let register: LwwRegister<Scalar> = match value {
                 Some(v) => typed(&key, v)?,
                 None => bail!("no value under key {key:?}"),
@@ -201,7 +228,9 @@ pub(crate) fn run_register(cmd: RegisterCommand) -> anyhow::Result<()> {
 
 pub(crate) fn run_get(args: GetArgs) -> anyhow::Result<()> {
     let key = args.key;
-    match with_client(&args.addr, async |c| Ok(c.get(&key).await?))? {
+    match with_client(&args.addr, async |c| {
+        Ok(read(&c, &key, args.addr.merged).await?)
+    })? {
         Some(value) => println!("{}", serde_json::to_string_pretty(&value)?),
         None => bail!("no value under key {key:?}"),
     }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::cluster::open_controller;
-use crate::command::serve::{RunningNode, ServeArgs, init_logging, start_node, wait_for_signal};
+use crate::command::serve::{
+    AckArg, Joining, RunningNode, ServeArgs, init_logging, join, start_node, wait_for_signal,
+};
 
 #[derive(Debug, Args)]
 pub(crate) struct DevArgs {
@@ -24,6 +26,9 @@ pub(crate) struct DevArgs {
     /// Replicas of each partition, for a new cluster.
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// How many replicas must hold a write before it is acknowledged (as `haze serve --ack`).
+    #[arg(long, value_enum, default_value = "quorum")]
+    ack: AckArg,
 }
 
 /// `haze serve`'s arguments, parsed the way the command line would be, so `haze dev`'s nodes get
@@ -77,6 +82,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             &port(args.base_port, i),
             "--http",
             &port(args.base_port, 80 + i),
+            "--ack",
+            clap::ValueEnum::to_possible_value(&args.ack)
+                .context("every --ack value has a name")?
+                .get_name(),
         ])?;
         nodes.push(start_node(&line.args, shutdown.clone()).await?);
     }
@@ -87,6 +96,15 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let mut ids = Vec::new();
     for node in &nodes {
         ids.push(client.register(&node.addr.to_string()).await?.node);
+    }
+    // Registered in order: now each node may join (its own registration finds its id).
+    for (i, node) in nodes.iter().enumerate() {
+        let joining = Joining {
+            controller: controller_addr.clone(),
+            advertise: node.addr.to_string(),
+            data: args.data.join(format!("node{}", i + 1)),
+        };
+        join(joining, &node.node, &shutdown);
     }
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
     let status = client.status().await?;

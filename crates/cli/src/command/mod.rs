@@ -4,5 +4,6 @@ pub(crate) mod bench;
 pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod dev;
+pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod serve;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use haze_node::cluster::{AckPolicy, run_anti_entropy};
 use haze_node::{Node, NodeConfig};
 use haze_storage::{DiskStore, Durability, StoreConfig};
 use tokio_util::sync::CancellationToken;
@@ -64,6 +65,38 @@ pub(crate) struct ServeArgs {
     /// as bound).
     #[arg(long)]
     advertise: Option<String>,
+    /// In a cluster: how many replicas must hold a write before it is acknowledged (`primary`:
+    /// the coordinating replica alone; `quorum`: a majority; `all`: every replica).
+    #[arg(long, value_enum, default_value = "quorum")]
+    ack: AckArg,
+    /// In a cluster: milliseconds to wait for another node before trying the next replica.
+    #[arg(long, default_value_t = 2000)]
+    forward_timeout_ms: u64,
+    /// In a cluster: milliseconds between anti-entropy rounds (comparing this node's replicas
+    /// with the other nodes' and exchanging what differs).
+    #[arg(long, default_value_t = 10_000)]
+    anti_entropy_ms: u64,
+}
+
+/// `--ack`: how many replicas must hold a write.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum AckArg {
+    /// The replica that coordinates the write.
+    Primary,
+    /// A majority of the key's replicas.
+    Quorum,
+    /// Every replica of the key.
+    All,
+}
+
+impl From<AckArg> for AckPolicy {
+    fn from(a: AckArg) -> Self {
+        match a {
+            AckArg::Primary => AckPolicy::Primary,
+            AckArg::Quorum => AckPolicy::Quorum,
+            AckArg::All => AckPolicy::All,
+        }
+    }
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -98,12 +131,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How a node joins its cluster.
+pub(crate) struct Joining {
+    /// The controller's address.
+    pub(crate) controller: String,
+    /// This node's address, as others reach it.
+    pub(crate) advertise: String,
+    /// The node's data directory (it remembers its cluster there).
+    pub(crate) data: PathBuf,
+}
+
 /// A node started by [`start_node`].
 pub(crate) struct RunningNode {
     /// The binary protocol's address, as bound.
     pub(crate) addr: std::net::SocketAddr,
     /// The HTTP API's address, as bound.
     pub(crate) http: std::net::SocketAddr,
+    /// The node.
+    pub(crate) node: Arc<Node>,
     /// Serves until the shutdown token is cancelled, then syncs and ends.
     pub(crate) serving: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -130,6 +175,9 @@ pub(crate) async fn start_node(
         store: store_config,
         max_connections: args.max_connections,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        ack: args.ack.into(),
+        forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
+        anti_entropy_interval: Duration::from_millis(args.anti_entropy_ms.max(10)),
         ..NodeConfig::default()
     };
     let store = DiskStore::open(&args.data, store_config)
@@ -162,43 +210,36 @@ pub(crate) async fn start_node(
         "haze node ready"
     );
     if let Some(controller) = args.controller.clone() {
-        tokio::spawn(register(controller, advertise, shutdown.clone()));
+        let joining = Joining {
+            controller,
+            advertise,
+            data: args.data.clone(),
+        };
+        join(joining, &node, &shutdown);
     }
+    let serving_node = node.clone();
     let serving = tokio::spawn(async move {
-        haze_node::serve(node, listener, http_listener, shutdown)
+        haze_node::serve(serving_node, listener, http_listener, shutdown)
             .await
             .context("serving HTTP")
     });
     Ok(RunningNode {
         addr,
         http,
+        node,
         serving,
     })
 }
 
-/// Registers with the controller, retrying (a node may start before its controller) until it
-/// succeeds or the node stops.
-async fn register(controller: String, advertise: String, shutdown: CancellationToken) {
-    let client = haze_controller::ControllerClient::new(&controller);
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match client.register(&advertise).await {
-            Ok(r) => {
-                tracing::info!(node = %r.node, cluster = %r.cluster, %controller, addr = %advertise, "registered with the controller");
-                return;
-            }
-            Err(e @ haze_controller::ClientError::Refused(_)) => {
-                tracing::error!(error = %e, "the controller refused to register this node");
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "registering with the controller; retrying"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+/// Makes `node` a member of its cluster until `shutdown`: registers it with the controller,
+/// keeps its view of the table current, and runs anti-entropy.
+pub(crate) fn join(joining: Joining, node: &Arc<Node>, shutdown: &CancellationToken) {
+    tokio::spawn(crate::command::join::join_cluster(
+        joining,
+        node.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(run_anti_entropy(node.clone(), shutdown.clone()));
 }
 
 /// Returns a token that Ctrl-C or SIGTERM cancels.

@@ -43,6 +43,16 @@ impl Server {
         Server::launch(command, "haze node ready")
     }
 
+    /// Starts a node listening on `addr` (to bring a stopped node back at its address).
+    pub fn start_at(data: &Path, addr: &str, extra: &[&str]) -> Server {
+        let mut command = haze();
+        command
+            .args(["serve", "--listen", addr, "--http", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra);
+        Server::launch(command, "haze node ready")
+    }
+
     /// Starts `haze controller` on a free loopback port with its state in `data`.
     pub fn start_controller(data: &Path) -> Server {
         Server::start_controller_at(data, "127.0.0.1:0")

@@ -7,4 +7,5 @@ mod cluster;
 mod crash;
 mod harness;
 mod local;
+mod replication;
 mod tour;

@@ -1,0 +1,164 @@
+//! A three-node cluster of real processes: routing, failover, anti-entropy, a wiped disk.
+
+use std::path::Path;
+use std::time::Duration;
+
+use haze_ring::{NodeId, PartitionTable};
+
+use crate::harness::{Server, haze, ok, run};
+
+/// Flags that make a test cluster fail over and heal quickly.
+const FAST: [&str; 4] = ["--anti-entropy-ms", "300", "--forward-timeout-ms", "1000"];
+
+fn node_args(controller: &Server) -> Vec<&str> {
+    let mut args = vec!["--controller", controller.addr.as_str()];
+    args.extend(FAST);
+    args
+}
+
+fn table(controller: &Server) -> PartitionTable {
+    let out = haze()
+        .args([
+            "cluster",
+            "status",
+            "--json",
+            "--controller",
+            &controller.addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(json["table"].clone()).unwrap()
+}
+
+/// Retries `check` every 200 ms for up to 30 s; panics with `what` if it never holds.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    // Waiting on a channel nobody sends to is a sleep (the sender stays alive meanwhile).
+    let (_sender, never) = std::sync::mpsc::channel::<()>();
+    for _ in 0..150 {
+        if check() {
+            return;
+        }
+        let _ = never.recv_timeout(Duration::from_millis(200));
+    }
+    panic!("never: {what}");
+}
+
+fn node(nodes: &[Option<Server>], id: NodeId) -> &Server {
+    nodes[id.0 as usize - 1].as_ref().expect("running")
+}
+
+fn start_node(dir: &Path, i: usize, controller: &Server) -> Server {
+    let node = Server::start(&dir.join(format!("node{i}")), &node_args(controller));
+    node.wait_for_log("registered with the controller");
+    node
+}
+
+fn restart(dir: &Path, i: usize, addr: &str, controller: &Server) -> Server {
+    let node = Server::start_at(&dir.join(format!("node{i}")), addr, &node_args(controller));
+    node.wait_for_log("cluster view installed");
+    node
+}
+
+#[test]
+fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wiped_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = Server::start_controller(&dir.path().join("controller"));
+    // One at a time, so node i is n<i>.
+    let mut nodes: Vec<Option<Server>> = (1..=3)
+        .map(|i| Some(start_node(dir.path(), i, &controller)))
+        .collect();
+    let out = haze()
+        .args([
+            "cluster",
+            "add",
+            "n1",
+            "n2",
+            "n3",
+            "--controller",
+            &controller.addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in nodes.iter().flatten() {
+        node.wait_for_log("cluster view installed");
+    }
+
+    // Writes through n1 read back through every node.
+    let keys: Vec<String> = (0..20).map(|i| format!("page:{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        ok(
+            node(&nodes, NodeId(1)),
+            &["counter", "incr", key, &(i + 1).to_string()],
+        );
+    }
+    for id in [NodeId(2), NodeId(3)] {
+        for (i, key) in keys.iter().enumerate() {
+            let read = ok(node(&nodes, id), &["counter", "get", key]);
+            assert_eq!(read.trim(), (i + 1).to_string(), "{key} through {id}");
+        }
+    }
+
+    // SIGKILL the primary of a key; reads and writes go on through the others.
+    let table = table(&controller);
+    let primary = table.replicas_of_key(b"cart")[0];
+    let others: Vec<NodeId> = [NodeId(1), NodeId(2), NodeId(3)]
+        .into_iter()
+        .filter(|n| *n != primary)
+        .collect();
+    ok(node(&nodes, others[0]), &["set", "add", "cart", "apple"]);
+    let primary_addr = node(&nodes, primary).addr.clone();
+    nodes[primary.0 as usize - 1].take().unwrap().kill();
+    ok(node(&nodes, others[0]), &["set", "add", "cart", "pear"]);
+    ok(node(&nodes, others[1]), &["set", "add", "cart", "plum"]);
+    let members = ok(node(&nodes, others[1]), &["set", "members", "cart"]);
+    assert_eq!(members, "apple\npear\nplum\n");
+    println!("killed {primary} (primary of \"cart\"); 2 writes and a read went through {others:?}");
+
+    // Back on its old disk, it missed two writes; anti-entropy makes every copy equal.
+    nodes[primary.0 as usize - 1] = Some(restart(
+        dir.path(),
+        primary.0 as usize,
+        &primary_addr,
+        &controller,
+    ));
+    eventually(
+        "every replica's own copy of cart holds the three members",
+        || {
+            nodes.iter().flatten().all(|n| {
+                let out = run(n, &["set", "members", "cart", "--local"]);
+                out.ok && out.stdout == "apple\npear\nplum\n"
+            })
+        },
+    );
+
+    // Wipe one node's data directory: anti-entropy refills it from the others.
+    let wiped = others[1];
+    let wiped_addr = node(&nodes, wiped).addr.clone();
+    let (status, _) = nodes[wiped.0 as usize - 1].take().unwrap().terminate();
+    assert!(status.success());
+    std::fs::remove_dir_all(dir.path().join(format!("node{}", wiped.0))).unwrap();
+    nodes[wiped.0 as usize - 1] = Some(restart(
+        dir.path(),
+        wiped.0 as usize,
+        &wiped_addr,
+        &controller,
+    ));
+    eventually("the wiped node holds every key again", || {
+        let n = node(&nodes, wiped);
+        keys.iter().enumerate().all(|(i, key)| {
+            let out = run(n, &["counter", "get", key, "--local"]);
+            out.ok && out.stdout.trim() == (i + 1).to_string()
+        }) && run(n, &["set", "members", "cart", "--local"]).stdout == "apple\npear\nplum\n"
+    });
+    println!(
+        "wiped {wiped}'s data directory; anti-entropy refilled its {} keys",
+        keys.len() + 1
+    );
+}
