@@ -97,6 +97,14 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 from_peer: matches!(role, Role::Peer { .. }),
             };
         }
+        _ if routed && node.awaits_view() => (
+            Kind::Get,
+            Err(RequestError::Unavailable(
+                "this node has not received its cluster's partition table yet (is it added? \
+                 see `haze cluster status`)"
+                    .into(),
+            )),
+        ),
         Request::Get { key } | Request::GetMerged { key } => {
             (Kind::Get, node.get(&key).map(Response::Value))
         }

@@ -44,6 +44,9 @@ pub struct Node {
     view: RwLock<Option<Arc<ClusterView>>>,
     /// Connections to the other nodes.
     peers: Peers,
+    /// Set when the node is to belong to a cluster: until its view comes, it refuses clients'
+    /// data requests rather than keep data outside the ring.
+    expects_cluster: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Node {
@@ -83,6 +86,7 @@ impl Node {
         Ok(Arc::new(Node {
             view: RwLock::new(None),
             peers,
+            expects_cluster: std::sync::atomic::AtomicBool::new(false),
             config,
             store,
             committer,
@@ -144,6 +148,21 @@ impl Node {
             "cluster view installed"
         );
         *current = Some(Arc::new(view));
+    }
+
+    /// Declares that this node belongs to a cluster whose view is on its way: until
+    /// [`install_view`](Self::install_view), clients' data requests are refused with
+    /// `unavailable` (a write taken now would live outside the ring, where no read finds it).
+    pub fn expect_cluster(&self) {
+        self.expects_cluster
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Returns whether the node waits for its cluster view (see [`expect_cluster`](Self::expect_cluster)).
+    pub(crate) fn awaits_view(&self) -> bool {
+        self.expects_cluster
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self.view().is_none()
     }
 
     /// Returns this node's view of its cluster, if it belongs to one.

@@ -122,6 +122,20 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         )?
     };
 
+    // Ready when every node has the table (they poll the controller).
+    for _ in 0..100 {
+        if nodes.iter().all(|n| n.node.view().is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if let Some(i) = nodes.iter().position(|n| n.node.view().is_none()) {
+        anyhow::bail!(
+            "node {} did not receive the partition table within 10 s",
+            i + 1
+        );
+    }
+
     #[allow(clippy::print_stdout)]
     {
         println!(

@@ -234,6 +234,7 @@ pub(crate) async fn start_node(
 /// Makes `node` a member of its cluster until `shutdown`: registers it with the controller,
 /// keeps its view of the table current, and runs anti-entropy.
 pub(crate) fn join(joining: Joining, node: &Arc<Node>, shutdown: &CancellationToken) {
+    node.expect_cluster();
     tokio::spawn(crate::command::join::join_cluster(
         joining,
         node.clone(),

@@ -230,7 +230,10 @@ async fn write(
                     "{replica} answered a write with {other:?}"
                 )));
             }
-            Err(e @ haze_client::Error::Connect { .. }) => tried.push(format!("{replica}: {e}")),
+            // Not connected, or refused at the handshake: the request was never sent.
+            Err(e @ (haze_client::Error::Connect { .. } | haze_client::Error::Refused(_))) => {
+                tried.push(format!("{replica}: {e}"));
+            }
             Err(e) if retry => tried.push(format!("{replica}: {e}")),
             Err(e) => {
                 return Err(RequestError::Unavailable(format!(
