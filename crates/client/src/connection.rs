@@ -1,6 +1,6 @@
 //! One multiplexed connection: a writer task, a reader task, and the requests in flight.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
 
-type Waiters = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Result<Response>>>>>;
+type Waiters = Arc<Mutex<BTreeMap<RequestId, oneshot::Sender<Result<Response>>>>>;
 
 /// A live connection. Dropping the last handle closes it.
 #[derive(Debug)]
@@ -23,11 +23,20 @@ pub(crate) struct Connection {
     waiters: Waiters,
     next_id: AtomicU64,
     closed: Arc<AtomicBool>,
+    /// The reader task: it holds the socket's read half, so it must end with the connection.
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The writer ends when the outbox closes; the reader may be waiting on a silent node.
+        self.reader.abort();
+    }
 }
 
 fn lock(
     waiters: &Waiters,
-) -> std::sync::MutexGuard<'_, HashMap<RequestId, oneshot::Sender<Result<Response>>>> {
+) -> std::sync::MutexGuard<'_, BTreeMap<RequestId, oneshot::Sender<Result<Response>>>> {
     waiters
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -111,7 +120,7 @@ impl Connection {
         // Reader: routes each response to its waiter; on any failure, fails every waiter.
         let reader_waiters = waiters.clone();
         let reader_closed = closed.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut body = Vec::new();
             let reason = loop {
                 match read_frame(&mut reader, &mut body, max_frame).await {
@@ -132,7 +141,7 @@ impl Connection {
                 }
             };
             reader_closed.store(true, Ordering::Relaxed);
-            for (_, waiter) in lock(&reader_waiters).drain() {
+            for (_, waiter) in std::mem::take(&mut *lock(&reader_waiters)) {
                 let _ = waiter.send(Err(Error::ConnectionLost(reason.clone())));
             }
         });
@@ -142,6 +151,7 @@ impl Connection {
             waiters,
             next_id: AtomicU64::new(1),
             closed,
+            reader: reader.abort_handle(),
         })
     }
 
@@ -168,6 +178,10 @@ impl Connection {
             Ok(Err(_)) => Err(Error::ConnectionLost("the connection is closed".into())),
             Err(_) => {
                 lock(&self.waiters).remove(&id);
+                // A connection that let a response go missing is not trusted again (a node
+                // that hangs, a half-open connection, a network that dropped bytes): the next
+                // request opens a new one. Requests already in flight on it go on.
+                self.closed.store(true, Ordering::Relaxed);
                 Err(Error::Timeout(timeout))
             }
         }

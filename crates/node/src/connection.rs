@@ -127,6 +127,7 @@ where
         tokio::pin!(stopping);
         loop {
             let next = tokio::select! {
+                biased;
                 next = outbox.recv() => next,
                 () = &mut stopping => break,
             };
@@ -144,6 +145,7 @@ where
                 }
             }
             tokio::select! {
+                biased;
                 written = tokio::time::timeout(stalled, write_half.write_all(&buf)) => match written {
                     Ok(Ok(())) => permits.clear(),
                     _ => break,

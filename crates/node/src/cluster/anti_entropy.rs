@@ -46,6 +46,7 @@ pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
     let interval = node.config().anti_entropy_interval;
     loop {
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
