@@ -1,6 +1,7 @@
 //! The client: requests over a shared connection, reconnecting when it breaks.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use haze_crdt::{LwwRegister, OrSet, PnCounter, Scalar, TypedValue, Value};
@@ -8,6 +9,7 @@ use haze_protocol::{Dial, Request, Response, Role, TcpDial, TypedOp};
 use tokio::sync::Mutex;
 
 use crate::connection::Connection;
+use crate::router::Router;
 use crate::{Error, Result};
 
 /// How a [`Client`] connects and waits.
@@ -21,6 +23,12 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// The largest frame accepted from the node.
     pub max_frame_bytes: usize,
+    /// Send each request about one key straight to the key's primary, using the cluster's
+    /// routing table (fetched from the node this client connects to, and fetched again when a
+    /// node says the table changed). Requests about many keys, and any request whose primary
+    /// cannot be reached, go to the first node, which routes them. Default `false`: every
+    /// request goes to the first node. Ignored outside a cluster.
+    pub direct: bool,
     /// Who this client says it is in its hello (default [`Role::Client`]: requests are routed
     /// to the replicas that own their keys; [`Role::Local`]: served by the contacted node's
     /// own copy).
@@ -34,6 +42,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("role", &self.role)
+            .field("direct", &self.direct)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +56,7 @@ impl Default for ClientConfig {
             // Responses to batches carry merged states: allow more than a node accepts.
             max_frame_bytes: 16 * haze_protocol::MAX_FRAME_BYTES,
             role: Role::Client,
+            direct: false,
         }
     }
 }
@@ -58,6 +68,10 @@ pub struct Client {
     addr: Arc<str>,
     config: ClientConfig,
     connection: Arc<Mutex<Option<Arc<Connection>>>>,
+    /// The latest table epoch any node told this client of (see [`Response::Epoch`]).
+    epochs: Arc<AtomicU64>,
+    /// With [`ClientConfig::direct`]: the cached routing table and a client per node.
+    router: Option<Arc<Router>>,
 }
 
 impl Client {
@@ -76,11 +90,7 @@ impl Client {
     ///
     /// As [`connect`](Self::connect).
     pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client> {
-        let client = Client {
-            addr: addr.into(),
-            config,
-            connection: Arc::default(),
-        };
+        let client = Client::lazy(addr, config);
         client.connection().await?;
         Ok(client)
     }
@@ -88,11 +98,33 @@ impl Client {
     /// Returns a client of the node at `addr` that connects on its first request (and again
     /// whenever the connection broke), for a caller that keeps clients of nodes that may be down.
     pub fn lazy(addr: &str, config: ClientConfig) -> Client {
+        let router = config.direct.then(|| Arc::new(Router::default()));
         Client {
             addr: addr.into(),
             config,
             connection: Arc::default(),
+            epochs: Arc::default(),
+            router,
         }
+    }
+
+    /// A client of one node for the router: it shares the epochs it hears with `parent`.
+    pub(crate) fn node_of(parent: &Client, addr: &str) -> Client {
+        Client {
+            addr: addr.into(),
+            config: ClientConfig {
+                direct: false,
+                ..parent.config.clone()
+            },
+            connection: Arc::default(),
+            epochs: parent.epochs.clone(),
+            router: None,
+        }
+    }
+
+    /// Returns the latest table epoch a node told this client of.
+    pub(crate) fn epoch_heard(&self) -> u64 {
+        self.epochs.load(Ordering::Relaxed)
     }
 
     /// Returns the address this client connects to.
@@ -134,6 +166,7 @@ impl Client {
                 self.config.connect_timeout,
                 self.config.max_frame_bytes,
                 self.config.role,
+                self.epochs.clone(),
             )
             .await?,
         );
@@ -144,7 +177,14 @@ impl Client {
     /// Sends a request; an idempotent one is retried once over a new connection if the
     /// connection was lost.
     async fn call(&self, request: Request, idempotent: bool) -> Result<Response> {
-        match self.send(request, idempotent).await? {
+        let answer = match &self.router {
+            Some(router) => match router.send(self, &request, idempotent).await {
+                Some(answer) => answer?,
+                None => self.send(request, idempotent).await?,
+            },
+            None => self.send(request, idempotent).await?,
+        };
+        match answer {
             Response::Error(e) => Err(e.into()),
             other => Ok(other),
         }

@@ -50,6 +50,7 @@ impl Connection {
         timeout: Duration,
         max_frame: usize,
         role: Role,
+        epochs: Arc<AtomicU64>,
     ) -> Result<Connection> {
         let connect_err = |reason: String| Error::Connect {
             addr: addr.to_string(),
@@ -128,6 +129,9 @@ impl Connection {
                         Ok((id, response)) => {
                             if let Some(waiter) = lock(&reader_waiters).remove(&id) {
                                 let _ = waiter.send(Ok(response));
+                            } else if let (0, Response::Epoch(epoch)) = (id, &response) {
+                                // The cluster's table moved on: a routing client refreshes.
+                                epochs.fetch_max(*epoch, Ordering::Relaxed);
                             } else if let (0, Response::Error(e)) = (id, response) {
                                 // An error not tied to a request: the node closes. (A late
                                 // answer to a request that timed out is simply dropped.)

@@ -14,6 +14,7 @@ mod client;
 mod connection;
 mod error;
 mod replica;
+mod router;
 mod sync;
 
 pub use client::{Client, ClientConfig};

@@ -156,6 +156,8 @@ where
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, write_half.shutdown()).await;
     });
 
+    // The latest epoch this connection's client was told of (see `Plan::Route`).
+    let mut epoch_told = 0u64;
     let ended = loop {
         if responses.is_closed() {
             // The writer gave up on a client that does not read: stop reading it too.
@@ -234,12 +236,21 @@ where
                         view,
                         request,
                         from_peer,
+                        stale,
                     } => {
+                        // Once per epoch, a client that reached a node without the key hears
+                        // the current epoch, before the answer.
+                        let notice = stale.filter(|e| *e > epoch_told).map(|e| {
+                            epoch_told = e;
+                            encode(0, &Response::Epoch(e))
+                        });
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
                             let response =
                                 crate::cluster::route(node, view, request, from_peer).await;
-                            let _ = answer.send((encode(id, &response), permit));
+                            let mut frames = notice.unwrap_or_default();
+                            frames.extend_from_slice(&encode(id, &response));
+                            let _ = answer.send((frames, permit));
                         });
                     }
                     Plan::Digests { list, keys } => {

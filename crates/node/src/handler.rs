@@ -36,6 +36,9 @@ pub(crate) enum Plan {
         view: Arc<ClusterView>,
         request: Request,
         from_peer: bool,
+        /// The table's epoch, if a client sent a key's request to a node that does not hold
+        /// the key: a client routing with a stale table learns it must refresh.
+        stale: Option<u64>,
     },
 }
 
@@ -91,10 +94,16 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
             )),
         ),
         request if routed && node.view().is_some() => {
+            let view = node.view().expect("checked");
+            let stale = request
+                .key()
+                .filter(|key| role == Role::Client && !view.holds(key))
+                .map(|_| view.table.epoch().0);
             return Plan::Route {
-                view: node.view().expect("checked"),
+                view,
                 request,
                 from_peer: matches!(role, Role::Peer { .. }),
+                stale,
             };
         }
         _ if routed && node.awaits_view() => (
@@ -110,6 +119,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         }
         Request::Digest { key } => (Kind::Digest, node.digest(&key).map(Response::Digest)),
         Request::Ping => (Kind::Ping, Ok(Response::Pong)),
+        Request::Table => (Kind::Ping, Ok(Response::Table(node.routing_table_json()))),
         Request::DigestList { list, keys } => {
             return Plan::Digests {
                 list: Some(list),

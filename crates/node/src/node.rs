@@ -173,6 +173,18 @@ impl Node {
             .clone()
     }
 
+    /// Returns the cluster's routing table as JSON, for clients that route themselves; `None`
+    /// outside a cluster.
+    pub(crate) fn routing_table_json(&self) -> Option<Vec<u8>> {
+        let view = self.view()?;
+        let routing = haze_ring::RoutingTable {
+            cluster: view.cluster,
+            table: view.table.clone(),
+            addrs: view.addrs.clone(),
+        };
+        serde_json::to_vec(&routing).ok()
+    }
+
     /// Returns the connections to the other nodes.
     pub(crate) fn peers(&self) -> &Peers {
         &self.peers

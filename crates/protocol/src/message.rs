@@ -101,6 +101,24 @@ pub enum Request {
         /// Start after this key (the last key of the previous page), or at the bucket's start.
         after: Option<Vec<u8>>,
     },
+    /// Read the cluster's routing table (for a client that sends each key's requests straight
+    /// to its primary). The response is [`Response::Table`].
+    Table,
+}
+
+impl Request {
+    /// Returns the key of a request about one key (get, digest, merged get, merge, operation):
+    /// the requests a router sends to the key's replicas.
+    pub fn key(&self) -> Option<&[u8]> {
+        match self {
+            Request::Get { key }
+            | Request::Digest { key }
+            | Request::GetMerged { key }
+            | Request::Merge { key, .. }
+            | Request::Op { key, .. } => Some(key),
+            _ => None,
+        }
+    }
 }
 
 /// Who opens a connection, named in its hello.
@@ -224,6 +242,13 @@ pub enum Response {
     UnknownList,
     /// The digest of every bucket of the ring, in order.
     Buckets(Vec<u64>),
+    /// The cluster's routing table as JSON (`haze_ring::RoutingTable`), or `None` if the node
+    /// is not in a cluster.
+    Table(Option<Vec<u8>>),
+    /// Not an answer: a notice, with request id 0, that the node routed a request elsewhere
+    /// because the key's partition is not on it, and that its table has this epoch. A client
+    /// routing with an older table refreshes it; others ignore the notice.
+    Epoch(u64),
     /// A page of a bucket's keys and their digests, in ring order.
     KeyDigests {
         /// The keys and digests.
@@ -259,6 +284,7 @@ mod kind {
     pub(super) const COPY: u8 = 0x0b;
     pub(super) const BUCKETS: u8 = 0x0c;
     pub(super) const BUCKET_KEYS: u8 = 0x0d;
+    pub(super) const TABLE: u8 = 0x0e;
 
     pub(super) const HELLO_OK: u8 = 0x81;
     pub(super) const VALUE: u8 = 0x82;
@@ -269,6 +295,8 @@ mod kind {
     pub(super) const UNKNOWN_LIST: u8 = 0x87;
     pub(super) const BUCKETS_OK: u8 = 0x88;
     pub(super) const KEY_DIGESTS: u8 = 0x89;
+    pub(super) const TABLE_OK: u8 = 0x8a;
+    pub(super) const EPOCH: u8 = 0x8b;
 
     pub(super) const ROLE_CLIENT: u8 = 0;
     pub(super) const ROLE_LOCAL: u8 = 1;
@@ -431,6 +459,7 @@ impl Request {
                 }
             }
             Request::Buckets => out.push(kind::BUCKETS),
+            Request::Table => out.push(kind::TABLE),
             Request::BucketKeys { bucket, after } => {
                 out.push(kind::BUCKET_KEYS);
                 out.extend_from_slice(&bucket.to_be_bytes());
@@ -560,6 +589,7 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
             items: read_items(r)?,
         },
         kind::BUCKETS => Request::Buckets,
+        kind::TABLE => Request::Table,
         kind::BUCKET_KEYS => {
             let bucket = u32::try_from(read_u64_of(r, 4)?)?;
             let after = if read_presence(r)? {
@@ -660,6 +690,20 @@ impl Response {
                     out.extend_from_slice(&digest.to_be_bytes());
                 }
             }
+            Response::Table(json) => {
+                out.push(kind::TABLE_OK);
+                match json {
+                    None => out.push(0),
+                    Some(json) => {
+                        out.push(1);
+                        writer::bytes(out, json);
+                    }
+                }
+            }
+            Response::Epoch(epoch) => {
+                out.push(kind::EPOCH);
+                out.extend_from_slice(&epoch.to_be_bytes());
+            }
             Response::KeyDigests { keys, more } => {
                 out.push(kind::KEY_DIGESTS);
                 writer::len(out, keys.len());
@@ -748,6 +792,12 @@ fn decode_response(r: &mut Reader<'_>) -> Decoded<Response> {
             }
             Response::Buckets(digests)
         }
+        kind::TABLE_OK => Response::Table(if read_presence(r)? {
+            Some(r.bytes()?.to_vec())
+        } else {
+            None
+        }),
+        kind::EPOCH => Response::Epoch(read_u64(r)?),
         kind::KEY_DIGESTS => {
             let n = r.count(9)?;
             let mut keys = Vec::with_capacity(n.min(64));

@@ -38,6 +38,7 @@ fn requests() -> Vec<Request> {
             items: vec![(b"a".to_vec(), counter(1))],
         },
         Request::Buckets,
+        Request::Table,
         Request::BucketKeys {
             bucket: 4095,
             after: None,
@@ -111,6 +112,9 @@ fn responses() -> Vec<Response> {
         Response::Digests(vec![Some(1), None, Some(u64::MAX)]),
         Response::UnknownList,
         Response::Buckets(vec![0, 1, u64::MAX]),
+        Response::Table(None),
+        Response::Table(Some(b"{}".to_vec())),
+        Response::Epoch(42),
         Response::KeyDigests {
             keys: vec![(b"a".to_vec(), 3), (vec![], u64::MAX)],
             more: true,

@@ -19,14 +19,17 @@
 //! * `partition_table` — [`PartitionTable`]: lookups and serialisation.
 //! * `placement` — balanced placement with minimal movement.
 //! * `plan` — [`moves`] between two tables.
+//! * `routing` — [`RoutingTable`]: a table with every node's address, for routers.
 
 mod error;
 mod ids;
 mod partition_table;
 mod placement;
 mod plan;
+mod routing;
 
 pub use error::{Error, Result};
 pub use ids::{Epoch, NodeId, PartitionId};
 pub use partition_table::PartitionTable;
 pub use plan::{Move, moves};
+pub use routing::RoutingTable;

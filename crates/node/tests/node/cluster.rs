@@ -363,3 +363,53 @@ fn assert_equal_stores(cluster: &Cluster) {
         }
     }
 }
+
+fn forwarded(cluster: &Cluster) -> u64 {
+    cluster
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| {
+            n.node
+                .metrics()
+                .forwarded
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_direct_client_sends_each_key_to_its_primary_and_follows_a_new_table() {
+    let mut cluster = Cluster::start(3, 1, AckPolicy::Quorum).await;
+    let config = ClientConfig {
+        direct: true,
+        ..ClientConfig::default()
+    };
+    let client = Client::connect_with(&cluster.node(NodeId(1)).addr.to_string(), config)
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        client.counter_add(key, 1).await.unwrap();
+    }
+    assert_eq!(
+        forwarded(&cluster),
+        0,
+        "every request went straight to its primary"
+    );
+
+    // A new table without n3: the client still sends n3's keys there, until n3 (which routes
+    // them on) tells it the epoch.
+    let old = cluster.table.clone();
+    cluster.table = PartitionTable::place(Some(&old), &[NodeId(1), NodeId(2)], 16, 1).unwrap();
+    cluster.install_views();
+    let before = forwarded(&cluster);
+    for key in &keys {
+        client.counter_add(key, 1).await.unwrap();
+    }
+    let rerouted = forwarded(&cluster) - before;
+    assert!(
+        (1..=2).contains(&rerouted),
+        "one stale request (and its copy) before the client refreshed: {rerouted}"
+    );
+}

@@ -1,0 +1,99 @@
+//! Direct routing (`ClientConfig::direct`): each key's request goes to the key's primary.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use haze_protocol::{Request, Response};
+use haze_ring::RoutingTable;
+
+use crate::client::Client;
+use crate::{Error, Result};
+
+/// The cached routing table and one client per node.
+#[derive(Debug, Default)]
+pub(crate) struct Router {
+    /// The table, once asked for: `Some(None)` when the first node is in no cluster.
+    table: Mutex<Option<Option<Arc<RoutingTable>>>>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    nodes: Mutex<BTreeMap<String, Client>>,
+}
+
+impl Router {
+    fn cached(&self) -> Option<Option<Arc<RoutingTable>>> {
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Returns the current table: the cached one, unless none was fetched yet or a node told of
+    /// a newer epoch; then it is fetched from the first node (`seed`).
+    async fn table(&self, seed: &Client) -> Option<Arc<RoutingTable>> {
+        let fresh = |cached: &Option<Option<Arc<RoutingTable>>>| match cached {
+            None => false,
+            Some(None) => true,
+            Some(Some(t)) => t.table.epoch().0 >= seed.epoch_heard(),
+        };
+        let cached = self.cached();
+        if fresh(&cached) {
+            return cached.flatten();
+        }
+        let _one = self.refreshing.lock().await;
+        let cached = self.cached();
+        if fresh(&cached) {
+            return cached.flatten();
+        }
+        let fetched = match seed.send(Request::Table, true).await {
+            Ok(Response::Table(None)) => None,
+            Ok(Response::Table(Some(json))) => {
+                match serde_json::from_slice::<RoutingTable>(&json) {
+                    Ok(table) => Some(Arc::new(table)),
+                    // A table this client cannot read: route through the first node.
+                    Err(_) => None,
+                }
+            }
+            // Could not ask: keep what we had, and ask again next time.
+            _ => return cached.flatten(),
+        };
+        *self.table.lock().unwrap_or_else(PoisonError::into_inner) = Some(fetched.clone());
+        fetched
+    }
+
+    fn node(&self, seed: &Client, addr: &str) -> Client {
+        self.nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(addr.to_string())
+            .or_insert_with(|| Client::node_of(seed, addr))
+            .clone()
+    }
+
+    /// Sends `request` to its key's primary. `None`: send it to the first node instead (not a
+    /// single-key request, no table, the first node is the primary, or the primary cannot be
+    /// reached and the request may safely go elsewhere).
+    pub(crate) async fn send(
+        &self,
+        seed: &Client,
+        request: &Request,
+        idempotent: bool,
+    ) -> Option<Result<Response>> {
+        let key = request.key()?;
+        let table = self.table(seed).await?;
+        let addr = table.primary_addr(key)?;
+        if addr == seed.addr() {
+            return None;
+        }
+        match self
+            .node(seed, addr)
+            .send(request.clone(), idempotent)
+            .await
+        {
+            Ok(answer) => Some(Ok(answer)),
+            // Never sent: the first node routes it (and fails over).
+            Err(Error::Connect { .. } | Error::Refused(_)) => None,
+            Err(_) if idempotent => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
