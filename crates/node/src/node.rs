@@ -165,6 +165,12 @@ impl Node {
             && self.view().is_none()
     }
 
+    /// Returns whether clients' data requests are routed (or refused while the view is on its
+    /// way) rather than served from this node's store.
+    pub(crate) fn routes(&self) -> bool {
+        self.view().is_some() || self.awaits_view()
+    }
+
     /// Returns this node's view of its cluster, if it belongs to one.
     pub fn view(&self) -> Option<Arc<ClusterView>> {
         self.view

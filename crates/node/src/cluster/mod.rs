@@ -30,6 +30,33 @@ pub use anti_entropy::{RoundReport, run_anti_entropy, sync_round};
 pub(crate) use peers::Peers;
 pub(crate) use route::{is_routed, route};
 
+use std::sync::Arc;
+
+use haze_protocol::{Request, Response, Role};
+
+use crate::error::RequestError;
+use crate::node::Node;
+
+/// Answers a client's data request from outside the binary protocol (the HTTP API): routed in a
+/// cluster, refused while the node waits for its table, `None` on a single node.
+pub(crate) async fn answer(
+    node: &Arc<Node>,
+    request: Request,
+) -> Result<Option<Response>, RequestError> {
+    if !is_routed(&request, Role::Client) {
+        return Ok(None);
+    }
+    if let Some(view) = node.view() {
+        return Ok(Some(route(node.clone(), view, request, false).await));
+    }
+    if node.awaits_view() {
+        return Err(RequestError::Unavailable(
+            "this node has not received its cluster's partition table yet".into(),
+        ));
+    }
+    Ok(None)
+}
+
 /// What a node knows of its cluster: enough to route any key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterView {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haze_crdt::{Scalar, Value};
-use haze_protocol::{ErrorCode, TypedOp};
+use haze_protocol::{ErrorCode, Request, Response as Answer, TypedOp};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -51,6 +51,7 @@ pub(super) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Refused => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::WrongCluster => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -70,6 +71,39 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// In a cluster, `request` routed to its key's replicas, as a client connection's would be;
+/// `None` on a single node (the handler then serves it from the store).
+async fn routed(node: &Arc<Node>, request: Request) -> Result<Option<Answer>, ApiError> {
+    match crate::cluster::answer(node, request).await? {
+        Some(Answer::Error(e)) => Err(RequestError::Remote(e).into()),
+        other => Ok(other),
+    }
+}
+
+/// A routed request's value.
+fn value_of(answer: Answer) -> Result<Option<Value>, ApiError> {
+    match answer {
+        Answer::Value(v) => Ok(v),
+        other => Err(RequestError::Unavailable(format!("unexpected answer {other:?}")).into()),
+    }
+}
+
+/// A routed write's answer: the new state.
+fn written(key: &str, answer: Option<Answer>) -> ApiResult {
+    match answer.map(value_of).transpose()?.flatten() {
+        Some(value) => Ok(envelope(key, &value)),
+        None => Err(RequestError::Unavailable("a write answered with no value".into()).into()),
+    }
+}
+
+fn not_found_key(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no value under key {key:?}"),
+    )
+}
 
 fn envelope(key: &str, value: &Value) -> Response {
     json_response(
@@ -145,22 +179,36 @@ pub(super) async fn not_found() -> ApiError {
 }
 
 pub(super) async fn get_value(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
+    let request = Request::Get {
+        key: key.clone().into_bytes(),
+    };
+    if let Some(answer) = routed(&node, request).await? {
+        return match value_of(answer)? {
+            Some(value) => Ok(envelope(&key, &value)),
+            None => Err(not_found_key(&key)),
+        };
+    }
     let started = tokio::time::Instant::now();
     let result = node.get(key.as_bytes());
     node.metrics()
         .record(Kind::Get, result.is_ok(), started.elapsed());
     match result? {
         Some(value) => Ok(envelope(&key, &value)),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no value under key {key:?}"),
-        )),
+        None => Err(not_found_key(&key)),
     }
 }
 
 pub(super) async fn digest(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
-    let digest = node.digest(key.as_bytes())?;
+    let request = Request::Digest {
+        key: key.clone().into_bytes(),
+    };
+    let digest = match routed(&node, request).await? {
+        Some(Answer::Digest(d)) => d,
+        Some(other) => {
+            return Err(RequestError::Unavailable(format!("unexpected answer {other:?}")).into());
+        }
+        None => node.digest(key.as_bytes())?,
+    };
     Ok(json_response(
         StatusCode::OK,
         &json!({"key": key, "digest": digest.map(|d| format!("{d:016x}"))}),
@@ -174,6 +222,13 @@ pub(super) async fn merge(
 ) -> ApiResult {
     let bytes = read_body(&node, body).await?;
     let value: Value = parse(&bytes)?;
+    if node.routes() {
+        let request = Request::Merge {
+            key: key.clone().into_bytes(),
+            value,
+        };
+        return written(&key, routed(&node, request).await?);
+    }
     let merged = timed(
         &node,
         Kind::Merge,
@@ -240,7 +295,7 @@ pub(super) async fn set_remove(
 
 /// Applies a set operation whose body is `{"members": [...]}`.
 async fn members_op(
-    node: &Node,
+    node: &Arc<Node>,
     key: String,
     body: Body,
     op: fn(Vec<Scalar>) -> TypedOp,
@@ -271,7 +326,14 @@ pub(super) async fn register(
     apply(&node, key, TypedOp::RegisterSet(value.into())).await
 }
 
-async fn apply(node: &Node, key: String, op: TypedOp) -> ApiResult {
+async fn apply(node: &Arc<Node>, key: String, op: TypedOp) -> ApiResult {
+    if node.routes() {
+        let request = Request::Op {
+            key: key.clone().into_bytes(),
+            op,
+        };
+        return written(&key, routed(node, request).await?);
+    }
     let value = timed(node, Kind::Op, node.apply(key.clone().into_bytes(), op)).await?;
     Ok(envelope(&key, &value))
 }

@@ -413,3 +413,22 @@ async fn a_direct_client_sends_each_key_to_its_primary_and_follows_a_new_table()
         "one stale request (and its copy) before the client refreshed: {rerouted}"
     );
 }
+
+#[tokio::test]
+async fn the_http_api_is_routed_too() {
+    let cluster = Cluster::start(3, 2, AckPolicy::All).await;
+    for i in 0..10 {
+        let path = format!("/v1/keys/http{i}/counter");
+        let through = cluster.node(ids()[i % 3]).http;
+        let (status, body) = crate::harness::http(through, "POST", &path, r#"{"add": 2}"#).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for id in ids() {
+        for i in 0..10 {
+            let path = format!("/v1/keys/http{i}");
+            let (status, body) = crate::harness::http(cluster.node(id).http, "GET", &path, "").await;
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains(r#""value":2"#), "{body}");
+        }
+    }
+}
