@@ -9,8 +9,8 @@
 //! queued to the store's writer thread, which applies the writes that arrive together as one
 //! group and, in `sync` mode, acknowledges them only after the fdatasync of the group's log record.
 //!
-//! A later issue adds the ring: a node will own some partitions, route requests it does not own,
-//! and stream a partition to another node; keys are already stored in ring order for that.
+//! In a cluster ([`cluster`]), a client's key request is routed to the key's replicas: the one
+//! that takes a write applies it as above, then copies the merged state to the others.
 //!
 //! # Layout
 //!
@@ -22,6 +22,7 @@
 //! * `http` — the HTTP/JSON API and `/metrics`.
 //! * `metrics` — counters and histograms in the Prometheus format.
 //! * `error` — [`RequestError`] and its stable wire codes.
+//! * [`cluster`] — routing, write coordination, read repair, anti-entropy.
 
 pub mod cluster;
 mod config;
