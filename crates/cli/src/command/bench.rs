@@ -60,6 +60,10 @@ pub(crate) struct BenchArgs {
     /// Also run the equivalent Redis commands against this address, and print the ratio.
     #[arg(long)]
     redis: Option<String>,
+    /// Also run the same load against this Haze node (say, a single node beside a cluster's
+    /// node at --addr), and print the ratio and the latency --addr adds.
+    #[arg(long)]
+    baseline: Option<String>,
 }
 
 /// The request of one step, before encoding.
@@ -423,6 +427,18 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await
             .context("benchmarking Haze")?;
         report("haze", &args, &haze);
+        if let Some(baseline_addr) = &args.baseline {
+            let baseline = run_target(Target::Haze, baseline_addr, &args)
+                .await
+                .context("benchmarking the baseline node")?;
+            report("base", &args, &baseline);
+            println!(
+                "ratio  haze/base throughput {:.2}x   added latency p50 {:+.3} ms   p99 {:+.3} ms",
+                haze.ops_per_sec / baseline.ops_per_sec.max(f64::MIN_POSITIVE),
+                haze.p50 - baseline.p50,
+                haze.p99 - baseline.p99
+            );
+        }
         if let Some(redis_addr) = &args.redis {
             let redis = run_target(Target::Redis, redis_addr, &args)
                 .await
