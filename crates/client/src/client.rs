@@ -23,6 +23,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// The largest frame accepted from the node.
     pub max_frame_bytes: usize,
+    /// After an attempt to connect that found no node (refused, or no answer in time), requests
+    /// fail at once (with that attempt's error) for this long instead of trying again (default 0: every request tries). Nodes set it for
+    /// their connections to each other, so a node that stopped answering costs one timeout,
+    /// not one per request.
+    pub reconnect_backoff: Duration,
     /// Send each request about one key straight to the key's primary, using the cluster's
     /// routing table (fetched from the node this client connects to, and fetched again when a
     /// node says the table changed). Requests about many keys, and any request whose primary
@@ -43,6 +48,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("role", &self.role)
             .field("direct", &self.direct)
+            .field("reconnect_backoff", &self.reconnect_backoff)
             .finish_non_exhaustive()
     }
 }
@@ -57,8 +63,16 @@ impl Default for ClientConfig {
             max_frame_bytes: 16 * haze_protocol::MAX_FRAME_BYTES,
             role: Role::Client,
             direct: false,
+            reconnect_backoff: Duration::ZERO,
         }
     }
+}
+
+/// The client's connection, and its last failed attempt to open one.
+#[derive(Debug, Default)]
+struct Slot {
+    live: Option<Arc<Connection>>,
+    failed: Option<(tokio::time::Instant, Error)>,
 }
 
 /// A client of one Haze node. Cheap to clone: clones share the connection, and requests from
@@ -67,7 +81,7 @@ impl Default for ClientConfig {
 pub struct Client {
     addr: Arc<str>,
     config: ClientConfig,
-    connection: Arc<Mutex<Option<Arc<Connection>>>>,
+    connection: Arc<Mutex<Slot>>,
     /// The latest table epoch any node told this client of (see [`Response::Epoch`]).
     epochs: Arc<AtomicU64>,
     /// With [`ClientConfig::direct`]: the cached routing table and a client per node.
@@ -156,22 +170,43 @@ impl Client {
     /// Returns the live connection, opening a new one if there is none or it broke.
     async fn connection(&self) -> Result<Arc<Connection>> {
         let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
+        if let Some(conn) = slot.live.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let conn = Arc::new(
-            Connection::open(
-                &*self.config.dial,
-                &self.addr,
-                self.config.connect_timeout,
-                self.config.max_frame_bytes,
-                self.config.role,
-                self.epochs.clone(),
-            )
-            .await?,
-        );
-        *slot = Some(conn.clone());
-        Ok(conn)
+        // Right after a failed attempt, fail at once: callers queued behind an attempt that
+        // waited out its timeout must not each wait out their own.
+        if let Some((at, e)) = &slot.failed
+            && at.elapsed() < self.config.reconnect_backoff
+        {
+            return Err(e.clone());
+        }
+        let opened = Connection::open(
+            &*self.config.dial,
+            &self.addr,
+            self.config.connect_timeout,
+            self.config.max_frame_bytes,
+            self.config.role,
+            self.epochs.clone(),
+        )
+        .await;
+        match opened {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                *slot = Slot {
+                    live: Some(conn.clone()),
+                    failed: None,
+                };
+                Ok(conn)
+            }
+            Err(e) => {
+                // Only an unreachable node: one that answered (and refused the handshake, say
+                // because it has not joined the cluster yet) may accept the next attempt.
+                if matches!(e, Error::Connect { .. }) {
+                    slot.failed = Some((tokio::time::Instant::now(), e.clone()));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Sends a request; an idempotent one is retried once over a new connection if the

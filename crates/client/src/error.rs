@@ -65,7 +65,9 @@ impl From<WireError> for Error {
         match e.code {
             ErrorCode::TypeMismatch => Error::TypeMismatch(message),
             ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => Error::TooLarge(message),
-            ErrorCode::Overloaded | ErrorCode::Unavailable => Error::Unavailable(message),
+            ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::NotReplica => {
+                Error::Unavailable(message)
+            }
             ErrorCode::BadRequest | ErrorCode::Refused => Error::Refused(message),
             ErrorCode::WrongCluster => Error::Refused(format!("wrong cluster: {message}")),
             ErrorCode::UnsupportedVersion => Error::Protocol(message),

@@ -9,18 +9,26 @@ use haze_ring::RoutingTable;
 use crate::client::Client;
 use crate::{Error, Result};
 
+/// How long to wait before asking again when the first node had no table, or an older one
+/// than another node told of (so a lagging first node is not asked at every request).
+const REFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What was fetched (`None`: the first node was in no cluster), when, and whether it was
+/// already behind the epoch some node had told of.
+type Fetched = (tokio::time::Instant, Option<Arc<RoutingTable>>, bool);
+
 /// The cached routing table and one client per node.
 #[derive(Debug, Default)]
 pub(crate) struct Router {
-    /// The table, once asked for: `Some(None)` when the first node is in no cluster.
-    table: Mutex<Option<Option<Arc<RoutingTable>>>>,
+    /// The table, once asked for.
+    table: Mutex<Option<Fetched>>,
     /// One refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
     nodes: Mutex<BTreeMap<String, Client>>,
 }
 
 impl Router {
-    fn cached(&self) -> Option<Option<Arc<RoutingTable>>> {
+    fn cached(&self) -> Option<Fetched> {
         self.table
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -30,19 +38,22 @@ impl Router {
     /// Returns the current table: the cached one, unless none was fetched yet or a node told of
     /// a newer epoch; then it is fetched from the first node (`seed`).
     async fn table(&self, seed: &Client) -> Option<Arc<RoutingTable>> {
-        let fresh = |cached: &Option<Option<Arc<RoutingTable>>>| match cached {
+        let fresh = |cached: &Option<Fetched>| match cached {
             None => false,
-            Some(None) => true,
-            Some(Some(t)) => t.table.epoch().0 >= seed.epoch_heard(),
+            Some((_, Some(t), _)) if t.table.epoch().0 >= seed.epoch_heard() => true,
+            // No table, or behind what a node told of when fetched: ask again, but not at
+            // every request.
+            Some((at, _, behind)) => *behind && at.elapsed() < REFETCH_AFTER,
         };
+        let table = |cached: Option<Fetched>| cached.and_then(|(_, t, _)| t);
         let cached = self.cached();
         if fresh(&cached) {
-            return cached.flatten();
+            return table(cached);
         }
         let _one = self.refreshing.lock().await;
         let cached = self.cached();
         if fresh(&cached) {
-            return cached.flatten();
+            return table(cached);
         }
         let fetched = match seed.send(Request::Table, true).await {
             Ok(Response::Table(None)) => None,
@@ -54,9 +65,13 @@ impl Router {
                 }
             }
             // Could not ask: keep what we had, and ask again next time.
-            _ => return cached.flatten(),
+            _ => return table(cached),
         };
-        *self.table.lock().unwrap_or_else(PoisonError::into_inner) = Some(fetched.clone());
+        let behind = fetched
+            .as_ref()
+            .is_none_or(|t| t.table.epoch().0 < seed.epoch_heard());
+        *self.table.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((tokio::time::Instant::now(), fetched.clone(), behind));
         fetched
     }
 

@@ -38,7 +38,8 @@ pub struct NodeConfig {
     /// How connections to other nodes are opened: TCP, or a simulated network.
     pub dial: Arc<dyn Dial>,
     /// Apply each write on the task that submits it instead of the writer thread (no group
-    /// commit): for deterministic simulations, where no other thread may run.
+    /// commit; in `sync` mode, one fsync per write, on a runtime thread): for deterministic
+    /// simulations, where no other thread may run. Not for serving.
     pub inline_writes: bool,
 }
 

@@ -19,6 +19,9 @@ pub enum RequestError {
     /// The request is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A node-to-node write for a key this node does not hold (stale tables); nothing applied.
+    #[error("not a replica: {0}")]
+    NotReplica(String),
     /// Another node of the cluster answered with this error.
     #[error("{0}")]
     Remote(WireError),
@@ -55,6 +58,7 @@ impl RequestError {
             RequestError::Write(_) => ErrorCode::Internal,
             RequestError::Overloaded(_) => ErrorCode::Overloaded,
             RequestError::BadRequest(_) => ErrorCode::BadRequest,
+            RequestError::NotReplica(_) => ErrorCode::NotReplica,
             RequestError::Remote(e) => e.code,
         }
     }

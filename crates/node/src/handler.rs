@@ -93,6 +93,12 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 "copy is only for node-to-node and local connections".into(),
             )),
         ),
+        Request::Buckets | Request::BucketKeys { .. } if role == Role::Client => (
+            Kind::Digest,
+            Err(RequestError::BadRequest(
+                "bucket digests are only for node-to-node and local connections".into(),
+            )),
+        ),
         request if routed && node.view().is_some() => {
             let view = node.view().expect("checked");
             let stale = request

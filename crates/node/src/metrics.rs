@@ -76,8 +76,9 @@ pub struct Metrics {
     pub forwarded: AtomicU64,
     /// Times a replica did not answer and the next one was tried.
     pub failovers: AtomicU64,
-    /// Copies of a write to another replica that failed (anti-entropy heals them).
-    pub copies_failed: AtomicU64,
+    /// Copies of a write to another replica that failed (anti-entropy heals them); shared with
+    /// the copiers.
+    pub copies_failed: std::sync::Arc<AtomicU64>,
     /// Anti-entropy rounds completed.
     pub anti_entropy_rounds: AtomicU64,
     /// Keys anti-entropy sent to another replica.
@@ -199,7 +200,7 @@ impl Metrics {
             (
                 "haze_copies_failed_total",
                 "Copies of writes to other replicas that failed (anti-entropy heals them).",
-                &self.copies_failed,
+                &*self.copies_failed,
             ),
             (
                 "haze_anti_entropy_rounds_total",

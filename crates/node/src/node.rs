@@ -82,7 +82,14 @@ impl Node {
             hlc: Arc::new(Mutex::new(Hlc::new())),
             clock,
         };
-        let peers = Peers::new(config.dial.clone(), config.forward_timeout);
+        let largest_item = config.store.max_value_bytes + config.store.max_key_bytes + 64;
+        let metrics = Metrics::default();
+        let peers = Peers::new(
+            config.dial.clone(),
+            config.forward_timeout,
+            largest_item,
+            metrics.copies_failed.clone(),
+        );
         Ok(Arc::new(Node {
             view: RwLock::new(None),
             peers,
@@ -92,7 +99,7 @@ impl Node {
             committer,
             writer,
             ops,
-            metrics: Metrics::default(),
+            metrics,
             key_lists: Mutex::new(KeyLists::new(KEY_LIST_BYTES)),
             in_flight_bytes: Arc::new(tokio::sync::Semaphore::new(config_in_flight)),
         }))
@@ -407,6 +414,9 @@ impl Node {
     ) -> Result<Value, haze_storage::WriteError> {
         let mut batch = [Write::new(key, mutation)];
         self.store.apply(&mut batch)?;
+        if self.store.config().durability == haze_storage::Durability::Sync {
+            self.store.sync()?;
+        }
         let [write] = batch;
         write.outcome.unwrap_or_else(|| {
             Err(haze_storage::WriteError::Store(haze_storage::Error::Io(

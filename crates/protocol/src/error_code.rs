@@ -28,6 +28,9 @@ pub enum ErrorCode {
     Internal,
     /// A node-to-node connection came from a node of another cluster (or this node is in none).
     WrongCluster,
+    /// A node was sent a write for a key it does not hold under its table (its table or the
+    /// sender's is stale). Nothing was applied: try another replica.
+    NotReplica,
     /// A code this build does not know (sent by a newer peer).
     Unknown(u16),
 }
@@ -46,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Refused => 8,
             ErrorCode::Internal => 9,
             ErrorCode::WrongCluster => 10,
+            ErrorCode::NotReplica => 11,
             ErrorCode::Unknown(n) => n,
         }
     }
@@ -63,6 +67,7 @@ impl ErrorCode {
             8 => ErrorCode::Refused,
             9 => ErrorCode::Internal,
             10 => ErrorCode::WrongCluster,
+            11 => ErrorCode::NotReplica,
             n => ErrorCode::Unknown(n),
         }
     }
@@ -80,6 +85,7 @@ impl ErrorCode {
             ErrorCode::Refused => "refused",
             ErrorCode::Internal => "internal",
             ErrorCode::WrongCluster => "wrong_cluster",
+            ErrorCode::NotReplica => "not_replica",
             ErrorCode::Unknown(_) => "unknown",
         }
     }

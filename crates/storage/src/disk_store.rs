@@ -10,7 +10,9 @@ use haze_crdt::Value;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::apply::merged_value;
-use crate::key::{bucket_bounds, digest_bucket, key_digest, key_page, ring_hash, store_key};
+use crate::key::{
+    bucket_bounds, digest_bucket, entry_digest, key_digest, key_page, ring_hash, store_key,
+};
 use crate::wal::{Wal, segment_path, segments, sync_dir};
 use crate::{
     DIGEST_BUCKETS, Durability, Error, KeyPage, Mutation, Result, Store, StoreConfig, Write,
@@ -469,20 +471,21 @@ impl Store for DiskStore {
     }
 
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
-        use std::borrow::Cow;
-        if bucket >= DIGEST_BUCKETS {
+        let Some(bounds) = (bucket < DIGEST_BUCKETS)
+            .then(|| bucket_bounds(bucket, after))
+            .flatten()
+        else {
             return Ok((Vec::new(), false));
-        }
+        };
         let take = limit.saturating_add(1);
-        let bounds = bucket_bounds(bucket, after);
         // Newest first: the active table, the frozen one, then redb. A reader of redb that
         // starts after a flush committed may also see values still in the tables: same bytes.
         let (active, frozen) = {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let page = |t: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<(Vec<u8>, Cow<'static, [u8]>)> {
+            let page = |t: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<(Vec<u8>, u64)> {
                 t.range(bounds.clone())
                     .take(take)
-                    .map(|(k, v)| (k.clone(), Cow::Owned(v.clone())))
+                    .map(|(k, v)| entry_digest(k, v))
                     .collect()
             };
             (
@@ -499,7 +502,7 @@ impl Store for DiskStore {
         let mut stored = Vec::new();
         for entry in table.range::<&[u8]>((start, end)).map_err(io)?.take(take) {
             let (k, v) = entry.map_err(io)?;
-            stored.push((k.value().to_vec(), Cow::Owned(v.value().to_vec())));
+            stored.push(entry_digest(k.value(), v.value()));
         }
         Ok(key_page([active, frozen, stored], limit))
     }

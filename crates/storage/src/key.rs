@@ -20,50 +20,49 @@ pub fn digest_bucket(hash: u64) -> usize {
     (hash >> (64 - DIGEST_BUCKETS.trailing_zeros())) as usize
 }
 
-/// Returns the ring-ordered bounds of a bucket's store keys, `[start, end)` (`end` is `None`
-/// for the last bucket), starting after `after` (a user key) when given.
-pub(crate) fn bucket_bounds(
-    bucket: usize,
-    after: Option<&[u8]>,
-) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
+/// A range of store keys: start and end bounds.
+pub(crate) type KeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+
+/// Returns the ring-ordered bounds of a bucket's store keys, `[start, end)` (`end` is unbounded
+/// for the last bucket), starting after `after` (a user key) when given; `None` when nothing of
+/// the bucket lies after `after` (it hashes past the bucket).
+pub(crate) fn bucket_bounds(bucket: usize, after: Option<&[u8]>) -> Option<KeyRange> {
     use std::ops::Bound;
     let shift = 64 - DIGEST_BUCKETS.trailing_zeros();
     let first = ((bucket as u64) << shift).to_be_bytes().to_vec();
+    let end = (bucket + 1 < DIGEST_BUCKETS)
+        .then(|| ((bucket as u64 + 1) << shift).to_be_bytes().to_vec());
     let start = match after.map(store_key) {
+        Some(after) if end.as_ref().is_some_and(|end| after >= *end) => return None,
         Some(after) if after >= first => Bound::Excluded(after),
         _ => Bound::Included(first),
     };
-    let end = if bucket + 1 >= DIGEST_BUCKETS {
-        Bound::Unbounded
-    } else {
-        Bound::Excluded(((bucket as u64 + 1) << shift).to_be_bytes().to_vec())
-    };
-    (start, end)
+    Some((start, end.map_or(Bound::Unbounded, Bound::Excluded)))
 }
 
-/// Merges the first `limit + 1` entries of several ring-ordered sources, newest source first
-/// (an older source's entry for the same key is ignored), into a page of user keys and digests,
-/// and whether more entries follow.
-pub(crate) fn key_page<'a>(
-    sources: impl IntoIterator<Item = Vec<(Vec<u8>, std::borrow::Cow<'a, [u8]>)>>,
+/// Returns a stored entry's store key and its digest (computed without copying the value).
+pub(crate) fn entry_digest(skey: &[u8], encoded: &[u8]) -> (Vec<u8>, u64) {
+    (skey.to_vec(), key_digest(&skey[8..], encoded))
+}
+
+/// Merges the first `limit + 1` entries of several ring-ordered sources of (store key, digest),
+/// newest source first (an older source's entry for the same key is ignored), into a page of
+/// user keys and digests, and whether more entries follow.
+pub(crate) fn key_page(
+    sources: impl IntoIterator<Item = Vec<(Vec<u8>, u64)>>,
     limit: usize,
 ) -> crate::KeyPage {
-    let mut merged: std::collections::BTreeMap<Vec<u8>, std::borrow::Cow<'a, [u8]>> =
-        std::collections::BTreeMap::new();
+    let mut merged: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
     for source in sources {
-        for (skey, encoded) in source {
-            merged.entry(skey).or_insert(encoded);
+        for (skey, digest) in source {
+            merged.entry(skey).or_insert(digest);
         }
     }
     let more = merged.len() > limit;
     let keys = merged
         .into_iter()
         .take(limit)
-        .map(|(skey, encoded)| {
-            let key = skey[8..].to_vec();
-            let digest = key_digest(&key, &encoded);
-            (key, digest)
-        })
+        .map(|(skey, digest)| (skey[8..].to_vec(), digest))
         .collect();
     (keys, more)
 }
@@ -86,6 +85,23 @@ mod tests {
             .map(|k| u64::from_be_bytes(k[..8].try_into().unwrap()))
             .collect();
         assert!(hashes.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn a_cursor_past_its_bucket_leaves_nothing_to_read() {
+        let key = b"somewhere".as_slice();
+        let bucket = digest_bucket(ring_hash(key));
+        assert!(bucket_bounds(bucket, Some(key)).is_some());
+        if bucket > 0 {
+            assert!(
+                bucket_bounds(bucket - 1, Some(key)).is_none(),
+                "a later bucket's key"
+            );
+        }
+        assert!(
+            bucket_bounds(bucket + 1, Some(key)).is_some(),
+            "an earlier bucket's key"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use haze_crdt::Value;
 
 use crate::apply::merged_value;
-use crate::key::{bucket_bounds, digest_bucket, key_digest, key_page, ring_hash, store_key};
+use crate::key::{
+    bucket_bounds, digest_bucket, entry_digest, key_digest, key_page, ring_hash, store_key,
+};
 use crate::{DIGEST_BUCKETS, Error, KeyPage, Result, Store, StoreConfig, Write};
 
 /// A [`Store`] that keeps encoded values in a `BTreeMap` in ring order. Nothing survives the
@@ -101,15 +103,18 @@ impl Store for MemStore {
     }
 
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
-        if bucket >= DIGEST_BUCKETS {
+        let Some(bounds) = (bucket < DIGEST_BUCKETS)
+            .then(|| bucket_bounds(bucket, after))
+            .flatten()
+        else {
             return Ok((Vec::new(), false));
-        }
+        };
         let state = self.state();
         let page: Vec<_> = state
             .values
-            .range(bucket_bounds(bucket, after))
+            .range(bounds)
             .take(limit.saturating_add(1))
-            .map(|(k, v)| (k.clone(), std::borrow::Cow::Borrowed(v.as_slice())))
+            .map(|(k, v)| entry_digest(k, v))
             .collect();
         Ok(key_page([page], limit))
     }

@@ -15,8 +15,8 @@ pub(crate) struct Addr {
     #[arg(long, default_value = "127.0.0.1:7700", global = true)]
     pub(crate) addr: String,
     /// Use only the contacted node's own copy, without routing to the key's replicas
-    /// (diagnostics: compare replicas; a write made this way reaches the other replicas through
-    /// anti-entropy).
+    /// (diagnostics: compare replicas). A write made this way reaches the key's other replicas
+    /// through anti-entropy only if the contacted node is one of them.
     #[arg(long, global = true)]
     pub(crate) local: bool,
     /// Read the key from every replica, merge the answers and repair the replicas whose copy

@@ -77,7 +77,9 @@ async fn register(
     }
 }
 
-/// The node's view from the controller's status, once the table places this node.
+/// The node's view from the controller's status, once there is a table. A node the table does
+/// not place (standby, or no longer a member) still routes with it: it holds no key, so it
+/// takes no write as a replica.
 fn view_of(status: &Status, registered: &Registered) -> Option<ClusterView> {
     if status.cluster != registered.cluster {
         tracing::error!(

@@ -24,6 +24,8 @@ use crate::node::Node;
 
 /// Keys listed per page, and states sent or fetched per request.
 const PAGE: usize = 512;
+/// The most bytes of states sent in one copy: well under a frame (4 MiB), whatever the values.
+const COPY_BYTES: usize = 1024 * 1024;
 
 /// What one anti-entropy round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +40,9 @@ pub struct RoundReport {
     pub pushed: usize,
     /// Keys taken from other replicas.
     pub pulled: usize,
+    /// Keys that could not be merged on one side (a type conflict, a value over the limit):
+    /// skipped, and tried again next round.
+    pub refused: usize,
 }
 
 /// Runs anti-entropy rounds every `anti_entropy_interval` of the node's configuration, while the
@@ -52,7 +57,12 @@ pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
         }
         if let Some(view) = node.view() {
             let report = sync_round(&node, &view).await;
-            if report.pushed + report.pulled > 0 {
+            if report.refused > 0 {
+                tracing::warn!(
+                    ?report,
+                    "anti-entropy could not merge some keys (type conflicts or values over the limit)"
+                );
+            } else if report.pushed + report.pulled > 0 {
                 tracing::info!(?report, "anti-entropy repaired replicas");
             }
         }
@@ -95,9 +105,10 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
         for bucket in differing.filter(|&b| mine[b] != theirs[b]) {
             report.buckets_differing += 1;
             match exchange(node, &client, bucket).await {
-                Ok((pushed, pulled)) => {
-                    report.pushed += pushed;
-                    report.pulled += pulled;
+                Ok(done) => {
+                    report.pushed += done.pushed;
+                    report.pulled += done.pulled;
+                    report.refused += done.refused;
                 }
                 Err(e) => {
                     tracing::debug!(%peer, bucket, error = %e, "anti-entropy stopped for this peer");
@@ -118,12 +129,17 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
     report
 }
 
-/// Makes one bucket equal on this node and the peer; returns the keys pushed and pulled.
-async fn exchange(
-    node: &Arc<Node>,
-    peer: &Client,
-    bucket: usize,
-) -> Result<(usize, usize), String> {
+/// What one bucket's exchange did.
+#[derive(Default)]
+struct Exchanged {
+    pushed: usize,
+    pulled: usize,
+    refused: usize,
+}
+
+/// Makes one bucket equal on this node and the peer. A key one side refuses to merge is
+/// counted and skipped; an error talking to the peer ends the exchange.
+async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exchanged, String> {
     let mine = local_keys(node, bucket)?;
     let theirs = remote_keys(peer, bucket).await?;
     let push: Vec<&Vec<u8>> = mine
@@ -136,24 +152,39 @@ async fn exchange(
         .filter(|(k, d)| mine.get(*k) != Some(*d))
         .map(|(k, _)| k.clone())
         .collect();
-    for chunk in push.chunks(PAGE) {
-        let mut items = Vec::with_capacity(chunk.len());
-        for key in chunk {
-            if let Some(value) = node.get(key).map_err(|e| e.to_string())? {
-                items.push(((*key).clone(), value));
-            }
+    let mut done = Exchanged::default();
+    let mut batch: Vec<(Vec<u8>, Value)> = Vec::new();
+    let mut bytes = 0;
+    for (i, key) in push.iter().enumerate() {
+        if let Some(value) = node.get(key).map_err(|e| e.to_string())? {
+            bytes += key.len() + value.encode().len();
+            batch.push(((*key).clone(), value));
         }
-        for result in peer.copy(items).await.map_err(|e| e.to_string())? {
-            result.map_err(|e| e.to_string())?;
+        let last = i + 1 == push.len();
+        if !batch.is_empty() && (last || batch.len() >= PAGE || bytes >= COPY_BYTES) {
+            for result in peer
+                .copy(std::mem::take(&mut batch))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                match result {
+                    Ok(_) => done.pushed += 1,
+                    Err(_) => done.refused += 1,
+                }
+            }
+            bytes = 0;
         }
     }
     for chunk in pull.chunks(PAGE) {
         let items = fetch(peer, chunk).await?;
         for result in node.merge_batch(items).await {
-            result.map_err(|e| e.to_string())?;
+            match result {
+                Ok(_) => done.pulled += 1,
+                Err(_) => done.refused += 1,
+            }
         }
     }
-    Ok((push.len(), pull.len()))
+    Ok(done)
 }
 
 /// Reads keys from the peer, all at once (its connection is pipelined).

@@ -1,19 +1,55 @@
-//! Connections to the other nodes of the cluster.
+//! Connections to the other nodes of the cluster, and the queue of copies to each.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use haze_client::{Client, ClientConfig};
-use haze_protocol::{Dial, Role};
+use haze_crdt::Value;
+use haze_protocol::{Dial, Request, Response, Role};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Copies waiting for one peer; past this, a copy is not queued (anti-entropy brings it).
+const COPY_QUEUE: usize = 8192;
+/// Copy requests in flight to one peer at once.
+const COPY_REQUESTS_IN_FLIGHT: usize = 8;
+/// The bytes one copy request may carry, counting every state at the largest size allowed.
+const COPY_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+
+/// After a failed connection to a peer, requests to it fail at once for this long.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// One copy of a write for a replica: the merged state, and where its outcome goes (the
+/// coordinator counting acknowledgements; it may have stopped listening).
+struct CopyJob {
+    key: Vec<u8>,
+    value: Value,
+    /// The coordinator's tag for this copy's item.
+    tag: usize,
+    done: mpsc::UnboundedSender<(usize, bool)>,
+}
+
+/// A peer: its client and the queue its copier task drains.
+#[derive(Clone)]
+struct Link {
+    client: Client,
+    copies: mpsc::Sender<CopyJob>,
+}
 
 /// One lazily opened, pipelined client per other node, keyed by address, all saying they come
-/// from cluster `cluster`. A client whose node is down costs nothing until used; it reconnects
-/// on its next request once the node is back.
+/// from cluster `cluster`, and a copier per node that sends queued copies in batches. A client
+/// whose node is down costs nothing until used; it reconnects on its next request once the node
+/// is back.
 pub(crate) struct Peers {
     dial: Arc<dyn Dial>,
     timeout: Duration,
-    clients: Mutex<(u64, BTreeMap<String, Client>)>,
+    /// Copies per request: as many states of the largest allowed size as fit in
+    /// [`COPY_REQUEST_BYTES`].
+    copies_per_request: usize,
+    links: Mutex<(u64, BTreeMap<String, Link>)>,
+    /// Copies that failed or were never queued (the node's `copies_failed` metric).
+    failed: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Peers {
@@ -26,37 +62,136 @@ impl std::fmt::Debug for Peers {
 
 impl Peers {
     /// Returns an empty set of peers that connect with `dial` and give up on a request after
-    /// `timeout` (then the router tries the next replica).
-    pub(crate) fn new(dial: Arc<dyn Dial>, timeout: Duration) -> Peers {
+    /// `timeout` (then the router tries the next replica); `largest_item` is the largest key and
+    /// state a copy may carry.
+    pub(crate) fn new(
+        dial: Arc<dyn Dial>,
+        timeout: Duration,
+        largest_item: usize,
+        failed: Arc<AtomicU64>,
+    ) -> Peers {
         Peers {
             dial,
             timeout,
-            clients: Mutex::new((0, BTreeMap::new())),
+            copies_per_request: (COPY_REQUEST_BYTES / largest_item.max(1)).clamp(1, 512),
+            links: Mutex::new((0, BTreeMap::new())),
+            failed,
         }
     }
 
-    /// Returns the client of the node at `addr`, as a member of cluster `cluster`.
-    pub(crate) fn client(&self, cluster: u64, addr: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if clients.0 != cluster {
+    fn link(&self, cluster: u64, addr: &str) -> Link {
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        if links.0 != cluster {
             // Another cluster (a view from a new controller): old connections say the old id.
-            *clients = (cluster, BTreeMap::new());
+            *links = (cluster, BTreeMap::new());
         }
-        clients
+        links
             .1
             .entry(addr.to_string())
             .or_insert_with(|| {
-                Client::lazy(
+                let client = Client::lazy(
                     addr,
                     ClientConfig {
                         dial: self.dial.clone(),
                         connect_timeout: self.timeout,
                         request_timeout: self.timeout,
                         role: Role::Peer { cluster },
+                        reconnect_backoff: RECONNECT_BACKOFF,
                         ..ClientConfig::default()
                     },
-                )
+                );
+                let (copies, queue) = mpsc::channel(COPY_QUEUE);
+                tokio::spawn(copier(
+                    client.clone(),
+                    queue,
+                    self.copies_per_request,
+                    self.failed.clone(),
+                ));
+                Link { client, copies }
             })
             .clone()
+    }
+
+    /// Returns the client of the node at `addr`, as a member of cluster `cluster`.
+    pub(crate) fn client(&self, cluster: u64, addr: &str) -> Client {
+        self.link(cluster, addr).client
+    }
+
+    /// Queues a copy of `value` for the node at `addr`; `done` gets `tag` and whether the node
+    /// merged it (`false` at once if too many copies wait for that node already).
+    pub(crate) fn copy(
+        &self,
+        cluster: u64,
+        addr: &str,
+        key: Vec<u8>,
+        value: Value,
+        tag: usize,
+        done: mpsc::UnboundedSender<(usize, bool)>,
+    ) {
+        if let Err(e) = self.link(cluster, addr).copies.try_send(CopyJob {
+            key,
+            value,
+            tag,
+            done,
+        }) {
+            let job = match e {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
+                    job
+                }
+            };
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            let _ = job.done.send((job.tag, false));
+        }
+    }
+}
+
+/// Sends a peer's queued copies: whatever has queued goes in one `Copy` request (up to
+/// `per_request`), with a few requests in flight at once, so copies cost a request per batch,
+/// not per write, under load.
+async fn copier(
+    client: Client,
+    mut queue: mpsc::Receiver<CopyJob>,
+    per_request: usize,
+    failed: Arc<AtomicU64>,
+) {
+    let in_flight = Arc::new(Semaphore::new(COPY_REQUESTS_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < per_request {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let (client, failed) = (client.clone(), failed.clone());
+        tokio::spawn(async move {
+            let (items, waiters): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .map(|j| ((j.key, j.value), (j.tag, j.done)))
+                .unzip();
+            let n = items.len();
+            let answer = client.send(Request::Copy { items }, true).await;
+            match answer {
+                Ok(Response::Batch(results)) if results.len() == n => {
+                    for ((tag, done), result) in waiters.into_iter().zip(results) {
+                        if result.is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = done.send((tag, result.is_ok()));
+                    }
+                }
+                other => {
+                    tracing::debug!(?other, copies = n, "a copy request failed");
+                    failed.fetch_add(n as u64, Ordering::Relaxed);
+                    for (tag, done) in waiters {
+                        let _ = done.send((tag, false));
+                    }
+                }
+            }
+            drop(permit);
+        });
     }
 }

@@ -1,10 +1,8 @@
-//! Coordinating a write: apply it here, durably, then copy it to the other replicas.
+//! Coordinating writes: apply them here, durably, then copy them to the other replicas.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use haze_crdt::Value;
-use haze_protocol::{Request, Response};
 use tokio::sync::mpsc;
 
 use super::ClusterView;
@@ -24,67 +22,97 @@ pub(crate) async fn coordinate(
     write: WriteRequest,
 ) -> Result<Value, RequestError> {
     let value = node.write_request(key.clone(), write).await?;
-    copy_to_replicas(node, view, key, value.clone()).await?;
+    let mut copied = copy_all(node, view, vec![(key, value.clone())]).await;
+    copied.pop().unwrap_or(Ok(()))?;
     Ok(value)
 }
 
-/// Sends `value` to every replica of `key` but this node, and waits for the acknowledgements the
-/// policy requires (the copies still in flight go on in the background).
-pub(crate) async fn copy_to_replicas(
+/// Merges several keys of one replica set here (committed together), then copies them to the
+/// other replicas; one outcome per item, in order.
+pub(crate) async fn coordinate_batch(
     node: &Arc<Node>,
     view: &ClusterView,
-    key: Vec<u8>,
-    value: Value,
-) -> Result<(), RequestError> {
-    let replicas = view.table.replicas_of_key(&key);
-    let policy = node.config().ack;
-    let required = policy.required(replicas.len());
-    // This node's own durable write counts as one.
-    let needed = required.saturating_sub(1);
-    let others: Vec<_> = replicas.iter().filter(|r| **r != view.me).collect();
-    if others.is_empty() {
-        return Ok(());
-    }
-    let (done, mut outcomes) = mpsc::unbounded_channel();
-    for replica in others {
-        let Some(addr) = view.addrs.get(replica) else {
-            let _ = done.send(false);
-            continue;
-        };
-        let client = node.peers().client(view.cluster, addr);
-        let (done, item, node) = (done.clone(), (key.clone(), value.clone()), node.clone());
-        tokio::spawn(async move {
-            #[cfg(feature = "planted-bugs")]
-            if crate::planted::drops_copies() {
-                let _ = done.send(true);
-                return;
-            }
-            let copied = client.send(Request::Copy { items: vec![item] }, true).await;
-            let ok = matches!(&copied, Ok(Response::Batch(r)) if r.iter().all(Result::is_ok));
-            if !ok {
-                node.metrics().copies_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(?copied, "a copy to a replica failed");
-            }
-            let _ = done.send(ok);
-        });
-    }
-    drop(done);
-    let mut acks = 0;
-    while acks < needed {
-        match outcomes.recv().await {
-            Some(true) => acks += 1,
-            Some(false) => {}
-            None => break,
+    items: Vec<(Vec<u8>, Value)>,
+) -> Vec<Result<Value, RequestError>> {
+    let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
+    let mut results = node.merge_batch(items).await;
+    let merged: Vec<(usize, (Vec<u8>, Value))> = results
+        .iter()
+        .zip(keys)
+        .enumerate()
+        .filter_map(|(i, (r, key))| Some((i, (key, r.as_ref().ok()?.clone()))))
+        .collect();
+    let (indices, copies): (Vec<usize>, Vec<_>) = merged.into_iter().unzip();
+    for (i, copied) in indices.into_iter().zip(copy_all(node, view, copies).await) {
+        if let Err(e) = copied {
+            results[i] = Err(e);
         }
     }
-    if acks >= needed {
-        Ok(())
-    } else {
-        Err(RequestError::Unavailable(format!(
-            "the write is durable on {} of {} replicas, and the `{policy}` policy needs {required} \
-             (it stays where it was applied; anti-entropy spreads it)",
-            1 + acks,
-            replicas.len(),
-        )))
+    results
+}
+
+/// Sends each merged state to every replica of its key but this node, and waits until each
+/// item has the acknowledgements the policy requires or every copy has answered (copies still
+/// in flight go on in the background). One outcome per item.
+async fn copy_all(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    items: Vec<(Vec<u8>, Value)>,
+) -> Vec<Result<(), RequestError>> {
+    let policy = node.config().ack;
+    let mut waiting = vec![(0usize, 0usize, 0usize); items.len()]; // (needed, acks, pending)
+    let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
+    for (i, (key, value)) in items.into_iter().enumerate() {
+        let replicas = view.table.replicas_of_key(&key);
+        // This node's own durable write counts as one.
+        let needed = policy.required(replicas.len()).saturating_sub(1);
+        let others: Vec<_> = replicas.iter().filter(|r| **r != view.me).collect();
+        waiting[i] = (needed, 0, others.len());
+        for replica in others {
+            #[cfg(feature = "planted-bugs")]
+            if crate::planted::drops_copies() {
+                let _ = done.send((i, true));
+                continue;
+            }
+            match view.addrs.get(replica) {
+                Some(addr) => node.peers().copy(
+                    view.cluster,
+                    addr,
+                    key.clone(),
+                    value.clone(),
+                    i,
+                    done.clone(),
+                ),
+                None => {
+                    let _ = done.send((i, false));
+                }
+            }
+        }
     }
+    drop(done);
+    let unsettled = |w: &(usize, usize, usize)| w.1 < w.0 && w.2 > 0;
+    while waiting.iter().any(unsettled) {
+        let Some((i, ok)) = outcomes.recv().await else {
+            break;
+        };
+        let w = &mut waiting[i];
+        w.2 = w.2.saturating_sub(1);
+        w.1 += usize::from(ok);
+    }
+    waiting
+        .into_iter()
+        .map(|(needed, acks, _)| {
+            if acks >= needed {
+                Ok(())
+            } else {
+                let n = view.table.replication();
+                Err(RequestError::Unavailable(format!(
+                    "the write is durable on {} of {n} replicas, and the `{policy}` policy needs \
+                     {} (it stays where it was applied; anti-entropy spreads it)",
+                    1 + acks,
+                    1 + needed,
+                )))
+            }
+        })
+        .collect()
 }

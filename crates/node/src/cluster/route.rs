@@ -11,7 +11,7 @@ use haze_ring::NodeId;
 use tokio::task::JoinSet;
 
 use super::ClusterView;
-use super::replicate::coordinate;
+use super::replicate::{coordinate, coordinate_batch};
 use crate::error::RequestError;
 use crate::metrics::Kind;
 use crate::node::{Node, WriteRequest};
@@ -155,7 +155,7 @@ where
 
 fn no_replica(tried: &[String]) -> RequestError {
     RequestError::Unavailable(format!(
-        "no replica of the key answered ({})",
+        "no replica of the key could serve the request ({})",
         tried.join("; ")
     ))
 }
@@ -194,15 +194,25 @@ async fn write(
     from_peer: bool,
 ) -> Result<Value, RequestError> {
     node.check_key(&key)?;
-    if from_peer && view.holds(&key) {
-        return coordinate(node, view, key, write).await;
+    if from_peer {
+        // Another node chose this one as a replica. Never send it on: with tables of two
+        // epochs, two nodes could pass a write back and forth. The sender tries elsewhere.
+        if view.holds(&key) {
+            return coordinate(node, view, key, write).await;
+        }
+        return Err(RequestError::NotReplica(format!(
+            "{} does not hold this key at epoch {}",
+            view.me,
+            view.table.epoch().0
+        )));
     }
     // A merge may be sent again to the next replica whatever happened to the first try (merging
-    // twice is merging once); so may set operations (the member is present either way). A
-    // counter addition or a register write whose outcome is unknown must not be.
+    // twice is merging once); so may a set addition (the member is present either way). A
+    // counter addition or a register write whose outcome is unknown must not be, nor a set
+    // removal (another replica may have seen other additions to remove).
     let retry = matches!(
         &write,
-        WriteRequest::Merge(_) | WriteRequest::Op(TypedOp::SetAdd(_) | TypedOp::SetRemove(_))
+        WriteRequest::Merge(_) | WriteRequest::Op(TypedOp::SetAdd(_))
     );
     let mut tried = Vec::new();
     for &replica in view.table.replicas_of_key(&key) {
@@ -221,6 +231,10 @@ async fn write(
         };
         match forward(node, view, replica, request, retry).await {
             Ok(Response::Value(Some(value))) => return Ok(value),
+            // It applied nothing: any write may go to the next replica.
+            Ok(Response::Error(e)) if e.code == ErrorCode::NotReplica => {
+                tried.push(format!("{replica}: {e}"));
+            }
             Ok(Response::Error(e)) if retry && retry_elsewhere(&e) => {
                 tried.push(format!("{replica}: {e}"));
             }
@@ -247,7 +261,11 @@ async fn write(
     Err(no_replica(&tried))
 }
 
-/// A batch of merges: each item is routed on its own, all at once.
+/// A key and the state to merge into it.
+type Item = (Vec<u8>, Value);
+
+/// A batch of merges: one batch per group of keys that share their replicas, coordinated by the
+/// first replica of the group that answers; results reassembled in order.
 async fn merge_batch(
     node: &Arc<Node>,
     view: &Arc<ClusterView>,
@@ -255,22 +273,91 @@ async fn merge_batch(
     from_peer: bool,
 ) -> Response {
     let n = items.len();
-    let mut tasks = JoinSet::new();
-    for (i, (key, value)) in items.into_iter().enumerate() {
-        let (node, view) = (node.clone(), view.clone());
-        tasks.spawn(async move {
-            let written = write(&node, &view, key, WriteRequest::Merge(value), from_peer).await;
-            (i, written.map_err(|e| e.to_wire()))
-        });
-    }
     let mut results: Vec<Result<Value, WireError>> =
         vec![Err(WireError::new(ErrorCode::Internal, "not written")); n];
+    let mut groups: BTreeMap<Vec<NodeId>, Vec<(usize, Item)>> = BTreeMap::new();
+    for (i, (key, value)) in items.into_iter().enumerate() {
+        if let Err(e) = node.check_key(&key) {
+            results[i] = Err(e.to_wire());
+            continue;
+        }
+        groups
+            .entry(view.table.replicas_of_key(&key).to_vec())
+            .or_default()
+            .push((i, (key, value)));
+    }
+    let mut tasks = JoinSet::new();
+    for (replicas, group) in groups {
+        let (node, view) = (node.clone(), view.clone());
+        tasks.spawn(async move {
+            let (indices, items): (Vec<usize>, Vec<_>) = group.into_iter().unzip();
+            let written = group_batch(&node, &view, &replicas, items, from_peer).await;
+            (indices, written)
+        });
+    }
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, result)) = joined {
-            results[i] = result;
+        if let Ok((indices, written)) = joined {
+            for (i, result) in indices.into_iter().zip(written) {
+                results[i] = result;
+            }
         }
     }
     Response::Batch(results)
+}
+
+/// Merges a batch of keys that share `replicas`: here if this node is the first of them that
+/// answers, else forwarded whole (merges may go to the next replica whatever happened).
+async fn group_batch(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    replicas: &[NodeId],
+    items: Vec<(Vec<u8>, Value)>,
+    from_peer: bool,
+) -> Vec<Result<Value, WireError>> {
+    let n = items.len();
+    let wire = |results: Vec<Result<Value, RequestError>>| {
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_wire()))
+            .collect()
+    };
+    if from_peer || replicas.first() == Some(&view.me) {
+        if replicas.contains(&view.me) {
+            return wire(coordinate_batch(node, view, items).await);
+        }
+        let e = RequestError::NotReplica(format!(
+            "{} does not hold these keys at epoch {}",
+            view.me,
+            view.table.epoch().0
+        ));
+        return vec![Err(e.to_wire()); n];
+    }
+    let mut tried = Vec::new();
+    for &replica in replicas {
+        if replica == view.me {
+            return wire(coordinate_batch(node, view, items).await);
+        }
+        let request = Request::MergeBatch {
+            items: items.clone(),
+        };
+        match forward(node, view, replica, request, true).await {
+            Ok(Response::Batch(results))
+                if results.len() == n
+                    && !results
+                        .iter()
+                        .any(|r| matches!(r, Err(e) if e.code == ErrorCode::NotReplica)) =>
+            {
+                return results;
+            }
+            Ok(Response::Error(e)) if !retry_elsewhere(&e) && e.code != ErrorCode::NotReplica => {
+                return vec![Err(e); n];
+            }
+            Ok(other) => tried.push(format!("{replica}: {other:?}")),
+            Err(e) => tried.push(format!("{replica}: {e}")),
+        }
+        node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+    }
+    vec![Err(no_replica(&tried).to_wire()); n]
 }
 
 /// Digests of many keys: one request per group of keys that share their replicas.

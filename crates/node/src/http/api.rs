@@ -50,7 +50,9 @@ pub(super) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::TypeMismatch => StatusCode::CONFLICT,
         ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Refused => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::NotReplica => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::WrongCluster => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -426,9 +426,36 @@ async fn the_http_api_is_routed_too() {
     for id in ids() {
         for i in 0..10 {
             let path = format!("/v1/keys/http{i}");
-            let (status, body) = crate::harness::http(cluster.node(id).http, "GET", &path, "").await;
+            let (status, body) =
+                crate::harness::http(cluster.node(id).http, "GET", &path, "").await;
             assert_eq!(status, 200, "{body}");
             assert!(body.contains(r#""value":2"#), "{body}");
         }
     }
+}
+
+#[tokio::test]
+async fn nodes_with_disagreeing_tables_never_pass_a_write_back_and_forth() {
+    let cluster = Cluster::start(2, 1, AckPolicy::Quorum).await;
+    // Two tables where every partition sits on the other node: n1 thinks n2 holds a key, n2
+    // thinks n1 does (as while a table change spreads).
+    let one = PartitionTable::place(None, &[NodeId(1)], 16, 1).unwrap();
+    let two = PartitionTable::place(None, &[NodeId(2)], 16, 1).unwrap();
+    for (id, table) in [(NodeId(1), two), (NodeId(2), one)] {
+        cluster.node(id).node.install_view(ClusterView {
+            cluster: CLUSTER,
+            me: id,
+            table,
+            addrs: cluster.addrs(),
+        });
+    }
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        cluster.client(NodeId(1)).await.counter_add("k", 1),
+    )
+    .await
+    .expect("answered, not bounced between the nodes")
+    .unwrap_err();
+    assert!(err.to_string().contains("does not hold this key"), "{err}");
+    assert!(forwarded(&cluster) <= 1, "one hop: {}", forwarded(&cluster));
 }

@@ -198,4 +198,13 @@ pub fn bucket_keys_list_each_key_once(make: Make) {
         store.bucket_keys(DIGEST_BUCKETS, None, 10).unwrap(),
         (vec![], false)
     );
+    // A cursor from another bucket (a malicious or confused peer) reads nothing, never panics.
+    let later = keys
+        .iter()
+        .max_by_key(|k| digest_bucket(ring_hash(k)))
+        .unwrap();
+    assert_eq!(
+        store.bucket_keys(0, Some(later), 10).unwrap(),
+        (vec![], false)
+    );
 }
