@@ -68,10 +68,9 @@ impl Default for ClientConfig {
     }
 }
 
-/// The client's connection, and its last failed attempt to open one.
+/// The line for opening a connection, and the last attempt that found no node.
 #[derive(Debug, Default)]
 struct Slot {
-    live: Option<Arc<Connection>>,
     failed: Option<(tokio::time::Instant, Error)>,
 }
 
@@ -82,6 +81,9 @@ pub struct Client {
     addr: Arc<str>,
     config: ClientConfig,
     connection: Arc<Mutex<Slot>>,
+    /// The open connection, for requests that need not wait in line (`connection` is the line
+    /// for opening one).
+    live: Arc<std::sync::Mutex<Option<Arc<Connection>>>>,
     /// The latest table epoch any node told this client of (see [`Response::Epoch`]).
     epochs: Arc<AtomicU64>,
     /// With [`ClientConfig::direct`]: the cached routing table and a client per node.
@@ -117,6 +119,7 @@ impl Client {
             addr: addr.into(),
             config,
             connection: Arc::default(),
+            live: Arc::default(),
             epochs: Arc::default(),
             router,
         }
@@ -131,6 +134,7 @@ impl Client {
                 ..parent.config.clone()
             },
             connection: Arc::default(),
+            live: Arc::default(),
             epochs: parent.epochs.clone(),
             router: None,
         }
@@ -167,11 +171,25 @@ impl Client {
         }
     }
 
+    fn live_connection(&self) -> Option<Arc<Connection>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+
     /// Returns the live connection, opening a new one if there is none or it broke.
     async fn connection(&self) -> Result<Arc<Connection>> {
+        // The common case, without waiting in line: the connection is up.
+        if let Some(conn) = self.live_connection() {
+            return Ok(conn);
+        }
         let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.live.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
+        // Someone ahead in line may have opened it.
+        if let Some(conn) = self.live_connection() {
+            return Ok(conn);
         }
         // Right after a failed attempt, fail at once: callers queued behind an attempt that
         // waited out its timeout must not each wait out their own.
@@ -192,10 +210,11 @@ impl Client {
         match opened {
             Ok(conn) => {
                 let conn = Arc::new(conn);
-                *slot = Slot {
-                    live: Some(conn.clone()),
-                    failed: None,
-                };
+                slot.failed = None;
+                *self
+                    .live
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
                 Ok(conn)
             }
             Err(e) => {

@@ -61,7 +61,10 @@ fn too_many(n: usize) -> Option<RequestError> {
 pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role) -> Plan {
     let started = tokio::time::Instant::now();
     let limits = &node.config().store;
-    let routed = cluster::is_routed(&request, role);
+    // The view, if this request is to be routed (one read of it per request).
+    let view = cluster::is_routed(&request, role)
+        .then(|| node.view())
+        .flatten();
     let (kind, response) = match request {
         Request::Merge { .. }
             if frame_bytes > limits.max_value_bytes + limits.max_key_bytes + 64 =>
@@ -99,8 +102,16 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 "bucket digests are only for node-to-node and local connections".into(),
             )),
         ),
-        request if routed && node.view().is_some() => {
-            let view = node.view().expect("checked");
+        // A read whose primary is this node: answered here and now, like a single node's.
+        Request::Get { key }
+            if view
+                .as_ref()
+                .is_some_and(|v| v.table.replicas_of_key(&key).first() == Some(&v.me)) =>
+        {
+            (Kind::Get, node.get(&key).map(Response::Value))
+        }
+        request if view.is_some() => {
+            let view = view.expect("checked");
             let stale = request
                 .key()
                 .filter(|key| role == Role::Client && !view.holds(key))
@@ -112,7 +123,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 stale,
             };
         }
-        _ if routed && node.awaits_view() => (
+        _ if cluster::is_routed(&request, role) && node.awaits_view() => (
             Kind::Get,
             Err(RequestError::Unavailable(
                 "this node has not received its cluster's partition table yet (is it added? \
