@@ -131,6 +131,12 @@ impl Client {
             addr: addr.into(),
             config: ClientConfig {
                 direct: false,
+                // A primary that cannot be reached is skipped (the first node routes) for a
+                // while instead of being dialled at every request.
+                reconnect_backoff: parent
+                    .config
+                    .reconnect_backoff
+                    .max(Duration::from_millis(500)),
                 ..parent.config.clone()
             },
             connection: Arc::default(),
@@ -161,6 +167,13 @@ impl Client {
     pub async fn send(&self, request: Request, idempotent: bool) -> Result<Response> {
         let conn = self.connection().await?;
         match conn.call(&request, self.config.request_timeout).await {
+            // The connection closed before the request left: any request may go again.
+            Err(Error::Connect { .. }) => {
+                self.connection()
+                    .await?
+                    .call(&request, self.config.request_timeout)
+                    .await
+            }
             Err(Error::ConnectionLost(_)) if idempotent => {
                 self.connection()
                     .await?
@@ -186,15 +199,17 @@ impl Client {
         if let Some(conn) = self.live_connection() {
             return Ok(conn);
         }
+        let arrived = tokio::time::Instant::now();
         let mut slot = self.connection.lock().await;
         // Someone ahead in line may have opened it.
         if let Some(conn) = self.live_connection() {
             return Ok(conn);
         }
-        // Right after a failed attempt, fail at once: callers queued behind an attempt that
-        // waited out its timeout must not each wait out their own.
+        // An attempt that failed while this caller waited in line answers for it too (callers
+        // queued behind an attempt that waited out its timeout must not each wait out their
+        // own); so does any failure within the backoff.
         if let Some((at, e)) = &slot.failed
-            && at.elapsed() < self.config.reconnect_backoff
+            && (*at >= arrived || at.elapsed() < self.config.reconnect_backoff)
         {
             return Err(e.clone());
         }

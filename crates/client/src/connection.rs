@@ -19,6 +19,8 @@ type Waiters = Arc<Mutex<BTreeMap<RequestId, oneshot::Sender<Result<Response>>>>
 /// A live connection. Dropping the last handle closes it.
 #[derive(Debug)]
 pub(crate) struct Connection {
+    /// The node's address (for errors).
+    addr: String,
     outbox: mpsc::UnboundedSender<Vec<u8>>,
     waiters: Waiters,
     next_id: AtomicU64,
@@ -151,6 +153,7 @@ impl Connection {
         });
 
         Ok(Connection {
+            addr: addr.to_string(),
             outbox,
             waiters,
             next_id: AtomicU64::new(1),
@@ -175,7 +178,11 @@ impl Connection {
         lock(&self.waiters).insert(id, done);
         if self.is_closed() || self.outbox.send(frame).is_err() {
             lock(&self.waiters).remove(&id);
-            return Err(Error::ConnectionLost("the connection is closed".into()));
+            // Never sent: as safe to try again as a failed connect.
+            return Err(Error::Connect {
+                addr: self.addr.clone(),
+                reason: "the connection closed before the request was sent".into(),
+            });
         }
         match tokio::time::timeout(timeout, response).await {
             Ok(Ok(result)) => result,

@@ -64,8 +64,14 @@ impl Router {
                     Err(_) => None,
                 }
             }
-            // Could not ask: keep what we had, and ask again next time.
-            _ => return table(cached),
+            // Could not ask: keep what we had, and ask again after a while (requests meanwhile
+            // use the cached table, or the first node).
+            _ => {
+                let kept = table(cached);
+                *self.table.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((tokio::time::Instant::now(), kept.clone(), true));
+                return kept;
+            }
         };
         let behind = fetched
             .as_ref()

@@ -82,7 +82,11 @@ impl Node {
             hlc: Arc::new(Mutex::new(Hlc::new())),
             clock,
         };
-        let largest_item = config.store.max_value_bytes + config.store.max_key_bytes + 64;
+        let largest_item = config
+            .store
+            .max_value_bytes
+            .saturating_add(config.store.max_key_bytes)
+            .saturating_add(64);
         let metrics = Metrics::default();
         let peers = Peers::new(
             config.dial.clone(),

@@ -10,8 +10,11 @@ use haze_crdt::Value;
 use haze_protocol::{Dial, Request, Response, Role};
 use tokio::sync::{Semaphore, mpsc};
 
-/// Copies waiting for one peer; past this, a copy is not queued (anti-entropy brings it).
+/// Copies waiting for one peer; past this, a coordinator waits for room (up to the forward
+/// timeout; then the copy is left to anti-entropy).
 const COPY_QUEUE: usize = 8192;
+/// The most copies in one request.
+const COPIES_PER_REQUEST: usize = 512;
 /// Copy requests in flight to one peer at once.
 const COPY_REQUESTS_IN_FLIGHT: usize = 8;
 /// The bytes one copy request may carry, counting every state at the largest size allowed.
@@ -44,9 +47,9 @@ struct Link {
 pub(crate) struct Peers {
     dial: Arc<dyn Dial>,
     timeout: Duration,
-    /// Copies per request: as many states of the largest allowed size as fit in
-    /// [`COPY_REQUEST_BYTES`].
-    copies_per_request: usize,
+    /// Copies a request may carry without measuring them: as many states of the largest allowed
+    /// size as fit in [`COPY_REQUEST_BYTES`]. Past that, each is measured.
+    unmeasured_copies: usize,
     links: Mutex<(u64, BTreeMap<String, Link>)>,
     /// Copies that failed or were never queued (the node's `copies_failed` metric).
     failed: Arc<AtomicU64>,
@@ -73,7 +76,8 @@ impl Peers {
         Peers {
             dial,
             timeout,
-            copies_per_request: (COPY_REQUEST_BYTES / largest_item.max(1)).clamp(1, 512),
+            unmeasured_copies: (COPY_REQUEST_BYTES / largest_item.max(1))
+                .clamp(1, COPIES_PER_REQUEST),
             links: Mutex::new((0, BTreeMap::new())),
             failed,
         }
@@ -104,7 +108,7 @@ impl Peers {
                 tokio::spawn(copier(
                     client.clone(),
                     queue,
-                    self.copies_per_request,
+                    self.unmeasured_copies,
                     self.failed.clone(),
                 ));
                 Link { client, copies }
@@ -118,8 +122,9 @@ impl Peers {
     }
 
     /// Queues a copy of `value` for the node at `addr`; `done` gets `tag` and whether the node
-    /// merged it (`false` at once if too many copies wait for that node already).
-    pub(crate) fn copy(
+    /// merged it. When many copies wait for that node already, this waits for room (the
+    /// coordinator slows down rather than fail writes), up to the forward timeout.
+    pub(crate) async fn copy(
         &self,
         cluster: u64,
         addr: &str,
@@ -128,17 +133,27 @@ impl Peers {
         tag: usize,
         done: mpsc::UnboundedSender<(usize, bool)>,
     ) {
-        if let Err(e) = self.link(cluster, addr).copies.try_send(CopyJob {
+        let queue = self.link(cluster, addr).copies;
+        let job = CopyJob {
             key,
             value,
             tag,
             done,
-        }) {
-            let job = match e {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
+        };
+        let refused = match queue.try_send(job) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Closed(job)) => Some(job),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                match tokio::time::timeout(self.timeout, queue.reserve()).await {
+                    Ok(Ok(room)) => {
+                        room.send(job);
+                        None
+                    }
+                    _ => Some(job),
                 }
-            };
+            }
+        };
+        if let Some(job) = refused {
             self.failed.fetch_add(1, Ordering::Relaxed);
             let _ = job.done.send((job.tag, false));
         }
@@ -146,22 +161,45 @@ impl Peers {
 }
 
 /// Sends a peer's queued copies: whatever has queued goes in one `Copy` request (up to
-/// `per_request`), with a few requests in flight at once, so copies cost a request per batch,
-/// not per write, under load.
+/// [`COPIES_PER_REQUEST`] and [`COPY_REQUEST_BYTES`]), with a few requests in flight at once, so
+/// copies cost a request per batch, not per write, under load.
 async fn copier(
     client: Client,
     mut queue: mpsc::Receiver<CopyJob>,
-    per_request: usize,
+    unmeasured: usize,
     failed: Arc<AtomicU64>,
 ) {
     let in_flight = Arc::new(Semaphore::new(COPY_REQUESTS_IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
+    let mut held: Option<CopyJob> = None;
+    loop {
+        let first = match held.take() {
+            Some(job) => job,
+            None => match queue.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
         let mut jobs = vec![first];
-        while jobs.len() < per_request {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        // The first `unmeasured` copies fit whatever their size; past them, each is measured
+        // so a request stays well under a frame.
+        let mut bytes = 0usize;
+        while jobs.len() < COPIES_PER_REQUEST {
+            let Ok(job) = queue.try_recv() else { break };
+            if jobs.len() >= unmeasured {
+                if bytes == 0 {
+                    bytes = jobs
+                        .iter()
+                        .map(|j| j.key.len() + j.value.encode().len())
+                        .sum();
+                }
+                let size = job.key.len() + job.value.encode().len();
+                if bytes + size > COPY_REQUEST_BYTES {
+                    held = Some(job);
+                    break;
+                }
+                bytes += size;
             }
+            jobs.push(job);
         }
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;

@@ -75,14 +75,18 @@ async fn copy_all(
                 continue;
             }
             match view.addrs.get(replica) {
-                Some(addr) => node.peers().copy(
-                    view.cluster,
-                    addr,
-                    key.clone(),
-                    value.clone(),
-                    i,
-                    done.clone(),
-                ),
+                Some(addr) => {
+                    node.peers()
+                        .copy(
+                            view.cluster,
+                            addr,
+                            key.clone(),
+                            value.clone(),
+                            i,
+                            done.clone(),
+                        )
+                        .await;
+                }
                 None => {
                     let _ = done.send((i, false));
                 }
@@ -91,13 +95,18 @@ async fn copy_all(
     }
     drop(done);
     let unsettled = |w: &(usize, usize, usize)| w.1 < w.0 && w.2 > 0;
-    while waiting.iter().any(unsettled) {
+    let mut open = waiting.iter().filter(|w| unsettled(w)).count();
+    while open > 0 {
         let Some((i, ok)) = outcomes.recv().await else {
             break;
         };
         let w = &mut waiting[i];
+        let was = unsettled(w);
         w.2 = w.2.saturating_sub(1);
         w.1 += usize::from(ok);
+        if was && !unsettled(w) {
+            open -= 1;
+        }
     }
     waiting
         .into_iter()
