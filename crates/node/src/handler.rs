@@ -102,13 +102,24 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 "bucket digests are only for node-to-node and local connections".into(),
             )),
         ),
-        // A read whose primary is this node: answered here and now, like a single node's.
+        // A read whose primary is this node and that finds the key: answered here and now,
+        // like a single node's (a miss is routed: another replica may hold it).
         Request::Get { key }
             if view
                 .as_ref()
                 .is_some_and(|v| v.table.replicas_of_key(&key).first() == Some(&v.me)) =>
         {
-            (Kind::Get, node.get(&key).map(Response::Value))
+            match node.get(&key) {
+                Ok(None) => {
+                    return Plan::Route {
+                        view: view.expect("checked"),
+                        request: Request::Get { key },
+                        from_peer: false,
+                        stale: None,
+                    };
+                }
+                found => (Kind::Get, found.map(Response::Value)),
+            }
         }
         request if view.is_some() => {
             let view = view.expect("checked");

@@ -125,27 +125,28 @@ fn retry_elsewhere(e: &WireError) -> bool {
 }
 
 /// Asks the replicas in order, this node with `local`, the others over the network, and returns
-/// the first answer. A replica that cannot be reached, or does not answer in time, is skipped.
+/// the first answer and the position of the replica that gave it. A replica that cannot be
+/// reached, or does not answer in time, is skipped.
 async fn first_answer<F, Fut>(
     node: &Node,
     view: &ClusterView,
     replicas: &[NodeId],
     request: Request,
     local: F,
-) -> Result<Response, RequestError>
+) -> Result<(usize, Response), RequestError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Response, RequestError>>,
 {
     let mut tried = Vec::new();
-    for &replica in replicas {
+    for (i, &replica) in replicas.iter().enumerate() {
         if replica == view.me {
-            return local().await;
+            return Ok((i, local().await?));
         }
         match forward(node, view, replica, request.clone(), true).await {
             Ok(Response::Error(e)) if retry_elsewhere(&e) => tried.push(format!("{replica}: {e}")),
             Ok(Response::Error(e)) => return Err(RequestError::Remote(e)),
-            Ok(answer) => return Ok(answer),
+            Ok(answer) => return Ok((i, answer)),
             Err(e) => tried.push(format!("{replica}: {e}")),
         }
         node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
@@ -181,7 +182,18 @@ async fn read(
     } else {
         Request::Get { key: key.clone() }
     };
-    first_answer(node, view, &replicas, request, local).await
+    let mut from = 0;
+    loop {
+        let (i, answer) =
+            first_answer(node, view, &replicas[from..], request.clone(), local).await?;
+        // A replica without the key may be one that lost its disk or missed the writes while
+        // down, not yet refilled by anti-entropy: "absent" is believed only when every replica
+        // that answers says so.
+        if !matches!(answer, Response::Value(None)) || from + i + 1 >= replicas.len() {
+            return Ok(answer);
+        }
+        from += i + 1;
+    }
 }
 
 /// A write, coordinated by the first replica that answers (this node, if it comes first or the
@@ -386,7 +398,9 @@ async fn digests(
                 keys: group.clone(),
             };
             let local = || node.local_digests(group);
-            let answer = first_answer(&node, &view, &replicas, request, local).await;
+            let answer = first_answer(&node, &view, &replicas, request, local)
+                .await
+                .map(|(_, answer)| answer);
             (indices, answer)
         });
     }

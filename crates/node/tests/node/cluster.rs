@@ -236,6 +236,16 @@ async fn a_wiped_node_is_refilled_by_anti_entropy() {
     cluster
         .restart(NodeId(2), Arc::new(MemStore::new(StoreConfig::default())))
         .await;
+    // Before anti-entropy: reads of keys whose primary lost everything still find them.
+    let through_wiped = cluster.client(NodeId(2)).await;
+    for i in 0..300 {
+        let c: haze_crdt::PnCounter = through_wiped
+            .get_typed(format!("k{i}"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("k{i} not found after its replica lost its disk"));
+        assert_eq!(c.value(), i128::from(i + 1));
+    }
     let pushed = cluster.anti_entropy().await;
     assert!(
         pushed >= 150,
