@@ -509,10 +509,10 @@ impl Client {
     /// # Errors
     ///
     /// As [`merge_batch`](Self::merge_batch).
-    pub async fn copy(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<Value>>> {
+    pub async fn copy(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<()>>> {
         let n = items.len();
         match self.call(Request::Copy { items }, true).await? {
-            Response::Batch(results) if results.len() == n => Ok(results
+            Response::Acks(results) if results.len() == n => Ok(results
                 .into_iter()
                 .map(|r| r.map_err(Error::from))
                 .collect()),

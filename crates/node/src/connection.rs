@@ -225,10 +225,10 @@ where
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }
-                    Plan::Batch(items) => {
+                    Plan::Batch { items, acks } => {
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
-                            let response = handler::batch(node, items).await;
+                            let response = handler::batch(node, items, acks).await;
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }

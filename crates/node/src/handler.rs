@@ -24,8 +24,12 @@ pub(crate) enum Plan {
         key: Vec<u8>,
         write: WriteRequest,
     },
-    /// Several writes: answer from a task.
-    Batch(Vec<(Vec<u8>, Value)>),
+    /// Several writes: answer from a task, with the merged states, or only with whether each
+    /// was merged (`acks`, for a `Copy`).
+    Batch {
+        items: Vec<(Vec<u8>, Value)>,
+        acks: bool,
+    },
     /// Many reads: answer from a blocking task, off the connection threads.
     Digests {
         list: Option<u64>,
@@ -174,7 +178,8 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 write: WriteRequest::Op(op),
             };
         }
-        Request::MergeBatch { items } | Request::Copy { items } => return Plan::Batch(items),
+        Request::MergeBatch { items } => return Plan::Batch { items, acks: false },
+        Request::Copy { items } => return Plan::Batch { items, acks: true },
         Request::Buckets => (
             Kind::Digest,
             node.store()
@@ -250,16 +255,20 @@ pub(crate) async fn digests(
     result.unwrap_or_else(|e| Response::Error(e.to_wire()))
 }
 
-/// Answers a batch: every item is queued before any is awaited, so they commit together.
-pub(crate) async fn batch(node: Arc<Node>, items: Vec<(Vec<u8>, Value)>) -> Response {
+/// Answers a batch: every item is queued before any is awaited, so they commit together. With
+/// `acks`, the answer says only whether each item was merged.
+pub(crate) async fn batch(node: Arc<Node>, items: Vec<(Vec<u8>, Value)>, acks: bool) -> Response {
     let started = tokio::time::Instant::now();
-    let results: Vec<_> = node
-        .merge_batch(items)
-        .await
-        .into_iter()
-        .map(|r| r.map_err(|e| e.to_wire()))
-        .collect();
+    let results = node.merge_batch(items).await.into_iter();
     node.metrics()
         .record(Kind::MergeBatch, true, started.elapsed());
-    Response::Batch(results)
+    if acks {
+        Response::Acks(
+            results
+                .map(|r| r.map(drop).map_err(|e| e.to_wire()))
+                .collect(),
+        )
+    } else {
+        Response::Batch(results.map(|r| r.map_err(|e| e.to_wire())).collect())
+    }
 }

@@ -85,7 +85,7 @@ pub enum Request {
     /// Merge states into this node's own copies, without routing or replicating: how a
     /// coordinator copies a write to the other replicas, and how anti-entropy and read repair
     /// send what a replica misses. Only on [`Role::Peer`] and [`Role::Local`] connections. The
-    /// response is a [`Response::Batch`].
+    /// response is [`Response::Acks`].
     Copy {
         /// The keys and states.
         items: Vec<(Vec<u8>, Value)>,
@@ -242,6 +242,9 @@ pub enum Response {
     UnknownList,
     /// The digest of every bucket of the ring, in order.
     Buckets(Vec<u64>),
+    /// One outcome per item of a `Copy`, in order: only whether each was merged (the merged
+    /// states stay on the node: a copy's sender does not need them).
+    Acks(Vec<Result<(), WireError>>),
     /// The cluster's routing table as JSON (`haze_ring::RoutingTable`), or `None` if the node
     /// is not in a cluster.
     Table(Option<Vec<u8>>),
@@ -297,6 +300,7 @@ mod kind {
     pub(super) const KEY_DIGESTS: u8 = 0x89;
     pub(super) const TABLE_OK: u8 = 0x8a;
     pub(super) const EPOCH: u8 = 0x8b;
+    pub(super) const ACKS: u8 = 0x8c;
 
     pub(super) const ROLE_CLIENT: u8 = 0;
     pub(super) const ROLE_LOCAL: u8 = 1;
@@ -700,6 +704,19 @@ impl Response {
                     }
                 }
             }
+            Response::Acks(results) => {
+                out.push(kind::ACKS);
+                writer::len(out, results.len());
+                for result in results {
+                    match result {
+                        Ok(()) => out.push(0),
+                        Err(e) => {
+                            out.push(1);
+                            write_error(out, e);
+                        }
+                    }
+                }
+            }
             Response::Epoch(epoch) => {
                 out.push(kind::EPOCH);
                 out.extend_from_slice(&epoch.to_be_bytes());
@@ -798,6 +815,18 @@ fn decode_response(r: &mut Reader<'_>) -> Decoded<Response> {
             None
         }),
         kind::EPOCH => Response::Epoch(read_u64(r)?),
+        kind::ACKS => {
+            let n = r.count(1)?;
+            let mut results = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                results.push(if read_presence(r)? {
+                    Err(read_error(r)?)
+                } else {
+                    Ok(())
+                });
+            }
+            Response::Acks(results)
+        }
         kind::KEY_DIGESTS => {
             let n = r.count(9)?;
             let mut keys = Vec::with_capacity(n.min(64));

@@ -115,6 +115,11 @@ fn responses() -> Vec<Response> {
         Response::Table(None),
         Response::Table(Some(b"{}".to_vec())),
         Response::Epoch(42),
+        Response::Acks(vec![
+            Ok(()),
+            Err(WireError::new(ErrorCode::TypeMismatch, "no")),
+        ]),
+        Response::Acks(vec![]),
         Response::KeyDigests {
             keys: vec![(b"a".to_vec(), 3), (vec![], u64::MAX)],
             more: true,

@@ -213,7 +213,7 @@ async fn copier(
             let n = items.len();
             let answer = client.send(Request::Copy { items }, true).await;
             match answer {
-                Ok(Response::Batch(results)) if results.len() == n => {
+                Ok(Response::Acks(results)) if results.len() == n => {
                     for ((tag, done), result) in waiters.into_iter().zip(results) {
                         if result.is_err() {
                             failed.fetch_add(1, Ordering::Relaxed);
