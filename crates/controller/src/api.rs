@@ -61,6 +61,29 @@ pub struct MemberStatus {
     pub partitions: usize,
     /// The partitions it is the primary of.
     pub primaries: usize,
+    /// When the node last asked for the table, and which epoch it had then (`None`: not since
+    /// this controller started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<Seen>,
+}
+
+/// A node's last report (`POST /v1/seen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    /// The epoch of the table the node had installed (`None`: no table yet).
+    pub epoch: Option<u64>,
+    /// Milliseconds since the report.
+    pub ago_ms: u64,
+}
+
+/// A node's report of the table it has, sent when it asks for the current one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenRequest {
+    /// The reporting node.
+    pub node: NodeId,
+    /// The epoch of the table it has installed, if any.
+    pub epoch: Option<u64>,
 }
 
 /// An error, as the API reports it.
@@ -90,6 +113,7 @@ impl Status {
                 state: m.state,
                 partitions: load.get(id).copied().unwrap_or(0),
                 primaries: primaries.get(id).copied().unwrap_or(0),
+                seen: None,
             })
             .collect();
         Status {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, Status};
+use haze_ring::NodeId;
+
+use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, SeenRequest, Status};
 
 /// The largest answer read (a full table of 4096 partitions × a few replicas is far less).
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -86,6 +88,18 @@ impl ControllerClient {
     /// [`ClientError`].
     pub async fn status(&self) -> Result<Status, ClientError> {
         self.call::<(), _>("GET", "/v1/cluster", None).await
+    }
+
+    /// Reports that `node` has the table of `epoch` (if any) and returns the cluster's status:
+    /// how nodes poll for the table, so `haze cluster status` can show who has which epoch.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; [`ClientError::Refused`] with `unknown_node` for a node that is not a
+    /// member.
+    pub async fn seen(&self, node: NodeId, epoch: Option<u64>) -> Result<Status, ClientError> {
+        let body = SeenRequest { node, epoch };
+        self.call("POST", "/v1/seen", Some(&body)).await
     }
 
     async fn call<B: serde::Serialize, T: serde::de::DeserializeOwned>(

@@ -1,6 +1,7 @@
 //! Serving the controller over HTTP/JSON.
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,10 +13,23 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, Status};
+use haze_ring::NodeId;
+
+use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, Seen, SeenRequest, Status};
 use crate::{Controller, Error};
 
 type Shared = Arc<Mutex<Controller>>;
+
+/// Each node's last report: the epoch it had, and when (kept in memory only: a restarted
+/// controller hears from every node within a poll).
+type SeenMap = Arc<Mutex<BTreeMap<NodeId, (Option<u64>, tokio::time::Instant)>>>;
+
+/// The routes' state.
+#[derive(Clone)]
+struct App {
+    controller: Shared,
+    seen: SeenMap,
+}
 
 /// Returns the controller's routes (docs/cluster.md).
 pub fn router(controller: Controller) -> Router {
@@ -24,8 +38,12 @@ pub fn router(controller: Controller) -> Router {
         .route("/v1/cluster", get(status))
         .route("/v1/cluster/add", post(add))
         .route("/v1/nodes", post(register))
+        .route("/v1/seen", post(seen))
         .fallback(|| async { failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
-        .with_state(Arc::new(Mutex::new(controller)))
+        .with_state(App {
+            controller: Arc::new(Mutex::new(controller)),
+            seen: SeenMap::default(),
+        })
 }
 
 /// How long a shutdown waits for open connections before it drops them. Safe: a change is
@@ -55,11 +73,44 @@ pub async fn serve(
     }
 }
 
-async fn status(State(controller): State<Shared>) -> Response {
-    with(controller, |c| Ok(Status::of(c.state()))).await
+/// Returns the status with each member's last report.
+fn status_seen(c: &Controller, seen: &SeenMap) -> Status {
+    let mut status = Status::of(c.state());
+    let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    for member in &mut status.members {
+        member.seen = seen.get(&member.id).map(|(epoch, at)| Seen {
+            epoch: *epoch,
+            ago_ms: u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    status
 }
 
-async fn register(State(controller): State<Shared>, body: Bytes) -> Response {
+async fn status(State(app): State<App>) -> Response {
+    with(app.controller, move |c| Ok(status_seen(c, &app.seen))).await
+}
+
+/// A node reports the epoch it has and gets the current status (how nodes poll for the table).
+async fn seen(State(app): State<App>, body: Bytes) -> Response {
+    let request: SeenRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    with(app.controller, move |c| {
+        if !c.state().members().contains_key(&request.node) {
+            return Err(Error::UnknownNode(request.node.to_string()));
+        }
+        app.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(request.node, (request.epoch, tokio::time::Instant::now()));
+        Ok(status_seen(c, &app.seen))
+    })
+    .await
+}
+
+async fn register(State(app): State<App>, body: Bytes) -> Response {
+    let controller = app.controller;
     let request: RegisterRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
@@ -74,14 +125,15 @@ async fn register(State(controller): State<Shared>, body: Bytes) -> Response {
     .await
 }
 
-async fn add(State(controller): State<Shared>, body: Bytes) -> Response {
+async fn add(State(app): State<App>, body: Bytes) -> Response {
+    let (controller, seen) = (app.controller, app.seen);
     let request: AddRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
     with(controller, move |c| {
         c.change(|s| s.add(&request.nodes).map(|_| ()))?;
-        Ok(Status::of(c.state()))
+        Ok(status_seen(c, &seen))
     })
     .await
 }

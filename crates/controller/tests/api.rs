@@ -102,3 +102,39 @@ async fn bad_requests_get_typed_errors() {
     shutdown.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn nodes_report_the_epoch_they_have_and_status_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, shutdown, task) = start(dir.path()).await;
+    let client = ControllerClient::new(&addr);
+    let a = client.register("127.0.0.1:7701").await.unwrap();
+    let b = client.register("127.0.0.1:7702").await.unwrap();
+    let status = client.status().await.unwrap();
+    assert!(
+        status.members.iter().all(|m| m.seen.is_none()),
+        "nobody reported yet"
+    );
+
+    client
+        .add(&["n1".to_string(), "n2".to_string()])
+        .await
+        .unwrap();
+    let status = client.seen(a.node, Some(1)).await.unwrap();
+    assert_eq!(status.epoch, Some(1), "the report answers with the table");
+    let seen =
+        |s: &haze_controller::api::Status, id| s.members.iter().find(|m| m.id == id).unwrap().seen;
+    assert_eq!(seen(&status, a.node).map(|s| s.epoch), Some(Some(1)));
+    assert_eq!(seen(&status, b.node), None);
+    client.seen(b.node, None).await.unwrap();
+    let status = client.status().await.unwrap();
+    assert_eq!(seen(&status, b.node).map(|s| s.epoch), Some(None));
+
+    let err = client.seen(NodeId(99), Some(1)).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Refused(e) if e.error == "unknown_node"),
+        "{err}"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}

@@ -128,7 +128,7 @@ fn print_status(status: &Status) {
         status.cluster, status.partitions, status.replicas
     );
     println!(
-        "{:<6} {:<24} {:<8} {:>10} {:>9}",
+        "{:<6} {:<24} {:<8} {:>10} {:>9}  seen",
         "node", "address", "state", "partitions", "primaries"
     );
     for m in &status.members {
@@ -136,8 +136,17 @@ fn print_status(status: &Status) {
             MemberState::Standby => "standby",
             MemberState::Active => "active",
         };
+        let seen = m.seen.map_or_else(
+            || "-".to_string(),
+            |s| {
+                let epoch = s
+                    .epoch
+                    .map_or_else(|| "no table".to_string(), |e| format!("epoch {e}"));
+                format!("{:.1} s ago, {epoch}", s.ago_ms as f64 / 1000.0)
+            },
+        );
         println!(
-            "{:<6} {:<24} {state:<8} {:>10} {:>9}",
+            "{:<6} {:<24} {state:<8} {:>10} {:>9}  {seen}",
             m.id.to_string(),
             m.addr,
             m.partitions,

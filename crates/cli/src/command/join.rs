@@ -36,7 +36,8 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         return;
     }
     loop {
-        match client.status().await {
+        let epoch = node.view().map(|v| v.table.epoch().0);
+        match client.seen(registered.node, epoch).await {
             Ok(status) => {
                 if let Some(view) = view_of(&status, &registered) {
                     node.install_view(view);

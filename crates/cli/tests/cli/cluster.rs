@@ -50,7 +50,7 @@ fn nodes_register_and_are_added_with_the_cli() {
     for node in ["n1", "n2"] {
         let cells: Vec<&str> = row(&status, node).split_whitespace().collect();
         // node, address, state, partitions (3 replicas clamped to 2 nodes: all 256), primaries.
-        assert_eq!(cells[2..], ["active", "256", "128"], "{status}");
+        assert_eq!(cells[2..5], ["active", "256", "128"], "{status}");
     }
     assert!(status.contains("epoch 1"), "{status}");
 
@@ -83,13 +83,21 @@ fn nodes_register_and_are_added_with_the_cli() {
     let (ok, _, err) = cluster(&controller, &["add"]);
     assert!(!ok && err.contains("required"), "{err}");
 
-    // What the controller acknowledged survives its restart.
+    // What the controller acknowledged survives its restart (what nodes last reported is
+    // kept in memory only, so it is left out of the comparison).
+    let durable = |json: &str| {
+        let mut status: serde_json::Value = serde_json::from_str(json).unwrap();
+        for member in status["members"].as_array_mut().unwrap() {
+            member.as_object_mut().unwrap().remove("seen");
+        }
+        status
+    };
     let (_, before, _) = cluster(&controller, &["status", "--json"]);
     let (exit, clean) = controller.terminate();
     assert!(exit.success() && clean);
     let controller = Server::start_controller(&dir.path().join("controller"));
     let (_, after, _) = cluster(&controller, &["status", "--json"]);
-    assert_eq!(before, after);
+    assert_eq!(durable(&before), durable(&after));
 }
 
 #[test]

@@ -89,6 +89,17 @@ fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wip
     for node in nodes.iter().flatten() {
         node.wait_for_log("cluster view installed");
     }
+    // Every node reports the table it has; `haze cluster status` shows it.
+    eventually("every node reports epoch 1 to the controller", || {
+        let out = haze()
+            .args(["cluster", "status", "--controller", &controller.addr])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .matches("ago, epoch 1")
+            .count()
+            == 3
+    });
 
     // Writes through n1 read back through every node.
     let keys: Vec<String> = (0..20).map(|i| format!("page:{i}")).collect();
