@@ -168,7 +168,12 @@ pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
 }
 
 pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    let text = node.metrics().render(node.commit_stats());
+    let mut text = node.metrics().render(node.commit_stats());
+    let epoch = node.view().map_or(0, |v| v.table.epoch().0);
+    text.push_str(&format!(
+        "# HELP haze_cluster_epoch The epoch of the partition table this node routes with (0: none).\n\
+         # TYPE haze_cluster_epoch gauge\nhaze_cluster_epoch {epoch}\n"
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

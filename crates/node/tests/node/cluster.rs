@@ -433,6 +433,10 @@ async fn the_http_api_is_routed_too() {
         let (status, body) = crate::harness::http(through, "POST", &path, r#"{"add": 2}"#).await;
         assert_eq!(status, 200, "{body}");
     }
+    let (_, metrics) =
+        crate::harness::http(cluster.node(NodeId(1)).http, "GET", "/metrics", "").await;
+    assert!(metrics.contains("haze_cluster_epoch 1"), "{metrics}");
+    assert!(metrics.contains("haze_forwarded_total"), "{metrics}");
     for id in ids() {
         for i in 0..10 {
             let path = format!("/v1/keys/http{i}");
