@@ -464,7 +464,9 @@ impl Client {
         members: impl IntoIterator<Item = Scalar>,
     ) -> Result<OrSet<Scalar>> {
         let op = TypedOp::SetRemove(members.into_iter().collect());
-        self.op(key.as_ref(), op, true).await
+        // Not retried: a second try removes whatever the node has seen by then, which may
+        // include an addition made meanwhile.
+        self.op(key.as_ref(), op, false).await
     }
 
     /// Writes the last-writer-wins register under `key` and returns it.
@@ -490,15 +492,15 @@ impl Client {
         )
     }
 
-    /// Applies a typed operation and returns the new state, untyped. Counter additions and
-    /// register writes are not retried (a retry could apply them twice, or overwrite a later
-    /// write); set operations are.
+    /// Applies a typed operation and returns the new state, untyped. Only set additions are
+    /// retried after a lost connection: a retried counter addition could apply twice, a register
+    /// write overwrite a later one, and a set removal remove an addition made meanwhile.
     ///
     /// # Errors
     ///
     /// As [`merge`](Self::merge).
     pub async fn apply(&self, key: impl AsRef<[u8]>, op: TypedOp) -> Result<Value> {
-        let idempotent = matches!(op, TypedOp::SetAdd(_) | TypedOp::SetRemove(_));
+        let idempotent = matches!(op, TypedOp::SetAdd(_));
         let key = key.as_ref().to_vec();
         self.written(Request::Op { key, op }, idempotent).await
     }

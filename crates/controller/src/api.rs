@@ -89,8 +89,8 @@ pub struct SeenRequest {
 /// An error, as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiError {
-    /// A stable code: `unknown_node`, `would_move_data`, `nothing_to_add`, `bad_request`,
-    /// `state`.
+    /// A stable code: `unknown_node`, `would_move_data`, `nothing_to_add`, `no_room`,
+    /// `too_many_members`, `bad_request`, `state`, `not_found`, `internal` (docs/cluster.md).
     pub error: String,
     /// What happened, for people.
     pub message: String,

@@ -6,8 +6,9 @@ use haze_ring::{NodeId, PartitionTable, moves};
 
 use crate::{Error, Result};
 
-/// A cluster's identity, chosen at random when the controller creates the cluster. (Node-to-node
-/// messages are to carry it so a node of another cluster is refused; they do not exist yet.)
+/// A cluster's identity, chosen at random when the controller creates the cluster. Nodes record
+/// it in their data directory and name it in the hello of every node-to-node connection, so a
+/// node of another cluster is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct ClusterId(pub u64);

@@ -91,19 +91,16 @@ fn view_of(status: &Status, registered: &Registered) -> Option<ClusterView> {
         return None;
     }
     let table = status.table.clone()?;
-    table
-        .nodes()
-        .contains(&registered.node)
-        .then(|| ClusterView {
-            cluster: status.cluster.0,
-            me: registered.node,
-            table,
-            addrs: status
-                .members
-                .iter()
-                .map(|m| (m.id, m.addr.clone()))
-                .collect(),
-        })
+    Some(ClusterView {
+        cluster: status.cluster.0,
+        me: registered.node,
+        table,
+        addrs: status
+            .members
+            .iter()
+            .map(|m| (m.id, m.addr.clone()))
+            .collect(),
+    })
 }
 
 /// Records in the data directory which cluster its data belongs to, or checks that it is
