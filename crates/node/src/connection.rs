@@ -156,6 +156,7 @@ where
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, write_half.shutdown()).await;
     });
 
+    let peer = matches!(role, Role::Peer { .. });
     // The latest epoch this connection's client was told of (see `Plan::Route`).
     let mut epoch_told = 0u64;
     let ended = loop {
@@ -191,8 +192,16 @@ where
                 _ = shutdown.cancelled() => break End::Shutdown,
                 permits = async {
                     let mine = in_flight_bytes.clone().acquire_many_owned(weight).await;
-                    let node_wide = node.in_flight_bytes().acquire_many_owned(weight).await;
-                    (mine.ok(), node_wide.ok())
+                    // Other nodes' requests (copies, forwarded writes) are exempt from the
+                    // node-wide budget: clients' writes waiting for copies hold that budget,
+                    // and the copies must not wait for it. A peer connection still has its
+                    // own budget, and peers are few.
+                    let node_wide = if peer {
+                        None
+                    } else {
+                        node.in_flight_bytes().acquire_many_owned(weight).await.ok()
+                    };
+                    (mine.ok(), node_wide)
                 } => permits,
             }
         } else {
