@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A 3-node cluster (N = 3, one process per node) beside a single node on this machine, with the
-# same load generator (`haze bench --baseline`), once per write-acknowledgement setting.
+# same load generator (`haze bench --baseline`), once per write-acknowledgement setting; then a
+# 3-node cluster with N = 1 (forwarding only, no copies), which separates the latency added by
+# forwarding from the latency added by replication.
 #
 #   scripts/bench-cluster.sh [DURATION_SECS]
 #
@@ -54,3 +56,24 @@ for ack in primary quorum all; do
     done
     kill "${NODE_PIDS[@]}"; wait "${NODE_PIDS[@]}" 2>/dev/null || true
 done
+
+"$HAZE" controller --data "$WORK/controller1" --listen 127.0.0.1:7810 --replicas 1 2>"$WORK/controller1.log" &
+PIDS+=($!)
+wait_log "$WORK/controller1.log" "haze controller ready"
+NODE_PIDS=()
+for i in 1 2 3; do
+    "$HAZE" serve --data "$WORK/m$i" --listen "127.0.0.1:781$i" --http "127.0.0.1:789$i" \
+        --controller 127.0.0.1:7810 2>"$WORK/m$i.log" &
+    PIDS+=($!); NODE_PIDS+=($!)
+    wait_log "$WORK/m$i.log" "registered with the controller"
+done
+"$HAZE" cluster add 127.0.0.1:7811 127.0.0.1:7812 127.0.0.1:7813 --controller 127.0.0.1:7810 >/dev/null
+for i in 1 2 3; do wait_log "$WORK/m$i.log" "cluster view installed"; done
+echo "## cluster N=1 (node 1: forwarding only, no copies) vs single node"
+for op in counter-incr get; do
+    for pipeline in 1 16; do
+        "$HAZE" bench --addr 127.0.0.1:7811 --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
+            --pipeline "$pipeline" --keys 100000 --duration "$DURATION"
+    done
+done
+kill "${NODE_PIDS[@]}"; wait "${NODE_PIDS[@]}" 2>/dev/null || true

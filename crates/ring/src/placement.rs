@@ -40,6 +40,9 @@ pub(crate) fn place(old: &[Vec<NodeId>], nodes: &[NodeId], r: usize) -> Vec<Vec<
                 .collect()
         })
         .collect();
+    // Which slots this placement fills or passes on: they are moves already, so passing them
+    // again costs nothing, while passing a surviving replica costs one more move.
+    let mut fresh: Vec<Vec<bool>> = table.iter().map(|reps| vec![false; reps.len()]).collect();
     let mut load = vec![0usize; m];
     for reps in &table {
         for &i in reps {
@@ -56,6 +59,7 @@ pub(crate) fn place(old: &[Vec<NodeId>], nodes: &[NodeId], r: usize) -> Vec<Vec<
                 .min_by_key(|&i| (load[i], mix(p, nodes[i])))
                 .expect("r <= m, so some node does not hold this partition yet");
             reps.push(chosen);
+            fresh[p].push(true);
             load[chosen] += 1;
         }
     }
@@ -79,11 +83,12 @@ pub(crate) fn place(old: &[Vec<NodeId>], nodes: &[NodeId], r: usize) -> Vec<Vec<
         }
         over.sort_by_key(|&i| (Reverse(load[i] - target[i]), i));
         under.sort_by_key(|&j| (Reverse(target[j] - load[j]), j));
-        let Some((p, pos, j)) = transfer(&table, nodes, &over, &under) else {
+        let Some((p, pos, j)) = transfer(&table, &fresh, nodes, &over, &under) else {
             break;
         };
         let i = table[p][pos];
         table[p][pos] = j;
+        fresh[p][pos] = true;
         load[i] -= 1;
         load[j] += 1;
     }
@@ -96,10 +101,12 @@ pub(crate) fn place(old: &[Vec<NodeId>], nodes: &[NodeId], r: usize) -> Vec<Vec<
 }
 
 /// Finds a slot to pass from an overloaded node to an underloaded one that does not hold that
-/// partition: `(partition, position, receiver)`. Secondary slots go first; among them the
-/// choice is spread over the ring.
+/// partition: `(partition, position, receiver)`. Slots this placement already moves go first
+/// (passing them again moves nothing more), then secondary slots; among equals the choice is
+/// spread over the ring.
 fn transfer(
     table: &[Vec<usize>],
+    fresh: &[Vec<bool>],
     nodes: &[NodeId],
     over: &[usize],
     under: &[usize],
@@ -113,10 +120,10 @@ fn transfer(
                 .filter_map(|(p, reps)| {
                     reps.iter()
                         .position(|&x| x == i)
-                        .map(|pos| (pos == 0, mix(p, nodes[i]), p, pos))
+                        .map(|pos| (!fresh[p][pos], pos == 0, mix(p, nodes[i]), p, pos))
                 })
                 .min();
-            if let Some((_, _, p, pos)) = best {
+            if let Some((_, _, _, p, pos)) = best {
                 return Some((p, pos, j));
             }
         }
