@@ -62,7 +62,7 @@ PIDS+=($!)
 wait_log "$WORK/controller1.log" "haze controller ready"
 NODE_PIDS=()
 for i in 1 2 3; do
-    "$HAZE" serve --data "$WORK/m$i" --listen "127.0.0.1:781$i" --http "127.0.0.1:789$i" \
+    "$HAZE" serve --data "$WORK/m$i" --listen "127.0.0.1:781$i" --http "127.0.0.1:795$i" \
         --controller 127.0.0.1:7810 2>"$WORK/m$i.log" &
     PIDS+=($!); NODE_PIDS+=($!)
     wait_log "$WORK/m$i.log" "registered with the controller"
