@@ -13,12 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 
-cargo build --release -q -p haze-cli
-HAZE=target/release/haze
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 wait_log() { # $1 = file, $2 = text
     for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
@@ -32,48 +28,53 @@ wait_log "$WORK/single.log" "haze node ready"
 PIDS+=($!)
 wait_log "$WORK/controller.log" "haze controller ready"
 
+# Starts nodes 1-3 named $1<i>, on 127.0.0.1:$2<i> (HTTP $3<i>), registered with the controller
+# at $4; further arguments go to `haze serve`. Sets NODE_PIDS.
+start_nodes() {
+    local name=$1 port=$2 http=$3 controller=$4
+    shift 4
+    NODE_PIDS=()
+    for i in 1 2 3; do
+        "$HAZE" serve --data "$WORK/$name$i" --listen "127.0.0.1:$port$i" --http "127.0.0.1:$http$i" \
+            --controller "$controller" "$@" 2>"$WORK/$name$i.log" &
+        PIDS+=($!); NODE_PIDS+=($!)
+        wait_log "$WORK/$name$i.log" "registered with the controller"
+    done
+}
+
+wait_views() { # $1 = name
+    for i in 1 2 3; do wait_log "$WORK/$1$i.log" "cluster view installed"; done
+}
+
+bench_against() { # $1 = a cluster node's address
+    for op in counter-incr get; do
+        for pipeline in 1 16; do
+            "$HAZE" bench --addr "$1" --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
+                --pipeline "$pipeline" --keys 100000 --duration "$DURATION"
+        done
+    done
+}
+
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 FIRST=1
 for ack in primary quorum all; do
-    NODE_PIDS=()
-    for i in 1 2 3; do
-        "$HAZE" serve --data "$WORK/n$i" --listen "127.0.0.1:780$i" --http "127.0.0.1:788$i" \
-            --controller 127.0.0.1:7800 --ack "$ack" 2>"$WORK/n$i-$ack.log" &
-        PIDS+=($!); NODE_PIDS+=($!)
-        wait_log "$WORK/n$i-$ack.log" "registered with the controller"
-    done
+    start_nodes n 780 788 127.0.0.1:7800 --ack "$ack"
     if [ "$FIRST" = 1 ]; then
         "$HAZE" cluster add 127.0.0.1:7801 127.0.0.1:7802 127.0.0.1:7803 --controller 127.0.0.1:7800 >/dev/null
         FIRST=0
     fi
-    for i in 1 2 3; do wait_log "$WORK/n$i-$ack.log" "cluster view installed"; done
+    wait_views n
     echo "## cluster --ack $ack (node 1) vs single node"
-    for op in counter-incr get; do
-        for pipeline in 1 16; do
-            "$HAZE" bench --addr 127.0.0.1:7801 --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
-                --pipeline "$pipeline" --keys 100000 --duration "$DURATION"
-        done
-    done
+    bench_against 127.0.0.1:7801
     kill "${NODE_PIDS[@]}"; wait "${NODE_PIDS[@]}" 2>/dev/null || true
 done
 
 "$HAZE" controller --data "$WORK/controller1" --listen 127.0.0.1:7810 --replicas 1 2>"$WORK/controller1.log" &
 PIDS+=($!)
 wait_log "$WORK/controller1.log" "haze controller ready"
-NODE_PIDS=()
-for i in 1 2 3; do
-    "$HAZE" serve --data "$WORK/m$i" --listen "127.0.0.1:781$i" --http "127.0.0.1:795$i" \
-        --controller 127.0.0.1:7810 2>"$WORK/m$i.log" &
-    PIDS+=($!); NODE_PIDS+=($!)
-    wait_log "$WORK/m$i.log" "registered with the controller"
-done
+start_nodes m 781 795 127.0.0.1:7810
 "$HAZE" cluster add 127.0.0.1:7811 127.0.0.1:7812 127.0.0.1:7813 --controller 127.0.0.1:7810 >/dev/null
-for i in 1 2 3; do wait_log "$WORK/m$i.log" "cluster view installed"; done
+wait_views m
 echo "## cluster N=1 (node 1: forwarding only, no copies) vs single node"
-for op in counter-incr get; do
-    for pipeline in 1 16; do
-        "$HAZE" bench --addr 127.0.0.1:7811 --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
-            --pipeline "$pipeline" --keys 100000 --duration "$DURATION"
-    done
-done
+bench_against 127.0.0.1:7811
 kill "${NODE_PIDS[@]}"; wait "${NODE_PIDS[@]}" 2>/dev/null || true

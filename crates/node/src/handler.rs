@@ -66,9 +66,8 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
     let started = tokio::time::Instant::now();
     let limits = &node.config().store;
     // The view, if this request is to be routed (one read of it per request).
-    let view = cluster::is_routed(&request, role)
-        .then(|| node.view())
-        .flatten();
+    let routed = cluster::is_routed(&request, role);
+    let view = routed.then(|| node.view()).flatten();
     let (kind, response) = match request {
         Request::Merge { .. }
             if frame_bytes > limits.max_value_bytes + limits.max_key_bytes + 64 =>
@@ -138,7 +137,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 stale,
             };
         }
-        _ if cluster::is_routed(&request, role) && node.awaits_view() => (
+        _ if routed && node.awaits_view() => (
             Kind::Get,
             Err(RequestError::Unavailable(
                 "this node has not received its cluster's partition table yet (is it added? \
@@ -227,28 +226,14 @@ pub(crate) async fn digests(
     keys: Option<Vec<Vec<u8>>>,
 ) -> Response {
     let started = tokio::time::Instant::now();
-    let reads = node.clone();
-    let work = move || match list {
-        Some(list) => reads
-            .digest_list(list, keys)
-            .map(|d| d.map_or(Response::UnknownList, Response::Digests)),
-        None => {
-            let keys = keys.unwrap_or_default();
-            keys.iter()
-                .map(|key| reads.digest(key))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Response::Digests)
-        }
+    let keys = match list {
+        Some(list) => node.resolve_list(list, keys),
+        None => Ok(Some(Arc::new(keys.unwrap_or_default()))),
     };
-    // In a simulation (inline writes) no other thread may run: read on this task.
-    let result = if node.config().inline_writes {
-        work()
-    } else {
-        tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-            Err(RequestError::Unavailable(format!(
-                "a digest task failed: {e}"
-            )))
-        })
+    let result = match keys {
+        Ok(Some(keys)) => node.local_digests(keys).await,
+        Ok(None) => Ok(Response::UnknownList),
+        Err(e) => Err(e),
     };
     node.metrics()
         .record(Kind::Digest, result.is_ok(), started.elapsed());

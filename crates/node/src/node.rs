@@ -233,7 +233,7 @@ impl Node {
     /// connections (inline when writes are: in a simulation no other thread may run).
     pub(crate) async fn local_digests(
         self: &Arc<Self>,
-        keys: Vec<Vec<u8>>,
+        keys: Arc<Vec<Vec<u8>>>,
     ) -> Result<Response, RequestError> {
         let read = move |node: &Node| {
             keys.iter()
@@ -275,26 +275,6 @@ impl Node {
         self.check_key(key)?;
         // redb reads are short and never wait for the writer (MVCC), so they run inline.
         Ok(self.store.get(key)?)
-    }
-
-    /// Returns the digests of a key list named by `list`, remembering the list when its `keys`
-    /// come along; `Ok(None)` if the list is unknown and its keys did not come.
-    ///
-    /// # Errors
-    ///
-    /// `BadRequest` if `keys` do not hash to `list`; as [`digest`](Self::digest).
-    pub fn digest_list(
-        &self,
-        list: u64,
-        keys: Option<Vec<Vec<u8>>>,
-    ) -> Result<Option<Vec<Option<u64>>>, RequestError> {
-        let Some(keys) = self.resolve_list(list, keys)? else {
-            return Ok(None);
-        };
-        keys.iter()
-            .map(|key| self.digest(key))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
     }
 
     /// Returns the keys of the list named `list`, remembering them when they come along;

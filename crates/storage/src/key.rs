@@ -25,9 +25,12 @@ pub(crate) type KeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
 
 /// Returns the ring-ordered bounds of a bucket's store keys, `[start, end)` (`end` is unbounded
 /// for the last bucket), starting after `after` (a user key) when given; `None` when nothing of
-/// the bucket lies after `after` (it hashes past the bucket).
+/// the bucket lies after `after` (it hashes past the bucket), or the bucket is past the last.
 pub(crate) fn bucket_bounds(bucket: usize, after: Option<&[u8]>) -> Option<KeyRange> {
     use std::ops::Bound;
+    if bucket >= DIGEST_BUCKETS {
+        return None;
+    }
     let shift = 64 - DIGEST_BUCKETS.trailing_zeros();
     let first = ((bucket as u64) << shift).to_be_bytes().to_vec();
     let end = (bucket + 1 < DIGEST_BUCKETS)

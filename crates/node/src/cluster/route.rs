@@ -397,7 +397,7 @@ async fn digests(
             let request = Request::DigestBatch {
                 keys: group.clone(),
             };
-            let local = || node.local_digests(group);
+            let local = || node.local_digests(Arc::new(group));
             let answer = first_answer(&node, &view, &replicas, request, local)
                 .await
                 .map(|(_, answer)| answer);

@@ -1,0 +1,8 @@
+# Shared by the benchmark scripts (sourced, from the repository root): builds the release
+# binary, makes a scratch folder, and stops every process listed in PIDS on exit.
+cargo build --release -q -p haze-cli
+HAZE=target/release/haze
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
