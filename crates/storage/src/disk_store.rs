@@ -11,7 +11,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 
 use crate::apply::merged_value;
 use crate::key::{
-    bucket_bounds, digest_bucket, entry_digest, key_digest, key_page, ring_hash, store_key,
+    bucket_bounds, buckets_range, digest_bucket, entry_digest, key_digest, key_page, ring_hash,
+    store_key,
 };
 use crate::wal::{Wal, segment_path, segments, sync_dir};
 use crate::{
@@ -502,6 +503,49 @@ impl Store for DiskStore {
             stored.push(entry_digest(k.value(), v.value()));
         }
         Ok(key_page([active, frozen, stored], limit))
+    }
+
+    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
+        let Some((start, end)) = buckets_range(&buckets) else {
+            return Ok(0);
+        };
+        let mut writer = lock(&self.writer);
+        if let Some(failure) = &writer.failed {
+            return Err(Error::Stopped(failure.to_string()));
+        }
+        // Everything recent goes to redb first, and the log segments that held it are deleted:
+        // a replay after the delete must not bring the keys back.
+        if let Err(e) = self.flush_now(&mut writer) {
+            writer.failed = Some(e.clone());
+            return Err(e);
+        }
+        let mut digests = lock(&self.buckets).clone();
+        for bucket in buckets {
+            digests[bucket] = 0;
+        }
+        let mut deleted = 0u64;
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut table = txn.open_table(VALUES).map_err(io)?;
+            let range = (
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            );
+            table
+                .retain_in::<&[u8], _>(range, |_, _| {
+                    deleted += 1;
+                    false
+                })
+                .map_err(io)?;
+            let blob: Vec<u8> = digests.iter().flat_map(|d| d.to_be_bytes()).collect();
+            txn.open_table(DIGESTS)
+                .map_err(io)?
+                .insert(DIGESTS_KEY, blob.as_slice())
+                .map_err(io)?;
+        }
+        txn.commit().map_err(io)?;
+        *lock(&self.buckets) = digests;
+        Ok(deleted)
     }
 
     fn config(&self) -> &StoreConfig {

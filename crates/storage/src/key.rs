@@ -43,6 +43,15 @@ pub(crate) fn bucket_bounds(bucket: usize, after: Option<&[u8]>) -> Option<KeyRa
     Some((start, end.map_or(Bound::Unbounded, Bound::Excluded)))
 }
 
+/// Returns the ring-ordered bounds of the store keys of buckets `buckets` together; `None` when
+/// the range holds no bucket.
+pub(crate) fn buckets_range(buckets: &std::ops::Range<usize>) -> Option<KeyRange> {
+    let last = buckets.end.min(DIGEST_BUCKETS).checked_sub(1)?;
+    let (start, _) = bucket_bounds(buckets.start, None)?;
+    let (_, end) = bucket_bounds(last, None)?;
+    (buckets.start <= last).then_some((start, end))
+}
+
 /// Returns a stored entry's store key and its digest (computed without copying the value).
 pub(crate) fn entry_digest(skey: &[u8], encoded: &[u8]) -> (Vec<u8>, u64) {
     (skey.to_vec(), key_digest(&skey[8..], encoded))

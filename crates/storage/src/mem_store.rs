@@ -7,7 +7,8 @@ use haze_crdt::Value;
 
 use crate::apply::merged_value;
 use crate::key::{
-    bucket_bounds, digest_bucket, entry_digest, key_digest, key_page, ring_hash, store_key,
+    bucket_bounds, buckets_range, digest_bucket, entry_digest, key_digest, key_page, ring_hash,
+    store_key,
 };
 use crate::{DIGEST_BUCKETS, Error, KeyPage, Result, Store, StoreConfig, Write};
 
@@ -114,6 +115,21 @@ impl Store for MemStore {
             .map(|(k, v)| entry_digest(k, v))
             .collect();
         Ok(key_page([page], limit))
+    }
+
+    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
+        let Some(range) = buckets_range(&buckets) else {
+            return Ok(0);
+        };
+        let mut state = self.state();
+        let doomed: Vec<Vec<u8>> = state.values.range(range).map(|(k, _)| k.clone()).collect();
+        for key in &doomed {
+            state.values.remove(key);
+        }
+        for bucket in buckets {
+            state.buckets[bucket] = 0;
+        }
+        Ok(doomed.len() as u64)
     }
 
     fn config(&self) -> &StoreConfig {

@@ -145,6 +145,15 @@ pub trait Store: Send + Sync + 'static {
     /// As [`get`](Self::get).
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage>;
 
+    /// Deletes every key of the digest buckets `buckets`, durably, and returns how many it
+    /// deleted; those buckets' digests become 0. How a node drops a partition that moved away
+    /// (a partition is a union of whole buckets). Writes wait while it runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply`](Self::apply).
+    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64>;
+
     /// Returns the configuration.
     fn config(&self) -> &StoreConfig;
 }

@@ -74,6 +74,9 @@ impl Store for Gated {
     ) -> haze_storage::Result<haze_storage::KeyPage> {
         self.inner.bucket_keys(bucket, after, limit)
     }
+    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> haze_storage::Result<u64> {
+        self.inner.delete_buckets(buckets)
+    }
     fn config(&self) -> &StoreConfig {
         self.inner.config()
     }

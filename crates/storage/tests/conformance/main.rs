@@ -33,6 +33,8 @@ macro_rules! conformance {
             fn digests_track_every_write() { suite::digests_track_every_write(make) }
             #[test]
             fn bucket_keys_list_each_key_once() { suite::bucket_keys_list_each_key_once(make) }
+            #[test]
+            fn delete_buckets_drops_exactly_their_keys() { suite::delete_buckets_drops_exactly_their_keys(make) }
         }
     )*};
 }

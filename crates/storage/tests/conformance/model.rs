@@ -4,21 +4,32 @@
 use std::collections::BTreeMap;
 
 use haze_crdt::{Crdt, GCounter, Value};
-use haze_storage::{DiskStore, Durability, MemStore, Store, StoreConfig};
+use haze_storage::{
+    DIGEST_BUCKETS, DiskStore, Durability, MemStore, Store, StoreConfig, digest_bucket, ring_hash,
+};
 use proptest::prelude::*;
 
 use crate::suite::{counter, merge};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Merge { key: u8, actor: u64, n: u64 },
+    Merge {
+        key: u8,
+        actor: u64,
+        n: u64,
+    },
     Reopen,
+    /// Delete the keys of one half of the ring (a partition moving away).
+    DeleteHalf {
+        upper: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0u8..8, 0u64..3, 1u64..4).prop_map(|(key, actor, n)| Op::Merge { key, actor, n }),
         1 => Just(Op::Reopen),
+        1 => any::<bool>().prop_map(|upper| Op::DeleteHalf { upper }),
     ]
 }
 
@@ -46,6 +57,16 @@ proptest! {
                     let entry = model.entry(key).or_default();
                     entry.merge_from(GCounter::try_from(value).unwrap());
                     prop_assert_eq!(stored, Value::from(entry.clone()));
+                }
+                Op::DeleteHalf { upper } => {
+                    let half = DIGEST_BUCKETS / 2;
+                    let buckets = if upper { half..DIGEST_BUCKETS } else { 0..half };
+                    let doomed: Vec<u8> = model.keys().copied().filter(|k| buckets.contains(&digest_bucket(ring_hash(&[*k])))).collect();
+                    prop_assert_eq!(disk.delete_buckets(buckets.clone()).unwrap(), doomed.len() as u64);
+                    prop_assert_eq!(mem.delete_buckets(buckets).unwrap(), doomed.len() as u64);
+                    for key in doomed {
+                        model.remove(&key);
+                    }
                 }
                 Op::Reopen => {
                     disk.sync().unwrap();

@@ -208,3 +208,42 @@ pub fn bucket_keys_list_each_key_once(make: Make) {
         (vec![], false)
     );
 }
+
+/// Deleting a range of buckets (a partition that moved away) removes exactly their keys and
+/// zeroes exactly their digests; keys outside stay as they were.
+pub fn delete_buckets_drops_exactly_their_keys(make: Make) {
+    let config = StoreConfig {
+        flush_bytes: 2048,
+        ..StoreConfig::default()
+    };
+    let (store, _dir) = make(config);
+    let keys: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| format!("db-{i}").into_bytes())
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        merge(&*store, key, counter(1, i as u64 + 1)).unwrap();
+    }
+    let before = store.bucket_digests().unwrap();
+    // A sixteenth of the ring: partition 3 of 16.
+    let doomed = 3 * DIGEST_BUCKETS / 16..4 * DIGEST_BUCKETS / 16;
+    let inside = |k: &[u8]| doomed.contains(&digest_bucket(ring_hash(k)));
+    let expected = keys.iter().filter(|k| inside(k)).count() as u64;
+    assert!(expected > 5, "the range holds keys");
+    assert_eq!(store.delete_buckets(doomed.clone()).unwrap(), expected);
+    for key in &keys {
+        assert_eq!(store.get(key).unwrap().is_some(), !inside(key), "{key:?}");
+    }
+    let after = store.bucket_digests().unwrap();
+    for (bucket, (a, b)) in after.iter().zip(&before).enumerate() {
+        if doomed.contains(&bucket) {
+            assert_eq!(*a, 0, "bucket {bucket}");
+        } else {
+            assert_eq!(a, b, "bucket {bucket}");
+        }
+    }
+    // Writes go on, in the emptied range too.
+    let back = keys.iter().find(|k| inside(k)).unwrap();
+    merge(&*store, back, counter(1, 9)).unwrap();
+    assert!(store.get(back).unwrap().is_some());
+    assert_eq!(store.delete_buckets(0..0).unwrap(), 0);
+}
