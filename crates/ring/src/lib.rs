@@ -20,6 +20,8 @@
 //! * `placement` — balanced placement with minimal movement.
 //! * `plan` — [`moves`] between two tables.
 //! * `routing` — [`RoutingTable`]: a table with every node's address, for routers.
+//! * `transition` — [`Transition`]: a membership change in progress, partition by partition,
+//!   and what it asks of each node.
 
 mod error;
 mod ids;
@@ -27,9 +29,11 @@ mod partition_table;
 mod placement;
 mod plan;
 mod routing;
+mod transition;
 
 pub use error::{Error, Result};
 pub use ids::{Epoch, NodeId, PartitionId};
 pub use partition_table::PartitionTable;
 pub use plan::{Move, moves};
 pub use routing::RoutingTable;
+pub use transition::{MoveState, PartitionMove, Stream, Transition};

@@ -156,6 +156,46 @@ impl PartitionTable {
         })
     }
 
+    /// Returns the table that follows this one (the next epoch) with the replicas of some
+    /// partitions replaced: how a repartitioning switches partitions over a few at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if a partition is out of range, a list is not `replication` long or
+    /// names a node twice, or the epoch would overflow.
+    pub fn successor(&self, changes: &[(PartitionId, &[NodeId])]) -> Result<PartitionTable> {
+        let mut next = self.with_epoch(Epoch(
+            self.epoch
+                .0
+                .checked_add(1)
+                .ok_or(Error::Invalid("the epoch cannot grow past 2^64 - 1"))?,
+        ));
+        for &(partition, replicas) in changes {
+            if partition.0 >= self.partitions {
+                return Err(Error::Invalid("a partition past the last"));
+            }
+            if replicas.len() != self.replication {
+                return Err(Error::Invalid("every partition has `replication` replicas"));
+            }
+            if replicas.iter().collect::<BTreeSet<_>>().len() != replicas.len() {
+                return Err(Error::Invalid(
+                    "a node holds at most one replica of a partition",
+                ));
+            }
+            let start = partition.0 as usize * self.replication;
+            next.slots[start..start + self.replication].copy_from_slice(replicas);
+        }
+        Ok(next)
+    }
+
+    /// Returns this table under another epoch.
+    pub fn with_epoch(&self, epoch: Epoch) -> PartitionTable {
+        PartitionTable {
+            epoch,
+            ..self.clone()
+        }
+    }
+
     /// Returns the table's epoch.
     pub fn epoch(&self) -> Epoch {
         self.epoch
