@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use haze_ring::{NodeId, PartitionTable};
+pub use haze_ring::{CleanReport, StreamReport};
+use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Stream, Transition};
 
+use crate::progress::{MoveLimits, Tracker};
 use crate::{ClusterId, ControllerState, MemberState};
 
 /// `POST /v1/nodes`: a node announcing itself.
@@ -23,12 +25,73 @@ pub struct Registered {
     pub cluster: ClusterId,
 }
 
-/// `POST /v1/cluster/add`: standby nodes to give partitions.
+/// `POST /v1/cluster/add` and `/v1/cluster/remove`: nodes to give partitions, or to take
+/// them from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddRequest {
     /// Ids (`n3` or `3`) or addresses of registered nodes.
     pub nodes: Vec<String>,
+}
+
+/// `POST /v1/cluster/plan`: a change to plan (and keep for `commit`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// Standby nodes to give partitions (ids or addresses).
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Active nodes to take them from.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// One partition's move in a [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MoveStatus {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Where it stands.
+    pub state: MoveState,
+    /// Replicas before, primary first.
+    pub before: Vec<NodeId>,
+    /// Replicas after.
+    pub after: Vec<NodeId>,
+    /// Each stream with its last report.
+    pub streams: Vec<StreamStatus>,
+    /// Milliseconds in this state (since the controller started, at most).
+    pub in_state_ms: u64,
+    /// In this state for longer than the controller's `--stuck-after`.
+    pub stuck: bool,
+    /// How many times its streams were planned.
+    pub attempts: u32,
+    /// Why it was re-planned or waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One stream in a [`MoveStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamStatus {
+    /// Sender and receiver.
+    #[serde(flatten)]
+    pub stream: Stream,
+    /// Its sender's last report, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<StreamReport>,
+}
+
+/// The change under way, in a [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeStatus {
+    /// Its number.
+    pub change: u64,
+    /// What was asked.
+    pub description: String,
+    /// How many partitions are in each state, in protocol order (pending … done).
+    pub counts: [usize; 6],
+    /// Every partition's move.
+    pub moves: Vec<MoveStatus>,
 }
 
 /// `GET /v1/cluster`: everything the controller knows.
@@ -46,6 +109,18 @@ pub struct Status {
     pub members: Vec<MemberStatus>,
     /// The partition table, once nodes were added.
     pub table: Option<PartitionTable>,
+    /// The change under way: what nodes act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Transition>,
+    /// Its progress, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ChangeStatus>,
+    /// Changes committed after it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<String>,
+    /// The controller's move limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<MoveLimits>,
 }
 
 /// One member in a [`Status`].
@@ -84,13 +159,20 @@ pub struct SeenRequest {
     pub node: NodeId,
     /// The epoch of the table it has installed, if any.
     pub epoch: Option<u64>,
+    /// Its streams' progress (the partitions it sends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamReport>,
+    /// The partitions it deleted after they moved away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleaned: Vec<CleanReport>,
 }
 
 /// An error, as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiError {
-    /// A stable code: `unknown_node`, `would_move_data`, `nothing_to_add`, `no_room`,
-    /// `too_many_members`, `bad_request`, `state`, `not_found`, `internal` (docs/cluster.md).
+    /// A stable code: `unknown_node`, `nothing_to_add`, `not_active`, `too_few_nodes`,
+    /// `nothing_proposed`, `no_room`, `too_many_members`, `bad_request`, `state`, `not_found`,
+    /// `internal` (docs/cluster.md).
     pub error: String,
     /// What happened, for people.
     pub message: String,
@@ -123,6 +205,52 @@ impl Status {
             epoch: table.map(|t| t.epoch().0),
             members,
             table: table.cloned(),
+            transition: state.transition().cloned(),
+            progress: None,
+            queued: state.queued().map(ToString::to_string).collect(),
+            limits: None,
         }
+    }
+
+    /// Adds the change's progress from `tracker` at `now_ms`, and the limits.
+    pub fn with_progress(mut self, tracker: &Tracker, now_ms: u64, limits: &MoveLimits) -> Status {
+        self.limits = Some(*limits);
+        self.progress = self.transition.as_ref().map(|t| ChangeStatus {
+            change: t.change,
+            description: t.description.clone(),
+            counts: t.counts(),
+            moves: t
+                .moves
+                .iter()
+                .map(|m| {
+                    let in_state_ms = tracker.in_state_ms(m.partition, now_ms);
+                    MoveStatus {
+                        partition: m.partition,
+                        state: m.state,
+                        before: m.before.clone(),
+                        after: m.after.clone(),
+                        streams: m
+                            .streams
+                            .iter()
+                            .map(|s| StreamStatus {
+                                stream: *s,
+                                report: tracker
+                                    .streams
+                                    .get(&(m.partition, s.to))
+                                    .filter(|(from, _)| *from == s.source)
+                                    .map(|(_, r)| r.clone()),
+                            })
+                            .collect(),
+                        in_state_ms,
+                        stuck: m.state != MoveState::Done
+                            && m.state != MoveState::Pending
+                            && in_state_ms >= limits.stuck_after_ms,
+                        attempts: m.attempts,
+                        note: m.note.clone(),
+                    }
+                })
+                .collect(),
+        });
+        self
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use haze_ring::NodeId;
-
-use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, SeenRequest, Status};
+use crate::Plan;
+use crate::api::{
+    AddRequest, ApiError, PlanRequest, RegisterRequest, Registered, SeenRequest, Status,
+};
 
 /// The largest answer read (a full table of 4096 partitions × a few replicas is far less).
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -68,17 +69,48 @@ impl ControllerClient {
         self.call("POST", "/v1/nodes", Some(&body)).await
     }
 
-    /// Gives standby `nodes` (ids or addresses) partitions; returns the new status.
+    /// Gives standby `nodes` (ids or addresses) partitions: plans and commits the change,
+    /// which then runs; returns the new status.
     ///
     /// # Errors
     ///
-    /// [`ClientError`]; [`ClientError::Refused`] with `would_move_data` when that needs moving
-    /// data between nodes.
+    /// [`ClientError`]; [`ClientError::Refused`] when the change cannot be made (the API
+    /// error's code says why).
     pub async fn add(&self, nodes: &[String]) -> Result<Status, ClientError> {
         let body = AddRequest {
             nodes: nodes.to_vec(),
         };
         self.call("POST", "/v1/cluster/add", Some(&body)).await
+    }
+
+    /// Moves the partitions of active `nodes` to the others, then releases them.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add).
+    pub async fn remove(&self, nodes: &[String]) -> Result<Status, ClientError> {
+        let body = AddRequest {
+            nodes: nodes.to_vec(),
+        };
+        self.call("POST", "/v1/cluster/remove", Some(&body)).await
+    }
+
+    /// Plans a change and keeps it for [`commit`](Self::commit).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add).
+    pub async fn plan(&self, request: &PlanRequest) -> Result<Plan, ClientError> {
+        self.call("POST", "/v1/cluster/plan", Some(request)).await
+    }
+
+    /// Commits the change last planned.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add); `nothing_proposed` without a plan.
+    pub async fn commit(&self) -> Result<Status, ClientError> {
+        self.call("POST", "/v1/cluster/commit", Some(&())).await
     }
 
     /// Returns the cluster's status.
@@ -90,16 +122,16 @@ impl ControllerClient {
         self.call::<(), _>("GET", "/v1/cluster", None).await
     }
 
-    /// Reports that `node` has the table of `epoch` (if any) and returns the cluster's status:
-    /// how nodes poll for the table, so `haze cluster status` can show who has which epoch.
+    /// Reports that a node has the table of an epoch (if any), with its streams' progress, and
+    /// returns the cluster's status: how nodes poll for the table and the change under way, and
+    /// how the controller learns who has which epoch.
     ///
     /// # Errors
     ///
     /// [`ClientError`]; [`ClientError::Refused`] with `unknown_node` for a node that is not a
     /// member.
-    pub async fn seen(&self, node: NodeId, epoch: Option<u64>) -> Result<Status, ClientError> {
-        let body = SeenRequest { node, epoch };
-        self.call("POST", "/v1/seen", Some(&body)).await
+    pub async fn seen(&self, report: &SeenRequest) -> Result<Status, ClientError> {
+        self.call("POST", "/v1/seen", Some(report)).await
     }
 
     async fn call<B: serde::Serialize, T: serde::de::DeserializeOwned>(

@@ -7,12 +7,23 @@ pub enum Error {
     /// No registered node has this id or address.
     #[error("no registered node is {0:?}")]
     UnknownNode(String),
-    /// The change would move data between nodes, which needs live repartitioning.
+    /// A node to remove holds no partitions (standby, or already leaving).
+    #[error("{0} is not an active node (standby, or already being removed)")]
+    NotActive(String),
+    /// Fewer nodes than replicas would be left.
     #[error(
-        "adding {0} would move {1} partition replicas between nodes; moving data live is not \
-         supported yet, so nodes can only be added to a cluster that has no partitions"
+        "the change would leave {left} nodes for {replicas} replicas of each partition; add \
+         nodes first"
     )]
-    WouldMoveData(String, usize),
+    TooFewNodes {
+        /// Nodes left.
+        left: usize,
+        /// Replicas per partition.
+        replicas: usize,
+    },
+    /// `commit` without a plan.
+    #[error("nothing to commit: plan a change first (haze cluster plan add|remove NODE...)")]
+    NothingProposed,
     /// More nodes than the cluster has replica slots (partitions × replicas).
     #[error(
         "{0} would hold no partition: the cluster has fewer replica slots (partitions × \
@@ -28,8 +39,8 @@ pub enum Error {
     /// The data folder is in use by another controller.
     #[error("{0} is in use by another controller")]
     Locked(String),
-    /// Nothing to do: the nodes are already active.
-    #[error("no standby node to add")]
+    /// Nothing to do: the nodes are already active, or the change is empty.
+    #[error("nothing to change: name standby nodes to add or active nodes to remove")]
     NothingToAdd,
     /// The ring refused the change (a bad partition count, no nodes).
     #[error(transparent)]

@@ -1,6 +1,5 @@
 //! Serving the controller over HTTP/JSON.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,36 +12,52 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use haze_ring::NodeId;
+use crate::api::{
+    AddRequest, ApiError, PlanRequest, RegisterRequest, Registered, Seen, SeenRequest, Status,
+};
+use crate::{Change, Controller, Error, MoveLimits, Tracker};
 
-use crate::api::{AddRequest, ApiError, RegisterRequest, Registered, Seen, SeenRequest, Status};
-use crate::{Controller, Error};
-
-type Shared = Arc<Mutex<Controller>>;
-
-/// Each node's last report: the epoch it had, and when (kept in memory only: a restarted
-/// controller hears from every node within a poll).
-type SeenMap = Arc<Mutex<BTreeMap<NodeId, (Option<u64>, tokio::time::Instant)>>>;
+/// The controller and what nodes reported (in memory only: a restarted controller hears from
+/// every node within a poll), behind one lock.
+struct Inner {
+    controller: Controller,
+    tracker: Tracker,
+}
 
 /// The routes' state.
 #[derive(Clone)]
 struct App {
-    controller: Shared,
-    seen: SeenMap,
+    inner: Arc<Mutex<Inner>>,
+    limits: MoveLimits,
+    /// The tracker's clock starts here.
+    origin: tokio::time::Instant,
 }
 
-/// Returns the controller's routes (docs/cluster.md).
-pub fn router(controller: Controller) -> Router {
+impl App {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Returns the controller's routes (docs/cluster.md), moving data within `limits`.
+pub fn router(controller: Controller, limits: MoveLimits) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/v1/cluster", get(status))
         .route("/v1/cluster/add", post(add))
+        .route("/v1/cluster/remove", post(remove))
+        .route("/v1/cluster/plan", post(plan))
+        .route("/v1/cluster/commit", post(commit))
         .route("/v1/nodes", post(register))
         .route("/v1/seen", post(seen))
         .fallback(|| async { failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .with_state(App {
-            controller: Arc::new(Mutex::new(controller)),
-            seen: SeenMap::default(),
+            inner: Arc::new(Mutex::new(Inner {
+                controller,
+                tracker: Tracker::default(),
+            })),
+            limits,
+            origin: tokio::time::Instant::now(),
         })
 }
 
@@ -57,10 +72,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// What accepting connections fails with.
 pub async fn serve(
     controller: Controller,
+    limits: MoveLimits,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let serving = axum::serve(listener, router(controller))
+    let serving = axum::serve(listener, router(controller, limits))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // A client that never finishes its request would hold a graceful shutdown forever.
     let cut = async {
@@ -73,67 +89,129 @@ pub async fn serve(
     }
 }
 
-/// Returns the status with each member's last report.
-fn status_seen(c: &Controller, seen: &SeenMap) -> Status {
-    let mut status = Status::of(c.state());
-    let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+/// Returns the status with each member's last report and the change's progress.
+fn status_seen(inner: &Inner, app: &App) -> Status {
+    let now = app.now_ms();
+    let mut status =
+        Status::of(inner.controller.state()).with_progress(&inner.tracker, now, &app.limits);
     for member in &mut status.members {
-        member.seen = seen.get(&member.id).map(|(epoch, at)| Seen {
-            epoch: *epoch,
-            ago_ms: u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        member.seen = inner.tracker.seen.get(&member.id).map(|s| Seen {
+            epoch: s.epoch,
+            ago_ms: now.saturating_sub(s.at_ms),
         });
     }
     status
 }
 
 async fn status(State(app): State<App>) -> Response {
-    with(app.controller, move |c| Ok(status_seen(c, &app.seen))).await
+    with(app.clone(), move |inner| Ok(status_seen(inner, &app))).await
 }
 
-/// A node reports the epoch it has and gets the current status (how nodes poll for the table).
+/// Moves the change under way along from what the tracker knows now.
+fn advance(inner: &mut Inner, app: &App) -> Result<(), Error> {
+    let now = app.now_ms();
+    let Inner {
+        controller,
+        tracker,
+    } = inner;
+    controller.change(|s| s.advance(tracker, now, &app.limits).map(drop))
+}
+
+/// A node reports the epoch it has and its streams' progress, and gets the current status
+/// (how nodes poll for the table and the change under way).
 async fn seen(State(app): State<App>, body: Bytes) -> Response {
     let request: SeenRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    with(app.controller, move |c| {
-        if !c.state().members().contains_key(&request.node) {
+    with(app.clone(), move |inner| {
+        let state = inner.controller.state();
+        if !state.members().contains_key(&request.node) {
             return Err(Error::UnknownNode(request.node.to_string()));
         }
-        app.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(request.node, (request.epoch, tokio::time::Instant::now()));
-        Ok(status_seen(c, &app.seen))
+        let change = state.transition().map(|t| t.change);
+        inner.tracker.record(&request, change, app.now_ms());
+        advance(inner, &app)?;
+        Ok(status_seen(inner, &app))
     })
     .await
 }
 
 async fn register(State(app): State<App>, body: Bytes) -> Response {
-    let controller = app.controller;
     let request: RegisterRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    with(controller, move |c| {
-        let node = c.change(|s| s.register(&request.addr))?;
+    with(app, move |inner| {
+        let node = inner.controller.change(|s| s.register(&request.addr))?;
         Ok(Registered {
             node,
-            cluster: c.state().cluster,
+            cluster: inner.controller.state().cluster,
         })
     })
     .await
 }
 
-async fn add(State(app): State<App>, body: Bytes) -> Response {
-    let (controller, seen) = (app.controller, app.seen);
+/// Plans and commits a change of `nodes` (added, or removed), then answers the status.
+async fn change_nodes(app: App, body: Bytes, adding: bool) -> Response {
     let request: AddRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    with(controller, move |c| {
-        c.change(|s| s.add(&request.nodes).map(|_| ()))?;
-        Ok(status_seen(c, &seen))
+    with(app.clone(), move |inner| {
+        let rate = app.limits.rate;
+        inner.controller.change(|s| {
+            let ids = s.resolve_all(&request.nodes)?;
+            let change = if adding {
+                Change {
+                    add: ids,
+                    remove: Vec::new(),
+                }
+            } else {
+                Change {
+                    add: Vec::new(),
+                    remove: ids,
+                }
+            };
+            s.carry_out(change, rate).map(drop)
+        })?;
+        advance(inner, &app)?;
+        Ok(status_seen(inner, &app))
+    })
+    .await
+}
+
+async fn add(State(app): State<App>, body: Bytes) -> Response {
+    change_nodes(app, body, true).await
+}
+
+async fn remove(State(app): State<App>, body: Bytes) -> Response {
+    change_nodes(app, body, false).await
+}
+
+async fn plan(State(app): State<App>, body: Bytes) -> Response {
+    let request: PlanRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    with(app, move |inner| {
+        inner.controller.change(|s| {
+            let change = Change {
+                add: s.resolve_all(&request.add)?,
+                remove: s.resolve_all(&request.remove)?,
+            };
+            s.propose(change)
+        })
+    })
+    .await
+}
+
+async fn commit(State(app): State<App>) -> Response {
+    with(app.clone(), move |inner| {
+        let rate = app.limits.rate;
+        inner.controller.change(|s| s.commit(rate).map(drop))?;
+        advance(inner, &app)?;
+        Ok(status_seen(inner, &app))
     })
     .await
 }
@@ -141,16 +219,14 @@ async fn add(State(app): State<App>, body: Bytes) -> Response {
 /// Runs `f` on the controller off the runtime's threads (a change fsyncs), and answers with its
 /// result as JSON.
 async fn with<T: serde::Serialize + Send + 'static>(
-    controller: Shared,
-    f: impl FnOnce(&mut Controller) -> Result<T, Error> + Send + 'static,
+    app: App,
+    f: impl FnOnce(&mut Inner) -> Result<T, Error> + Send + 'static,
 ) -> Response {
     let outcome = tokio::task::spawn_blocking(move || {
         // A panic while holding the lock cannot leave a half-made change: `change` works on a
         // copy. So a poisoned lock is safe to take.
-        let mut c = controller
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut c)
+        let mut inner = app.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut inner)
     })
     .await;
     match outcome {
@@ -158,8 +234,10 @@ async fn with<T: serde::Serialize + Send + 'static>(
         Ok(Err(e)) => {
             let (status, code) = match &e {
                 Error::UnknownNode(_) => (StatusCode::NOT_FOUND, "unknown_node"),
-                Error::WouldMoveData(..) => (StatusCode::CONFLICT, "would_move_data"),
                 Error::NothingToAdd => (StatusCode::CONFLICT, "nothing_to_add"),
+                Error::NotActive(_) => (StatusCode::CONFLICT, "not_active"),
+                Error::TooFewNodes { .. } => (StatusCode::CONFLICT, "too_few_nodes"),
+                Error::NothingProposed => (StatusCode::CONFLICT, "nothing_proposed"),
                 Error::NoRoom(_) => (StatusCode::CONFLICT, "no_room"),
                 Error::TooManyMembers(_) => (StatusCode::CONFLICT, "too_many_members"),
                 Error::Ring(_) | Error::BadAddress(_) => (StatusCode::BAD_REQUEST, "bad_request"),

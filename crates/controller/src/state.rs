@@ -2,7 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use haze_ring::{NodeId, PartitionTable, moves};
+use std::collections::VecDeque;
+
+use haze_ring::{NodeId, PartitionTable, Transition};
+
+use crate::change::Change;
 
 use crate::{Error, Result};
 
@@ -26,8 +30,10 @@ impl std::fmt::Display for ClusterId {
 pub enum MemberState {
     /// Registered, holding no partition yet.
     Standby,
-    /// Holding partitions in the current table.
+    /// Holding partitions in the current table (or receiving them in the change under way).
     Active,
+    /// Being removed: its partitions move to the others; it leaves the members once they have.
+    Leaving,
 }
 
 /// A registered node.
@@ -57,7 +63,19 @@ pub struct ControllerState {
     /// Registered nodes by id.
     members: BTreeMap<NodeId, Member>,
     /// The current partition table, once nodes were added.
-    table: Option<PartitionTable>,
+    pub(crate) table: Option<PartitionTable>,
+    /// The change being carried out, if any.
+    #[serde(default)]
+    pub(crate) transition: Option<Transition>,
+    /// Changes committed while another runs, in order.
+    #[serde(default)]
+    pub(crate) queued: VecDeque<Change>,
+    /// The change last planned, which `commit` carries out.
+    #[serde(default)]
+    pub(crate) proposed: Option<Change>,
+    /// The number of the next change.
+    #[serde(default)]
+    pub(crate) next_change: u64,
 }
 
 impl ControllerState {
@@ -75,6 +93,10 @@ impl ControllerState {
             next_node: 1,
             members: BTreeMap::new(),
             table: None,
+            transition: None,
+            queued: VecDeque::new(),
+            proposed: None,
+            next_change: 1,
         })
     }
 
@@ -135,60 +157,6 @@ impl ControllerState {
             .ok_or_else(|| Error::UnknownNode(node.to_string()))
     }
 
-    /// Gives `nodes` (ids or addresses of registered nodes) partitions. Without a table yet, the
-    /// first table is placed at once. With one, a change that would move replicas is refused
-    /// (live repartitioning is the next step); returns the table in force.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownNode`], [`Error::NothingToAdd`], [`Error::WouldMoveData`].
-    pub fn add(&mut self, nodes: &[String]) -> Result<&PartitionTable> {
-        let ids: Vec<NodeId> = nodes
-            .iter()
-            .map(|n| self.resolve(n))
-            .collect::<Result<_>>()?;
-        let new: Vec<NodeId> = ids
-            .into_iter()
-            .filter(|id| self.members[id].state == MemberState::Standby)
-            .collect();
-        if new.is_empty() {
-            return Err(Error::NothingToAdd);
-        }
-        let mut active: Vec<NodeId> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.state == MemberState::Active)
-            .map(|(id, _)| *id)
-            .collect();
-        active.extend(&new);
-        let table =
-            PartitionTable::place(self.table.as_ref(), &active, self.partitions, self.replicas)?;
-        // More nodes than replica slots (Q × N): a node placed nowhere would be "active" yet
-        // hold nothing.
-        let placed = table.nodes();
-        let idle: Vec<String> = new
-            .iter()
-            .filter(|id| !placed.contains(id))
-            .map(ToString::to_string)
-            .collect();
-        if !idle.is_empty() {
-            return Err(Error::NoRoom(idle.join(", ")));
-        }
-        if let Some(old) = &self.table {
-            let moved = moves(old, &table).len();
-            if moved > 0 {
-                let names: Vec<String> = new.iter().map(ToString::to_string).collect();
-                return Err(Error::WouldMoveData(names.join(", "), moved));
-            }
-        }
-        for id in &new {
-            if let Some(member) = self.members.get_mut(id) {
-                member.state = MemberState::Active;
-            }
-        }
-        Ok(self.table.insert(table))
-    }
-
     /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
     /// places only active members, every active member is in it, and ids are below `next_node`.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
@@ -204,16 +172,26 @@ impl ControllerState {
             let placed = table.nodes();
             for id in &placed {
                 match self.members.get(id) {
-                    Some(m) if m.state == MemberState::Active => {}
-                    _ => return Err(format!("the table places {id}, not an active member")),
+                    Some(m) if m.state != MemberState::Standby => {}
+                    _ => return Err(format!("the table places {id}, not a member")),
                 }
             }
+            // Active members hold partitions once the change under way is done.
+            let destined = self
+                .transition
+                .as_ref()
+                .map_or(placed, |t| t.target.nodes());
             if let Some((id, _)) = self
                 .members
                 .iter()
-                .find(|(id, m)| m.state == MemberState::Active && !placed.contains(id))
+                .find(|(id, m)| m.state == MemberState::Active && !destined.contains(id))
             {
                 return Err(format!("{id} is active but owns no partition"));
+            }
+            if let Some(t) = &self.transition
+                && t.target.partitions() != self.partitions
+            {
+                return Err("the change's table has another partition count".into());
             }
         } else if let Some((id, _)) = self
             .members
@@ -239,6 +217,20 @@ impl ControllerState {
     /// Returns the partition table in force, if any.
     pub fn table(&self) -> Option<&PartitionTable> {
         self.table.as_ref()
+    }
+
+    /// Returns the change being carried out, if any.
+    pub fn transition(&self) -> Option<&Transition> {
+        self.transition.as_ref()
+    }
+
+    /// Returns the changes committed after it, in order.
+    pub fn queued(&self) -> impl Iterator<Item = &Change> {
+        self.queued.iter()
+    }
+
+    pub(crate) fn members_mut(&mut self) -> &mut BTreeMap<NodeId, Member> {
+        &mut self.members
     }
 }
 
@@ -281,43 +273,6 @@ mod tests {
         assert_eq!(s.resolve("127.0.0.1:7701").unwrap(), a);
         assert!(matches!(s.resolve("n9"), Err(Error::UnknownNode(_))));
         assert!(matches!(s.resolve("nn2"), Err(Error::UnknownNode(_))));
-    }
-
-    #[test]
-    fn a_node_that_would_hold_nothing_is_not_made_active() {
-        // One partition, one replica: one slot for two nodes.
-        let mut s = ControllerState::new(ClusterId(7), 1, 1).unwrap();
-        s.register("127.0.0.1:7701").unwrap();
-        s.register("127.0.0.1:7702").unwrap();
-        let before = s.clone();
-        let err = s.add(&["n1".into(), "n2".into()]).unwrap_err();
-        assert!(matches!(err, Error::NoRoom(_)), "{err}");
-        assert_eq!(s, before);
-        s.add(&["n1".into()]).unwrap();
-        assert!(s.check().is_ok());
-    }
-
-    #[test]
-    fn the_first_add_places_the_table_and_later_moves_are_refused() {
-        let mut s = cluster();
-        for port in 1..=4 {
-            s.register(&format!("127.0.0.1:770{port}")).unwrap();
-        }
-        let table = s
-            .add(&["1".into(), "2".into(), "3".into()])
-            .unwrap()
-            .clone();
-        assert_eq!(table.nodes().len(), 3);
-        assert_eq!(s.members()[&NodeId(1)].state, MemberState::Active);
-        assert_eq!(s.add(&["1".into()]), Err(Error::NothingToAdd));
-        let err = s.add(&["4".into()]).unwrap_err();
-        assert!(matches!(err, Error::WouldMoveData(_, n) if n > 0), "{err}");
-        assert_eq!(
-            s.members()[&NodeId(4)].state,
-            MemberState::Standby,
-            "a refused change changes nothing"
-        );
-        assert_eq!(s.table(), Some(&table));
     }
 
     #[test]

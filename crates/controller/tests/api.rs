@@ -1,6 +1,9 @@
 //! The controller's API as nodes and `haze cluster` use it: over loopback, through the client.
 
-use haze_controller::{ClientError, ClusterId, Controller, ControllerClient, MemberState};
+use haze_controller::api::{PlanRequest, SeenRequest};
+use haze_controller::{
+    ClientError, ClusterId, Controller, ControllerClient, MemberState, MoveLimits,
+};
 use haze_ring::NodeId;
 use tokio_util::sync::CancellationToken;
 
@@ -11,7 +14,7 @@ async fn start(dir: &std::path::Path) -> (String, CancellationToken, tokio::task
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        haze_controller::serve(controller, listener, stop)
+        haze_controller::serve(controller, MoveLimits::default(), listener, stop)
             .await
             .unwrap();
     });
@@ -19,7 +22,7 @@ async fn start(dir: &std::path::Path) -> (String, CancellationToken, tokio::task
 }
 
 #[tokio::test]
-async fn nodes_register_are_added_and_a_data_move_is_refused() {
+async fn nodes_register_are_added_and_a_later_add_is_planned_then_carried_out() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, shutdown, task) = start(dir.path()).await;
     let client = ControllerClient::new(&addr);
@@ -59,24 +62,52 @@ async fn nodes_register_are_added_and_a_data_move_is_refused() {
     }
 
     client.register("127.0.0.1:7703").await.unwrap();
-    let refused = client.add(&["n3".into()]).await.unwrap_err();
-    match &refused {
-        ClientError::Refused(e) => assert_eq!(e.error, "would_move_data", "{refused}"),
-        other => panic!("{other}"),
-    }
+    let nothing = client.commit().await.unwrap_err();
+    assert!(matches!(&nothing, ClientError::Refused(e) if e.error == "nothing_proposed"));
+    let plan = client
+        .plan(&PlanRequest {
+            add: vec!["n3".into()],
+            remove: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(!plan.moves.is_empty(), "a third node takes partitions");
     assert!(
-        refused.to_string().contains("not supported yet"),
-        "{refused}"
+        plan.moves.iter().all(|m| m.after.contains(&NodeId(3))),
+        "only partitions n3 joins change"
+    );
+    let status = client.status().await.unwrap();
+    assert!(status.transition.is_none(), "a plan alone changes nothing");
+    let status = client.commit().await.unwrap();
+    let change = status.progress.as_ref().expect("the change runs");
+    assert_eq!(change.description, "add n3");
+    assert_eq!(change.moves.len(), plan.moves.len());
+    assert!(
+        status
+            .members
+            .iter()
+            .all(|m| m.state == MemberState::Active)
     );
     let unknown = client.add(&["n99".into()]).await.unwrap_err();
     assert!(matches!(&unknown, ClientError::Refused(e) if e.error == "unknown_node"));
+    let refused = client
+        .remove(&["n1".into(), "n2".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Refused(e) if e.error == "too_few_nodes"),
+        "{refused}"
+    );
 
-    // What was acknowledged survives a restart of the controller.
+    // What was acknowledged (the change under way too) survives a restart of the controller.
     let before = client.status().await.unwrap();
     shutdown.cancel();
     task.await.unwrap();
     let (addr, shutdown, task) = start(dir.path()).await;
-    assert_eq!(ControllerClient::new(&addr).status().await.unwrap(), before);
+    let after = ControllerClient::new(&addr).status().await.unwrap();
+    assert_eq!(after.table, before.table);
+    assert_eq!(after.transition, before.transition);
+    assert_eq!(after.members.len(), before.members.len());
     shutdown.cancel();
     task.await.unwrap();
 }
@@ -120,17 +151,23 @@ async fn nodes_report_the_epoch_they_have_and_status_shows_it() {
         .add(&["n1".to_string(), "n2".to_string()])
         .await
         .unwrap();
-    let status = client.seen(a.node, Some(1)).await.unwrap();
+    let report = |node, epoch| SeenRequest {
+        node,
+        epoch,
+        streams: vec![],
+        cleaned: vec![],
+    };
+    let status = client.seen(&report(a.node, Some(1))).await.unwrap();
     assert_eq!(status.epoch, Some(1), "the report answers with the table");
     let seen =
         |s: &haze_controller::api::Status, id| s.members.iter().find(|m| m.id == id).unwrap().seen;
     assert_eq!(seen(&status, a.node).map(|s| s.epoch), Some(Some(1)));
     assert_eq!(seen(&status, b.node), None);
-    client.seen(b.node, None).await.unwrap();
+    client.seen(&report(b.node, None)).await.unwrap();
     let status = client.status().await.unwrap();
     assert_eq!(seen(&status, b.node).map(|s| s.epoch), Some(None));
 
-    let err = client.seen(NodeId(99), Some(1)).await.unwrap_err();
+    let err = client.seen(&report(NodeId(99), Some(1))).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Refused(e) if e.error == "unknown_node"),
         "{err}"

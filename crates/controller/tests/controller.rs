@@ -72,10 +72,7 @@ fn another_format_or_an_inconsistent_state_is_refused() {
     };
     refused(&saved.replace("\"format\": 1", "\"format\": 2"), "format 2");
     // The member is active in the table; a file that says standby contradicts it.
-    refused(
-        &saved.replace("\"active\"", "\"standby\""),
-        "not an active member",
-    );
+    refused(&saved.replace("\"active\"", "\"standby\""), "not a member");
     refused(
         &saved.replace("\"next_node\": 2", "\"next_node\": 1"),
         "next id",

@@ -229,7 +229,12 @@ where
                     Plan::Write { kind, key, write } => {
                         let (answer, started, writer_node) =
                             (responses.clone(), tokio::time::Instant::now(), node.clone());
+                        // A partition streaming from this node forwards what it applies.
+                        let noted = node.handoff().is_active().then(|| key.clone());
                         node.submit_write(key, write, move |outcome| {
+                            if let (Some(key), Ok(value)) = (&noted, &outcome) {
+                                writer_node.handoff().note_write(&writer_node, key, value);
+                            }
                             let response = handler::written(&writer_node, kind, started, outcome);
                             let _ = answer.send((encode(id, &response), permit));
                         });

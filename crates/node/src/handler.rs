@@ -68,6 +68,22 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
     // The view, if this request is to be routed (one read of it per request).
     let routed = cluster::is_routed(&request, role);
     let view = routed.then(|| node.view()).flatten();
+    // A peer's read of a partition this node is leaving, once the new replicas serve it (they
+    // take writes this node no longer sees): passed on to them (they hold it: never back).
+    let proxy = match (&request, role) {
+        (Request::Get { key } | Request::Digest { key }, Role::Peer { .. }) => node
+            .view()
+            .filter(|v| v.transition.is_some() && v.departing(key) && !v.holds(key)),
+        _ => None,
+    };
+    if let Some(view) = proxy {
+        return Plan::Route {
+            view,
+            request,
+            from_peer: false,
+            stale: None,
+        };
+    }
     let (kind, response) = match request {
         Request::Merge { .. }
             if frame_bytes > limits.max_value_bytes + limits.max_key_bytes + 64 =>
@@ -110,7 +126,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         Request::Get { key }
             if view
                 .as_ref()
-                .is_some_and(|v| v.table.replicas_of_key(&key).first() == Some(&v.me)) =>
+                .is_some_and(|v| v.replicas(&key).first() == Some(&v.me)) =>
         {
             match node.get(&key) {
                 Ok(None) => {

@@ -87,6 +87,22 @@ pub struct Metrics {
     pub anti_entropy_pulled: AtomicU64,
     /// Replicas repaired by reads that merge every replica's answer.
     pub read_repairs: AtomicU64,
+    /// Keys this node streamed to a partition's new replicas (repartitioning).
+    pub handoff_keys: AtomicU64,
+    /// Bytes (keys and encoded states) it streamed.
+    pub handoff_bytes: AtomicU64,
+    /// Stream passes it started (a pass that failed starts over).
+    pub handoff_passes: AtomicU64,
+    /// Writes it forwarded to a partition's new replica while streaming.
+    pub handoff_forwarded: AtomicU64,
+    /// Forwarded writes that failed (the stream then makes another pass).
+    pub handoff_forward_failures: AtomicU64,
+    /// Partitions it deleted after they moved away.
+    pub partitions_deleted: AtomicU64,
+    /// Keys it deleted with them.
+    pub keys_deleted: AtomicU64,
+    /// Streams it is sending now.
+    pub handoff_streams: AtomicU64,
 }
 
 impl Metrics {
@@ -222,8 +238,48 @@ impl Metrics {
                 "Replicas repaired by merged reads.",
                 &self.read_repairs,
             ),
+            (
+                "haze_handoff_streams",
+                "Partition streams this node is sending now.",
+                &self.handoff_streams,
+            ),
+            (
+                "haze_handoff_keys_total",
+                "Keys streamed to partitions' new replicas.",
+                &self.handoff_keys,
+            ),
+            (
+                "haze_handoff_bytes_total",
+                "Bytes streamed to partitions' new replicas.",
+                &self.handoff_bytes,
+            ),
+            (
+                "haze_handoff_passes_total",
+                "Stream passes started (a failed pass starts over).",
+                &self.handoff_passes,
+            ),
+            (
+                "haze_handoff_forwarded_total",
+                "Writes forwarded to a partition's new replica while it streams.",
+                &self.handoff_forwarded,
+            ),
+            (
+                "haze_handoff_forward_failures_total",
+                "Forwarded writes that failed (the stream makes another pass).",
+                &self.handoff_forward_failures,
+            ),
+            (
+                "haze_partitions_deleted_total",
+                "Partitions deleted after they moved away.",
+                &self.partitions_deleted,
+            ),
+            (
+                "haze_keys_deleted_total",
+                "Keys deleted with partitions that moved away.",
+                &self.keys_deleted,
+            ),
         ] {
-            let kind = if name == "haze_connections_open" {
+            let kind = if name == "haze_connections_open" || name == "haze_handoff_streams" {
                 "gauge"
             } else {
                 "counter"

@@ -7,7 +7,7 @@ use haze_protocol::{Response, TypedOp};
 use haze_storage::{GroupCommitter, Mutation, Store, Write, WriterHandle};
 use tokio::sync::oneshot;
 
-use crate::cluster::{ClusterView, Peers};
+use crate::cluster::{ClusterView, Handoff, Peers};
 use crate::config::NodeConfig;
 use crate::error::RequestError;
 use crate::key_lists::KeyLists;
@@ -44,6 +44,8 @@ pub struct Node {
     view: RwLock<Option<Arc<ClusterView>>>,
     /// Connections to the other nodes.
     peers: Peers,
+    /// This node's part in the membership change under way.
+    handoff: Handoff,
     /// Set when the node is to belong to a cluster: until its view comes, it refuses clients'
     /// data requests rather than keep data outside the ring.
     expects_cluster: std::sync::atomic::AtomicBool,
@@ -97,6 +99,7 @@ impl Node {
         Ok(Arc::new(Node {
             view: RwLock::new(None),
             peers,
+            handoff: Handoff::default(),
             expects_cluster: std::sync::atomic::AtomicBool::new(false),
             config,
             store,
@@ -142,14 +145,31 @@ impl Node {
     /// Installs what this node knows of its cluster, unless it already has a view of the same
     /// cluster at a later epoch (views may arrive out of order). From then on, clients' requests
     /// are routed to the replicas of their keys.
-    pub fn install_view(&self, view: ClusterView) {
-        let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = current.as_ref() {
-            let same_cluster = old.cluster == view.cluster && old.me == view.me;
-            if same_cluster && old.table.epoch() > view.table.epoch() || **old == view {
-                return;
+    ///
+    /// A view carries the membership change under way, if any: installing it starts what the
+    /// change asks of this node (streams, deletions; see docs/repartitioning.md).
+    pub fn install_view(self: &Arc<Self>, view: ClusterView) {
+        let view = {
+            let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
+            if let Some(old) = current.as_ref() {
+                let same_cluster = old.cluster == view.cluster && old.me == view.me;
+                if same_cluster && old.table.epoch() > view.table.epoch() || **old == view {
+                    return;
+                }
+                if old.table != view.table {
+                    self.log_view(&view);
+                }
+            } else {
+                self.log_view(&view);
             }
-        }
+            let view = Arc::new(view);
+            *current = Some(view.clone());
+            view
+        };
+        crate::cluster::on_view(self, &view);
+    }
+
+    fn log_view(&self, view: &ClusterView) {
         tracing::info!(
             cluster = format_args!("{:016x}", view.cluster),
             node = %view.me,
@@ -158,7 +178,16 @@ impl Node {
             replicas = view.table.replication(),
             "cluster view installed"
         );
-        *current = Some(Arc::new(view));
+    }
+
+    /// Returns this node's progress in the change under way, for the controller: its streams
+    /// and the partitions it deleted.
+    pub fn handoff_reports(&self) -> (Vec<haze_ring::StreamReport>, Vec<haze_ring::CleanReport>) {
+        self.handoff.reports()
+    }
+
+    pub(crate) fn handoff(&self) -> &Handoff {
+        &self.handoff
     }
 
     /// Declares that this node belongs to a cluster whose view is on its way: until
@@ -372,6 +401,10 @@ impl Node {
         &self,
         items: Vec<(Vec<u8>, Value)>,
     ) -> Vec<Result<Value, RequestError>> {
+        let noted: Option<Vec<Vec<u8>>> = self
+            .handoff
+            .is_active()
+            .then(|| items.iter().map(|(k, _)| k.clone()).collect());
         let pending: Vec<_> = items
             .into_iter()
             .map(|(key, value)| self.submit(key, Mutation::Merge(value)))
@@ -383,11 +416,23 @@ impl Node {
                 Err(e) => Err(e),
             });
         }
+        if let Some(keys) = noted {
+            for (key, result) in keys.iter().zip(&results) {
+                if let Ok(value) = result {
+                    self.handoff.note_write(self, key, value);
+                }
+            }
+        }
         results
     }
 
     async fn write(&self, key: Vec<u8>, mutation: Mutation) -> Result<Value, RequestError> {
-        Self::outcome(self.submit(key, mutation)?).await
+        let noted = self.handoff.is_active().then(|| key.clone());
+        let value = Self::outcome(self.submit(key, mutation)?).await?;
+        if let Some(key) = noted {
+            self.handoff.note_write(self, &key, &value);
+        }
+        Ok(value)
     }
 
     /// Applies one write on the calling thread (`inline_writes`).

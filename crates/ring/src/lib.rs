@@ -36,4 +36,4 @@ pub use ids::{Epoch, NodeId, PartitionId};
 pub use partition_table::PartitionTable;
 pub use plan::{Move, moves};
 pub use routing::RoutingTable;
-pub use transition::{MoveState, PartitionMove, Stream, Transition};
+pub use transition::{CleanReport, MoveState, PartitionMove, Stream, StreamReport, Transition};

@@ -230,6 +230,40 @@ impl Transition {
     }
 }
 
+/// A stream's progress, as its sending node reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamReport {
+    /// The change the stream belongs to.
+    pub change: u64,
+    /// The partition.
+    pub partition: PartitionId,
+    /// The receiving node.
+    pub to: NodeId,
+    /// Keys sent in the current pass.
+    pub keys: u64,
+    /// Bytes sent in the current pass.
+    pub bytes: u64,
+    /// Whether a whole pass completed with every forwarded write delivered.
+    pub done: bool,
+    /// Passes started (more than one: a pass failed and started over).
+    #[serde(default)]
+    pub passes: u32,
+    /// Why the last pass failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A departing node's report that it deleted its copy of a partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CleanReport {
+    /// The change.
+    pub change: u64,
+    /// The partition.
+    pub partition: PartitionId,
+    /// How many keys it deleted.
+    pub keys: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,11 @@
-//! `haze controller` and `haze cluster add|status`.
+//! `haze controller` and `haze cluster plan|commit|add|remove|status`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use haze_controller::api::Status;
-use haze_controller::{ClusterId, Controller, ControllerClient, MemberState};
+use haze_controller::api::{PlanRequest, Status};
+use haze_controller::{ClusterId, Controller, ControllerClient, MemberState, MoveLimits};
 
 use crate::clock::random_u64;
 use crate::command::serve::{cancel_on_signal, init_logging};
@@ -24,6 +24,43 @@ pub(crate) struct ControllerArgs {
     /// Replicas of each partition, for a new cluster (clamped to the number of nodes).
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// How fast data moves when nodes join or leave.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct LimitArgs {
+    /// Partitions streaming at once, cluster-wide.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) move_partitions: usize,
+    /// The most MiB per second each node streams to others, all its streams together (0: no
+    /// limit).
+    #[arg(long, default_value_t = 64)]
+    pub(crate) move_rate_mib: u64,
+    /// Seconds a moved partition waits for every node to use the new table before its old
+    /// replicas delete it anyway.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) move_grace_secs: u64,
+    /// Seconds of silence after which a node is taken for down (its streams are re-planned
+    /// from another replica).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) dead_after_secs: u64,
+    /// Seconds in one state after which a move is reported stuck.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) stuck_after_secs: u64,
+}
+
+impl LimitArgs {
+    pub(crate) fn limits(&self) -> MoveLimits {
+        MoveLimits {
+            partitions: self.move_partitions.max(1),
+            rate: self.move_rate_mib.saturating_mul(1024 * 1024),
+            grace_ms: self.move_grace_secs.saturating_mul(1000),
+            dead_after_ms: self.dead_after_secs.saturating_mul(1000).max(1000),
+            stuck_after_ms: self.stuck_after_secs.saturating_mul(1000),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -37,11 +74,41 @@ pub(crate) struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
-    /// Give standby nodes (by id, `n3`, or address) partitions.
+    /// Give standby nodes (by id, `n3`, or address) partitions: plan and commit in one step.
     Add {
         /// Registered nodes.
         #[arg(required = true)]
         nodes: Vec<String>,
+        /// Show progress until the change is done.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Move the partitions of active nodes to the others, then release them (a node that is
+    /// down has its partitions copied from the other replicas).
+    Remove {
+        /// Active nodes.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Show progress until the change is done.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show what adding or removing nodes would move, and keep it for `commit`.
+    Plan {
+        /// `add` or `remove`.
+        action: PlanAction,
+        /// Registered nodes.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Print the plan as JSON, every partition included.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Carry out the change last planned (after the change under way, if any).
+    Commit {
+        /// Show progress until the change is done.
+        #[arg(long)]
+        wait: bool,
     },
     /// Print the members, their state and partition counts, and the table's epoch.
     Status {
@@ -49,6 +116,12 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PlanAction {
+    Add,
+    Remove,
 }
 
 pub(crate) fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
@@ -68,9 +141,14 @@ pub(crate) fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             cluster = %controller.state().cluster,
             "haze controller ready"
         );
-        haze_controller::serve(controller, listener, cancel_on_signal())
-            .await
-            .context("serving the controller")?;
+        haze_controller::serve(
+            controller,
+            args.limits.limits(),
+            listener,
+            cancel_on_signal(),
+        )
+        .await
+        .context("serving the controller")?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
@@ -103,9 +181,48 @@ pub(crate) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     let client = ControllerClient::new(&args.controller);
     match args.command {
-        ClusterCommand::Add { nodes } => {
+        ClusterCommand::Add { nodes, wait } => {
             let status = runtime.block_on(client.add(&nodes))?;
             print_status(&status);
+            if wait {
+                runtime.block_on(super::progress::wait(&client, &status))?;
+            }
+        }
+        ClusterCommand::Remove { nodes, wait } => {
+            let status = runtime.block_on(client.remove(&nodes))?;
+            print_status(&status);
+            if wait {
+                runtime.block_on(super::progress::wait(&client, &status))?;
+            }
+        }
+        ClusterCommand::Plan {
+            action,
+            nodes,
+            json,
+        } => {
+            let request = match action {
+                PlanAction::Add => PlanRequest {
+                    add: nodes,
+                    remove: Vec::new(),
+                },
+                PlanAction::Remove => PlanRequest {
+                    add: Vec::new(),
+                    remove: nodes,
+                },
+            };
+            let plan = runtime.block_on(client.plan(&request))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                super::progress::print_plan(&plan);
+            }
+        }
+        ClusterCommand::Commit { wait } => {
+            let status = runtime.block_on(client.commit())?;
+            print_status(&status);
+            if wait {
+                runtime.block_on(super::progress::wait(&client, &status))?;
+            }
         }
         ClusterCommand::Status { json } => {
             let status = runtime.block_on(client.status())?;
@@ -119,7 +236,7 @@ pub(crate) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_status(status: &Status) {
+pub(crate) fn print_status(status: &Status) {
     let epoch = status
         .epoch
         .map_or_else(|| "none (no node added yet)".to_string(), |e| e.to_string());
@@ -135,6 +252,7 @@ fn print_status(status: &Status) {
         let state = match m.state {
             MemberState::Standby => "standby",
             MemberState::Active => "active",
+            MemberState::Leaving => "leaving",
         };
         let seen = m.seen.map_or_else(
             || "-".to_string(),
@@ -153,4 +271,5 @@ fn print_status(status: &Status) {
             m.primaries
         );
     }
+    super::progress::print_change(status);
 }

@@ -66,6 +66,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let controller_addr = listener.local_addr()?.to_string();
     let controller_task = tokio::spawn(haze_controller::serve(
         controller,
+        haze_controller::MoveLimits::default(),
         listener,
         shutdown.clone(),
     ));

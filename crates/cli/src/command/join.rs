@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use haze_controller::api::{Registered, Status};
+use haze_controller::api::{Registered, SeenRequest, Status};
 use haze_controller::{ClientError, ControllerClient};
 use haze_node::Node;
 use haze_node::cluster::ClusterView;
@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::serve::Joining;
 
-/// How often the node asks the controller for the table. A node keeps serving with the view it
-/// has while the controller is away.
+/// How often the node asks the controller for the table and the change under way (and reports
+/// its progress). A node keeps serving with the view it has while the controller is away.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The file in the data directory that names the cluster the data belongs to.
@@ -37,7 +37,14 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
     }
     loop {
         let epoch = node.view().map(|v| v.table.epoch().0);
-        match client.seen(registered.node, epoch).await {
+        let (streams, cleaned) = node.handoff_reports();
+        let report = SeenRequest {
+            node: registered.node,
+            epoch,
+            streams,
+            cleaned,
+        };
+        match client.seen(&report).await {
             Ok(status) => {
                 if let Some(view) = view_of(&status, &registered) {
                     node.install_view(view);
@@ -100,6 +107,7 @@ fn view_of(status: &Status, registered: &Registered) -> Option<ClusterView> {
             .iter()
             .map(|m| (m.id, m.addr.clone()))
             .collect(),
+        transition: status.transition.clone(),
     })
 }
 

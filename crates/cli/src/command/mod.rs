@@ -6,4 +6,5 @@ pub(crate) mod data;
 pub(crate) mod dev;
 pub(crate) mod join;
 pub(crate) mod local;
+pub(crate) mod progress;
 pub(crate) mod serve;

@@ -14,19 +14,23 @@
 //!   [`AckPolicy`] asks.
 //! * `peers` — one pipelined connection per other node, opened on first use, whose hello names
 //!   the cluster (a node of another cluster is refused).
+//! * `handoff` — repartitioning on this node: streaming partitions to their new replicas,
+//!   forwarding writes meanwhile, deleting them once they moved.
 //! * `anti_entropy` — every node compares its bucket digests with each node it shares partitions
 //!   with and exchanges the keys that differ, both ways.
 
 mod anti_entropy;
+mod handoff;
 mod peers;
 mod replicate;
 mod route;
 
 use std::collections::BTreeMap;
 
-use haze_ring::{NodeId, PartitionTable};
+use haze_ring::{NodeId, PartitionId, PartitionTable, Transition};
 
 pub use anti_entropy::{RoundReport, run_anti_entropy, sync_round};
+pub(crate) use handoff::{Handoff, on_view};
 pub(crate) use peers::Peers;
 pub(crate) use route::{is_routed, route};
 
@@ -68,12 +72,42 @@ pub struct ClusterView {
     pub table: PartitionTable,
     /// The address of every member's binary protocol.
     pub addrs: BTreeMap<NodeId, String>,
+    /// The membership change under way, if any: it changes, partition by partition, who
+    /// streams, forwards, proxies and deletes (docs/repartitioning.md).
+    pub transition: Option<Transition>,
 }
 
 impl ClusterView {
-    /// Returns whether this node is a replica of `key`.
+    /// Returns the replicas a request for `key` goes to, primary first: the table's, or the
+    /// new replicas of a partition whose move has passed streaming.
+    pub fn replicas(&self, key: &[u8]) -> &[NodeId] {
+        self.replicas_of(self.table.partition_of_key(key))
+    }
+
+    /// Returns the replicas of `partition` requests go to (see [`replicas`](Self::replicas)).
+    pub fn replicas_of(&self, partition: PartitionId) -> &[NodeId] {
+        match &self.transition {
+            Some(t) => t.routing(&self.table, partition),
+            None => self.table.replicas(partition),
+        }
+    }
+
+    /// Returns whether this node applies writes to `key` as a replica: it is one, or the key's
+    /// partition is streaming to it.
     pub fn holds(&self, key: &[u8]) -> bool {
-        self.table.replicas_of_key(key).contains(&self.me)
+        let partition = self.table.partition_of_key(key);
+        match &self.transition {
+            Some(t) => t.accepts(&self.table, partition, self.me),
+            None => self.table.replicas(partition).contains(&self.me),
+        }
+    }
+
+    /// Returns whether this node is leaving `key`'s partition and has not deleted it: a write
+    /// another node forwards here is passed on to the new replicas, not refused.
+    pub fn departing(&self, key: &[u8]) -> bool {
+        self.transition
+            .as_ref()
+            .is_some_and(|t| t.departing(self.table.partition_of_key(key), self.me))
     }
 }
 

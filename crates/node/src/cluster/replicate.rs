@@ -63,7 +63,7 @@ async fn copy_all(
     let mut waiting = vec![(0usize, 0usize, 0usize); items.len()]; // (needed, acks, pending)
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
     for (i, (key, value)) in items.into_iter().enumerate() {
-        let replicas = view.table.replicas_of_key(&key);
+        let replicas = view.replicas(&key);
         // This node's own durable write counts as one.
         let needed = policy.required(replicas.len()).saturating_sub(1);
         let others: Vec<_> = replicas.iter().filter(|r| **r != view.me).collect();

@@ -169,7 +169,7 @@ async fn read(
     digest: bool,
 ) -> Result<Response, RequestError> {
     node.check_key(&key)?;
-    let replicas = view.table.replicas_of_key(&key).to_vec();
+    let replicas = view.replicas(&key).to_vec();
     let local = || async {
         if digest {
             node.digest(&key).map(Response::Digest)
@@ -206,6 +206,9 @@ async fn write(
     from_peer: bool,
 ) -> Result<Value, RequestError> {
     node.check_key(&key)?;
+    // A node leaving the key's partition passes a write another node sent it on to the new
+    // replicas (they hold the partition, so they never send it back).
+    let from_peer = from_peer && !(view.departing(&key) && !view.holds(&key));
     if from_peer {
         // Another node chose this one as a replica. Never send it on: with tables of two
         // epochs, two nodes could pass a write back and forth. The sender tries elsewhere.
@@ -227,7 +230,7 @@ async fn write(
         WriteRequest::Merge(_) | WriteRequest::Op(TypedOp::SetAdd(_))
     );
     let mut tried = Vec::new();
-    for &replica in view.table.replicas_of_key(&key) {
+    for &replica in view.replicas(&key) {
         if replica == view.me {
             return coordinate(node, view, key, write).await;
         }
@@ -294,7 +297,7 @@ async fn merge_batch(
             continue;
         }
         groups
-            .entry(view.table.replicas_of_key(&key).to_vec())
+            .entry(view.replicas(&key).to_vec())
             .or_default()
             .push((i, (key, value)));
     }
@@ -333,6 +336,11 @@ async fn group_batch(
             .map(|r| r.map_err(|e| e.to_wire()))
             .collect()
     };
+    // A node leaving these keys' partition passes them on to the new replicas (see `write`).
+    let from_peer = from_peer
+        && !items
+            .first()
+            .is_some_and(|(key, _)| view.departing(key) && !view.holds(key));
     if from_peer || replicas.first() == Some(&view.me) {
         if replicas.contains(&view.me) {
             return wire(coordinate_batch(node, view, items).await);
@@ -384,7 +392,7 @@ async fn digests(
     let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
         groups
-            .entry(view.table.replicas_of_key(key).to_vec())
+            .entry(view.replicas(key).to_vec())
             .or_default()
             .push(i);
     }
@@ -433,7 +441,7 @@ async fn get_merged(
 ) -> Result<Option<Value>, RequestError> {
     node.check_key(&key)?;
     let mut tasks = JoinSet::new();
-    for &replica in view.table.replicas_of_key(&key) {
+    for &replica in view.replicas(&key) {
         let (node, view, key) = (node.clone(), view.clone(), key.clone());
         tasks.spawn(async move {
             let answer = if replica == view.me {

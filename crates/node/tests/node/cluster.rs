@@ -77,6 +77,7 @@ impl Cluster {
                     me: NodeId(i as u64 + 1),
                     table: self.table.clone(),
                     addrs: self.addrs(),
+                    transition: None,
                 });
             }
         }
@@ -461,6 +462,7 @@ async fn nodes_with_disagreeing_tables_never_pass_a_write_back_and_forth() {
             me: id,
             table,
             addrs: cluster.addrs(),
+            transition: None,
         });
     }
     let err = tokio::time::timeout(

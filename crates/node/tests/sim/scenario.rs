@@ -181,6 +181,7 @@ pub fn run(seed: u64) -> Outcome {
             me: *id,
             table: table.clone(),
             addrs: addrs.clone(),
+            transition: None,
         };
         sim.host(host(id.0), move || {
             let store = slot.lock().expect("not poisoned").clone();

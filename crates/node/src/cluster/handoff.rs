@@ -1,0 +1,536 @@
+//! Repartitioning on one node (docs/repartitioning.md): what the change under way asks of it.
+//!
+//! * A partition **streaming** from this node to a new replica: every write this node applies
+//!   to it is forwarded to the new replica (from the moment the node learns it streams, before
+//!   the first key is read), and a task sends every key of the partition in `Copy` batches,
+//!   throttled node-wide. A pass counts as complete only if every write forwarded meanwhile
+//!   was delivered; otherwise it starts over (merging twice is merging once).
+//! * A partition **cleaning** that this node leaves: once the node routes with a table that no
+//!   longer lists it, it sends its copy to the new replicas one last time (anything that
+//!   reached it late), then deletes it.
+//!
+//! Progress goes to the controller with the node's next poll ([`Handoff::reports`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use haze_crdt::Value;
+use haze_protocol::{Request, Response};
+use haze_ring::{CleanReport, MoveState, NodeId, PartitionId, StreamReport};
+use haze_storage::{Store, digest_bucket};
+use tokio::sync::mpsc;
+
+use super::ClusterView;
+use crate::node::Node;
+
+/// Writes waiting to be forwarded; past this a write is not forwarded and the stream makes
+/// another pass instead.
+const FORWARD_QUEUE: usize = 16 * 1024;
+/// Keys read from the store at once.
+const PAGE_KEYS: usize = 512;
+/// The most bytes of one `Copy` batch of a stream.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// How long a pass waits for its forwarded writes to be answered.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+/// The first and the longest wait before a failed pass or cleanup is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A write to forward: key, merged state, receiving nodes.
+type Forward = (Vec<u8>, Value, Vec<NodeId>);
+
+/// This node's part in the change under way.
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    /// Whether any partition streams from this node: only then do writes look for forwards.
+    active: AtomicBool,
+    forward: Mutex<Option<mpsc::Sender<Forward>>>,
+    /// Forwarded writes not answered yet (queued or in flight), one per receiving node.
+    pending: Arc<AtomicU64>,
+    /// Forwarded writes that failed or found no room, ever.
+    failures: Arc<AtomicU64>,
+    reports: Mutex<Reports>,
+    /// When the next streamed batch may leave (node-wide throttle).
+    next_send: Mutex<Option<tokio::time::Instant>>,
+}
+
+#[derive(Debug, Default)]
+struct Reports {
+    change: u64,
+    streams: BTreeMap<(PartitionId, NodeId), StreamReport>,
+    /// The forward failure count when each stream completed: a failure after it reopens it.
+    done_at: BTreeMap<(PartitionId, NodeId), u64>,
+    cleaned: BTreeMap<PartitionId, CleanReport>,
+    running: BTreeSet<(PartitionId, NodeId)>,
+    cleaning: BTreeSet<PartitionId>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Handoff {
+    /// Returns whether writes must be offered to [`note_write`](Self::note_write).
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Forwards a write this node applied, if its partition streams from this node.
+    pub(crate) fn note_write(&self, node: &Node, key: &[u8], value: &Value) {
+        let Some(view) = node.view() else { return };
+        let Some(t) = &view.transition else { return };
+        let targets = t.forwards(view.table.partition_of_key(key), view.me);
+        if targets.is_empty() {
+            return;
+        }
+        let n = targets.len() as u64;
+        self.pending.fetch_add(n, Ordering::SeqCst);
+        let queued = lock(&self.forward)
+            .as_ref()
+            .is_some_and(|tx| tx.try_send((key.to_vec(), value.clone(), targets)).is_ok());
+        if !queued {
+            self.pending.fetch_sub(n, Ordering::SeqCst);
+            self.failed(node, n);
+        }
+    }
+
+    fn failed(&self, node: &Node, n: u64) {
+        self.failures.fetch_add(n, Ordering::SeqCst);
+        node.metrics()
+            .handoff_forward_failures
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Returns what to tell the controller: the streams' progress and the partitions deleted,
+    /// for the change under way.
+    pub(crate) fn reports(&self) -> (Vec<StreamReport>, Vec<CleanReport>) {
+        let reports = lock(&self.reports);
+        (
+            reports.streams.values().cloned().collect(),
+            reports.cleaned.values().cloned().collect(),
+        )
+    }
+
+    /// Waits until every write forwarded so far was answered.
+    async fn drained(&self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err("forwarded writes were not answered in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits for the node-wide throttle to let `bytes` go at `rate` bytes per second.
+    async fn throttle(&self, bytes: usize, rate: u64) {
+        if rate == 0 {
+            return;
+        }
+        let at = {
+            let mut next = lock(&self.next_send);
+            let now = tokio::time::Instant::now();
+            let start = next.map_or(now, |n| n.max(now));
+            *next = Some(start + Duration::from_secs_f64(bytes as f64 / rate as f64));
+            start
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    fn update(&self, change: u64, key: (PartitionId, NodeId), f: impl FnOnce(&mut StreamReport)) {
+        let mut reports = lock(&self.reports);
+        if reports.change != change {
+            return;
+        }
+        let entry = reports.streams.entry(key).or_insert_with(|| StreamReport {
+            change,
+            partition: key.0,
+            to: key.1,
+            keys: 0,
+            bytes: 0,
+            done: false,
+            passes: 0,
+            error: None,
+        });
+        f(entry);
+    }
+}
+
+/// Starts what the view's change asks of this node and is not running yet.
+pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
+    let handoff = node.handoff();
+    let Some(t) = &view.transition else {
+        handoff.active.store(false, Ordering::Relaxed);
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("a cluster view was installed outside a runtime: no streams start");
+        return;
+    };
+    let me = view.me;
+    let failures = handoff.failures.load(Ordering::SeqCst);
+    let mut reports = lock(&handoff.reports);
+    if reports.change != t.change {
+        *reports = Reports {
+            change: t.change,
+            ..Reports::default()
+        };
+    }
+    let mut active = false;
+    for m in &t.moves {
+        let mine = m.streams.iter().filter(|s| s.source == me);
+        if matches!(m.state, MoveState::Streaming | MoveState::Proxying) {
+            active |= mine.clone().next().is_some();
+        }
+        if m.state == MoveState::Streaming {
+            for s in mine {
+                let key = (m.partition, s.to);
+                let reopened = reports.done_at.get(&key).is_some_and(|at| failures > *at);
+                if reopened && let Some(r) = reports.streams.get_mut(&key) {
+                    r.done = false;
+                    reports.done_at.remove(&key);
+                }
+                let done = reports.streams.get(&key).is_some_and(|r| r.done);
+                if !done && reports.running.insert(key) {
+                    let weak = Arc::downgrade(node);
+                    runtime.spawn(stream_task(weak, t.change, m.partition, s.to));
+                }
+            }
+        }
+        if m.state == MoveState::Cleaning
+            && m.departs(me)
+            && !reports.cleaned.contains_key(&m.partition)
+            && reports.cleaning.insert(m.partition)
+        {
+            runtime.spawn(clean_task(Arc::downgrade(node), t.change, m.partition));
+        }
+    }
+    drop(reports);
+    handoff.active.store(active, Ordering::Relaxed);
+    if active {
+        let mut forward = lock(&handoff.forward);
+        if forward.is_none() {
+            let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
+            *forward = Some(tx);
+            runtime.spawn(forwarder(Arc::downgrade(node), rx));
+        }
+    }
+}
+
+/// Sends forwarded writes through the peers' copy queues and counts their outcomes.
+async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
+    let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
+    loop {
+        tokio::select! {
+            item = queue.recv() => {
+                let Some((key, value, targets)) = item else { return };
+                let Some(node) = node.upgrade() else { return };
+                let view = node.view();
+                for to in targets {
+                    let addr = view.as_ref().and_then(|v| Some((v.cluster, v.addrs.get(&to)?.clone())));
+                    let Some((cluster, addr)) = addr else {
+                        node.handoff().pending.fetch_sub(1, Ordering::SeqCst);
+                        node.handoff().failed(&node, 1);
+                        continue;
+                    };
+                    node.metrics().handoff_forwarded.fetch_add(1, Ordering::Relaxed);
+                    node.peers()
+                        .copy(cluster, &addr, key.clone(), value.clone(), 0, done.clone())
+                        .await;
+                }
+            }
+            Some((_, ok)) = outcomes.recv() => {
+                let Some(node) = node.upgrade() else { return };
+                node.handoff().pending.fetch_sub(1, Ordering::SeqCst);
+                if !ok {
+                    node.handoff().failed(&node, 1);
+                }
+            }
+        }
+    }
+}
+
+/// Returns the view if the change `change` still asks `state` of `partition` and `check`
+/// holds for its move.
+fn wanted(
+    node: &Node,
+    change: u64,
+    partition: PartitionId,
+    state: MoveState,
+    check: impl Fn(&haze_ring::PartitionMove, NodeId) -> bool,
+) -> Option<Arc<ClusterView>> {
+    let view = node.view()?;
+    let t = view.transition.as_ref()?;
+    let m = t.get(partition)?;
+    (t.change == change && m.state == state && check(m, view.me)).then_some(view)
+}
+
+/// Streams `partition` to `to` until a pass completes with every forwarded write delivered,
+/// or the change no longer asks it.
+async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: NodeId) {
+    let key = (partition, to);
+    let ours = move |m: &haze_ring::PartitionMove, me: NodeId| {
+        m.streams.iter().any(|s| s.source == me && s.to == to)
+    };
+    let mut delay = RETRY_FIRST;
+    loop {
+        let Some(node) = node.upgrade() else { return };
+        let Some(view) = wanted(&node, change, partition, MoveState::Streaming, ours) else {
+            lock(&node.handoff().reports).running.remove(&key);
+            return;
+        };
+        let handoff = node.handoff();
+        let failures = handoff.failures.load(Ordering::SeqCst);
+        node.metrics()
+            .handoff_passes
+            .fetch_add(1, Ordering::Relaxed);
+        node.metrics()
+            .handoff_streams
+            .fetch_add(1, Ordering::Relaxed);
+        handoff.update(change, key, |r| {
+            r.passes += 1;
+            r.keys = 0;
+            r.bytes = 0;
+        });
+        let still = || wanted(&node, change, partition, MoveState::Streaming, ours).is_some();
+        let pass = send_partition(&node, &view, partition, &[to], Some(key), &still).await;
+        let pass = match pass {
+            Ok(()) => handoff.drained().await,
+            Err(e) => Err(e),
+        };
+        node.metrics()
+            .handoff_streams
+            .fetch_sub(1, Ordering::Relaxed);
+        let outcome = match pass {
+            Ok(()) if handoff.failures.load(Ordering::SeqCst) == failures => None,
+            Ok(()) => Some("a write forwarded during the pass failed: streaming again".into()),
+            Err(e) => Some(e),
+        };
+        let Some(error) = outcome else {
+            let mut reports = lock(&handoff.reports);
+            reports.done_at.insert(key, failures);
+            reports.running.remove(&key);
+            drop(reports);
+            handoff.update(change, key, |r| {
+                r.done = true;
+                r.error = None;
+            });
+            tracing::info!(%partition, %to, "partition streamed");
+            return;
+        };
+        tracing::warn!(%partition, %to, %error, "a stream pass failed; trying again");
+        handoff.update(change, key, |r| r.error = Some(error));
+        drop(node);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+/// Sends this node's copy of `partition` one last time to its new replicas, then deletes it.
+async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
+    let leaving = |m: &haze_ring::PartitionMove, me: NodeId| m.departs(me);
+    let mut delay = RETRY_FIRST;
+    loop {
+        let Some(node) = node.upgrade() else { return };
+        let Some(view) = wanted(&node, change, partition, MoveState::Cleaning, leaving) else {
+            lock(&node.handoff().reports).cleaning.remove(&partition);
+            return;
+        };
+        match clean(&node, &view, change, partition).await {
+            Ok(keys) => {
+                node.metrics()
+                    .partitions_deleted
+                    .fetch_add(1, Ordering::Relaxed);
+                node.metrics()
+                    .keys_deleted
+                    .fetch_add(keys, Ordering::Relaxed);
+                tracing::info!(%partition, keys, "partition deleted after it moved");
+                let report = CleanReport {
+                    change,
+                    partition,
+                    keys,
+                };
+                let mut reports = lock(&node.handoff().reports);
+                if reports.change == change {
+                    reports.cleaned.insert(partition, report);
+                }
+                reports.cleaning.remove(&partition);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%partition, error = %e, "cleaning up a moved partition failed; trying again")
+            }
+        }
+        drop(node);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+async fn clean(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    change: u64,
+    partition: PartitionId,
+) -> Result<u64, String> {
+    if view.table.replicas(partition).contains(&view.me) {
+        return Err(format!(
+            "the table of epoch {} still lists this node as a replica",
+            view.table.epoch().0
+        ));
+    }
+    let m = view
+        .transition
+        .as_ref()
+        .and_then(|t| t.get(partition))
+        .ok_or("the move is gone")?;
+    let mut targets: Vec<NodeId> = m.after.iter().copied().filter(|n| m.joins(*n)).collect();
+    if targets.is_empty() {
+        targets.extend(m.after.first());
+    }
+    let still = || {
+        wanted(node, change, partition, MoveState::Cleaning, |m, me| {
+            m.departs(me)
+        })
+        .is_some()
+    };
+    send_partition(node, view, partition, &targets, None, &still).await?;
+    let buckets = buckets_of(view, partition);
+    on_store(node, move |store| store.delete_buckets(buckets))
+        .await?
+        .map_err(|e| e.to_string())
+}
+
+/// The digest buckets of `partition`.
+fn buckets_of(view: &ClusterView, partition: PartitionId) -> std::ops::Range<usize> {
+    let (start, end) = view.table.hash_range(partition);
+    digest_bucket(start)..digest_bucket(end) + 1
+}
+
+/// Runs `f` on the store off the threads that serve connections (inline when writes are: in
+/// a simulation no other thread may run).
+async fn on_store<T: Send + 'static>(
+    node: &Arc<Node>,
+    f: impl FnOnce(&dyn Store) -> T + Send + 'static,
+) -> Result<T, String> {
+    if node.config().inline_writes {
+        return Ok(f(&**node.store()));
+    }
+    let store = node.store().clone();
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| format!("a store task failed: {e}"))
+}
+
+/// One page of a bucket: its items, whether more follow, and the last key read.
+type Page = (Vec<(Vec<u8>, Value)>, bool, Option<Vec<u8>>);
+
+/// Sends every key of `partition` to each of `targets` in `Copy` batches, throttled; counts
+/// progress under `progress`; stops with an error once `still` says the work is no longer
+/// asked for.
+async fn send_partition(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    partition: PartitionId,
+    targets: &[NodeId],
+    progress: Option<(PartitionId, NodeId)>,
+    still: &impl Fn() -> bool,
+) -> Result<(), String> {
+    let rate = view.transition.as_ref().map_or(0, |t| t.rate);
+    let change = view.transition.as_ref().map_or(0, |t| t.change);
+    for bucket in buckets_of(view, partition) {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            if !still() {
+                return Err("the change no longer asks for this".into());
+            }
+            let from = after.clone();
+            let (items, more, last): Page = on_store(node, move |store| {
+                let (keys, more) = store.bucket_keys(bucket, from.as_deref(), PAGE_KEYS)?;
+                let last = keys.last().map(|(k, _)| k.clone());
+                let mut items = Vec::with_capacity(keys.len());
+                for (key, _) in keys {
+                    if let Some(value) = store.get(&key)? {
+                        items.push((key, value));
+                    }
+                }
+                Ok::<_, haze_storage::Error>((items, more, last))
+            })
+            .await?
+            .map_err(|e| e.to_string())?;
+            for batch in batches(items) {
+                let (keys, bytes) = (batch.0.len() as u64, batch.1);
+                node.handoff().throttle(bytes, rate).await;
+                for to in targets {
+                    copy_to(node, view, *to, batch.0.clone()).await?;
+                }
+                node.metrics()
+                    .handoff_keys
+                    .fetch_add(keys, Ordering::Relaxed);
+                node.metrics()
+                    .handoff_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+                if let Some(key) = progress {
+                    node.handoff().update(change, key, |r| {
+                        r.keys += keys;
+                        r.bytes += bytes as u64;
+                    });
+                }
+            }
+            if !more {
+                break;
+            }
+            after = last;
+        }
+    }
+    Ok(())
+}
+
+/// Cuts items into batches of at most [`BATCH_BYTES`] (one item at least), with their sizes.
+fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<(Vec<(Vec<u8>, Value)>, usize)> {
+    let mut out: Vec<(Vec<(Vec<u8>, Value)>, usize)> = Vec::new();
+    let mut current = (Vec::new(), 0usize);
+    for (key, value) in items {
+        let size = key.len() + value.encode().len();
+        if !current.0.is_empty() && current.1 + size > BATCH_BYTES {
+            out.push(std::mem::take(&mut current));
+        }
+        current.1 += size;
+        current.0.push((key, value));
+    }
+    if !current.0.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Sends one `Copy` batch to `to` and checks that every item was merged.
+async fn copy_to(
+    node: &Node,
+    view: &ClusterView,
+    to: NodeId,
+    items: Vec<(Vec<u8>, Value)>,
+) -> Result<(), String> {
+    let addr = view
+        .addrs
+        .get(&to)
+        .ok_or_else(|| format!("no address for {to}"))?;
+    let n = items.len();
+    match node
+        .peers()
+        .client(view.cluster, addr)
+        .send(Request::Copy { items }, true)
+        .await
+    {
+        Ok(Response::Acks(acks)) if acks.len() == n => match acks.into_iter().find_map(Result::err)
+        {
+            None => Ok(()),
+            Some(e) => Err(format!("{to} refused a key: {e}")),
+        },
+        Ok(other) => Err(format!("{to} answered a copy with {other:?}")),
+        Err(e) => Err(format!("{to}: {e}")),
+    }
+}
