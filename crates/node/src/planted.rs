@@ -14,3 +14,26 @@ pub fn drop_copies(on: bool) {
 pub(crate) fn drops_copies() -> bool {
     DROP_COPIES.load(Ordering::SeqCst)
 }
+
+static SKIP_FORWARDING: AtomicBool = AtomicBool::new(false);
+static DELETE_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes a node streaming a partition skip forwarding the writes it applies meanwhile: the new
+/// replica then misses every write taken between the stream's read of a key and the switch.
+pub fn skip_forwarding(on: bool) {
+    SKIP_FORWARDING.store(on, Ordering::SeqCst);
+}
+
+pub(crate) fn skips_forwarding() -> bool {
+    SKIP_FORWARDING.load(Ordering::SeqCst)
+}
+
+/// Makes a departing node delete its copy of a partition as soon as its stream completes,
+/// without waiting for the new table to be in use or sending its copy a last time.
+pub fn delete_early(on: bool) {
+    DELETE_EARLY.store(on, Ordering::SeqCst);
+}
+
+pub(crate) fn deletes_early() -> bool {
+    DELETE_EARLY.load(Ordering::SeqCst)
+}

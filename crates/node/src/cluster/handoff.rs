@@ -79,6 +79,10 @@ impl Handoff {
 
     /// Forwards a write this node applied, if its partition streams from this node.
     pub(crate) fn note_write(&self, node: &Node, key: &[u8], value: &Value) {
+        #[cfg(feature = "planted-bugs")]
+        if crate::planted::skips_forwarding() {
+            return;
+        }
         let Some(view) = node.view() else { return };
         let Some(t) = &view.transition else { return };
         let targets = t.forwards(view.table.partition_of_key(key), view.me);
@@ -310,6 +314,11 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
             Err(e) => Some(e),
         };
         let Some(error) = outcome else {
+            #[cfg(feature = "planted-bugs")]
+            if crate::planted::deletes_early() {
+                let buckets = buckets_of(&view, partition);
+                let _ = on_store(&node, move |store| store.delete_buckets(buckets)).await;
+            }
             let mut reports = lock(&handoff.reports);
             reports.done_at.insert(key, failures);
             reports.running.remove(&key);
@@ -489,9 +498,12 @@ async fn send_partition(
     Ok(())
 }
 
+/// Items of one `Copy` request and their size in bytes.
+type Batch = (Vec<(Vec<u8>, Value)>, usize);
+
 /// Cuts items into batches of at most [`BATCH_BYTES`] (one item at least), with their sizes.
-fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<(Vec<(Vec<u8>, Value)>, usize)> {
-    let mut out: Vec<(Vec<(Vec<u8>, Value)>, usize)> = Vec::new();
+fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
+    let mut out: Vec<Batch> = Vec::new();
     let mut current = (Vec::new(), 0usize);
     for (key, value) in items {
         let size = key.len() + value.encode().len();

@@ -208,7 +208,7 @@ async fn write(
     node.check_key(&key)?;
     // A node leaving the key's partition passes a write another node sent it on to the new
     // replicas (they hold the partition, so they never send it back).
-    let from_peer = from_peer && !(view.departing(&key) && !view.holds(&key));
+    let from_peer = from_peer && (view.holds(&key) || !view.departing(&key));
     if from_peer {
         // Another node chose this one as a replica. Never send it on: with tables of two
         // epochs, two nodes could pass a write back and forth. The sender tries elsewhere.

@@ -4,7 +4,10 @@
 
 mod bad_input;
 mod cluster;
+#[path = "../common/control.rs"]
+mod control;
 mod harness;
 mod http;
+mod repartition;
 mod requests;
 mod transport;
