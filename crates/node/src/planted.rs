@@ -18,8 +18,8 @@ pub(crate) fn drops_copies() -> bool {
 static SKIP_FORWARDING: AtomicBool = AtomicBool::new(false);
 static DELETE_EARLY: AtomicBool = AtomicBool::new(false);
 
-/// Makes a node streaming a partition skip forwarding the writes it applies meanwhile: the new
-/// replica then misses every write taken between the stream's read of a key and the switch.
+/// Makes the new replicas of a moving partition miss every write made while they stream: the
+/// old replica does not forward what it applies, and coordinators do not copy to them.
 pub fn skip_forwarding(on: bool) {
     SKIP_FORWARDING.store(on, Ordering::SeqCst);
 }

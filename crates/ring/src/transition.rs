@@ -173,24 +173,39 @@ impl Transition {
             .map(|i| &self.moves[i])
     }
 
-    /// Returns the replicas a router sends `partition`'s requests to, given the table it has:
-    /// the new ones from the moment the stream completed (the old ones proxy), else the
-    /// table's.
+    /// Returns the replicas router `node` sends `partition`'s requests to, given the table it
+    /// has. Once the streams completed, the replicas that leave or join send them to the new
+    /// replicas (the old ones proxy); every other router keeps sending them to the table's
+    /// replicas until the table changes, so the departing replicas see every request first and
+    /// decide alone when the new ones take over.
     pub fn routing<'a>(
         &'a self,
         table: &'a PartitionTable,
         partition: PartitionId,
+        node: NodeId,
     ) -> &'a [NodeId] {
         match self.get(partition) {
-            Some(m) if m.state >= MoveState::Proxying => &m.after,
+            Some(m) if m.state >= MoveState::Routed => &m.after,
+            Some(m) if m.state == MoveState::Proxying && (m.departs(node) || m.joins(node)) => {
+                &m.after
+            }
             _ => table.replicas(partition),
         }
+    }
+
+    /// Returns the replicas a write to `partition` must also reach while it moves, beyond
+    /// those `routing` gives: the new ones, from the moment they receive the stream until the
+    /// old ones are gone. Writes count acknowledgements in both sets (see `docs/repartitioning.md`).
+    pub fn joining(&self, partition: PartitionId) -> Option<&[NodeId]> {
+        self.get(partition)
+            .filter(|m| m.state >= MoveState::Streaming && m.state < MoveState::Done)
+            .map(|m| m.after.as_slice())
     }
 
     /// Returns whether `node` may apply writes to `partition` as one of its replicas: it is one
     /// for routing, or it is joining and the partition streams to it.
     pub fn accepts(&self, table: &PartitionTable, partition: PartitionId, node: NodeId) -> bool {
-        self.routing(table, partition).contains(&node)
+        self.routing(table, partition, node).contains(&node)
             || self
                 .get(partition)
                 .is_some_and(|m| m.joins(node) && m.state >= MoveState::Streaming)
@@ -287,7 +302,10 @@ mod tests {
         }
         let m = &t.moves[0];
         // Pending: nothing changes for anyone yet.
-        assert_eq!(t.routing(&table, m.partition), table.replicas(m.partition));
+        assert_eq!(
+            t.routing(&table, m.partition, NodeId(1)),
+            table.replicas(m.partition)
+        );
         assert!(!t.accepts(&table, m.partition, NodeId(4)));
         assert!(t.forwards(m.partition, m.streams[0].source).is_empty());
     }
@@ -306,12 +324,21 @@ mod tests {
         );
         assert_eq!(t.forwards(p, source), vec![NodeId(4)]);
         assert_eq!(
-            t.routing(&table, p),
+            t.routing(&table, p, NodeId(4)),
             table.replicas(p),
             "the old replicas serve"
         );
         t.moves[0].state = MoveState::Proxying;
-        assert_eq!(t.routing(&table, p), t.moves[0].after.as_slice());
+        assert_eq!(t.routing(&table, p, source), t.moves[0].after.as_slice());
+        let bystander = (1..=4)
+            .map(NodeId)
+            .find(|n| !t.moves[0].departs(*n) && !t.moves[0].joins(*n))
+            .unwrap();
+        assert_eq!(
+            t.routing(&table, p, bystander),
+            table.replicas(p),
+            "other routers go through the departing replica until the table changes"
+        );
         assert!(
             !t.accepts(&table, p, source),
             "the departing replica proxies"

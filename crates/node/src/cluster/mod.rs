@@ -87,7 +87,7 @@ impl ClusterView {
     /// Returns the replicas of `partition` requests go to (see [`replicas`](Self::replicas)).
     pub fn replicas_of(&self, partition: PartitionId) -> &[NodeId] {
         match &self.transition {
-            Some(t) => t.routing(&self.table, partition),
+            Some(t) => t.routing(&self.table, partition, self.me),
             None => self.table.replicas(partition),
         }
     }
@@ -100,6 +100,14 @@ impl ClusterView {
             Some(t) => t.accepts(&self.table, partition, self.me),
             None => self.table.replicas(partition).contains(&self.me),
         }
+    }
+
+    /// Returns the replicas a write to `key` must also reach while its partition moves (the
+    /// new ones), if it does.
+    pub fn joining(&self, key: &[u8]) -> Option<&[NodeId]> {
+        self.transition
+            .as_ref()?
+            .joining(self.table.partition_of_key(key))
     }
 
     /// Returns whether this node is leaving `key`'s partition and has not deleted it: a write

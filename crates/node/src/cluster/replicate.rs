@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use haze_crdt::Value;
+use haze_ring::NodeId;
 use tokio::sync::mpsc;
 
 use super::ClusterView;
@@ -51,30 +52,77 @@ pub(crate) async fn coordinate_batch(
     results
 }
 
-/// Sends each merged state to every replica of its key but this node, and waits until each
-/// item has the acknowledgements the policy requires or every copy has answered (copies still
-/// in flight go on in the background). One outcome per item.
+/// The acknowledgements one item waits for: per replica set (the key's replicas, and while its
+/// partition moves, its new replicas too), how many it needs and how many it has.
+struct Waiting {
+    sets: Vec<(Vec<NodeId>, usize, usize)>,
+    /// Copies not answered yet.
+    pending: usize,
+}
+
+impl Waiting {
+    fn satisfied(&self) -> bool {
+        self.sets.iter().all(|(_, needed, acks)| acks >= needed)
+    }
+
+    fn open(&self) -> bool {
+        !self.satisfied() && self.pending > 0
+    }
+}
+
+/// Sends each merged state to every replica of its key but this node (and, while the key's
+/// partition moves, to its new replicas as well), and waits until each item has the
+/// acknowledgements the policy requires in every one of those replica sets, or every copy has
+/// answered (copies still in flight go on in the background). One outcome per item.
 async fn copy_all(
     node: &Arc<Node>,
     view: &ClusterView,
     items: Vec<(Vec<u8>, Value)>,
 ) -> Vec<Result<(), RequestError>> {
     let policy = node.config().ack;
-    let mut waiting = vec![(0usize, 0usize, 0usize); items.len()]; // (needed, acks, pending)
+    let mut waiting = Vec::with_capacity(items.len());
+    // Each copy's tag indexes `sent`: its item and its receiving node.
+    let mut sent: Vec<(usize, NodeId)> = Vec::new();
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
     for (i, (key, value)) in items.into_iter().enumerate() {
-        let replicas = view.replicas(&key);
-        // This node's own durable write counts as one.
-        let needed = policy.required(replicas.len()).saturating_sub(1);
-        let others: Vec<_> = replicas.iter().filter(|r| **r != view.me).collect();
-        waiting[i] = (needed, 0, others.len());
-        for replica in others {
+        let mut sets = vec![view.replicas(&key).to_vec()];
+        #[cfg(feature = "planted-bugs")]
+        let joining = view
+            .joining(&key)
+            .filter(|_| !crate::planted::skips_forwarding());
+        #[cfg(not(feature = "planted-bugs"))]
+        let joining = view.joining(&key);
+        if let Some(after) = joining
+            && after != sets[0].as_slice()
+        {
+            sets.push(after.to_vec());
+        }
+        let mut targets: Vec<NodeId> = sets.iter().flatten().copied().collect();
+        targets.sort_unstable();
+        targets.dedup();
+        targets.retain(|r| *r != view.me);
+        let sets = sets
+            .into_iter()
+            .map(|set| {
+                // This node's own durable write counts as one.
+                let mine = usize::from(set.contains(&view.me));
+                let needed = policy.required(set.len());
+                (set, needed, mine)
+            })
+            .collect();
+        waiting.push(Waiting {
+            sets,
+            pending: targets.len(),
+        });
+        for replica in targets {
+            let tag = sent.len();
+            sent.push((i, replica));
             #[cfg(feature = "planted-bugs")]
             if crate::planted::drops_copies() {
-                let _ = done.send((i, true));
+                let _ = done.send((tag, true));
                 continue;
             }
-            match view.addrs.get(replica) {
+            match view.addrs.get(&replica) {
                 Some(addr) => {
                     node.peers()
                         .copy(
@@ -82,46 +130,58 @@ async fn copy_all(
                             addr,
                             key.clone(),
                             value.clone(),
-                            i,
+                            tag,
                             done.clone(),
                         )
                         .await;
                 }
                 None => {
-                    let _ = done.send((i, false));
+                    let _ = done.send((tag, false));
                 }
             }
         }
     }
     drop(done);
-    let unsettled = |w: &(usize, usize, usize)| w.1 < w.0 && w.2 > 0;
-    let mut open = waiting.iter().filter(|w| unsettled(w)).count();
+    let mut open = waiting.iter().filter(|w| w.open()).count();
     while open > 0 {
-        let Some((i, ok)) = outcomes.recv().await else {
+        let Some((tag, ok)) = outcomes.recv().await else {
             break;
         };
+        let Some(&(i, replica)) = sent.get(tag) else {
+            continue;
+        };
         let w = &mut waiting[i];
-        let was = unsettled(w);
-        w.2 = w.2.saturating_sub(1);
-        w.1 += usize::from(ok);
-        if was && !unsettled(w) {
+        let was = w.open();
+        w.pending = w.pending.saturating_sub(1);
+        if ok {
+            for (set, _, acks) in &mut w.sets {
+                *acks += usize::from(set.contains(&replica));
+            }
+        }
+        if was && !w.open() {
             open -= 1;
         }
     }
     waiting
         .into_iter()
-        .map(|(needed, acks, _)| {
-            if acks >= needed {
-                Ok(())
-            } else {
-                let n = view.table.replication();
-                Err(RequestError::Unavailable(format!(
-                    "the write is durable on {} of {n} replicas, and the `{policy}` policy needs \
-                     {} (it stays where it was applied; anti-entropy spreads it)",
-                    1 + acks,
-                    1 + needed,
-                )))
+        .map(|w| {
+            if w.satisfied() {
+                return Ok(());
             }
+            let (set, needed, acks) = w
+                .sets
+                .iter()
+                .find(|(_, needed, acks)| acks < needed)
+                .expect("unsatisfied");
+            Err(RequestError::Unavailable(format!(
+                "the write is durable on {acks} of the {} replicas {}, and the `{policy}` \
+                 policy needs {needed} (it stays where it was applied; anti-entropy spreads it)",
+                set.len(),
+                set.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )))
         })
         .collect()
 }

@@ -1,7 +1,10 @@
 //! A controller in the test's process: the real state machine of `haze-controller`, polled by
 //! calling it, as `haze serve --controller` polls it over HTTP (`haze-cli`'s `join.rs`).
 
-#![allow(dead_code, reason = "each test binary that includes this uses a part of it")]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes this uses a part of it"
+)]
 
 use std::sync::Arc;
 
