@@ -1,9 +1,12 @@
-//! One seeded run: a cluster of 3–5 nodes (N = 2 or 3, quorum acknowledgements), a workload of
-//! distinct set adds and counter increments through random nodes, and faults scheduled in
-//! simulated time (network partitions between nodes, crashes and restarts, one node restarted
-//! with an empty disk). After the workload, every fault is healed and anti-entropy runs; then
-//! every acknowledged write must be in every replica of its key, and every partition's replicas
-//! must hold equal digests.
+//! One seeded run: a cluster of 3–5 nodes (N = 2 or 3, quorum acknowledgements) with a
+//! controller, a workload of distinct set adds and counter increments through random nodes with
+//! reads of acknowledged keys, two membership changes committed mid-workload (a spare node is
+//! added; while that runs, a member is removed), and faults scheduled in simulated time (network
+//! partitions between nodes, crashes and restarts, one node restarted with an empty disk, the
+//! controller crashed and restarted, nodes cut off from the controller). After the workload,
+//! every fault is healed, the changes finish and anti-entropy runs; then every acknowledged write
+//! must be in every replica of its key in the final table, every partition's replicas must hold
+//! equal digests, and no read of an acknowledged key may have found nothing.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -13,20 +16,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use haze_client::{Client, ClientConfig};
+use haze_controller::{Change, MoveLimits};
 use haze_crdt::{ActorId, OrSet, PnCounter, Scalar, TypedValue};
-use haze_node::cluster::{AckPolicy, ClusterView, run_anti_entropy};
+use haze_node::cluster::{AckPolicy, run_anti_entropy};
 use haze_node::{Node, NodeConfig};
-use haze_ring::{NodeId, PartitionId, PartitionTable};
+use haze_ring::{NodeId, PartitionId};
 use haze_storage::{DIGEST_BUCKETS, MemStore, Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::control::Control;
 use crate::net::{SimClock, SimDial, SimListener};
 
 const PORT: u16 = 7700;
 /// How long the workload writes; every fault starts and ends within it.
 const WORKLOAD: Duration = Duration::from_secs(20);
-/// How long the healed cluster runs afterwards (anti-entropy every 2 s).
-const HEAL: Duration = Duration::from_secs(16);
+/// How long the healed cluster runs afterwards (anti-entropy every 2 s; the changes finish).
+const HEAL: Duration = Duration::from_secs(24);
+/// How often a node polls the controller.
+const POLL: Duration = Duration::from_millis(250);
 const KEYS: u64 = 8;
 
 /// A small deterministic generator (splitmix64): the scenario depends on the seed alone.
@@ -57,16 +64,39 @@ enum Event {
     Crash(u64),
     Wipe(u64),
     Restart(u64),
+    /// The controller crashes: nodes cannot reach it, and what it was told is lost.
+    ControllerCrash,
+    /// It restarts from what it had saved.
+    ControllerRestart,
+    /// A node cannot reach the controller.
+    Cut(u64),
+    Uncut(u64),
+    /// Commit the spare node's addition.
+    AddSpare,
+    /// Commit the removal of a member (while the addition still runs).
+    Remove(u64),
 }
 
 impl Event {
-    /// Whether this event starts a fault (the others end one).
+    /// Whether this event starts a fault (the others end one, or change membership).
     fn is_fault(self) -> bool {
         matches!(
             self,
-            Event::Partition(..) | Event::Crash(_) | Event::Wipe(_)
+            Event::Partition(..)
+                | Event::Crash(_)
+                | Event::Wipe(_)
+                | Event::ControllerCrash
+                | Event::Cut(_)
         )
     }
+}
+
+/// Which faults a run injects: all, or only those of the controller (with the membership changes
+/// alone, no read may go back in time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Faults {
+    All,
+    ControllerOnly,
 }
 
 /// What one run did and what held.
@@ -80,28 +110,46 @@ pub struct Outcome {
     pub events_planned: usize,
     pub acked_adds: usize,
     pub acked_increments: u64,
+    /// Partitions whose replicas changed (both changes together).
+    pub migrations: usize,
+    /// Times a move's streams were re-planned, and controller restarts.
+    pub resumes: u64,
+    /// Reads of keys with acknowledged writes, and how many found nothing or less than had
+    /// been acknowledged before they started.
+    pub reads: u64,
+    pub not_found: u64,
+    pub stale: u64,
     /// Acknowledged writes missing from at least one replica of their key.
     pub lost: usize,
     /// Partitions whose replicas' digests differ after healing.
     pub divergent: usize,
+    /// Whether a change was still running at the end.
+    pub unfinished: bool,
 }
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} nodes {} N={} faults {} events {}/{} acked: {} set adds, {} increments; \
-             lost {}, divergent partitions {}",
+            "seed {} nodes {} N={} faults {} events {}/{} migrations {} resumes {} acked: {} set \
+             adds, {} increments; reads {} (not found {}, stale {}); lost {}, divergent \
+             partitions {}{}",
             self.seed,
             self.nodes,
             self.replicas,
             self.faults,
             self.events_fired,
             self.events_planned,
+            self.migrations,
+            self.resumes,
             self.acked_adds,
             self.acked_increments,
+            self.reads,
+            self.not_found,
+            self.stale,
             self.lost,
-            self.divergent
+            self.divergent,
+            if self.unfinished { ", UNFINISHED" } else { "" }
         )
     }
 }
@@ -110,17 +158,38 @@ impl std::fmt::Display for Outcome {
 struct Acked {
     adds: Vec<(String, String)>,
     increments: BTreeMap<String, u64>,
+    reads: u64,
+    not_found: u64,
+    stale: u64,
 }
 
 fn host(id: u64) -> String {
     format!("n{id}")
 }
 
-/// Plans the faults: one node restarted with an empty disk, one to three partitions between
-/// two nodes, up to two crashes of other nodes; each ends before the workload does.
-fn schedule(rng: &mut Rng, nodes: u64) -> Vec<(Duration, Event)> {
+/// Plans the membership changes (the spare node added, a member removed while that runs) and
+/// the controller's faults (a crash, nodes cut off from it), then with `Faults::All` the nodes'
+/// faults: one node restarted with an empty disk, one to three partitions between two nodes, up
+/// to two crashes of other nodes. Each fault ends before the workload does.
+fn schedule(rng: &mut Rng, nodes: u64, faults: Faults) -> Vec<(Duration, Event)> {
     let mut events = Vec::new();
     let window = WORKLOAD.as_millis() as u64 - 3_000;
+    let add = rng.millis(1_000, 5_000);
+    events.push((add, Event::AddSpare));
+    events.push((add + rng.millis(300, 3_000), Event::Remove(1 + rng.below(nodes))));
+    let at = rng.millis(2_000, window);
+    events.push((at, Event::ControllerCrash));
+    events.push((at + rng.millis(300, 3_000), Event::ControllerRestart));
+    for _ in 0..1 + rng.below(2) {
+        let node = 1 + rng.below(nodes + 1);
+        let at = rng.millis(1_000, window);
+        events.push((at, Event::Cut(node)));
+        events.push((at + rng.millis(300, 3_000), Event::Uncut(node)));
+    }
+    if faults == Faults::ControllerOnly {
+        events.sort_by_key(|(at, _)| *at);
+        return events;
+    }
     let wiped = 1 + rng.below(nodes);
     let at = rng.millis(2_000, window);
     events.push((at, Event::Wipe(wiped)));
@@ -146,23 +215,81 @@ fn schedule(rng: &mut Rng, nodes: u64) -> Vec<(Duration, Event)> {
     events
 }
 
-/// Runs the scenario of `seed`.
+/// What the hosts share with the harness: the controller, whether it is up, who is cut off
+/// from it, and the simulated time in milliseconds.
+#[derive(Clone)]
+struct Shared {
+    control: Arc<Mutex<Control>>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<Mutex<std::collections::BTreeSet<u64>>>,
+    now_ms: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// One poll of the controller by node `id`, if it can reach it.
+    fn poll(&self, node: &Arc<Node>, id: u64) {
+        if !self.up.load(Ordering::SeqCst) || self.cut.lock().expect("not poisoned").contains(&id)
+        {
+            return;
+        }
+        let now = self.now_ms.load(Ordering::SeqCst);
+        self.control
+            .lock()
+            .expect("not poisoned")
+            .poll(node, NodeId(id), now);
+    }
+}
+
+/// Runs the scenario of `seed` with every kind of fault.
 pub fn run(seed: u64) -> Outcome {
+    run_with(seed, Faults::All)
+}
+
+/// Runs the scenario of `seed`.
+pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
     let mut rng = Rng(seed);
     let nodes = 3 + rng.below(3);
     let replicas = 2 + rng.below(2) as usize;
-    let ids: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
-    let table = PartitionTable::place(None, &ids, 16, replicas).expect("a table");
+    // Members 1..=nodes hold partitions; one more is the spare the run adds.
+    let ids: Vec<NodeId> = (1..=nodes + 1).map(NodeId).collect();
     let addrs: BTreeMap<NodeId, String> = ids
         .iter()
         .map(|id| (*id, format!("{}:{PORT}", host(id.0))))
         .collect();
+    let limits = MoveLimits {
+        partitions: 2,
+        rate: 0,
+        grace_ms: 3_000,
+        dead_after_ms: 4_000,
+        stuck_after_ms: 60_000,
+    };
+    let shared = Shared {
+        control: Arc::new(Mutex::new(Control::new(
+            0x5eed,
+            16,
+            replicas,
+            &addrs.values().cloned().collect::<Vec<_>>(),
+            nodes as usize,
+            limits,
+        ))),
+        up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        cut: Arc::default(),
+        now_ms: Arc::new(AtomicU64::new(0)),
+    };
+    let first_table = shared
+        .control
+        .lock()
+        .expect("not poisoned")
+        .state
+        .table()
+        .expect("a table")
+        .clone();
     let stores: Vec<Arc<Mutex<Arc<MemStore>>>> = ids
         .iter()
         .map(|_| Arc::new(Mutex::new(Arc::new(MemStore::new(StoreConfig::default())))))
         .collect();
     let starts = Arc::new(AtomicU64::new(0));
-    let mut events = schedule(&mut rng, nodes);
+    let mut events = schedule(&mut rng, nodes, faults_of);
     let planned = events.len();
     let faults = events.iter().filter(|(_, e)| e.is_fault()).count();
 
@@ -175,17 +302,11 @@ pub fn run(seed: u64) -> Outcome {
         .build();
 
     for (i, id) in ids.iter().enumerate() {
-        let (slot, starts) = (stores[i].clone(), starts.clone());
-        let view = ClusterView {
-            cluster: 0x5eed,
-            me: *id,
-            table: table.clone(),
-            addrs: addrs.clone(),
-            transition: None,
-        };
-        sim.host(host(id.0), move || {
+        let (slot, starts, shared) = (stores[i].clone(), starts.clone(), shared.clone());
+        let id = id.0;
+        sim.host(host(id), move || {
             let store = slot.lock().expect("not poisoned").clone();
-            let view = view.clone();
+            let shared = shared.clone();
             // Every start takes a fresh actor id, as `haze serve` does.
             let actor = ActorId::new(0x5100 + starts.fetch_add(1, Ordering::SeqCst));
             async move {
@@ -198,10 +319,19 @@ pub fn run(seed: u64) -> Outcome {
                     ..NodeConfig::default()
                 };
                 let node = Node::start(config, store, actor, Arc::new(SimClock))?;
-                node.install_view(view);
+                node.expect_cluster();
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let shutdown = CancellationToken::new();
                 tokio::spawn(run_anti_entropy(node.clone(), shutdown.clone()));
+                // As `haze serve --controller` does: poll for the table and the change under
+                // way, reporting progress.
+                let poller = node.clone();
+                tokio::spawn(async move {
+                    loop {
+                        shared.poll(&poller, id);
+                        tokio::time::sleep(POLL).await;
+                    }
+                });
                 haze_node::serve(
                     node,
                     SimListener(listener),
@@ -233,7 +363,29 @@ pub fn run(seed: u64) -> Outcome {
         let mut i = 0u64;
         while tokio::time::Instant::now() < end {
             let via = &clients[load.below(clients.len() as u64) as usize];
-            if load.below(2) == 0 {
+            if load.below(3) == 0 {
+                // Read back a counter with acknowledged increments: never absent, never less.
+                let key = format!("ctr{}", load.below(KEYS));
+                let want = record.borrow().increments.get(&key).copied().unwrap_or(0);
+                if want > 0 {
+                    let read = via.get(&key).await;
+                    let mut r = record.borrow_mut();
+                    match read {
+                        Ok(None) => {
+                            r.reads += 1;
+                            r.not_found += 1;
+                        }
+                        Ok(Some(v)) => {
+                            r.reads += 1;
+                            let got = PnCounter::try_from_value(v).map_or(0, |c| c.value());
+                            if got < i128::from(want) {
+                                r.stale += 1;
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+            } else if load.below(2) == 0 {
                 let (key, member) = (format!("set{}", load.below(KEYS)), format!("m{i}"));
                 if via
                     .set_add(&key, [Scalar::from(member.as_str())])
@@ -256,10 +408,36 @@ pub fn run(seed: u64) -> Outcome {
     });
 
     let mut fired = 0;
+    let mut restarts = 0u64;
     loop {
+        shared
+            .now_ms
+            .store(sim.elapsed().as_millis() as u64, Ordering::SeqCst);
         while events.first().is_some_and(|(at, _)| sim.elapsed() >= *at) {
             let (_, event) = events.remove(0);
+            let now = sim.elapsed().as_millis() as u64;
+            let mut control = shared.control.lock().expect("not poisoned");
             match event {
+                Event::AddSpare => control.commit(Change {
+                    add: vec![NodeId(nodes + 1)],
+                    remove: vec![],
+                }),
+                Event::Remove(n) => control.commit(Change {
+                    add: vec![],
+                    remove: vec![NodeId(n)],
+                }),
+                Event::ControllerCrash => shared.up.store(false, Ordering::SeqCst),
+                Event::ControllerRestart => {
+                    control.restart(now);
+                    restarts += 1;
+                    shared.up.store(true, Ordering::SeqCst);
+                }
+                Event::Cut(n) => {
+                    shared.cut.lock().expect("not poisoned").insert(n);
+                }
+                Event::Uncut(n) => {
+                    shared.cut.lock().expect("not poisoned").remove(&n);
+                }
                 Event::Partition(a, b) => sim.partition(host(a), host(b)),
                 Event::Repair(a, b) => sim.repair(host(a), host(b)),
                 Event::Crash(a) => sim.crash(host(a)),
@@ -270,6 +448,7 @@ pub fn run(seed: u64) -> Outcome {
                 }
                 Event::Restart(a) => sim.bounce(host(a)),
             }
+            drop(control);
             fired += 1;
         }
         match sim.step() {
@@ -284,6 +463,20 @@ pub fn run(seed: u64) -> Outcome {
         .map(|s| s.lock().expect("not poisoned").clone())
         .collect();
     let acked = acked.borrow();
+    let control = shared.control.lock().expect("not poisoned");
+    let table = control.state.table().expect("a table").clone();
+    let unfinished = !control.idle();
+    let migrations = haze_ring::moves(&first_table, &table)
+        .iter()
+        .map(|m| m.partition)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let resumes = restarts
+        + control
+            .state
+            .transition()
+            .map_or(0, |t| t.moves.iter().map(|m| u64::from(m.attempts.saturating_sub(1))).sum());
+    drop(control);
     let replicas_of = |key: &str| -> Vec<Arc<MemStore>> {
         table
             .replicas_of_key(key.as_bytes())
@@ -340,7 +533,13 @@ pub fn run(seed: u64) -> Outcome {
         events_planned: planned,
         acked_adds: acked.adds.len(),
         acked_increments: acked.increments.values().sum(),
+        migrations,
+        resumes,
+        reads: acked.reads,
+        not_found: acked.not_found,
+        stale: acked.stale,
         lost,
         divergent,
+        unfinished,
     }
 }
