@@ -142,6 +142,15 @@ impl ControllerState {
             .filter(|m| m.state == MoveState::Streaming)
             .count();
         let mut publish: Vec<usize> = Vec::new();
+        let candidates: Vec<NodeId> = self
+            .members()
+            .iter()
+            .filter(|(id, m)| {
+                m.state == crate::MemberState::Active && !tracker.is_down(**id, now_ms, limits)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut target = t.target.clone();
         for (i, m) in t.moves.iter_mut().enumerate() {
             let entered = tracker.entered.get(&m.partition).copied();
             let enter = |tracker: &mut Tracker, m: &mut haze_ring::PartitionMove, s| {
@@ -151,12 +160,24 @@ impl ControllerState {
             if entered.is_none() {
                 tracker.entered.insert(m.partition, now_ms);
             }
+            if matches!(m.state, MoveState::Pending | MoveState::Streaming) {
+                retarget(m, &mut target, &candidates, tracker, now_ms, limits)?;
+            }
             match m.state {
                 MoveState::Pending if streaming < limits.partitions.max(1) => {
-                    m.attempts += 1;
-                    replan_sources(m, tracker, now_ms, limits);
-                    enter(tracker, m, MoveState::Streaming);
-                    streaming += 1;
+                    // The joining replicas take copies as soon as the stream starts: they must
+                    // know the change first.
+                    let since = entered.unwrap_or(now_ms);
+                    let known = m.after.iter().filter(|n| m.joins(**n)).all(|n| {
+                        tracker.is_down(*n, now_ms, limits)
+                            || tracker.seen.get(n).is_some_and(|s| s.at_ms > since)
+                    });
+                    if known {
+                        m.attempts += 1;
+                        replan_sources(m, tracker, now_ms, limits);
+                        enter(tracker, m, MoveState::Streaming);
+                        streaming += 1;
+                    }
                 }
                 MoveState::Pending => {}
                 MoveState::Streaming => {
@@ -212,10 +233,19 @@ impl ControllerState {
                 MoveState::Done => {}
             }
         }
+        t.target = target;
         let mut table = table;
         if !publish.is_empty() {
             let whole = t.target.replication() != table.replication();
-            let all_ready = t.moves.iter().all(|m| m.state >= MoveState::Proxying);
+            // A new replication factor switches every partition at once: each must be ready,
+            // and each departing replica told.
+            let proxying = t
+                .moves
+                .iter()
+                .filter(|m| m.state == MoveState::Proxying)
+                .count();
+            let all_ready =
+                t.moves.iter().all(|m| m.state >= MoveState::Proxying) && publish.len() == proxying;
             if !whole || all_ready {
                 table = if whole {
                     t.target.with_epoch(next_epoch(&table))
@@ -246,6 +276,16 @@ impl ControllerState {
             if table.nodes() != t.target.nodes() || !same_assignment(&table, &t.target) {
                 table = t.target.with_epoch(next_epoch(&table));
             }
+            // A leaving node a rolled-back move left in the table stays a member; a joining
+            // node whose every move went elsewhere holds nothing: standby again.
+            let placed = table.nodes();
+            for (id, member) in self.members_mut() {
+                if member.state == crate::MemberState::Leaving && placed.contains(id) {
+                    member.state = crate::MemberState::Active;
+                } else if member.state == crate::MemberState::Active && !placed.contains(id) {
+                    member.state = crate::MemberState::Standby;
+                }
+            }
             self.table = Some(table);
             self.release_leaving();
             tracker.entered.clear();
@@ -265,6 +305,63 @@ fn next_epoch(table: &PartitionTable) -> haze_ring::Epoch {
 fn same_assignment(a: &PartitionTable, b: &PartitionTable) -> bool {
     a.partitions() == b.partitions()
         && (0..a.partitions()).all(|p| a.replicas(PartitionId(p)) == b.replicas(PartitionId(p)))
+}
+
+/// Gives every stream whose receiving node is down another receiving node: an active member
+/// up, not yet a replica of the partition, holding the fewest replicas in `target` (which it
+/// updates). With none, the move is rolled back (the partition keeps its replicas).
+fn retarget(
+    m: &mut haze_ring::PartitionMove,
+    target: &mut PartitionTable,
+    candidates: &[NodeId],
+    tracker: &Tracker,
+    now_ms: u64,
+    limits: &MoveLimits,
+) -> Result<()> {
+    for i in 0..m.streams.len() {
+        let dead = m.streams[i].to;
+        if !tracker.is_down(dead, now_ms, limits) {
+            continue;
+        }
+        let load = target.load();
+        let choice = candidates
+            .iter()
+            .filter(|n| !m.before.contains(n) && !m.after.contains(n))
+            .min_by_key(|n| (load.get(n).copied().unwrap_or(0), **n))
+            .copied();
+        let Some(new) = choice else {
+            if m.before.len() != target.replication() {
+                m.note = Some(format!(
+                    "{dead} is not answering and no other node can take its replica"
+                ));
+                continue;
+            }
+            m.note = Some(format!(
+                "{dead} is not answering and no other node can take its replica: rolled back"
+            ));
+            m.after.clone_from(&m.before);
+            m.streams.clear();
+            m.state = MoveState::Done;
+            *target = target
+                .successor(&[(m.partition, m.before.as_slice())])?
+                .with_epoch(target.epoch());
+            return Ok(());
+        };
+        m.note = Some(format!(
+            "{dead} is not answering: {new} takes its replica instead"
+        ));
+        for slot in &mut m.after {
+            if *slot == dead {
+                *slot = new;
+            }
+        }
+        m.streams[i].to = new;
+        m.attempts += 1;
+        *target = target
+            .successor(&[(m.partition, m.after.as_slice())])?
+            .with_epoch(target.epoch());
+    }
+    Ok(())
 }
 
 /// Gives every stream whose source is down another source among the partition's replicas
@@ -342,7 +439,12 @@ mod tests {
             let (mut streams, mut cleaned) = (Vec::new(), Vec::new());
             if let Some(t) = s.transition() {
                 for m in &t.moves {
-                    for st in m.streams.iter().filter(|st| st.source == node) {
+                    // A stream completes only if its receiving node answers.
+                    for st in m
+                        .streams
+                        .iter()
+                        .filter(|st| st.source == node && live.contains(&st.to.0))
+                    {
                         if m.state == MoveState::Streaming {
                             streams.push(StreamReport {
                                 change: t.change,
@@ -448,6 +550,33 @@ mod tests {
         assert!(!s.members().contains_key(&NodeId(2)), "n2 was released");
         assert!(!s.table().unwrap().nodes().contains(&NodeId(2)));
         assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn a_node_added_then_lost_has_its_replicas_given_to_another() {
+        let mut s = cluster(4);
+        s.register("127.0.0.1:7799").unwrap(); // n6 (n5 is the standby of `cluster`)
+        s.carry_out(
+            Change {
+                add: vec![NodeId(6)],
+                remove: vec![],
+            },
+            0,
+        )
+        .unwrap();
+        let mut tracker = Tracker::default();
+        // n6 never answers; n5 (standby) does.
+        for round in 0..600u64 {
+            poll_round(&mut s, &mut tracker, round * 500, &[1, 2, 3, 4, 5]);
+            if s.transition().is_none() {
+                break;
+            }
+        }
+        assert!(s.transition().is_none(), "the change finished without n6");
+        let table = s.table().unwrap();
+        assert!(!table.nodes().contains(&NodeId(6)), "{:?}", table.load());
+        assert_eq!(s.members()[&NodeId(6)].state, MemberState::Standby);
+        assert!(s.check().is_ok(), "{:?}", s.check());
     }
 
     #[test]

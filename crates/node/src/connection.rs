@@ -229,20 +229,26 @@ where
                     Plan::Write { kind, key, write } => {
                         let (answer, started, writer_node) =
                             (responses.clone(), tokio::time::Instant::now(), node.clone());
-                        // A partition streaming from this node forwards what it applies.
-                        let noted = node.handoff().is_active().then(|| key.clone());
+                        // A partition streaming from this node forwards what it commits.
+                        let noted = key.clone();
                         node.submit_write(key, write, move |outcome| {
-                            if let (Some(key), Ok(value)) = (&noted, &outcome) {
-                                writer_node.handoff().note_write(&writer_node, key, value);
+                            if let Ok(value) = &outcome {
+                                writer_node
+                                    .handoff()
+                                    .note_write(&writer_node, &noted, value);
                             }
                             let response = handler::written(&writer_node, kind, started, outcome);
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }
-                    Plan::Batch { items, acks } => {
+                    Plan::Batch {
+                        items,
+                        acks,
+                        held_only,
+                    } => {
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
-                            let response = handler::batch(node, items, acks).await;
+                            let response = handler::batch(node, items, acks, held_only).await;
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }

@@ -25,10 +25,14 @@ pub(crate) enum Plan {
         write: WriteRequest,
     },
     /// Several writes: answer from a task, with the merged states, or only with whether each
-    /// was merged (`acks`, for a `Copy`).
+    /// was merged (`acks`, for a `Copy`). With `held_only` (a peer's copies), keys this node
+    /// neither holds nor is leaving are refused with `not_replica`: a late copy from a router
+    /// with an old table, or a round of anti-entropy begun before a move, must not bring back
+    /// a partition this node deleted.
     Batch {
         items: Vec<(Vec<u8>, Value)>,
         acks: bool,
+        held_only: bool,
     },
     /// Many reads: answer from a blocking task, off the connection threads.
     Digests {
@@ -193,8 +197,20 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 write: WriteRequest::Op(op),
             };
         }
-        Request::MergeBatch { items } => return Plan::Batch { items, acks: false },
-        Request::Copy { items } => return Plan::Batch { items, acks: true },
+        Request::MergeBatch { items } => {
+            return Plan::Batch {
+                items,
+                acks: false,
+                held_only: false,
+            };
+        }
+        Request::Copy { items } => {
+            return Plan::Batch {
+                items,
+                acks: true,
+                held_only: matches!(role, Role::Peer { .. }),
+            };
+        }
         Request::Buckets => (
             Kind::Digest,
             node.store()
@@ -257,10 +273,33 @@ pub(crate) async fn digests(
 }
 
 /// Answers a batch: every item is queued before any is awaited, so they commit together. With
-/// `acks`, the answer says only whether each item was merged.
-pub(crate) async fn batch(node: Arc<Node>, items: Vec<(Vec<u8>, Value)>, acks: bool) -> Response {
+/// `acks`, the answer says only whether each item was merged; with `held_only`, keys this node
+/// neither holds nor leaves are refused (see [`Plan::Batch`]).
+pub(crate) async fn batch(
+    node: Arc<Node>,
+    items: Vec<(Vec<u8>, Value)>,
+    acks: bool,
+    held_only: bool,
+) -> Response {
     let started = tokio::time::Instant::now();
-    let results = node.merge_batch(items).await.into_iter();
+    let view = held_only.then(|| node.view()).flatten();
+    let (items, refused): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .enumerate()
+        .partition(|(_, (key, _))| view.as_ref().is_none_or(|v| v.takes_copy(key)));
+    let (indices, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
+    let merged = node.merge_batch(items).await;
+    let mut results: Vec<Result<Value, RequestError>> =
+        Vec::with_capacity(indices.len() + refused.len());
+    results.resize_with(indices.len() + refused.len(), || {
+        Err(RequestError::NotReplica(
+            "this node does not hold the key's partition".into(),
+        ))
+    });
+    for (i, result) in indices.into_iter().zip(merged) {
+        results[i] = result;
+    }
+    let results = results.into_iter();
     node.metrics()
         .record(Kind::MergeBatch, true, started.elapsed());
     if acks {

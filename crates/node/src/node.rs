@@ -401,10 +401,7 @@ impl Node {
         &self,
         items: Vec<(Vec<u8>, Value)>,
     ) -> Vec<Result<Value, RequestError>> {
-        let noted: Option<Vec<Vec<u8>>> = self
-            .handoff
-            .is_active()
-            .then(|| items.iter().map(|(k, _)| k.clone()).collect());
+        let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
         let pending: Vec<_> = items
             .into_iter()
             .map(|(key, value)| self.submit(key, Mutation::Merge(value)))
@@ -416,22 +413,19 @@ impl Node {
                 Err(e) => Err(e),
             });
         }
-        if let Some(keys) = noted {
-            for (key, result) in keys.iter().zip(&results) {
-                if let Ok(value) = result {
-                    self.handoff.note_write(self, key, value);
-                }
+        for (key, result) in keys.iter().zip(&results) {
+            if let Ok(value) = result {
+                self.handoff.note_write(self, key, value);
             }
         }
         results
     }
 
     async fn write(&self, key: Vec<u8>, mutation: Mutation) -> Result<Value, RequestError> {
-        let noted = self.handoff.is_active().then(|| key.clone());
-        let value = Self::outcome(self.submit(key, mutation)?).await?;
-        if let Some(key) = noted {
-            self.handoff.note_write(self, &key, &value);
-        }
+        // Whether the key's partition streams from here is decided after the commit (see
+        // `Handoff::note_write`), so the key is kept: a clone costs little beside a commit.
+        let value = Self::outcome(self.submit(key.clone(), mutation)?).await?;
+        self.handoff.note_write(self, &key, &value);
         Ok(value)
     }
 

@@ -174,10 +174,10 @@ impl Transition {
     }
 
     /// Returns the replicas router `node` sends `partition`'s requests to, given the table it
-    /// has. Once the streams completed, the replicas that leave or join send them to the new
-    /// replicas (the old ones proxy); every other router keeps sending them to the table's
-    /// replicas until the table changes, so the departing replicas see every request first and
-    /// decide alone when the new ones take over.
+    /// has. Once the streams completed, the replicas that leave send them to the new replicas
+    /// (they proxy); every other router keeps sending them to the table's replicas until the
+    /// table changes, so the departing replicas see every request first and decide alone when
+    /// the new ones take over.
     pub fn routing<'a>(
         &'a self,
         table: &'a PartitionTable,
@@ -186,36 +186,43 @@ impl Transition {
     ) -> &'a [NodeId] {
         match self.get(partition) {
             Some(m) if m.state >= MoveState::Routed => &m.after,
-            Some(m) if m.state == MoveState::Proxying && (m.departs(node) || m.joins(node)) => {
-                &m.after
-            }
+            Some(m) if m.state == MoveState::Proxying && m.departs(node) => &m.after,
             _ => table.replicas(partition),
         }
     }
 
-    /// Returns the replicas a write to `partition` must also reach while it moves, beyond
-    /// those `routing` gives: the new ones, from the moment they receive the stream until the
-    /// old ones are gone. Writes count acknowledgements in both sets (see `docs/repartitioning.md`).
-    pub fn joining(&self, partition: PartitionId) -> Option<&[NodeId]> {
+    /// Returns the move of `partition` while writes to it must reach both its old and its new
+    /// replicas: from the moment it streams until the old epoch is out of use (see
+    /// `docs/repartitioning.md`).
+    pub fn moving(&self, partition: PartitionId) -> Option<&PartitionMove> {
         self.get(partition)
-            .filter(|m| m.state >= MoveState::Streaming && m.state < MoveState::Done)
-            .map(|m| m.after.as_slice())
+            .filter(|m| m.state >= MoveState::Streaming && m.state <= MoveState::Routed)
+    }
+
+    /// Returns whether `node` still keeps a copy of `partition` it is leaving: until the old
+    /// epoch is out of use and it deletes it. Copies reaching it later are refused, so a
+    /// deleted partition never comes back.
+    pub fn keeps(&self, partition: PartitionId, node: NodeId) -> bool {
+        self.get(partition)
+            .is_some_and(|m| m.departs(node) && m.state < MoveState::Cleaning)
     }
 
     /// Returns whether `node` may apply writes to `partition` as one of its replicas: it is one
-    /// for routing, or it is joining and the partition streams to it.
+    /// for routing, or it joins the partition (from the moment the change is known: copies may
+    /// reach it as soon as the stream starts).
     pub fn accepts(&self, table: &PartitionTable, partition: PartitionId, node: NodeId) -> bool {
         self.routing(table, partition, node).contains(&node)
             || self
                 .get(partition)
-                .is_some_and(|m| m.joins(node) && m.state >= MoveState::Streaming)
+                .is_some_and(|m| m.joins(node) && m.state < MoveState::Done)
     }
 
     /// Returns the nodes `node` forwards every write it applies to `partition` to: those it
-    /// streams the partition to, while the old replicas may still take writes.
+    /// streams the partition to, until the move is done (late copies from routers with an old
+    /// table may reach it until then).
     pub fn forwards(&self, partition: PartitionId, node: NodeId) -> Vec<NodeId> {
         match self.get(partition) {
-            Some(m) if matches!(m.state, MoveState::Streaming | MoveState::Proxying) => m
+            Some(m) if m.state >= MoveState::Streaming && m.state < MoveState::Done => m
                 .streams
                 .iter()
                 .filter(|s| s.source == node && s.to != node)
@@ -301,12 +308,12 @@ mod tests {
             assert_eq!(m.after, target.replicas(m.partition));
         }
         let m = &t.moves[0];
-        // Pending: nothing changes for anyone yet.
+        // Pending: routing changes for no one yet; the new replica takes copies already.
         assert_eq!(
             t.routing(&table, m.partition, NodeId(1)),
             table.replicas(m.partition)
         );
-        assert!(!t.accepts(&table, m.partition, NodeId(4)));
+        assert!(t.accepts(&table, m.partition, NodeId(4)));
         assert!(t.forwards(m.partition, m.streams[0].source).is_empty());
     }
 
@@ -330,20 +337,20 @@ mod tests {
         );
         t.moves[0].state = MoveState::Proxying;
         assert_eq!(t.routing(&table, p, source), t.moves[0].after.as_slice());
-        let bystander = (1..=4)
-            .map(NodeId)
-            .find(|n| !t.moves[0].departs(*n) && !t.moves[0].joins(*n))
-            .unwrap();
-        assert_eq!(
-            t.routing(&table, p, bystander),
-            table.replicas(p),
-            "other routers go through the departing replica until the table changes"
-        );
+        for other in (1..=4).map(NodeId).filter(|n| *n != source) {
+            assert_eq!(
+                t.routing(&table, p, other),
+                table.replicas(p),
+                "other routers go through the departing replica until the table changes"
+            );
+        }
         assert!(
             !t.accepts(&table, p, source),
             "the departing replica proxies"
         );
         assert!(t.departing(p, source));
+        t.moves[0].state = MoveState::Cleaning;
+        assert_eq!(t.forwards(p, source), vec![NodeId(4)], "until it is done");
         t.moves[0].state = MoveState::Done;
         assert!(!t.departing(p, source));
         assert!(t.forwards(p, source).is_empty());

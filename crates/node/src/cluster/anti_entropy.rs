@@ -76,7 +76,18 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
     let per_partition = DIGEST_BUCKETS / table.partitions() as usize;
     let mut shared: BTreeMap<NodeId, Vec<u32>> = BTreeMap::new();
     for p in 0..table.partitions() {
-        let replicas = table.replicas(PartitionId(p));
+        // While a partition moves, its old and new replicas compare too: a new replica also
+        // gets what its stream's source had missed.
+        let mut replicas = table.replicas(PartitionId(p)).to_vec();
+        if let Some(m) = view
+            .transition
+            .as_ref()
+            .and_then(|t| t.moving(PartitionId(p)))
+        {
+            replicas.extend(m.before.iter().chain(&m.after));
+            replicas.sort_unstable();
+            replicas.dedup();
+        }
         if replicas.contains(&view.me) {
             for other in replicas.iter().filter(|r| **r != view.me) {
                 shared.entry(*other).or_default().push(p);

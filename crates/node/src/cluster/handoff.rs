@@ -12,7 +12,7 @@
 //! Progress goes to the controller with the node's next poll ([`Handoff::reports`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -47,20 +47,28 @@ pub(crate) struct Handoff {
     /// Whether any partition streams from this node: only then do writes look for forwards.
     active: AtomicBool,
     forward: Mutex<Option<mpsc::Sender<Forward>>>,
-    /// Forwarded writes not answered yet (queued or in flight), one per receiving node.
-    pending: Arc<AtomicU64>,
-    /// Forwarded writes that failed or found no room, ever.
-    failures: Arc<AtomicU64>,
+    /// Per receiving node: forwarded writes issued, answered, and failed (or found no room),
+    /// ever. A pass is complete once every write issued before its end was answered, and none
+    /// to its node failed during it.
+    forwards: Mutex<BTreeMap<NodeId, ForwardCount>>,
     reports: Mutex<Reports>,
     /// When the next streamed batch may leave (node-wide throttle).
     next_send: Mutex<Option<tokio::time::Instant>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ForwardCount {
+    issued: u64,
+    answered: u64,
+    failed: u64,
 }
 
 #[derive(Debug, Default)]
 struct Reports {
     change: u64,
     streams: BTreeMap<(PartitionId, NodeId), StreamReport>,
-    /// The forward failure count when each stream completed: a failure after it reopens it.
+    /// The forward failure count of each stream's node when it completed: a failure after it
+    /// reopens it.
     done_at: BTreeMap<(PartitionId, NodeId), u64>,
     cleaned: BTreeMap<PartitionId, CleanReport>,
     running: BTreeSet<(PartitionId, NodeId)>,
@@ -77,8 +85,14 @@ impl Handoff {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Forwards a write this node applied, if its partition streams from this node.
+    /// Forwards a write this node committed, if its partition streams from this node. Called
+    /// after every commit: whether the partition streams is decided now, so a write committed
+    /// after a stream started is forwarded, and one committed before is in the store the stream
+    /// reads.
     pub(crate) fn note_write(&self, node: &Node, key: &[u8], value: &Value) {
+        if !self.is_active() {
+            return;
+        }
         #[cfg(feature = "planted-bugs")]
         if crate::planted::skips_forwarding() {
             return;
@@ -89,22 +103,39 @@ impl Handoff {
         if targets.is_empty() {
             return;
         }
-        let n = targets.len() as u64;
-        self.pending.fetch_add(n, Ordering::SeqCst);
-        let queued = lock(&self.forward)
-            .as_ref()
-            .is_some_and(|tx| tx.try_send((key.to_vec(), value.clone(), targets)).is_ok());
-        if !queued {
-            self.pending.fetch_sub(n, Ordering::SeqCst);
-            self.failed(node, n);
+        let mut forwards = lock(&self.forwards);
+        let queued = lock(&self.forward).as_ref().is_some_and(|tx| {
+            tx.try_send((key.to_vec(), value.clone(), targets.clone()))
+                .is_ok()
+        });
+        for to in targets {
+            let count = forwards.entry(to).or_default();
+            count.issued += 1;
+            if !queued {
+                count.answered += 1;
+                count.failed += 1;
+                node.metrics()
+                    .handoff_forward_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
-    fn failed(&self, node: &Node, n: u64) {
-        self.failures.fetch_add(n, Ordering::SeqCst);
-        node.metrics()
-            .handoff_forward_failures
-            .fetch_add(n, Ordering::Relaxed);
+    /// Records the answer to a write forwarded to `to`.
+    fn answered(&self, node: &Node, to: NodeId, ok: bool) {
+        let mut forwards = lock(&self.forwards);
+        let count = forwards.entry(to).or_default();
+        count.answered += 1;
+        if !ok {
+            count.failed += 1;
+            node.metrics()
+                .handoff_forward_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self, to: NodeId) -> ForwardCount {
+        lock(&self.forwards).get(&to).copied().unwrap_or_default()
     }
 
     /// Returns what to tell the controller: the streams' progress and the partitions deleted,
@@ -117,12 +148,15 @@ impl Handoff {
         )
     }
 
-    /// Waits until every write forwarded so far was answered.
-    async fn drained(&self) -> Result<(), String> {
+    /// Waits until every write forwarded to `to` so far was answered.
+    async fn drained(&self, to: NodeId) -> Result<(), String> {
+        let issued = self.count(to).issued;
         let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
-        while self.pending.load(Ordering::SeqCst) > 0 {
+        while self.count(to).answered < issued {
             if tokio::time::Instant::now() >= deadline {
-                return Err("forwarded writes were not answered in time".into());
+                return Err(format!(
+                    "writes forwarded to {to} were not answered in time"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -142,6 +176,15 @@ impl Handoff {
             start
         };
         tokio::time::sleep_until(at).await;
+    }
+
+    /// Runs `f` on the bookkeeping if it is still that of change `change` (a task of an earlier
+    /// change leaves the next one's alone).
+    fn with_change(&self, change: u64, f: impl FnOnce(&mut Reports)) {
+        let mut reports = lock(&self.reports);
+        if reports.change == change {
+            f(&mut reports);
+        }
     }
 
     fn update(&self, change: u64, key: (PartitionId, NodeId), f: impl FnOnce(&mut StreamReport)) {
@@ -175,7 +218,21 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
         return;
     };
     let me = view.me;
-    let failures = handoff.failures.load(Ordering::SeqCst);
+    // Forwarding starts before any stream reads its first page.
+    let active = t.moves.iter().any(|m| {
+        m.state >= MoveState::Streaming
+            && m.state < MoveState::Done
+            && m.streams.iter().any(|s| s.source == me)
+    });
+    if active {
+        let mut forward = lock(&handoff.forward);
+        if forward.is_none() {
+            let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
+            *forward = Some(tx);
+            runtime.spawn(forwarder(Arc::downgrade(node), rx));
+        }
+    }
+    handoff.active.store(active, Ordering::SeqCst);
     let mut reports = lock(&handoff.reports);
     if reports.change != t.change {
         *reports = Reports {
@@ -183,15 +240,12 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
             ..Reports::default()
         };
     }
-    let mut active = false;
     for m in &t.moves {
         let mine = m.streams.iter().filter(|s| s.source == me);
-        if matches!(m.state, MoveState::Streaming | MoveState::Proxying) {
-            active |= mine.clone().next().is_some();
-        }
         if m.state == MoveState::Streaming {
             for s in mine {
                 let key = (m.partition, s.to);
+                let failures = handoff.count(s.to).failed;
                 let reopened = reports.done_at.get(&key).is_some_and(|at| failures > *at);
                 if reopened && let Some(r) = reports.streams.get_mut(&key) {
                     r.done = false;
@@ -212,20 +266,11 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
             runtime.spawn(clean_task(Arc::downgrade(node), t.change, m.partition));
         }
     }
-    drop(reports);
-    handoff.active.store(active, Ordering::Relaxed);
-    if active {
-        let mut forward = lock(&handoff.forward);
-        if forward.is_none() {
-            let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
-            *forward = Some(tx);
-            runtime.spawn(forwarder(Arc::downgrade(node), rx));
-        }
-    }
 }
 
 /// Sends forwarded writes through the peers' copy queues and counts their outcomes.
 async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
+    // Each copy's tag is the id of its receiving node.
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
     loop {
         tokio::select! {
@@ -236,22 +281,19 @@ async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
                 for to in targets {
                     let addr = view.as_ref().and_then(|v| Some((v.cluster, v.addrs.get(&to)?.clone())));
                     let Some((cluster, addr)) = addr else {
-                        node.handoff().pending.fetch_sub(1, Ordering::SeqCst);
-                        node.handoff().failed(&node, 1);
+                        node.handoff().answered(&node, to, false);
                         continue;
                     };
                     node.metrics().handoff_forwarded.fetch_add(1, Ordering::Relaxed);
+                    let tag = usize::try_from(to.0).unwrap_or(usize::MAX);
                     node.peers()
-                        .copy(cluster, &addr, key.clone(), value.clone(), 0, done.clone())
+                        .copy(cluster, &addr, key.clone(), value.clone(), tag, done.clone())
                         .await;
                 }
             }
-            Some((_, ok)) = outcomes.recv() => {
+            Some((tag, ok)) = outcomes.recv() => {
                 let Some(node) = node.upgrade() else { return };
-                node.handoff().pending.fetch_sub(1, Ordering::SeqCst);
-                if !ok {
-                    node.handoff().failed(&node, 1);
-                }
+                node.handoff().answered(&node, NodeId(tag as u64), ok);
             }
         }
     }
@@ -283,11 +325,13 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
     loop {
         let Some(node) = node.upgrade() else { return };
         let Some(view) = wanted(&node, change, partition, MoveState::Streaming, ours) else {
-            lock(&node.handoff().reports).running.remove(&key);
+            node.handoff().with_change(change, |r| {
+                r.running.remove(&key);
+            });
             return;
         };
         let handoff = node.handoff();
-        let failures = handoff.failures.load(Ordering::SeqCst);
+        let failures = handoff.count(to).failed;
         node.metrics()
             .handoff_passes
             .fetch_add(1, Ordering::Relaxed);
@@ -302,14 +346,14 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
         let still = || wanted(&node, change, partition, MoveState::Streaming, ours).is_some();
         let pass = send_partition(&node, &view, partition, &[to], Some(key), &still).await;
         let pass = match pass {
-            Ok(()) => handoff.drained().await,
+            Ok(()) => handoff.drained(to).await,
             Err(e) => Err(e),
         };
         node.metrics()
             .handoff_streams
             .fetch_sub(1, Ordering::Relaxed);
         let outcome = match pass {
-            Ok(()) if handoff.failures.load(Ordering::SeqCst) == failures => None,
+            Ok(()) if handoff.count(to).failed == failures => None,
             Ok(()) => Some("a write forwarded during the pass failed: streaming again".into()),
             Err(e) => Some(e),
         };
@@ -319,10 +363,10 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
                 let buckets = buckets_of(&view, partition);
                 let _ = on_store(&node, move |store| store.delete_buckets(buckets)).await;
             }
-            let mut reports = lock(&handoff.reports);
-            reports.done_at.insert(key, failures);
-            reports.running.remove(&key);
-            drop(reports);
+            handoff.with_change(change, |r| {
+                r.done_at.insert(key, failures);
+                r.running.remove(&key);
+            });
             handoff.update(change, key, |r| {
                 r.done = true;
                 r.error = None;
@@ -345,7 +389,9 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
     loop {
         let Some(node) = node.upgrade() else { return };
         let Some(view) = wanted(&node, change, partition, MoveState::Cleaning, leaving) else {
-            lock(&node.handoff().reports).cleaning.remove(&partition);
+            node.handoff().with_change(change, |r| {
+                r.cleaning.remove(&partition);
+            });
             return;
         };
         match clean(&node, &view, change, partition).await {
@@ -362,11 +408,10 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
                     partition,
                     keys,
                 };
-                let mut reports = lock(&node.handoff().reports);
-                if reports.change == change {
-                    reports.cleaned.insert(partition, report);
-                }
-                reports.cleaning.remove(&partition);
+                node.handoff().with_change(change, |r| {
+                    r.cleaned.insert(partition, report);
+                    r.cleaning.remove(&partition);
+                });
                 return;
             }
             Err(e) => {

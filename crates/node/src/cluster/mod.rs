@@ -102,12 +102,22 @@ impl ClusterView {
         }
     }
 
-    /// Returns the replicas a write to `key` must also reach while its partition moves (the
-    /// new ones), if it does.
-    pub fn joining(&self, key: &[u8]) -> Option<&[NodeId]> {
+    /// Returns the move of `key`'s partition while writes must reach both its old and new
+    /// replicas.
+    pub fn moving(&self, key: &[u8]) -> Option<&haze_ring::PartitionMove> {
         self.transition
             .as_ref()?
-            .joining(self.table.partition_of_key(key))
+            .moving(self.table.partition_of_key(key))
+    }
+
+    /// Returns whether this node takes a peer's copy of `key`: it holds the key, or it is leaving
+    /// the key's partition and has not begun to delete it.
+    pub fn takes_copy(&self, key: &[u8]) -> bool {
+        self.holds(key)
+            || self
+                .transition
+                .as_ref()
+                .is_some_and(|t| t.keeps(self.table.partition_of_key(key), self.me))
     }
 
     /// Returns whether this node is leaving `key`'s partition and has not deleted it: a write

@@ -85,18 +85,29 @@ async fn copy_all(
     let mut sent: Vec<(usize, NodeId)> = Vec::new();
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
     for (i, (key, value)) in items.into_iter().enumerate() {
-        let mut sets = vec![view.replicas(&key).to_vec()];
         #[cfg(feature = "planted-bugs")]
-        let joining = view
-            .joining(&key)
+        let moving = view
+            .moving(&key)
             .filter(|_| !crate::planted::skips_forwarding());
         #[cfg(not(feature = "planted-bugs"))]
-        let joining = view.joining(&key);
-        if let Some(after) = joining
-            && after != sets[0].as_slice()
-        {
-            sets.push(after.to_vec());
-        }
+        let moving = view.moving(&key);
+        let sets = match moving {
+            None => vec![view.replicas(&key).to_vec()],
+            // While the partition moves, a write needs a quorum of the old replicas and of the
+            // new ones, and the replicas that answer reads alone must hold it: the new primary,
+            // and the old one if it stays (routers read it until they switch).
+            Some(m) => {
+                let mut sets = vec![m.before.clone(), m.after.clone()];
+                sets.extend(m.after.first().map(|p| vec![*p]));
+                sets.extend(
+                    m.before
+                        .first()
+                        .filter(|p| m.after.contains(p))
+                        .map(|p| vec![*p]),
+                );
+                sets
+            }
+        };
         let mut targets: Vec<NodeId> = sets.iter().flatten().copied().collect();
         targets.sort_unstable();
         targets.dedup();

@@ -182,14 +182,27 @@ async fn read(
     } else {
         Request::Get { key: key.clone() }
     };
-    let mut from = 0;
+    let (mut from, mut absent) = (0, 0);
     loop {
         let (i, answer) =
             first_answer(node, view, &replicas[from..], request.clone(), local).await?;
         // A replica without the key may be one that lost its disk or missed the writes while
         // down, not yet refilled by anti-entropy: "absent" is believed only when every replica
-        // that answers says so.
-        if !matches!(answer, Response::Value(None)) || from + i + 1 >= replicas.len() {
+        // that answers says so, and they are a majority of the key's replicas (a write
+        // acknowledged by a quorum is on at least one of them).
+        if !matches!(answer, Response::Value(None)) {
+            return Ok(answer);
+        }
+        absent += 1;
+        if from + i + 1 >= replicas.len() {
+            let majority = replicas.len() / 2 + 1;
+            if absent < majority {
+                return Err(RequestError::Unavailable(format!(
+                    "the replicas that answered do not hold the key, but only {absent} of {} \
+                     answered: it may be on the others",
+                    replicas.len()
+                )));
+            }
             return Ok(answer);
         }
         from += i + 1;
@@ -341,8 +354,9 @@ async fn group_batch(
         && !items
             .first()
             .is_some_and(|(key, _)| view.departing(key) && !view.holds(key));
+    let holds = items.first().is_some_and(|(key, _)| view.holds(key));
     if from_peer || replicas.first() == Some(&view.me) {
-        if replicas.contains(&view.me) {
+        if holds {
             return wire(coordinate_batch(node, view, items).await);
         }
         let e = RequestError::NotReplica(format!(

@@ -122,12 +122,18 @@ fn moves_alone_never_take_a_read_back_in_time() {
     for seed in seeds {
         let o = run_with(seed, Faults::ControllerOnly);
         println!("{o}");
-        assert!(o.migrations > 0 && o.reads > 50, "seed {seed}: moves and reads happened");
+        assert!(
+            o.migrations > 0 && o.reads > 50,
+            "seed {seed}: moves and reads happened"
+        );
         if o.stale > 0 || o.not_found > 0 || o.lost > 0 || o.divergent > 0 || o.unfinished {
             bad.push(seed);
         }
     }
-    assert!(bad.is_empty(), "seeds {bad:?} read back in time or lost writes");
+    assert!(
+        bad.is_empty(),
+        "seeds {bad:?} read back in time or lost writes"
+    );
 }
 
 /// The replay command runs a seed in a new process; two such runs must agree on everything

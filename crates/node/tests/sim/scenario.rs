@@ -176,7 +176,10 @@ fn schedule(rng: &mut Rng, nodes: u64, faults: Faults) -> Vec<(Duration, Event)>
     let window = WORKLOAD.as_millis() as u64 - 3_000;
     let add = rng.millis(1_000, 5_000);
     events.push((add, Event::AddSpare));
-    events.push((add + rng.millis(300, 3_000), Event::Remove(1 + rng.below(nodes))));
+    events.push((
+        add + rng.millis(300, 3_000),
+        Event::Remove(1 + rng.below(nodes)),
+    ));
     let at = rng.millis(2_000, window);
     events.push((at, Event::ControllerCrash));
     events.push((at + rng.millis(300, 3_000), Event::ControllerRestart));
@@ -228,8 +231,7 @@ struct Shared {
 impl Shared {
     /// One poll of the controller by node `id`, if it can reach it.
     fn poll(&self, node: &Arc<Node>, id: u64) {
-        if !self.up.load(Ordering::SeqCst) || self.cut.lock().expect("not poisoned").contains(&id)
-        {
+        if !self.up.load(Ordering::SeqCst) || self.cut.lock().expect("not poisoned").contains(&id) {
             return;
         }
         let now = self.now_ms.load(Ordering::SeqCst);
@@ -472,10 +474,12 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let resumes = restarts
-        + control
-            .state
-            .transition()
-            .map_or(0, |t| t.moves.iter().map(|m| u64::from(m.attempts.saturating_sub(1))).sum());
+        + control.state.transition().map_or(0, |t| {
+            t.moves
+                .iter()
+                .map(|m| u64::from(m.attempts.saturating_sub(1)))
+                .sum()
+        });
     drop(control);
     let replicas_of = |key: &str| -> Vec<Arc<MemStore>> {
         table
