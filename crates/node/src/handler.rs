@@ -130,7 +130,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         Request::Get { key }
             if view
                 .as_ref()
-                .is_some_and(|v| v.replicas(&key).first() == Some(&v.me)) =>
+                .is_some_and(|v| v.replicas(&key).first() == Some(&v.me) && !v.in_move(&key)) =>
         {
             match node.get(&key) {
                 Ok(None) => {

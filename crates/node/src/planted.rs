@@ -19,7 +19,8 @@ static SKIP_FORWARDING: AtomicBool = AtomicBool::new(false);
 static DELETE_EARLY: AtomicBool = AtomicBool::new(false);
 
 /// Makes the new replicas of a moving partition miss every write made while they stream: the
-/// old replica does not forward what it applies, and coordinators do not copy to them.
+/// old replica does not forward what it applies, coordinators do not copy to them, the old
+/// replica skips its last pass before deleting, and old and new replicas do not compare.
 pub fn skip_forwarding(on: bool) {
     SKIP_FORWARDING.store(on, Ordering::SeqCst);
 }

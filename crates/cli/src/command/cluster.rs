@@ -34,10 +34,10 @@ pub(crate) struct LimitArgs {
     /// Partitions streaming at once, cluster-wide.
     #[arg(long, default_value_t = 4)]
     pub(crate) move_partitions: usize,
-    /// The most MiB per second each node streams to others, all its streams together (0: no
-    /// limit).
-    #[arg(long, default_value_t = 64)]
-    pub(crate) move_rate_mib: u64,
+    /// The most bytes per second each node streams to others, all its streams together: a
+    /// number with an optional unit (`512KiB`, `64MiB`, `1GiB`); 0 for no limit.
+    #[arg(long, default_value = "64MiB", value_parser = parse_rate)]
+    pub(crate) move_rate: u64,
     /// Seconds a moved partition waits for every node to use the new table before its old
     /// replicas delete it anyway.
     #[arg(long, default_value_t = 30)]
@@ -51,11 +51,33 @@ pub(crate) struct LimitArgs {
     pub(crate) stuck_after_secs: u64,
 }
 
+/// Parses a byte rate: digits and an optional unit (B, KiB, MiB, GiB; also KB, MB, GB as the
+/// same binary multiples).
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate like 64MiB, 512KiB or 0"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}: use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 impl LimitArgs {
     pub(crate) fn limits(&self) -> MoveLimits {
         MoveLimits {
             partitions: self.move_partitions.max(1),
-            rate: self.move_rate_mib.saturating_mul(1024 * 1024),
+            rate: self.move_rate,
             grace_ms: self.move_grace_secs.saturating_mul(1000),
             dead_after_ms: self.dead_after_secs.saturating_mul(1000).max(1000),
             stuck_after_ms: self.stuck_after_secs.saturating_mul(1000),
@@ -116,6 +138,22 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_take_binary_units() {
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_rate("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_rate("2gb"), Ok(2 << 30));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("3 parsecs").is_err());
+        assert!(parse_rate("99999999999GiB").is_err());
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -1,4 +1,5 @@
-//! Forming a cluster with the CLI: a controller, nodes that register, `haze cluster add|status`.
+//! Forming a cluster with the CLI: a controller, nodes that register, `haze cluster
+//! add|plan|commit|remove|status`.
 
 use crate::harness::{Server, haze};
 
@@ -27,7 +28,11 @@ fn row<'a>(status: &'a str, node: &str) -> &'a str {
 #[test]
 fn nodes_register_and_are_added_with_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = Server::start_controller(&dir.path().join("controller"));
+    let controller = Server::start_controller_with(
+        &dir.path().join("controller"),
+        "127.0.0.1:0",
+        &["--partitions", "16", "--move-partitions", "16"],
+    );
     let nodes: Vec<Server> = (1..=2)
         .map(|i| {
             let node = Server::start(
@@ -49,8 +54,8 @@ fn nodes_register_and_are_added_with_the_cli() {
     assert!(ok, "{err}");
     for node in ["n1", "n2"] {
         let cells: Vec<&str> = row(&status, node).split_whitespace().collect();
-        // node, address, state, partitions (3 replicas clamped to 2 nodes: all 256), primaries.
-        assert_eq!(cells[2..5], ["active", "256", "128"], "{status}");
+        // node, address, state, partitions (3 replicas clamped to 2 nodes: all 16), primaries.
+        assert_eq!(cells[2..5], ["active", "16", "8"], "{status}");
     }
     assert!(status.contains("epoch 1"), "{status}");
 
@@ -63,20 +68,42 @@ fn nodes_register_and_are_added_with_the_cli() {
     );
     assert!(json["table"].is_object(), "{json}");
 
-    // A third node would take data from the others: refused, clearly, and nothing changes.
+    // A third node takes data from the others: the plan shows it, the commit carries it out.
     let third = Server::start(
         &dir.path().join("node3"),
         &["--controller", &controller.addr],
     );
     third.wait_for_log("registered with the controller");
-    let (ok, _, err) = cluster(&controller, &["add", "n3"]);
-    assert!(!ok);
+    let (ok, plan, err) = cluster(&controller, &["plan", "add", "n3"]);
+    assert!(ok, "{err}");
+    assert!(plan.contains("plan: add n3"), "{plan}");
     assert!(
-        err.contains("would move") && err.contains("not supported yet"),
-        "{err}"
+        plan.contains("16 of 16 partitions change replicas"),
+        "{plan}"
+    );
+    assert!(plan.contains("n3: 0 → 16 replicas (+16)"), "{plan}");
+    let (_, status, _) = cluster(&controller, &["status"]);
+    assert!(
+        row(&status, "n3").contains("standby"),
+        "a plan alone changes nothing"
+    );
+    let (ok, out, err) = cluster(&controller, &["commit", "--wait"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("change 2 (add n3)") && out.contains("done: epoch"),
+        "{out}"
     );
     let (_, status, _) = cluster(&controller, &["status"]);
-    assert!(row(&status, "n3").contains("standby"), "{status}");
+    let cells: Vec<&str> = row(&status, "n3").split_whitespace().collect();
+    assert_eq!(cells[2..4], ["active", "16"], "{status}");
+    // Three replicas need three nodes.
+    let (ok, _, err) = cluster(&controller, &["remove", "n1"]);
+    assert!(
+        !ok && err.contains("would leave 2 nodes for 3 replicas"),
+        "{err}"
+    );
+    let (ok, _, err) = cluster(&controller, &["commit"]);
+    assert!(!ok && err.contains("nothing to commit"), "{err}");
 
     let (ok, _, err) = cluster(&controller, &["add", "n42"]);
     assert!(!ok && err.contains("no registered node"), "{err}");
@@ -84,18 +111,24 @@ fn nodes_register_and_are_added_with_the_cli() {
     assert!(!ok && err.contains("required"), "{err}");
 
     // What the controller acknowledged survives its restart (what nodes last reported is
-    // kept in memory only, so it is left out of the comparison).
+    // kept in memory only, and the limits are flags, so they are left out of the comparison).
     let durable = |json: &str| {
         let mut status: serde_json::Value = serde_json::from_str(json).unwrap();
         for member in status["members"].as_array_mut().unwrap() {
             member.as_object_mut().unwrap().remove("seen");
         }
+        // The limits are the running controller's flags.
+        status.as_object_mut().unwrap().remove("limits");
         status
     };
     let (_, before, _) = cluster(&controller, &["status", "--json"]);
     let (exit, clean) = controller.terminate();
     assert!(exit.success() && clean);
-    let controller = Server::start_controller(&dir.path().join("controller"));
+    let controller = Server::start_controller_with(
+        &dir.path().join("controller"),
+        "127.0.0.1:0",
+        &["--partitions", "16"],
+    );
     let (_, after, _) = cluster(&controller, &["status", "--json"]);
     assert_eq!(durable(&before), durable(&after));
 }

@@ -60,10 +60,16 @@ impl Server {
 
     /// Starts `haze controller` listening on `addr`.
     pub fn start_controller_at(data: &Path, addr: &str) -> Server {
+        Server::start_controller_with(data, addr, &[])
+    }
+
+    /// Starts `haze controller` listening on `addr`, with `extra` flags.
+    pub fn start_controller_with(data: &Path, addr: &str, extra: &[&str]) -> Server {
         let mut command = haze();
         command
             .args(["controller", "--listen", addr, "--data"])
-            .arg(data);
+            .arg(data)
+            .args(extra);
         Server::launch(command, "haze controller ready")
     }
 

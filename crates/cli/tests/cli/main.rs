@@ -7,5 +7,6 @@ mod cluster;
 mod crash;
 mod harness;
 mod local;
+mod repartition;
 mod replication;
 mod tour;

@@ -79,11 +79,18 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
         // While a partition moves, its old and new replicas compare too: a new replica also
         // gets what its stream's source had missed.
         let mut replicas = table.replicas(PartitionId(p)).to_vec();
-        if let Some(m) = view
+        #[cfg(feature = "planted-bugs")]
+        let moving = view
             .transition
             .as_ref()
             .and_then(|t| t.moving(PartitionId(p)))
-        {
+            .filter(|_| !crate::planted::skips_forwarding());
+        #[cfg(not(feature = "planted-bugs"))]
+        let moving = view
+            .transition
+            .as_ref()
+            .and_then(|t| t.moving(PartitionId(p)));
+        if let Some(m) = moving {
             replicas.extend(m.before.iter().chain(&m.after));
             replicas.sort_unstable();
             replicas.dedup();

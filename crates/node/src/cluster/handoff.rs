@@ -451,7 +451,13 @@ async fn clean(
         })
         .is_some()
     };
-    send_partition(node, view, partition, &targets, None, &still).await?;
+    #[cfg(feature = "planted-bugs")]
+    let last_pass = !crate::planted::skips_forwarding();
+    #[cfg(not(feature = "planted-bugs"))]
+    let last_pass = true;
+    if last_pass {
+        send_partition(node, view, partition, &targets, None, &still).await?;
+    }
     let buckets = buckets_of(view, partition);
     on_store(node, move |store| store.delete_buckets(buckets))
         .await?

@@ -27,7 +27,7 @@ mod route;
 
 use std::collections::BTreeMap;
 
-use haze_ring::{NodeId, PartitionId, PartitionTable, Transition};
+use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Transition};
 
 pub use anti_entropy::{RoundReport, run_anti_entropy, sync_round};
 pub(crate) use handoff::{Handoff, on_view};
@@ -108,6 +108,15 @@ impl ClusterView {
         self.transition
             .as_ref()?
             .moving(self.table.partition_of_key(key))
+    }
+
+    /// Returns whether `key`'s partition is moving (streaming or later, not done): reads then
+    /// merge a majority of replicas, since the replica that answers alone may change.
+    pub fn in_move(&self, key: &[u8]) -> bool {
+        self.transition.as_ref().is_some_and(|t| {
+            t.get(self.table.partition_of_key(key))
+                .is_some_and(|m| m.state >= MoveState::Streaming && m.state < MoveState::Done)
+        })
     }
 
     /// Returns whether this node takes a peer's copy of `key`: it holds the key, or it is leaving

@@ -93,20 +93,10 @@ async fn copy_all(
         let moving = view.moving(&key);
         let sets = match moving {
             None => vec![view.replicas(&key).to_vec()],
-            // While the partition moves, a write needs a quorum of the old replicas and of the
-            // new ones, and the replicas that answer reads alone must hold it: the new primary,
-            // and the old one if it stays (routers read it until they switch).
-            Some(m) => {
-                let mut sets = vec![m.before.clone(), m.after.clone()];
-                sets.extend(m.after.first().map(|p| vec![*p]));
-                sets.extend(
-                    m.before
-                        .first()
-                        .filter(|p| m.after.contains(p))
-                        .map(|p| vec![*p]),
-                );
-                sets
-            }
+            // While the partition moves, a write needs a quorum of the old replicas and one of
+            // the new ones: whichever set a router reads a quorum of (see `route::read`) holds
+            // it.
+            Some(m) => vec![m.before.clone(), m.after.clone()],
         };
         let mut targets: Vec<NodeId> = sets.iter().flatten().copied().collect();
         targets.sort_unstable();

@@ -169,6 +169,9 @@ async fn read(
     digest: bool,
 ) -> Result<Response, RequestError> {
     node.check_key(&key)?;
+    if !digest && view.in_move(&key) {
+        return moving_read(node, view, key).await.map(Response::Value);
+    }
     let replicas = view.replicas(&key).to_vec();
     let local = || async {
         if digest {
@@ -207,6 +210,52 @@ async fn read(
         }
         from += i + 1;
     }
+}
+
+/// A read of a key whose partition moves: the merge of a majority of the replicas this router
+/// sends the key to. Writes meanwhile need a majority of the old and of the new replicas, and
+/// the new ones serve only once their stream completed (they then hold what the old one they
+/// replace held), so any majority holds every acknowledged write, whichever replica answers
+/// alone before and after the switch.
+async fn moving_read(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    key: Vec<u8>,
+) -> Result<Option<Value>, RequestError> {
+    let replicas = view.replicas(&key).to_vec();
+    let majority = replicas.len() / 2 + 1;
+    let (mut answered, mut merged, mut tried) = (0usize, None::<Value>, Vec::new());
+    for replica in replicas {
+        let answer = if replica == view.me {
+            node.get(&key).map_err(|e| e.to_string())
+        } else {
+            match forward(node, view, replica, Request::Get { key: key.clone() }, true).await {
+                Ok(Response::Value(v)) => Ok(v),
+                Ok(other) => Err(format!("{other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match answer {
+            Ok(value) => {
+                answered += 1;
+                match (&mut merged, value) {
+                    (Some(m), Some(v)) => m.merge(v).map_err(|e| {
+                        RequestError::Remote(WireError::new(ErrorCode::TypeMismatch, e.to_string()))
+                    })?,
+                    (None, Some(v)) => merged = Some(v),
+                    (_, None) => {}
+                }
+                if answered >= majority {
+                    return Ok(merged);
+                }
+            }
+            Err(e) => {
+                node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+                tried.push(format!("{replica}: {e}"));
+            }
+        }
+    }
+    Err(no_replica(&tried))
 }
 
 /// A write, coordinated by the first replica that answers (this node, if it comes first or the
