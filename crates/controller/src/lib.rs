@@ -23,6 +23,7 @@ pub mod api;
 mod change;
 mod client;
 mod error;
+mod metrics;
 mod persist;
 mod progress;
 mod server;

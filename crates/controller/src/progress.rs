@@ -33,7 +33,7 @@ pub struct MoveLimits {
 impl Default for MoveLimits {
     fn default() -> Self {
         MoveLimits {
-            partitions: 4,
+            partitions: 16,
             rate: 64 * 1024 * 1024,
             grace_ms: 30_000,
             dead_after_ms: 10_000,

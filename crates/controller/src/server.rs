@@ -44,6 +44,7 @@ pub fn router(controller: Controller, limits: MoveLimits) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/v1/cluster", get(status))
+        .route("/metrics", get(metrics))
         .route("/v1/cluster/add", post(add))
         .route("/v1/cluster/remove", post(remove))
         .route("/v1/cluster/plan", post(plan))
@@ -105,6 +106,26 @@ fn status_seen(inner: &Inner, app: &App) -> Status {
 
 async fn status(State(app): State<App>) -> Response {
     with(app.clone(), move |inner| Ok(status_seen(inner, &app))).await
+}
+
+/// The controller's metrics in the Prometheus text format: the epoch, members by state, and
+/// the change under way (partitions per state, stuck ones, keys and bytes streamed).
+async fn metrics(State(app): State<App>) -> Response {
+    let app2 = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let inner = app2.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::metrics::render(&status_seen(&inner, &app2))
+    })
+    .await;
+    match outcome {
+        Ok(text) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Moves the change under way along from what the tracker knows now.

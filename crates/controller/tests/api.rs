@@ -21,6 +21,17 @@ async fn start(dir: &std::path::Path) -> (String, CancellationToken, tokio::task
     (addr, shutdown, task)
 }
 
+/// A raw `GET path`: the body.
+async fn get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
 #[tokio::test]
 async fn nodes_register_are_added_and_a_later_add_is_planned_then_carried_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +98,18 @@ async fn nodes_register_are_added_and_a_later_add_is_planned_then_carried_out() 
             .members
             .iter()
             .all(|m| m.state == MemberState::Active)
+    );
+    let metrics = get(&addr, "/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "haze_controller_moves{{state=\"pending\"}} {}",
+            plan.moves.len()
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("haze_controller_members{state=\"active\"} 3"),
+        "{metrics}"
     );
     let unknown = client.add(&["n99".into()]).await.unwrap_err();
     assert!(matches!(&unknown, ClientError::Refused(e) if e.error == "unknown_node"));

@@ -31,8 +31,8 @@ pub(crate) struct ControllerArgs {
 /// How fast data moves when nodes join or leave.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct LimitArgs {
-    /// Partitions streaming at once, cluster-wide.
-    #[arg(long, default_value_t = 4)]
+    /// Partitions streaming at once, cluster-wide (the rate limit holds whatever the number).
+    #[arg(long, default_value_t = 16)]
     pub(crate) move_partitions: usize,
     /// The most bytes per second each node streams to others, all its streams together: a
     /// number with an optional unit (`512KiB`, `64MiB`, `1GiB`); 0 for no limit.

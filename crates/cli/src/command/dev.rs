@@ -26,6 +26,11 @@ pub(crate) struct DevArgs {
     /// Replicas of each partition, for a new cluster.
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// Partitions of the ring, for a new cluster: a power of two up to 4096.
+    #[arg(long, default_value_t = 256)]
+    partitions: u32,
+    #[command(flatten)]
+    limits: crate::command::cluster::LimitArgs,
     /// How many replicas must hold a write before it is acknowledged (as `haze serve --ack`).
     #[arg(long, value_enum, default_value = "quorum")]
     ack: AckArg,
@@ -58,7 +63,11 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let controller = open_controller(&args.data.join("controller"), 256, args.replicas)?;
+    let controller = open_controller(
+        &args.data.join("controller"),
+        args.partitions,
+        args.replicas,
+    )?;
     let listen = port(args.base_port, -100);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -66,7 +75,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let controller_addr = listener.local_addr()?.to_string();
     let controller_task = tokio::spawn(haze_controller::serve(
         controller,
-        haze_controller::MoveLimits::default(),
+        args.limits.limits(),
         listener,
         shutdown.clone(),
     ));
@@ -152,6 +161,12 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         for (node, id) in nodes.iter().zip(&ids) {
             println!("{id} {} http {}", node.addr, node.http);
         }
+        println!(
+            "grow: haze serve --controller {controller_addr} --data {} --listen 127.0.0.1:PORT, \
+             then haze cluster add n{} --wait --controller {controller_addr}",
+            args.data.join(format!("node{}", nodes.len() + 1)).display(),
+            nodes.len() + 1
+        );
         println!(
             "try: haze counter incr visits --addr {}   |   haze cluster status --controller {controller_addr}",
             nodes[0].addr

@@ -140,7 +140,16 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut child = haze()
-        .args(["dev", "--nodes", "3", "--base-port", "0", "--data"])
+        .args([
+            "dev",
+            "--nodes",
+            "3",
+            "--base-port",
+            "0",
+            "--partitions",
+            "16",
+            "--data",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -185,6 +194,41 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
     assert_eq!(status.matches(" active ").count(), 3, "{status}");
     let out = haze()
         .args(["counter", "incr", "visits", "--addr", &n2])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+
+    // A fourth node started with `haze serve --controller` joins the dev cluster, then leaves.
+    assert!(
+        printed.iter().any(|l| l.starts_with("grow: haze serve")),
+        "{printed:?}"
+    );
+    let fourth = Server::start(&dir.path().join("node4"), &["--controller", &controller]);
+    fourth.wait_for_log("registered with the controller");
+    let cluster_cmd = |args: &[&str]| {
+        let out = haze()
+            .arg("cluster")
+            .args(args)
+            .args(["--controller", &controller])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = cluster_cmd(&["add", "n4", "--wait"]);
+    assert!(out.contains("done: epoch"), "{out}");
+    let status = cluster_cmd(&["status"]);
+    assert_eq!(status.matches(" active ").count(), 4, "{status}");
+    let out = cluster_cmd(&["remove", "n4", "--wait"]);
+    assert!(out.contains("done: epoch"), "{out}");
+    let status = cluster_cmd(&["status"]);
+    assert!(!status.contains(&fourth.addr), "n4 left: {status}");
+    let out = haze()
+        .args(["counter", "get", "visits", "--addr", &n2])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
