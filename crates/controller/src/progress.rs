@@ -433,7 +433,10 @@ mod tests {
     /// Every live node polls once: reports its epoch, the streams it sends (all complete) and
     /// the partitions it cleaned; the controller advances after each.
     fn poll_round(s: &mut ControllerState, tracker: &mut Tracker, now: u64, live: &[u64]) {
-        let limits = MoveLimits::default();
+        let limits = MoveLimits {
+            partitions: 4,
+            ..MoveLimits::default()
+        };
         for &id in live {
             let node = NodeId(id);
             let (mut streams, mut cleaned) = (Vec::new(), Vec::new());
@@ -501,7 +504,7 @@ mod tests {
             epochs.insert(s.table().unwrap().epoch().0);
             let Some(t) = s.transition() else { break };
             let streaming = t.moves.iter().filter(|m| m.state == MoveState::Streaming);
-            assert!(streaming.count() <= MoveLimits::default().partitions);
+            assert!(streaming.count() <= 4);
             seen_states.extend(t.moves.iter().map(|m| m.state));
         }
         assert!(s.transition().is_none(), "the change finished");
