@@ -153,7 +153,10 @@ async fn seen(State(app): State<App>, body: Bytes) -> Response {
         let change = state.transition().map(|t| t.change);
         inner.tracker.record(&request, change, app.now_ms());
         advance(inner, &app)?;
-        Ok(status_seen(inner, &app))
+        // A node needs the table and the change, not the progress meant for people.
+        let mut status = status_seen(inner, &app);
+        status.progress = None;
+        Ok(status)
     })
     .await
 }

@@ -273,6 +273,33 @@ impl DiskStore {
         Ok(())
     }
 
+    /// Starts a flush and waits for it without holding up writes (they go on into a new active
+    /// table meanwhile).
+    fn flush_in_background(&self) -> Result<()> {
+        {
+            let mut writer = lock(&self.writer);
+            if let Some(failure) = &writer.failed {
+                return Err(Error::Stopped(failure.to_string()));
+            }
+            if let Err(e) = self.start_flush(&mut writer) {
+                writer.failed = Some(e.clone());
+                return Err(e);
+            }
+        }
+        while lock(&self.writer)
+            .flusher
+            .as_ref()
+            .is_some_and(|f| !f.is_finished())
+        {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "a store's own thread waits for its flusher thread"
+            )]
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
     /// Flushes everything now, on this thread (at open and close).
     fn flush_now(&self, writer: &mut WriterState) -> Result<()> {
         self.start_flush(writer)?;
@@ -509,12 +536,14 @@ impl Store for DiskStore {
         let Some((start, end)) = buckets_range(&buckets) else {
             return Ok(0);
         };
+        self.flush_in_background()?;
         let mut writer = lock(&self.writer);
         if let Some(failure) = &writer.failed {
             return Err(Error::Stopped(failure.to_string()));
         }
         // Everything recent goes to redb first, and the log segments that held it are deleted:
-        // a replay after the delete must not bring the keys back.
+        // a replay after the delete must not bring the keys back. (The flush above took the
+        // bulk of it while writes went on: this one holds them only for what came since.)
         if let Err(e) = self.flush_now(&mut writer) {
             writer.failed = Some(e.clone());
             return Err(e);

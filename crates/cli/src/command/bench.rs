@@ -54,6 +54,9 @@ pub(crate) struct BenchArgs {
     /// Distinct keys, chosen uniformly at random.
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
+    /// The keys were written by an earlier run: `get` and `mixed` skip writing every key first.
+    #[arg(long)]
+    preloaded: bool,
     /// Seconds to run each target.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -334,7 +337,7 @@ struct Outcome {
 
 async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result<Outcome> {
     // Reads need something to read: write every key once first.
-    if matches!(args.op, Op::Get | Op::Mixed) {
+    if matches!(args.op, Op::Get | Op::Mixed) && !args.preloaded {
         let preload = Arc::new(Plan {
             target,
             op: Op::RegisterSet,

@@ -17,6 +17,9 @@ use crate::command::serve::Joining;
 /// its progress). A node keeps serving with the view it has while the controller is away.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How often it asks while a change runs: each step of a move waits for the nodes' next poll.
+const MOVING_INTERVAL: Duration = Duration::from_millis(150);
+
 /// The file in the data directory that names the cluster the data belongs to.
 const CLUSTER_FILE: &str = "cluster-id";
 
@@ -44,8 +47,12 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
             streams,
             cleaned,
         };
+        let mut interval = WATCH_INTERVAL;
         match client.seen(&report).await {
             Ok(status) => {
+                if status.transition.is_some() {
+                    interval = MOVING_INTERVAL;
+                }
                 if let Some(view) = view_of(&status, &registered) {
                     node.install_view(view);
                 }
@@ -54,7 +61,7 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            () = tokio::time::sleep(interval) => {}
         }
     }
 }

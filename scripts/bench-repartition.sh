@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Adds a fourth node to a 3-node cluster (N = 3) holding KEYS keys, under client load, and
+# reports: how long the change took, how fast the partitions streamed (against this machine's
+# loopback and disk write rates, measured first), and the clients' throughput and p99 latency
+# during the move as a ratio to before it.
+#
+#   scripts/bench-repartition.sh [KEYS] [MOVE_RATE]
+#
+# KEYS defaults to 1000000 (100-byte registers); MOVE_RATE is the controller's --move-rate
+# (default 0: unlimited, to see what streaming reaches; try 64MiB for the default). The load is
+# `haze bench --op mixed` through node 1, 16 connections. Every process it starts, it stops (by
+# PID).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS="${1:-1000000}"
+RATE="${2:-0}"
+
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+wait_log() { # $1 = file, $2 = text
+    for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
+    echo "no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
+}
+metric() { # $1 = HTTP address, $2 = metric name: its value
+    curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'
+}
+bench() { # $1 = seconds: one line of `haze bench` results
+    "$HAZE" bench --addr 127.0.0.1:7901 --op mixed --connections 16 --keys "$KEYS" \
+        --preloaded --duration "$1" 2>/dev/null | grep "ops/s" | sed 's/  */ /g'
+}
+
+echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+# The machine's limits: sequential writes to the disk (fdatasync at the end) and one TCP stream
+# over loopback.
+DISK=$(dd if=/dev/zero of="$WORK/dd" bs=1M count=512 conv=fdatasync 2>&1 | awk '/copied/ { print $(NF-1), $NF }')
+rm -f "$WORK/dd"
+LOOPBACK=$(python3 - <<'EOF'
+import socket, threading, time
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+port = srv.getsockname()[1]
+def sink():
+    c, _ = srv.accept()
+    while c.recv(1 << 20): pass
+threading.Thread(target=sink, daemon=True).start()
+s = socket.create_connection(("127.0.0.1", port)); buf = b"x" * (1 << 20)
+t = time.time(); n = 0
+while time.time() - t < 2: s.sendall(buf); n += len(buf)
+print(f"{n / (time.time() - t) / (1 << 20):.0f} MiB/s")
+EOF
+)
+echo "disk sequential write: $DISK; loopback TCP: $LOOPBACK"
+
+"$HAZE" controller --data "$WORK/controller" --listen 127.0.0.1:7900 --move-rate "$RATE" \
+    2>"$WORK/controller.log" &
+PIDS+=($!)
+wait_log "$WORK/controller.log" "haze controller ready"
+for i in 1 2 3 4; do
+    "$HAZE" serve --data "$WORK/n$i" --listen "127.0.0.1:790$i" --http "127.0.0.1:791$i" \
+        --controller 127.0.0.1:7900 2>"$WORK/n$i.log" &
+    PIDS+=($!)
+    wait_log "$WORK/n$i.log" "registered with the controller"
+done
+"$HAZE" cluster add n1 n2 n3 --wait --controller 127.0.0.1:7900 >/dev/null
+for i in 1 2 3; do wait_log "$WORK/n$i.log" "cluster view installed"; done
+
+START=$(date +%s.%N)
+"$HAZE" bench --addr 127.0.0.1:7901 --op get --keys "$KEYS" --connections 1 --duration 1 >/dev/null
+echo "loaded $KEYS keys in $(echo "$(date +%s.%N) - $START" | bc) s; data per node: $(du -sh "$WORK/n1" | cut -f1)"
+
+echo "before the move: $(bench 10)"
+START=$(date +%s.%N)
+"$HAZE" cluster add n4 --controller 127.0.0.1:7900 >/dev/null
+SLICE=0
+moving() {
+    "$HAZE" cluster status --json --controller 127.0.0.1:7900 >"$WORK/status.json"
+    grep -q '"progress"' "$WORK/status.json"
+}
+while moving; do
+    SLICE=$((SLICE + 1))
+    echo "during the move ($SLICE): $(bench 5)"
+done
+ELAPSED=$(echo "$(date +%s.%N) - $START" | bc)
+echo "after the move: $(bench 10)"
+BYTES=0; KEYS_SENT=0
+for i in 1 2 3; do
+    BYTES=$((BYTES + $(metric "127.0.0.1:791$i" haze_handoff_bytes_total)))
+    KEYS_SENT=$((KEYS_SENT + $(metric "127.0.0.1:791$i" haze_handoff_keys_total)))
+done
+echo "adding n4 took ${ELAPSED} s (load included); streamed $KEYS_SENT keys, $((BYTES / 1048576)) MiB: \
+$(echo "scale=1; $BYTES / 1048576 / $ELAPSED" | bc) MiB/s over the whole change"
