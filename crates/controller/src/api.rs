@@ -118,6 +118,9 @@ pub struct Status {
     /// Changes committed after it, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queued: Vec<String>,
+    /// Queued changes that could not start when their turn came, and why (the last few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
     /// The controller's move limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<MoveLimits>,
@@ -208,6 +211,7 @@ impl Status {
             transition: state.transition().cloned(),
             progress: None,
             queued: state.queued().map(ToString::to_string).collect(),
+            dropped: state.dropped().cloned().collect(),
             limits: None,
         }
     }

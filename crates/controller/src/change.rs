@@ -6,6 +6,9 @@ use haze_ring::{NodeId, PartitionId, PartitionTable, Transition};
 
 use crate::{ControllerState, Error, MemberState, Result};
 
+/// Dropped changes remembered (and shown in the status), newest last.
+const MAX_DROPPED: usize = 8;
+
 /// A membership change: nodes to give partitions, nodes to take them from.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Change {
@@ -234,7 +237,18 @@ impl ControllerState {
             let Some(change) = self.queued.pop_front() else {
                 return Ok(());
             };
-            let plan = self.plan_queued(&change)?;
+            // A queued change may no longer fit what the one before it did (a node it names
+            // was given up on, say): it is dropped, with the reason, rather than block the rest.
+            let plan = match self.plan_queued(&change) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    self.dropped.push_back(format!("{change}: {e}"));
+                    while self.dropped.len() > MAX_DROPPED {
+                        self.dropped.pop_front();
+                    }
+                    continue;
+                }
+            };
             for id in &change.add {
                 if let Some(m) = self.members_mut().get_mut(id) {
                     m.state = MemberState::Active;

@@ -161,7 +161,15 @@ impl ControllerState {
                 tracker.entered.insert(m.partition, now_ms);
             }
             if matches!(m.state, MoveState::Pending | MoveState::Streaming) {
-                retarget(m, &mut target, &candidates, tracker, now_ms, limits)?;
+                retarget(
+                    m,
+                    &mut target,
+                    &candidates,
+                    tracker,
+                    now_ms,
+                    limits,
+                    &mut streaming,
+                )?;
             }
             match m.state {
                 MoveState::Pending if streaming < limits.partitions.max(1) => {
@@ -314,9 +322,10 @@ fn retarget(
     m: &mut haze_ring::PartitionMove,
     target: &mut PartitionTable,
     candidates: &[NodeId],
-    tracker: &Tracker,
+    tracker: &mut Tracker,
     now_ms: u64,
     limits: &MoveLimits,
+    streaming: &mut usize,
 ) -> Result<()> {
     for i in 0..m.streams.len() {
         let dead = m.streams[i].to;
@@ -341,6 +350,9 @@ fn retarget(
             ));
             m.after.clone_from(&m.before);
             m.streams.clear();
+            if m.state == MoveState::Streaming {
+                *streaming = streaming.saturating_sub(1);
+            }
             m.state = MoveState::Done;
             *target = target
                 .successor(&[(m.partition, m.before.as_slice())])?
@@ -357,6 +369,9 @@ fn retarget(
         }
         m.streams[i].to = new;
         m.attempts += 1;
+        // A report about an earlier stream to this node must not count for the new one.
+        tracker.streams.remove(&(m.partition, dead));
+        tracker.streams.remove(&(m.partition, new));
         *target = target
             .successor(&[(m.partition, m.after.as_slice())])?
             .with_epoch(target.epoch());
@@ -368,7 +383,7 @@ fn retarget(
 /// before the change that are up (those that stay first). Returns whether any changed.
 fn replan_sources(
     m: &mut haze_ring::PartitionMove,
-    tracker: &Tracker,
+    tracker: &mut Tracker,
     now_ms: u64,
     limits: &MoveLimits,
 ) -> bool {
@@ -392,6 +407,7 @@ fn replan_sources(
                     stream.source, source, stream.to
                 ));
                 m.streams[i].source = source;
+                tracker.streams.remove(&(m.partition, stream.to));
                 changed = true;
             }
             Some(_) => {}

@@ -76,6 +76,9 @@ pub struct ControllerState {
     /// The number of the next change.
     #[serde(default)]
     pub(crate) next_change: u64,
+    /// Queued changes that could not start, and why (the last few).
+    #[serde(default)]
+    pub(crate) dropped: VecDeque<String>,
 }
 
 impl ControllerState {
@@ -97,6 +100,7 @@ impl ControllerState {
             queued: VecDeque::new(),
             proposed: None,
             next_change: 1,
+            dropped: VecDeque::new(),
         })
     }
 
@@ -176,15 +180,13 @@ impl ControllerState {
                     _ => return Err(format!("the table places {id}, not a member")),
                 }
             }
-            // Active members hold partitions once the change under way is done.
-            let destined = self
-                .transition
-                .as_ref()
-                .map_or(placed, |t| t.target.nodes());
-            if let Some((id, _)) = self
-                .members
-                .iter()
-                .find(|(id, m)| m.state == MemberState::Active && !destined.contains(id))
+            // Active members hold partitions (while a change runs, one whose receiving moves
+            // all went elsewhere holds none until it ends: it then goes back to standby).
+            if self.transition.is_none()
+                && let Some((id, _)) = self
+                    .members
+                    .iter()
+                    .find(|(id, m)| m.state == MemberState::Active && !placed.contains(id))
             {
                 return Err(format!("{id} is active but owns no partition"));
             }
@@ -199,6 +201,8 @@ impl ControllerState {
             .find(|(_, m)| m.state == MemberState::Active)
         {
             return Err(format!("{id} is active but there is no table"));
+        } else if self.transition.is_some() {
+            return Err("a change is under way but there is no table".into());
         }
         match self.members.keys().next_back() {
             Some(last) if last.0 >= self.next_node => Err(format!(
@@ -222,6 +226,11 @@ impl ControllerState {
     /// Returns the change being carried out, if any.
     pub fn transition(&self) -> Option<&Transition> {
         self.transition.as_ref()
+    }
+
+    /// Returns the queued changes that could not start, and why (the last few).
+    pub fn dropped(&self) -> impl Iterator<Item = &String> {
+        self.dropped.iter()
     }
 
     /// Returns the changes committed after it, in order.

@@ -190,6 +190,20 @@ impl Node {
         &self.handoff
     }
 
+    /// Drops this node's view because its cluster no longer counts it as a member (it was
+    /// removed): from then on it refuses clients' data requests, as a node waiting for its
+    /// view does, rather than serve copies nobody updates any more.
+    pub fn leave_cluster(&self) {
+        self.expect_cluster();
+        let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
+        if current.take().is_some() {
+            tracing::error!(
+                "this node is no longer a member of its cluster (it was removed): it serves no \
+                 data any more; stop it, or start it with an empty --data to join again"
+            );
+        }
+    }
+
     /// Declares that this node belongs to a cluster whose view is on its way: until
     /// [`install_view`](Self::install_view), clients' data requests are refused with
     /// `unavailable` (a write taken now would live outside the ring, where no read finds it).

@@ -161,6 +161,8 @@ struct Parsed {
     consumed: usize,
     id: Option<u64>,
     error: bool,
+    /// The error's text (Haze), for the report.
+    message: Option<String>,
 }
 
 fn parse(target: Target, buf: &[u8]) -> anyhow::Result<Option<Parsed>> {
@@ -174,10 +176,15 @@ fn parse(target: Target, buf: &[u8]) -> anyhow::Result<Option<Parsed>> {
                 return Ok(None);
             };
             let (id, response) = Response::decode(body).context("an undecodable response")?;
+            let message = match &response {
+                Response::Error(e) => Some(e.to_string()),
+                _ => None,
+            };
             Ok(Some(Parsed {
                 consumed: 4 + len,
                 id: Some(id),
-                error: matches!(response, Response::Error(_)),
+                error: message.is_some(),
+                message,
             }))
         }
         Target::Redis => {
@@ -206,6 +213,7 @@ fn parse(target: Target, buf: &[u8]) -> anyhow::Result<Option<Parsed>> {
                 consumed,
                 id: None,
                 error,
+                message: None,
             }))
         }
     }
@@ -216,6 +224,7 @@ fn parse(target: Target, buf: &[u8]) -> anyhow::Result<Option<Parsed>> {
 struct Tally {
     done: u64,
     errors: u64,
+    first_error: Option<String>,
     latencies_micros: Vec<u32>,
 }
 
@@ -320,6 +329,9 @@ async fn drive(
             }
             tally.done += 1;
             tally.errors += u64::from(parsed.error);
+            if tally.first_error.is_none() {
+                tally.first_error = parsed.message;
+            }
         }
         inbuf.drain(..at);
     }
@@ -333,6 +345,8 @@ struct Outcome {
     p99: f64,
     p999: f64,
     errors: u64,
+    /// The text of the first error, if any.
+    first_error: Option<String>,
 }
 
 async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result<Outcome> {
@@ -381,6 +395,7 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         let tally = task.await.context("a connection task failed")??;
         all.done += tally.done;
         all.errors += tally.errors;
+        all.first_error = all.first_error.or(tally.first_error);
         all.latencies_micros.extend(tally.latencies_micros);
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -399,6 +414,7 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         p99: quantile(0.99),
         p999: quantile(0.999),
         errors: all.errors,
+        first_error: all.first_error,
     })
 }
 
@@ -416,6 +432,9 @@ fn report(name: &str, args: &BenchArgs, o: &Outcome) {
         o.p999,
         o.errors
     );
+    if let Some(e) = &o.first_error {
+        println!("{name:<6} first error: {e}");
+    }
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {

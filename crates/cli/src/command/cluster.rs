@@ -12,7 +12,8 @@ use crate::command::serve::{cancel_on_signal, init_logging};
 
 #[derive(Debug, Args)]
 pub(crate) struct ControllerArgs {
-    /// Where the controller keeps the cluster's membership and partition table.
+    /// Where the controller keeps the cluster's membership, partition table and the changes
+    /// under way.
     #[arg(long, default_value = "./haze-controller")]
     data: PathBuf,
     /// The address of its HTTP/JSON API.
@@ -42,8 +43,8 @@ pub(crate) struct LimitArgs {
     /// replicas delete it anyway.
     #[arg(long, default_value_t = 30)]
     pub(crate) move_grace_secs: u64,
-    /// Seconds of silence after which a node is taken for down (its streams are re-planned
-    /// from another replica).
+    /// Seconds of silence after which a node is taken for down (at least 1): streams from it
+    /// are re-planned from another replica, streams to it go to another node.
     #[arg(long, default_value_t = 10)]
     pub(crate) dead_after_secs: u64,
     /// Seconds in one state after which a move is reported stuck.
@@ -101,7 +102,7 @@ enum ClusterCommand {
         /// Registered nodes.
         #[arg(required = true)]
         nodes: Vec<String>,
-        /// Show progress until the change is done.
+        /// Show progress until this change (and any queued after it) is done.
         #[arg(long)]
         wait: bool,
     },
@@ -111,7 +112,7 @@ enum ClusterCommand {
         /// Active nodes.
         #[arg(required = true)]
         nodes: Vec<String>,
-        /// Show progress until the change is done.
+        /// Show progress until this change (and any queued after it) is done.
         #[arg(long)]
         wait: bool,
     },
@@ -128,11 +129,12 @@ enum ClusterCommand {
     },
     /// Carry out the change last planned (after the change under way, if any).
     Commit {
-        /// Show progress until the change is done.
+        /// Show progress until this change (and any queued after it) is done.
         #[arg(long)]
         wait: bool,
     },
-    /// Print the members, their state and partition counts, and the table's epoch.
+    /// Print the members, their state and partition counts, the table's epoch, and the changes
+    /// under way and queued.
     Status {
         /// Print everything as JSON, the full partition table included.
         #[arg(long)]

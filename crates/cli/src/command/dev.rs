@@ -162,10 +162,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             println!("{id} {} http {}", node.addr, node.http);
         }
         println!(
-            "grow: haze serve --controller {controller_addr} --data {} --listen 127.0.0.1:PORT, \
-             then haze cluster add n{} --wait --controller {controller_addr}",
+            "grow: haze serve --controller {controller_addr} --data {} --listen 127.0.0.1:PORT \
+             --http 127.0.0.1:HTTP_PORT, then haze cluster add 127.0.0.1:PORT --wait \
+             --controller {controller_addr}",
             args.data.join(format!("node{}", nodes.len() + 1)).display(),
-            nodes.len() + 1
         );
         println!(
             "try: haze counter incr visits --addr {}   |   haze cluster status --controller {controller_addr}",

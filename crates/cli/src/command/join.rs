@@ -57,6 +57,7 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
                     node.install_view(view);
                 }
             }
+            Err(ClientError::Refused(e)) if e.error == "unknown_node" => node.leave_cluster(),
             Err(e) => tracing::debug!(error = %e, "asking the controller for the table"),
         }
         tokio::select! {

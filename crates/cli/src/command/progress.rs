@@ -89,6 +89,9 @@ pub(crate) fn print_change(status: &Status) {
     for queued in &status.queued {
         println!("queued: {queued}");
     }
+    for dropped in &status.dropped {
+        println!("dropped: {dropped}");
+    }
 }
 
 /// `change 2 (add n4): 3 pending, 4 streaming, … , 173 done`.

@@ -38,8 +38,8 @@ const DRAIN_WAIT: Duration = Duration::from_secs(30);
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// A write to forward: key, merged state, receiving nodes.
-type Forward = (Vec<u8>, Value, Vec<NodeId>);
+/// A write to forward: key, merged state, its partition, receiving nodes.
+type Forward = (Vec<u8>, Value, PartitionId, Vec<NodeId>);
 
 /// This node's part in the change under way.
 #[derive(Debug, Default)]
@@ -47,10 +47,10 @@ pub(crate) struct Handoff {
     /// Whether any partition streams from this node: only then do writes look for forwards.
     active: AtomicBool,
     forward: Mutex<Option<mpsc::Sender<Forward>>>,
-    /// Per receiving node: forwarded writes issued, answered, and failed (or found no room),
-    /// ever. A pass is complete once every write issued before its end was answered, and none
-    /// to its node failed during it.
-    forwards: Mutex<BTreeMap<NodeId, ForwardCount>>,
+    /// Per partition and receiving node: forwarded writes issued, answered, and failed (or
+    /// found no room), ever. A pass is complete once every write issued before its end was
+    /// answered, and none of its stream failed during it.
+    forwards: Mutex<BTreeMap<(PartitionId, NodeId), ForwardCount>>,
     reports: Mutex<Reports>,
     /// When the next streamed batch may leave (node-wide throttle).
     next_send: Mutex<Option<tokio::time::Instant>>,
@@ -99,17 +99,18 @@ impl Handoff {
         }
         let Some(view) = node.view() else { return };
         let Some(t) = &view.transition else { return };
-        let targets = t.forwards(view.table.partition_of_key(key), view.me);
+        let partition = view.table.partition_of_key(key);
+        let targets = t.forwards(partition, view.me);
         if targets.is_empty() {
             return;
         }
         let mut forwards = lock(&self.forwards);
         let queued = lock(&self.forward).as_ref().is_some_and(|tx| {
-            tx.try_send((key.to_vec(), value.clone(), targets.clone()))
+            tx.try_send((key.to_vec(), value.clone(), partition, targets.clone()))
                 .is_ok()
         });
         for to in targets {
-            let count = forwards.entry(to).or_default();
+            let count = forwards.entry((partition, to)).or_default();
             count.issued += 1;
             if !queued {
                 count.answered += 1;
@@ -121,10 +122,10 @@ impl Handoff {
         }
     }
 
-    /// Records the answer to a write forwarded to `to`.
-    fn answered(&self, node: &Node, to: NodeId, ok: bool) {
+    /// Records the answer to a write of `partition` forwarded to `to`.
+    fn answered(&self, node: &Node, partition: PartitionId, to: NodeId, ok: bool) {
         let mut forwards = lock(&self.forwards);
-        let count = forwards.entry(to).or_default();
+        let count = forwards.entry((partition, to)).or_default();
         count.answered += 1;
         if !ok {
             count.failed += 1;
@@ -134,28 +135,40 @@ impl Handoff {
         }
     }
 
-    fn count(&self, to: NodeId) -> ForwardCount {
-        lock(&self.forwards).get(&to).copied().unwrap_or_default()
+    fn count(&self, stream: (PartitionId, NodeId)) -> ForwardCount {
+        lock(&self.forwards)
+            .get(&stream)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Returns what to tell the controller: the streams' progress and the partitions deleted,
-    /// for the change under way.
+    /// for the change under way. A stream a forwarded write failed since it completed is
+    /// reported incomplete (it makes another pass with the next view).
     pub(crate) fn reports(&self) -> (Vec<StreamReport>, Vec<CleanReport>) {
         let reports = lock(&self.reports);
-        (
-            reports.streams.values().cloned().collect(),
-            reports.cleaned.values().cloned().collect(),
-        )
+        let streams = reports
+            .streams
+            .iter()
+            .map(|(key, r)| {
+                let mut r = r.clone();
+                let failed = self.count(*key).failed;
+                r.done &= reports.done_at.get(key).is_some_and(|at| *at == failed);
+                r
+            })
+            .collect();
+        (streams, reports.cleaned.values().cloned().collect())
     }
 
-    /// Waits until every write forwarded to `to` so far was answered.
-    async fn drained(&self, to: NodeId) -> Result<(), String> {
-        let issued = self.count(to).issued;
+    /// Waits until every write of the stream forwarded so far was answered.
+    async fn drained(&self, stream: (PartitionId, NodeId)) -> Result<(), String> {
+        let issued = self.count(stream).issued;
         let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
-        while self.count(to).answered < issued {
+        while self.count(stream).answered < issued {
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
-                    "writes forwarded to {to} were not answered in time"
+                    "writes forwarded to {} were not answered in time",
+                    stream.1
                 ));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -245,7 +258,7 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
         if m.state == MoveState::Streaming {
             for s in mine {
                 let key = (m.partition, s.to);
-                let failures = handoff.count(s.to).failed;
+                let failures = handoff.count(key).failed;
                 let reopened = reports.done_at.get(&key).is_some_and(|at| failures > *at);
                 if reopened && let Some(r) = reports.streams.get_mut(&key) {
                     r.done = false;
@@ -270,22 +283,26 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
 
 /// Sends forwarded writes through the peers' copy queues and counts their outcomes.
 async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
-    // Each copy's tag is the id of its receiving node.
+    // Each copy's tag indexes `streams`: its partition and receiving node.
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
+    let mut streams: Vec<(PartitionId, NodeId)> = Vec::new();
     loop {
         tokio::select! {
             item = queue.recv() => {
-                let Some((key, value, targets)) = item else { return };
+                let Some((key, value, partition, targets)) = item else { return };
                 let Some(node) = node.upgrade() else { return };
                 let view = node.view();
                 for to in targets {
                     let addr = view.as_ref().and_then(|v| Some((v.cluster, v.addrs.get(&to)?.clone())));
                     let Some((cluster, addr)) = addr else {
-                        node.handoff().answered(&node, to, false);
+                        node.handoff().answered(&node, partition, to, false);
                         continue;
                     };
                     node.metrics().handoff_forwarded.fetch_add(1, Ordering::Relaxed);
-                    let tag = usize::try_from(to.0).unwrap_or(usize::MAX);
+                    let tag = streams.iter().position(|s| *s == (partition, to)).unwrap_or_else(|| {
+                        streams.push((partition, to));
+                        streams.len() - 1
+                    });
                     node.peers()
                         .copy(cluster, &addr, key.clone(), value.clone(), tag, done.clone())
                         .await;
@@ -293,7 +310,9 @@ async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
             }
             Some((tag, ok)) = outcomes.recv() => {
                 let Some(node) = node.upgrade() else { return };
-                node.handoff().answered(&node, NodeId(tag as u64), ok);
+                if let Some(&(partition, to)) = streams.get(tag) {
+                    node.handoff().answered(&node, partition, to, ok);
+                }
             }
         }
     }
@@ -331,7 +350,7 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
             return;
         };
         let handoff = node.handoff();
-        let failures = handoff.count(to).failed;
+        let failures = handoff.count(key).failed;
         node.metrics()
             .handoff_passes
             .fetch_add(1, Ordering::Relaxed);
@@ -346,14 +365,14 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
         let still = || wanted(&node, change, partition, MoveState::Streaming, ours).is_some();
         let pass = send_partition(&node, &view, partition, &[to], Some(key), &still).await;
         let pass = match pass {
-            Ok(()) => handoff.drained(to).await,
+            Ok(()) => handoff.drained(key).await,
             Err(e) => Err(e),
         };
         node.metrics()
             .handoff_streams
             .fetch_sub(1, Ordering::Relaxed);
         let outcome = match pass {
-            Ok(()) if handoff.count(to).failed == failures => None,
+            Ok(()) if handoff.count(key).failed == failures => None,
             Ok(()) => Some("a write forwarded during the pass failed: streaming again".into()),
             Err(e) => Some(e),
         };
@@ -441,10 +460,15 @@ async fn clean(
         .as_ref()
         .and_then(|t| t.get(partition))
         .ok_or("the move is gone")?;
+    // The joining replicas first, then the others: one new replica holding this copy is
+    // enough (anti-entropy spreads it among them), so one that is down does not hold it up.
     let mut targets: Vec<NodeId> = m.after.iter().copied().filter(|n| m.joins(*n)).collect();
-    if targets.is_empty() {
-        targets.extend(m.after.first());
-    }
+    targets.extend(
+        m.after
+            .iter()
+            .copied()
+            .filter(|n| !m.joins(*n) && *n != view.me),
+    );
     let still = || {
         wanted(node, change, partition, MoveState::Cleaning, |m, me| {
             m.departs(me)
@@ -456,7 +480,16 @@ async fn clean(
     #[cfg(not(feature = "planted-bugs"))]
     let last_pass = true;
     if last_pass {
-        send_partition(node, view, partition, &targets, None, &still).await?;
+        let mut failures = Vec::new();
+        for to in targets {
+            match send_partition(node, view, partition, &[to], None, &still).await {
+                Ok(()) => break,
+                Err(e) => failures.push(e),
+            }
+        }
+        if !failures.is_empty() && failures.len() == m.after.len() {
+            return Err(failures.join("; "));
+        }
     }
     let buckets = buckets_of(view, partition);
     on_store(node, move |store| store.delete_buckets(buckets))

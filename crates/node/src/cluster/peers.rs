@@ -53,7 +53,13 @@ pub(crate) struct Peers {
     links: Mutex<(u64, BTreeMap<String, Link>)>,
     /// Copies that failed or were never queued (the node's `copies_failed` metric).
     failed: Arc<AtomicU64>,
+    /// Copies waiting for room in a full queue in tasks of their own (see `spill`): bounded,
+    /// past which coordinators wait for room themselves (backpressure).
+    spilled: Arc<Semaphore>,
 }
+
+/// The most copies waiting for room in full queues at once, node-wide.
+const SPILLED_COPIES: usize = 4096;
 
 impl std::fmt::Debug for Peers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +86,7 @@ impl Peers {
                 .clamp(1, COPIES_PER_REQUEST),
             links: Mutex::new((0, BTreeMap::new())),
             failed,
+            spilled: Arc::new(Semaphore::new(SPILLED_COPIES)),
         }
     }
 
@@ -119,6 +126,38 @@ impl Peers {
     /// Returns the client of the node at `addr`, as a member of cluster `cluster`.
     pub(crate) fn client(&self, cluster: u64, addr: &str) -> Client {
         self.link(cluster, addr).client
+    }
+
+    /// Queues a copy of `value` for the node at `addr` if its queue has room now; otherwise
+    /// gives the key and value back (nothing is counted: the caller decides).
+    pub(crate) fn try_copy(
+        &self,
+        cluster: u64,
+        addr: &str,
+        key: Vec<u8>,
+        value: Value,
+        tag: usize,
+        done: &mpsc::UnboundedSender<(usize, bool)>,
+    ) -> Option<(Vec<u8>, Value)> {
+        let queue = self.link(cluster, addr).copies;
+        let job = CopyJob {
+            key,
+            value,
+            tag,
+            done: done.clone(),
+        };
+        match queue.try_send(job) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                Some((job.key, job.value))
+            }
+        }
+    }
+
+    /// Returns a permit to let a copy wait for room in a task of its own, if fewer than
+    /// [`SPILLED_COPIES`] do.
+    pub(crate) fn spill(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.spilled.clone().try_acquire_owned().ok()
     }
 
     /// Queues a copy of `value` for the node at `addr`; `done` gets `tag` and whether the node

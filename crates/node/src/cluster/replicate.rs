@@ -123,22 +123,32 @@ async fn copy_all(
                 let _ = done.send((tag, true));
                 continue;
             }
-            match view.addrs.get(&replica) {
-                Some(addr) => {
+            let Some(addr) = view.addrs.get(&replica) else {
+                let _ = done.send((tag, false));
+                continue;
+            };
+            // A replica whose queue is full (a new replica busy taking a stream, say) must not
+            // hold up the copies to the others: its copy waits for room in a task of its own,
+            // and the write is answered as soon as the acknowledgements suffice.
+            let full =
+                node.peers()
+                    .try_copy(view.cluster, addr, key.clone(), value.clone(), tag, &done);
+            if let Some((key, value)) = full {
+                let Some(permit) = node.peers().spill() else {
+                    // Too many waiting already: wait here (backpressure).
                     node.peers()
-                        .copy(
-                            view.cluster,
-                            addr,
-                            key.clone(),
-                            value.clone(),
-                            tag,
-                            done.clone(),
-                        )
+                        .copy(view.cluster, addr, key, value, tag, done.clone())
                         .await;
-                }
-                None => {
-                    let _ = done.send((tag, false));
-                }
+                    continue;
+                };
+                let (node, addr, cluster, done) =
+                    (node.clone(), addr.clone(), view.cluster, done.clone());
+                tokio::spawn(async move {
+                    node.peers()
+                        .copy(cluster, &addr, key, value, tag, done)
+                        .await;
+                    drop(permit);
+                });
             }
         }
     }
