@@ -27,7 +27,7 @@ metric() { # $1 = HTTP address, $2 = metric name: its value
 }
 bench() { # $1 = seconds: one line of `haze bench` results
     "$HAZE" bench --addr 127.0.0.1:7901 --op mixed --connections 16 --keys "$KEYS" \
-        --preloaded --duration "$1" 2>/dev/null | grep "ops/s" | sed 's/  */ /g'
+        --preloaded --duration "$1" 2>/dev/null | grep -E "ops/s|first error" | sed 's/  */ /g'
 }
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

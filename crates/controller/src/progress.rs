@@ -18,6 +18,10 @@ use crate::{ControllerState, Result};
 pub struct MoveLimits {
     /// How many partitions stream at once, cluster-wide.
     pub partitions: usize,
+    /// How many partitions stream at once to one node: a new node receives every stream of
+    /// its addition, and its writes must keep up with clients' copies too.
+    #[serde(default = "default_per_node")]
+    pub per_node: usize,
     /// The most bytes per second each node streams (0: no limit).
     pub rate: u64,
     /// How long a partition stays routed before departing replicas delete it even if some node
@@ -30,10 +34,15 @@ pub struct MoveLimits {
     pub stuck_after_ms: u64,
 }
 
+fn default_per_node() -> usize {
+    2
+}
+
 impl Default for MoveLimits {
     fn default() -> Self {
         MoveLimits {
             partitions: 16,
+            per_node: default_per_node(),
             rate: 64 * 1024 * 1024,
             grace_ms: 30_000,
             dead_after_ms: 10_000,
@@ -141,6 +150,13 @@ impl ControllerState {
             .iter()
             .filter(|m| m.state == MoveState::Streaming)
             .count();
+        // Streams per receiving node.
+        let mut receiving: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for m in t.moves.iter().filter(|m| m.state == MoveState::Streaming) {
+            for s in &m.streams {
+                *receiving.entry(s.to).or_default() += 1;
+            }
+        }
         let mut publish: Vec<usize> = Vec::new();
         let candidates: Vec<NodeId> = self
             .members()
@@ -180,11 +196,17 @@ impl ControllerState {
                         tracker.is_down(*n, now_ms, limits)
                             || tracker.seen.get(n).is_some_and(|s| s.at_ms > since)
                     });
-                    if known {
+                    let room = m.streams.iter().all(|s| {
+                        receiving.get(&s.to).copied().unwrap_or(0) < limits.per_node.max(1)
+                    });
+                    if known && room {
                         m.attempts += 1;
                         replan_sources(m, tracker, now_ms, limits);
                         enter(tracker, m, MoveState::Streaming);
                         streaming += 1;
+                        for s in &m.streams {
+                            *receiving.entry(s.to).or_default() += 1;
+                        }
                     }
                 }
                 MoveState::Pending => {}

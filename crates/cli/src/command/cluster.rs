@@ -35,6 +35,10 @@ pub(crate) struct LimitArgs {
     /// Partitions streaming at once, cluster-wide (the rate limit holds whatever the number).
     #[arg(long, default_value_t = 16)]
     pub(crate) move_partitions: usize,
+    /// Partitions streaming at once to one node (a new node receives every stream of its
+    /// addition, beside its share of clients' writes).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) move_partitions_per_node: usize,
     /// The most bytes per second each node streams to others, all its streams together: a
     /// number with an optional unit (`512KiB`, `64MiB`, `1GiB`); 0 for no limit.
     #[arg(long, default_value = "64MiB", value_parser = parse_rate)]
@@ -78,6 +82,7 @@ impl LimitArgs {
     pub(crate) fn limits(&self) -> MoveLimits {
         MoveLimits {
             partitions: self.move_partitions.max(1),
+            per_node: self.move_partitions_per_node.max(1),
             rate: self.move_rate,
             grace_ms: self.move_grace_secs.saturating_mul(1000),
             dead_after_ms: self.dead_after_secs.saturating_mul(1000).max(1000),

@@ -30,8 +30,9 @@ use crate::node::Node;
 const FORWARD_QUEUE: usize = 16 * 1024;
 /// Keys read from the store at once.
 const PAGE_KEYS: usize = 512;
-/// The most bytes of one `Copy` batch of a stream.
-const BATCH_BYTES: usize = 1024 * 1024;
+/// The most bytes of one `Copy` batch of a stream: small enough that clients' copies to the
+/// receiving node do not queue long behind one.
+const BATCH_BYTES: usize = 256 * 1024;
 /// How long a pass waits for its forwarded writes to be answered.
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
 /// The first and the longest wait before a failed pass or cleanup is tried again.

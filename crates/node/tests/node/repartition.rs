@@ -100,6 +100,7 @@ async fn a_node_joins_and_another_leaves_under_load_without_loss_or_errors() {
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
     let limits = MoveLimits {
         partitions: 3,
+        per_node: 2,
         rate: 0,
         grace_ms: 3_000,
         dead_after_ms: 5_000,

@@ -260,6 +260,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         .collect();
     let limits = MoveLimits {
         partitions: 2,
+        per_node: 2,
         rate: 0,
         grace_ms: 3_000,
         dead_after_ms: 4_000,
