@@ -76,14 +76,17 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
     let per_partition = DIGEST_BUCKETS / table.partitions() as usize;
     let mut shared: BTreeMap<NodeId, Vec<u32>> = BTreeMap::new();
     for p in 0..table.partitions() {
-        // While a partition moves, its old and new replicas compare too: a new replica also
-        // gets what its stream's source had missed.
+        // Once a partition has streamed (until the old epoch is out of use), its old and new
+        // replicas compare too: a new replica also gets what its stream's source had missed.
+        // Not before: a new replica still streaming differs everywhere, and the stream, which
+        // is throttled, is what fills it.
         let mut replicas = table.replicas(PartitionId(p)).to_vec();
         #[cfg(feature = "planted-bugs")]
         let moving = view
             .transition
             .as_ref()
             .and_then(|t| t.moving(PartitionId(p)))
+            .filter(|m| m.state >= haze_ring::MoveState::Proxying)
             .filter(|_| !crate::planted::skips_forwarding());
         #[cfg(not(feature = "planted-bugs"))]
         let moving = view
