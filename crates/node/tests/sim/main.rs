@@ -85,11 +85,12 @@ fn no_acknowledged_write_is_lost_and_replicas_converge_under_faults() {
     }
     let total = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     println!(
-        "seeds run {}, faults injected {}, migrations {}, resumes {}, writes acknowledged {}, \
+        "seeds run {}, faults injected {}, migrations {}, faults on streams under way {}, resumes {}, writes acknowledged {}, \
          reads {} (not found {}, stale {}), lost {}, divergent partitions {}, unfinished changes {}",
         outcomes.len(),
         total(|o| o.faults as u64),
         total(|o| o.migrations as u64),
+        total(|o| o.movers_hit as u64),
         total(|o| o.resumes),
         total(|o| o.acked_adds as u64 + o.acked_increments),
         total(|o| o.reads),
@@ -102,6 +103,10 @@ fn no_acknowledged_write_is_lost_and_replicas_converge_under_faults() {
     for seed in &failures {
         println!("replay: HAZE_SIM_SEED={seed} cargo test -p haze-node --test sim -- --nocapture");
     }
+    assert!(
+        outcomes.len() < 3 || total(|o| o.movers_hit as u64) > 0,
+        "faults hit the ends of streams under way"
+    );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }
 

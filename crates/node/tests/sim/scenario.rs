@@ -75,6 +75,11 @@ enum Event {
     AddSpare,
     /// Commit the removal of a member (while the addition still runs).
     Remove(u64),
+    /// Crash the sending (`true`) or receiving node of a stream under way, if one is, for
+    /// this many milliseconds.
+    CrashMover(bool, u64),
+    /// Cut the two ends of a stream under way apart for this many milliseconds.
+    PartitionMovers(u64),
 }
 
 impl Event {
@@ -87,6 +92,8 @@ impl Event {
                 | Event::Wipe(_)
                 | Event::ControllerCrash
                 | Event::Cut(_)
+                | Event::CrashMover(..)
+                | Event::PartitionMovers(_)
         )
     }
 }
@@ -112,6 +119,8 @@ pub struct Outcome {
     pub acked_increments: u64,
     /// Partitions whose replicas changed (both changes together).
     pub migrations: usize,
+    /// Faults that hit the two ends of a stream under way (crashes, partitions).
+    pub movers_hit: usize,
     /// Times a move's streams were re-planned, and controller restarts.
     pub resumes: u64,
     /// Reads of keys with acknowledged writes, and how many found nothing or less than had
@@ -131,9 +140,9 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} nodes {} N={} faults {} events {}/{} migrations {} resumes {} acked: {} set \
-             adds, {} increments; reads {} (not found {}, stale {}); lost {}, divergent \
-             partitions {}{}",
+            "seed {} nodes {} N={} faults {} events {}/{} migrations {} (faults on streams {}) \
+             resumes {} acked: {} set adds, {} increments; reads {} (not found {}, stale {}); \
+             lost {}, divergent partitions {}{}",
             self.seed,
             self.nodes,
             self.replicas,
@@ -141,6 +150,7 @@ impl std::fmt::Display for Outcome {
             self.events_fired,
             self.events_planned,
             self.migrations,
+            self.movers_hit,
             self.resumes,
             self.acked_adds,
             self.acked_increments,
@@ -193,6 +203,20 @@ fn schedule(rng: &mut Rng, nodes: u64, faults: Faults) -> Vec<(Duration, Event)>
         events.sort_by_key(|(at, _)| *at);
         return events;
     }
+    // The two ends of a stream: crashed (the source, then the receiver) and cut apart, while
+    // the addition streams.
+    events.push((
+        add + rng.millis(300, 2_000),
+        Event::CrashMover(true, rng.below(2_000) + 300),
+    ));
+    events.push((
+        add + rng.millis(2_500, 5_000),
+        Event::CrashMover(false, rng.below(2_000) + 300),
+    ));
+    events.push((
+        add + rng.millis(500, 4_000),
+        Event::PartitionMovers(rng.below(2_000) + 300),
+    ));
     let wiped = 1 + rng.below(nodes);
     let at = rng.millis(2_000, window);
     events.push((at, Event::Wipe(wiped)));
@@ -240,6 +264,17 @@ impl Shared {
             .expect("not poisoned")
             .poll(node, NodeId(id), now);
     }
+}
+
+/// The sending and receiving node of the first stream under way, if any.
+fn streaming_ends(control: &Control) -> Option<(u64, u64)> {
+    let t = control.state.transition()?;
+    let m = t
+        .moves
+        .iter()
+        .find(|m| m.state == haze_ring::MoveState::Streaming)?;
+    let s = m.streams.first()?;
+    Some((s.source.0, s.to.0))
 }
 
 /// Runs the scenario of `seed` with every kind of fault.
@@ -293,7 +328,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         .collect();
     let starts = Arc::new(AtomicU64::new(0));
     let mut events = schedule(&mut rng, nodes, faults_of);
-    let planned = events.len();
+    let mut planned = events.len();
     let faults = events.iter().filter(|(_, e)| e.is_fault()).count();
 
     let mut sim = turmoil::Builder::new()
@@ -412,6 +447,11 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
 
     let mut fired = 0;
     let mut restarts = 0u64;
+    // Nodes crashed now (a crash of one already down is skipped), events that faults on the
+    // ends of a stream scheduled, and how many such faults found a stream to hit.
+    let mut down = std::collections::BTreeSet::new();
+    let mut later: Vec<(u64, Event)> = Vec::new();
+    let mut movers_hit = 0usize;
     loop {
         shared
             .now_ms
@@ -443,16 +483,47 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
                 }
                 Event::Partition(a, b) => sim.partition(host(a), host(b)),
                 Event::Repair(a, b) => sim.repair(host(a), host(b)),
-                Event::Crash(a) => sim.crash(host(a)),
+                Event::Crash(a) => {
+                    if down.insert(a) {
+                        sim.crash(host(a));
+                    }
+                }
                 Event::Wipe(a) => {
-                    sim.crash(host(a));
+                    if down.insert(a) {
+                        sim.crash(host(a));
+                    }
                     *stores[a as usize - 1].lock().expect("not poisoned") =
                         Arc::new(MemStore::new(StoreConfig::default()));
                 }
-                Event::Restart(a) => sim.bounce(host(a)),
+                Event::Restart(a) => {
+                    down.remove(&a);
+                    sim.bounce(host(a));
+                }
+                Event::CrashMover(source, ms) => {
+                    if let Some((from, to)) = streaming_ends(&control) {
+                        let victim = if source { from } else { to };
+                        if down.insert(victim) {
+                            sim.crash(host(victim));
+                            later.push((now + ms, Event::Restart(victim)));
+                            movers_hit += 1;
+                        }
+                    }
+                }
+                Event::PartitionMovers(ms) => {
+                    if let Some((from, to)) = streaming_ends(&control) {
+                        sim.partition(host(from), host(to));
+                        later.push((now + ms, Event::Repair(from, to)));
+                        movers_hit += 1;
+                    }
+                }
             }
             drop(control);
             fired += 1;
+            for (at, event) in later.drain(..) {
+                events.push((Duration::from_millis(at), event));
+                planned += 1;
+            }
+            events.sort_by_key(|(at, _)| *at);
         }
         match sim.step() {
             Ok(true) => break,
@@ -539,6 +610,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         acked_adds: acked.adds.len(),
         acked_increments: acked.increments.values().sum(),
         migrations,
+        movers_hit,
         resumes,
         reads: acked.reads,
         not_found: acked.not_found,
