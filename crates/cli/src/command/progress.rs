@@ -186,7 +186,7 @@ pub(crate) async fn wait(client: &ControllerClient, first: &Status) -> anyhow::R
                 return Ok(());
             }
             tokio::time::sleep(POLL).await;
-            status = client.status().await?;
+            status = refreshed(client).await?;
             continue;
         };
         let (keys, bytes, typical) = totals(change);
@@ -227,7 +227,26 @@ pub(crate) async fn wait(client: &ControllerClient, first: &Status) -> anyhow::R
         }
         std::io::stdout().flush().ok();
         tokio::time::sleep(POLL).await;
-        status = client.status().await?;
+        status = refreshed(client).await?;
+    }
+}
+
+/// How long `--wait` keeps asking a controller that does not answer (it may be restarting).
+const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
+
+/// The controller's status, asked again while it does not answer (a restart), for a while.
+async fn refreshed(client: &ControllerClient) -> anyhow::Result<Status> {
+    let deadline = tokio::time::Instant::now() + UNREACHABLE_FOR;
+    loop {
+        match client.status().await {
+            Ok(status) => return Ok(status),
+            Err(haze_controller::ClientError::Unreachable { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
