@@ -186,6 +186,12 @@ impl Node {
         self.handoff.reports()
     }
 
+    /// Returns what is signalled when this node has news for the controller (a stream
+    /// completed, a partition deleted): report it without waiting for the next poll.
+    pub fn handoff_progressed(&self) -> Arc<tokio::sync::Notify> {
+        self.handoff.progressed()
+    }
+
     pub(crate) fn handoff(&self) -> &Handoff {
         &self.handoff
     }

@@ -38,6 +38,7 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         );
         return;
     }
+    let progressed = node.handoff_progressed();
     loop {
         let epoch = node.view().map(|v| v.table.epoch().0);
         let (streams, cleaned) = node.handoff_reports();
@@ -63,6 +64,8 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+            // A stream completed or a partition was deleted: the controller can move on now.
+            () = progressed.notified() => {}
         }
     }
 }

@@ -55,6 +55,9 @@ pub(crate) struct Handoff {
     reports: Mutex<Reports>,
     /// When the next streamed batch may leave (node-wide throttle).
     next_send: Mutex<Option<tokio::time::Instant>>,
+    /// Signalled when a stream completes or a partition is deleted: whoever reports to the
+    /// controller can do so at once rather than at its next poll.
+    progressed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Handoff {
+    /// Returns what is signalled when there is news for the controller.
+    pub(crate) fn progressed(&self) -> Arc<tokio::sync::Notify> {
+        self.progressed.clone()
+    }
+
     /// Returns whether writes must be offered to [`note_write`](Self::note_write).
     pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
@@ -391,6 +399,7 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
                 r.done = true;
                 r.error = None;
             });
+            handoff.progressed.notify_one();
             tracing::info!(%partition, %to, "partition streamed");
             return;
         };
@@ -432,6 +441,7 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
                     r.cleaned.insert(partition, report);
                     r.cleaning.remove(&partition);
                 });
+                node.handoff().progressed.notify_one();
                 return;
             }
             Err(e) => {
