@@ -276,6 +276,9 @@ impl DiskStore {
     /// Starts a flush and waits for it without holding up writes (they go on into a new active
     /// table meanwhile).
     fn flush_in_background(&self) -> Result<()> {
+        // A flush under way finishes first, without holding up writes either (starting one
+        // waits for the previous).
+        self.wait_for_flusher();
         {
             let mut writer = lock(&self.writer);
             if let Some(failure) = &writer.failed {
@@ -286,6 +289,12 @@ impl DiskStore {
                 return Err(e);
             }
         }
+        self.wait_for_flusher();
+        Ok(())
+    }
+
+    /// Waits until no flush runs, taking the writer's lock only to look.
+    fn wait_for_flusher(&self) {
         while lock(&self.writer)
             .flusher
             .as_ref()
@@ -297,7 +306,6 @@ impl DiskStore {
             )]
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        Ok(())
     }
 
     /// Flushes everything now, on this thread (at open and close).
@@ -541,10 +549,23 @@ impl Store for DiskStore {
         if let Some(failure) = &writer.failed {
             return Err(Error::Stopped(failure.to_string()));
         }
-        // Everything recent goes to redb first, and the log segments that held it are deleted:
-        // a replay after the delete must not bring the keys back. (The flush above took the
-        // bulk of it while writes went on: this one holds them only for what came since.)
-        if let Err(e) = self.flush_now(&mut writer) {
+        // Every record of the range must be in redb, and the log segments that held them
+        // deleted, before the delete: a replay after it must not bring the keys back. The flush
+        // above did that while writes went on. Since then, the log holds exactly the active
+        // table's writes (and those of a flush started since): only if one of them is in the
+        // range, or a flush is under way, is there more to flush, holding up writes.
+        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished)
+            && let Err(e) = self.finish_flush(&mut writer)
+        {
+            writer.failed = Some(e.clone());
+            return Err(e);
+        }
+        let range = (start.clone(), end.clone());
+        let dirty = {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            tables.active.values.range(range).next().is_some() || tables.frozen.is_some()
+        };
+        if dirty && let Err(e) = self.flush_now(&mut writer) {
             writer.failed = Some(e.clone());
             return Err(e);
         }
