@@ -273,6 +273,21 @@ impl DiskStore {
         Ok(())
     }
 
+    /// Checks that the store still takes writes, and forgets a finished flush (a failed one
+    /// stops the store).
+    fn ready(&self, writer: &mut WriterState) -> Result<()> {
+        if let Some(failure) = &writer.failed {
+            return Err(Error::Stopped(failure.to_string()));
+        }
+        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished)
+            && let Err(e) = self.finish_flush(writer)
+        {
+            writer.failed = Some(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Starts a flush and waits for it without holding up writes (they go on into a new active
     /// table meanwhile).
     fn flush_in_background(&self) -> Result<()> {
@@ -460,15 +475,7 @@ impl Store for DiskStore {
 
     fn apply(&self, batch: &mut [Write]) -> Result<()> {
         let mut writer = lock(&self.writer);
-        if let Some(failure) = &writer.failed {
-            return Err(Error::Stopped(failure.to_string()));
-        }
-        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished)
-            && let Err(e) = self.finish_flush(&mut writer)
-        {
-            writer.failed = Some(e.clone());
-            return Err(e);
-        }
+        self.ready(&mut writer)?;
         self.commit(&mut writer.wal, batch, &self.config, true)?;
         let active_bytes = self
             .recent
@@ -546,20 +553,12 @@ impl Store for DiskStore {
         };
         self.flush_in_background()?;
         let mut writer = lock(&self.writer);
-        if let Some(failure) = &writer.failed {
-            return Err(Error::Stopped(failure.to_string()));
-        }
         // Every record of the range must be in redb, and the log segments that held them
         // deleted, before the delete: a replay after it must not bring the keys back. The flush
         // above did that while writes went on. Since then, the log holds exactly the active
         // table's writes (and those of a flush started since): only if one of them is in the
         // range, or a flush is under way, is there more to flush, holding up writes.
-        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished)
-            && let Err(e) = self.finish_flush(&mut writer)
-        {
-            writer.failed = Some(e.clone());
-            return Err(e);
-        }
+        self.ready(&mut writer)?;
         let range = (start.clone(), end.clone());
         let dirty = {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);

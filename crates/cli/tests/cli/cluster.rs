@@ -1,7 +1,7 @@
 //! Forming a cluster with the CLI: a controller, nodes that register, `haze cluster
 //! add|plan|commit|remove|status`.
 
-use crate::harness::{Server, haze};
+use crate::harness::{Server, cluster_ok, haze};
 
 /// Runs `haze cluster ARGS --controller ADDR`; returns (succeeded, stdout, stderr).
 fn cluster(controller: &Server, args: &[&str]) -> (bool, String, String) {
@@ -205,20 +205,7 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
     );
     let fourth = Server::start(&dir.path().join("node4"), &["--controller", &controller]);
     fourth.wait_for_log("registered with the controller");
-    let cluster_cmd = |args: &[&str]| {
-        let out = haze()
-            .arg("cluster")
-            .args(args)
-            .args(["--controller", &controller])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cluster_cmd = |args: &[&str]| cluster_ok(&controller, args);
     let out = cluster_cmd(&["add", "n4", "--wait"]);
     assert!(out.contains("done: epoch"), "{out}");
     let status = cluster_cmd(&["status"]);

@@ -183,3 +183,30 @@ pub fn ok(server: &Server, args: &[&str]) -> String {
     assert!(out.ok, "haze {args:?} failed: {}", out.stderr);
     out.stdout
 }
+
+/// Runs `haze cluster ARGS --controller ADDR`, which must succeed, and returns its stdout.
+pub fn cluster_ok(controller: &str, args: &[&str]) -> String {
+    let out = haze()
+        .arg("cluster")
+        .args(args)
+        .args(["--controller", controller])
+        .output()
+        .expect("haze runs");
+    assert!(
+        out.status.success(),
+        "haze cluster {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `haze cluster status --json`, parsed.
+pub fn cluster_status(controller: &str) -> serde_json::Value {
+    serde_json::from_str(&cluster_ok(controller, &["status", "--json"])).expect("JSON status")
+}
+
+/// Sleeps `ms` milliseconds (on a channel nobody sends to: tests may not call `sleep`).
+pub fn pause(ms: u64) {
+    let (_sender, never) = mpsc::channel::<()>();
+    let _ = never.recv_timeout(Duration::from_millis(ms));
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use haze_client::{Client, ClientConfig};
 use haze_crdt::{Scalar, Value};
 
-use crate::harness::{Server, haze};
+use crate::harness::{Server, cluster_ok, cluster_status, pause};
 
 const NODE_FLAGS: [&str; 4] = ["--anti-entropy-ms", "500", "--forward-timeout-ms", "1000"];
 /// Slow streams (256 KiB/s per node), so a kill lands mid-stream; quick failure detection.
@@ -30,44 +30,12 @@ const CONTROLLER_FLAGS: [&str; 10] = [
 /// Preloaded keys, each about 2 KB: about 250 KB per partition to stream.
 const PRELOAD: usize = 2000;
 
-fn pause(ms: u64) {
-    // Waiting on a channel nobody sends to is a sleep (the sender stays alive meanwhile).
-    let (_sender, never) = std::sync::mpsc::channel::<()>();
-    let _ = never.recv_timeout(Duration::from_millis(ms));
-}
-
 fn status(controller: &Server) -> serde_json::Value {
-    let out = haze()
-        .args([
-            "cluster",
-            "status",
-            "--json",
-            "--controller",
-            &controller.addr,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    cluster_status(&controller.addr)
 }
 
 fn cluster(controller: &Server, args: &[&str]) -> String {
-    let out = haze()
-        .arg("cluster")
-        .args(args)
-        .args(["--controller", &controller.addr])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "haze cluster {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cluster_ok(&controller.addr, args)
 }
 
 /// Waits up to `seconds` for a partition streaming with keys sent, whose source is not one of

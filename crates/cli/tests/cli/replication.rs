@@ -1,11 +1,10 @@
 //! A three-node cluster of real processes: routing, failover, anti-entropy, a wiped disk.
 
 use std::path::Path;
-use std::time::Duration;
 
 use haze_ring::{NodeId, PartitionTable};
 
-use crate::harness::{Server, haze, ok, run};
+use crate::harness::{Server, cluster_ok, cluster_status, haze, ok, pause, run};
 
 /// Flags that make a test cluster fail over and heal quickly.
 const FAST: [&str; 4] = ["--anti-entropy-ms", "300", "--forward-timeout-ms", "1000"];
@@ -17,30 +16,16 @@ fn node_args(controller: &Server) -> Vec<&str> {
 }
 
 fn table(controller: &Server) -> PartitionTable {
-    let out = haze()
-        .args([
-            "cluster",
-            "status",
-            "--json",
-            "--controller",
-            &controller.addr,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    serde_json::from_value(json["table"].clone()).unwrap()
+    serde_json::from_value(cluster_status(&controller.addr)["table"].clone()).unwrap()
 }
 
 /// Retries `check` every 200 ms for up to 30 s; panics with `what` if it never holds.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    // Waiting on a channel nobody sends to is a sleep (the sender stays alive meanwhile).
-    let (_sender, never) = std::sync::mpsc::channel::<()>();
     for _ in 0..150 {
         if check() {
             return;
         }
-        let _ = never.recv_timeout(Duration::from_millis(200));
+        pause(200);
     }
     panic!("never: {what}");
 }
@@ -69,23 +54,7 @@ fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wip
     let mut nodes: Vec<Option<Server>> = (1..=3)
         .map(|i| Some(start_node(dir.path(), i, &controller)))
         .collect();
-    let out = haze()
-        .args([
-            "cluster",
-            "add",
-            "n1",
-            "n2",
-            "n3",
-            "--controller",
-            &controller.addr,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster_ok(&controller.addr, &["add", "n1", "n2", "n3"]);
     for node in nodes.iter().flatten() {
         node.wait_for_log("cluster view installed");
     }

@@ -172,6 +172,10 @@ impl Peers {
         tag: usize,
         done: mpsc::UnboundedSender<(usize, bool)>,
     ) {
+        let Some((key, value)) = self.try_copy(cluster, addr, key, value, tag, &done) else {
+            return;
+        };
+        // Full (or closed: then `reserve` fails at once): wait for room.
         let queue = self.link(cluster, addr).copies;
         let job = CopyJob {
             key,
@@ -179,18 +183,12 @@ impl Peers {
             tag,
             done,
         };
-        let refused = match queue.try_send(job) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Closed(job)) => Some(job),
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                match tokio::time::timeout(self.timeout, queue.reserve()).await {
-                    Ok(Ok(room)) => {
-                        room.send(job);
-                        None
-                    }
-                    _ => Some(job),
-                }
+        let refused = match tokio::time::timeout(self.timeout, queue.reserve()).await {
+            Ok(Ok(room)) => {
+                room.send(job);
+                None
             }
+            _ => Some(job),
         };
         if let Some(job) = refused {
             self.failed.fetch_add(1, Ordering::Relaxed);
