@@ -163,7 +163,7 @@ struct Exchanged {
 async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exchanged, String> {
     let mine = local_keys(node, bucket)?;
     let theirs = remote_keys(peer, bucket).await?;
-    let push: Vec<&Vec<u8>> = mine
+    let to_push: Vec<&Vec<u8>> = mine
         .iter()
         .filter(|(k, d)| theirs.get(*k) != Some(*d))
         .map(|(k, _)| k)
@@ -173,29 +173,7 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
         .filter(|(k, d)| mine.get(*k) != Some(*d))
         .map(|(k, _)| k.clone())
         .collect();
-    let mut done = Exchanged::default();
-    let mut batch: Vec<(Vec<u8>, Value)> = Vec::new();
-    let mut bytes = 0;
-    for (i, key) in push.iter().enumerate() {
-        if let Some(value) = node.get(key).map_err(|e| e.to_string())? {
-            bytes += key.len() + value.encode().len();
-            batch.push(((*key).clone(), value));
-        }
-        let last = i + 1 == push.len();
-        if !batch.is_empty() && (last || batch.len() >= PAGE || bytes >= COPY_BYTES) {
-            for result in peer
-                .copy(std::mem::take(&mut batch))
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                match result {
-                    Ok(_) => done.pushed += 1,
-                    Err(_) => done.refused += 1,
-                }
-            }
-            bytes = 0;
-        }
-    }
+    let mut done = push(node, peer, &to_push).await?;
     for chunk in pull.chunks(PAGE) {
         let items = fetch(peer, chunk).await?;
         for result in node.merge_batch(items).await {
@@ -206,6 +184,72 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
         }
     }
     Ok(done)
+}
+
+/// Sends the peer this node's state of `keys`, in batches.
+async fn push(node: &Arc<Node>, peer: &Client, keys: &[&Vec<u8>]) -> Result<Exchanged, String> {
+    let mut done = Exchanged::default();
+    let mut batch: Vec<(Vec<u8>, Value)> = Vec::new();
+    let mut bytes = 0;
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(value) = node.get(key).map_err(|e| e.to_string())? {
+            bytes += key.len() + value.encode().len();
+            batch.push(((*key).clone(), value));
+        }
+        let last = i + 1 == keys.len();
+        if !batch.is_empty() && (last || batch.len() >= PAGE || bytes >= COPY_BYTES) {
+            for result in peer
+                .copy(std::mem::take(&mut batch))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                match result {
+                    Ok(()) => done.pushed += 1,
+                    Err(_) => done.refused += 1,
+                }
+            }
+            bytes = 0;
+        }
+    }
+    Ok(done)
+}
+
+/// Sends `peer` this node's state of every key of `buckets` that the peer lacks or holds
+/// differently, and returns how many keys went. Buckets whose digests are equal cost nothing:
+/// once a partition has streamed and its writes were forwarded, few keys differ. A key the
+/// peer refuses is an error (the caller must not count it as delivered).
+pub(crate) async fn push_differences(
+    node: &Arc<Node>,
+    peer: &Client,
+    buckets: std::ops::Range<usize>,
+) -> Result<usize, String> {
+    let theirs = peer.buckets().await.map_err(|e| e.to_string())?;
+    let mine = node.store().bucket_digests().map_err(|e| e.to_string())?;
+    if theirs.len() != DIGEST_BUCKETS || mine.len() != DIGEST_BUCKETS {
+        return Err(format!(
+            "expected {DIGEST_BUCKETS} bucket digests, got {}",
+            theirs.len()
+        ));
+    }
+    let mut pushed = 0;
+    for bucket in buckets.filter(|&b| mine[b] != theirs[b]) {
+        let mine = local_keys(node, bucket)?;
+        let theirs = remote_keys(peer, bucket).await?;
+        let differing: Vec<&Vec<u8>> = mine
+            .iter()
+            .filter(|(k, d)| theirs.get(*k) != Some(*d))
+            .map(|(k, _)| k)
+            .collect();
+        let done = push(node, peer, &differing).await?;
+        if done.refused > 0 {
+            return Err(format!(
+                "{} keys of bucket {bucket} were refused",
+                done.refused
+            ));
+        }
+        pushed += done.pushed;
+    }
+    Ok(pushed)
 }
 
 /// Reads keys from the peer, all at once (its connection is pipelined).

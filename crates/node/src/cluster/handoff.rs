@@ -411,7 +411,7 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
     }
 }
 
-/// Sends this node's copy of `partition` one last time to its new replicas, then deletes it.
+/// Sends the new replicas what they lack of this node's copy of `partition`, then deletes it.
 async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
     let leaving = |m: &haze_ring::PartitionMove, me: NodeId| m.departs(me);
     let mut delay = RETRY_FIRST;
@@ -423,15 +423,15 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
             });
             return;
         };
-        match clean(&node, &view, change, partition).await {
-            Ok(keys) => {
+        match clean(&node, &view, partition).await {
+            Ok((keys, resent)) => {
                 node.metrics()
                     .partitions_deleted
                     .fetch_add(1, Ordering::Relaxed);
                 node.metrics()
                     .keys_deleted
                     .fetch_add(keys, Ordering::Relaxed);
-                tracing::info!(%partition, keys, "partition deleted after it moved");
+                tracing::info!(%partition, keys, resent, "partition deleted after it moved");
                 let report = CleanReport {
                     change,
                     partition,
@@ -454,12 +454,13 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
     }
 }
 
+/// Sends the new replicas what they lack of this node's copy of `partition`, then deletes the
+/// copy. Returns the keys deleted and the keys that the last pass had to send.
 async fn clean(
     node: &Arc<Node>,
     view: &ClusterView,
-    change: u64,
     partition: PartitionId,
-) -> Result<u64, String> {
+) -> Result<(u64, usize), String> {
     if view.table.replicas(partition).contains(&view.me) {
         return Err(format!(
             "the table of epoch {} still lists this node as a replica",
@@ -480,22 +481,20 @@ async fn clean(
             .copied()
             .filter(|n| !m.joins(*n) && *n != view.me),
     );
-    let still = || {
-        wanted(node, change, partition, MoveState::Cleaning, |m, me| {
-            m.departs(me)
-        })
-        .is_some()
-    };
     #[cfg(feature = "planted-bugs")]
     let last_pass = !crate::planted::skips_forwarding();
     #[cfg(not(feature = "planted-bugs"))]
     let last_pass = true;
+    let mut resent = 0;
     if last_pass {
         let mut failures = Vec::new();
         for to in targets {
-            match send_partition(node, view, partition, &[to], None, &still).await {
-                Ok(()) => break,
-                Err(e) => failures.push(e),
+            match last_pass_to(node, view, partition, to).await {
+                Ok(keys) => {
+                    resent = keys;
+                    break;
+                }
+                Err(e) => failures.push(format!("{to}: {e}")),
             }
         }
         if !failures.is_empty() && failures.len() == m.after.len() {
@@ -503,9 +502,27 @@ async fn clean(
         }
     }
     let buckets = buckets_of(view, partition);
-    on_store(node, move |store| store.delete_buckets(buckets))
+    let deleted = on_store(node, move |store| store.delete_buckets(buckets))
         .await?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((deleted, resent))
+}
+
+/// The last pass of a cleanup to `to`: whatever reached this node late (a write forwarded
+/// after its stream, a stale router's write) is sent now. Only the buckets whose digests differ
+/// are compared key by key, so a partition that streamed cleanly costs one small request.
+async fn last_pass_to(
+    node: &Arc<Node>,
+    view: &ClusterView,
+    partition: PartitionId,
+    to: NodeId,
+) -> Result<usize, String> {
+    let addr = view
+        .addrs
+        .get(&to)
+        .ok_or_else(|| format!("no address for {to}"))?;
+    let peer = node.peers().client(view.cluster, addr);
+    super::anti_entropy::push_differences(node, &peer, buckets_of(view, partition)).await
 }
 
 /// The digest buckets of `partition`.
