@@ -4,16 +4,20 @@
 # loopback and disk write rates, measured first), and the clients' throughput and p99 latency
 # during the move as a ratio to before it.
 #
-#   scripts/bench-repartition.sh [KEYS] [MOVE_RATE]
+#   scripts/bench-repartition.sh [KEYS] [MOVE_RATE] [LOAD]
 #
 # KEYS defaults to 1000000 (100-byte registers); MOVE_RATE is the controller's --move-rate
 # (default 0: unlimited, to see what streaming reaches; try 64MiB for the default). The load is
-# `haze bench --op mixed` through node 1, 16 connections. Every process it starts, it stops (by
-# PID).
+# `haze bench --op mixed` through node 1, 16 connections: LOAD "max" (the default) sends as fast
+# as the cluster answers (throughput is the measure; on a saturated machine any extra work shows
+# as latency), a number sends that fraction of the throughput measured before the move at a fixed
+# rate (say 0.5: latency at a steady load below capacity, counted from when each request was
+# due). Every process it starts, it stops (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${1:-1000000}"
 RATE="${2:-0}"
+LOAD="${3:-max}"
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -25,9 +29,10 @@ wait_log() { # $1 = file, $2 = text
 metric() { # $1 = HTTP address, $2 = metric name: its value
     curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'
 }
+OPS_RATE=() # --rate OPS once the load is fixed
 bench() { # $1 = seconds: one line of `haze bench` results
     "$HAZE" bench --addr 127.0.0.1:7901 --op mixed --connections 16 --keys "$KEYS" \
-        --preloaded --duration "$1" 2>/dev/null | grep -E "ops/s|first error" | sed 's/  */ /g'
+        --preloaded --duration "$1" "${OPS_RATE[@]}" 2>/dev/null | grep -E "ops/s|first error" | sed 's/  */ /g'
 }
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -68,19 +73,30 @@ START=$(date +%s.%N)
 "$HAZE" bench --addr 127.0.0.1:7901 --op get --keys "$KEYS" --connections 1 --duration 1 >/dev/null
 echo "loaded $KEYS keys in $(echo "$(date +%s.%N) - $START" | bc) s; data per node: $(du -sh "$WORK/n1" | cut -f1)"
 
-echo "before the move: $(bench 10)"
-START=$(date +%s.%N)
-"$HAZE" cluster add n4 --controller 127.0.0.1:7900 >/dev/null
-SLICE=0
+BEFORE=$(bench 10)
+if [ "$LOAD" != max ]; then
+    CAPACITY=$(echo "$BEFORE" | grep -oE '[0-9]+ ops/s' | cut -d' ' -f1)
+    OPS_RATE=(--rate "$(echo "$CAPACITY * $LOAD / 1" | bc)")
+    echo "capacity before the move: $BEFORE"
+    echo "fixed load: ${OPS_RATE[1]} requests/s ($LOAD of it)"
+    BEFORE=$(bench 10)
+fi
+echo "before the move: $BEFORE"
 moving() {
     "$HAZE" cluster status --json --controller 127.0.0.1:7900 >"$WORK/status.json"
     grep -q '"progress"' "$WORK/status.json"
 }
-while moving; do
+START=$(date +%s.%N)
+"$HAZE" cluster add n4 --controller 127.0.0.1:7900 >/dev/null
+# The change's own duration, polled apart from the load's 5-second slices.
+( while moving; do sleep 0.2; done; date +%s.%N >"$WORK/done" ) &
+PIDS+=($!)
+SLICE=0
+while [ ! -s "$WORK/done" ]; do
     SLICE=$((SLICE + 1))
     echo "during the move ($SLICE): $(bench 5)"
 done
-ELAPSED=$(echo "$(date +%s.%N) - $START" | bc)
+ELAPSED=$(echo "$(cat "$WORK/done") - $START" | bc)
 echo "after the move: $(bench 10)"
 BYTES=0; KEYS_SENT=0
 for i in 1 2 3; do

@@ -2,7 +2,9 @@
 //!
 //! Both targets are driven by the same engine: `--connections` connections, each keeping
 //! `--pipeline` requests in flight, over uniformly random keys, for `--duration` seconds. Only
-//! the encoding of requests and the parsing of responses differ.
+//! the encoding of requests and the parsing of responses differ. With `--rate`, the
+//! connections send a fixed number of requests per second instead (an open loop), and a
+//! request's latency counts from when it was due.
 
 // A benchmark measures wall-clock time.
 #![allow(clippy::disallowed_methods)]
@@ -60,6 +62,12 @@ pub(crate) struct BenchArgs {
     /// Seconds to run each target.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// Send this many requests per second in all (spread over the connections) instead of as
+    /// many as the server answers: latency at a steady load below capacity. A request's latency
+    /// counts from when it was due, so a server that falls behind is not hidden by the client
+    /// waiting for it (each connection keeps at most --pipeline requests in flight).
+    #[arg(long)]
+    rate: Option<u64>,
     /// Also run the equivalent Redis commands against this address, and print the ratio.
     #[arg(long)]
     redis: Option<String>,
@@ -234,6 +242,8 @@ struct Plan {
     keys: u64,
     value_size: usize,
     pipeline: usize,
+    /// Each connection's time between requests, when the load is a fixed rate.
+    every: Option<Duration>,
 }
 
 async fn connect(target: Target, addr: &str) -> anyhow::Result<TcpStream> {
@@ -287,13 +297,21 @@ async fn drive(
     let (mut out, mut inbuf) = (Vec::new(), Vec::with_capacity(64 * 1024));
     let mut chunk = vec![0u8; 64 * 1024];
     let mut sent = 0u64;
+    // When the next request is due, at a fixed rate.
+    let mut due = tokio::time::Instant::now();
     loop {
         let stopping = stop.load(Ordering::Relaxed) || limit.is_some_and(|l| sent >= l);
         if stopping && sent_at.is_empty() {
             break;
         }
         out.clear();
-        while !stopping && sent_at.len() < plan.pipeline && limit.is_none_or(|l| sent < l) {
+        while !stopping
+            && sent_at.len() < plan.pipeline
+            && limit.is_none_or(|l| sent < l)
+            && plan
+                .every
+                .is_none_or(|_| due <= tokio::time::Instant::now())
+        {
             let step = plan.op.step(next_id);
             let k = if limit.is_some() {
                 sent
@@ -303,14 +321,29 @@ async fn drive(
             let key = key_of(step, k);
             let value = payload(plan.value_size, next_id ^ seed);
             encode(plan.target, next_id, step, &key, &value, &mut out);
-            sent_at.insert(next_id, Instant::now());
+            let at = match plan.every {
+                Some(every) => {
+                    let at = due.into_std();
+                    due += every;
+                    at
+                }
+                None => Instant::now(),
+            };
+            sent_at.insert(next_id, at);
             next_id += 1;
             sent += 1;
         }
         if !out.is_empty() {
             stream.write_all(&out).await?;
         }
-        let n = stream.read(&mut chunk).await?;
+        let n = if plan.every.is_some() && !stopping {
+            tokio::select! {
+                read = stream.read(&mut chunk) => read?,
+                () = tokio::time::sleep_until(due) => continue,
+            }
+        } else {
+            stream.read(&mut chunk).await?
+        };
         if n == 0 {
             bail!("the server closed the connection");
         }
@@ -358,6 +391,7 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
             keys: args.keys,
             value_size: args.value_size,
             pipeline: 64,
+            every: None,
         });
         drive(
             preload,
@@ -374,6 +408,9 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         keys: args.keys,
         value_size: args.value_size,
         pipeline: args.pipeline.max(1),
+        every: args.rate.map(|rate| {
+            Duration::from_secs_f64(args.connections.max(1) as f64 / rate.max(1) as f64)
+        }),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -419,8 +456,9 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
 }
 
 fn report(name: &str, args: &BenchArgs, o: &Outcome) {
+    let rate = args.rate.map_or_else(String::new, |r| format!("at {r}/s "));
     println!(
-        "{name:<6} {:<13} {:>3} conns  pipeline {:<3} {:>10.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   errors {}",
+        "{name:<6} {:<13} {:>3} conns  pipeline {:<3} {rate}{:>10.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   errors {}",
         args.op
             .to_possible_value()
             .map_or_else(String::new, |v| v.get_name().to_string()),
