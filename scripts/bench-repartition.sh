@@ -12,7 +12,8 @@
 # as the cluster answers (throughput is the measure; on a saturated machine any extra work shows
 # as latency), a number sends that fraction of the throughput measured before the move at a fixed
 # rate (say 0.5: latency at a steady load below capacity, counted from when each request was
-# due). Every process it starts, it stops (by PID).
+# due), "none" runs no load during the change (what the move costs alone). Every process it
+# starts, it stops (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${1:-1000000}"
@@ -25,6 +26,9 @@ LOAD="${3:-max}"
 wait_log() { # $1 = file, $2 = text
     for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
     echo "no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
+}
+cpu() { # $1 = PID: CPU seconds it has used (user + system)
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"
 }
 metric() { # $1 = HTTP address, $2 = metric name: its value
     curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'
@@ -64,6 +68,7 @@ for i in 1 2 3 4; do
     "$HAZE" serve --data "$WORK/n$i" --listen "127.0.0.1:790$i" --http "127.0.0.1:791$i" \
         --controller 127.0.0.1:7900 2>"$WORK/n$i.log" &
     PIDS+=($!)
+    NODE_PIDS[$i]=$!
     wait_log "$WORK/n$i.log" "registered with the controller"
 done
 "$HAZE" cluster add n1 n2 n3 --wait --controller 127.0.0.1:7900 >/dev/null
@@ -74,7 +79,9 @@ START=$(date +%s.%N)
 echo "loaded $KEYS keys in $(echo "$(date +%s.%N) - $START" | bc) s; data per node: $(du -sh "$WORK/n1" | cut -f1)"
 
 BEFORE=$(bench 10)
-if [ "$LOAD" != max ]; then
+if [ "$LOAD" = none ]; then
+    bench() { sleep "$1"; echo "(no load)"; }
+elif [ "$LOAD" != max ]; then
     CAPACITY=$(echo "$BEFORE" | grep -oE '[0-9]+ ops/s' | cut -d' ' -f1)
     OPS_RATE=(--rate "$(echo "$CAPACITY * $LOAD / 1" | bc)")
     echo "capacity before the move: $BEFORE"
@@ -86,6 +93,7 @@ moving() {
     "$HAZE" cluster status --json --controller 127.0.0.1:7900 >"$WORK/status.json"
     grep -q '"progress"' "$WORK/status.json"
 }
+CPU_BEFORE=(); for i in 1 2 3 4; do CPU_BEFORE[$i]=$(cpu "${NODE_PIDS[$i]}"); done
 START=$(date +%s.%N)
 "$HAZE" cluster add n4 --controller 127.0.0.1:7900 >/dev/null
 # The change's own duration, polled apart from the load's 5-second slices.
@@ -94,9 +102,10 @@ PIDS+=($!)
 SLICE=0
 while [ ! -s "$WORK/done" ]; do
     SLICE=$((SLICE + 1))
-    echo "during the move ($SLICE): $(bench 5)"
+    echo "during the move ($SLICE): $(bench "$([ "$LOAD" = none ] && echo 1 || echo 5)")"
 done
 ELAPSED=$(echo "$(cat "$WORK/done") - $START" | bc)
+USED=""; for i in 1 2 3 4; do USED+=" n$i $(echo "$(cpu "${NODE_PIDS[$i]}") - ${CPU_BEFORE[$i]}" | bc) s"; done
 echo "after the move: $(bench 10)"
 BYTES=0; KEYS_SENT=0
 for i in 1 2 3; do
@@ -105,3 +114,4 @@ for i in 1 2 3; do
 done
 echo "adding n4 took ${ELAPSED} s (load included); streamed $KEYS_SENT keys, $((BYTES / 1048576)) MiB: \
 $(echo "scale=1; $BYTES / 1048576 / $ELAPSED" | bc) MiB/s over the whole change"
+echo "CPU used by the nodes during the change (2 cores: $(echo "2 * $ELAPSED / 1" | bc) s in all):$USED"

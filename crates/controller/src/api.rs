@@ -124,6 +124,10 @@ pub struct Status {
     /// The controller's move limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<MoveLimits>,
+    /// Changes with every change of the state (another controller process starts elsewhere):
+    /// what a node sends back as [`SeenRequest::known`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// One member in a [`Status`].
@@ -168,7 +172,18 @@ pub struct SeenRequest {
     /// The partitions it deleted after they moved away.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cleaned: Vec<CleanReport>,
+    /// The [`Status::version`] it has: if the controller's is still that one, it answers only
+    /// once the state changes or `wait_ms` passed (a long poll: nodes hear of each step of a
+    /// change at once instead of at their next poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<u64>,
+    /// How long to wait for a change, in milliseconds (at most [`MAX_WAIT_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
+
+/// The longest a `/v1/seen` request waits for the state to change.
+pub const MAX_WAIT_MS: u64 = 5_000;
 
 /// An error, as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -213,6 +228,7 @@ impl Status {
             queued: state.queued().map(ToString::to_string).collect(),
             dropped: state.dropped().cloned().collect(),
             limits: None,
+            version: None,
         }
     }
 

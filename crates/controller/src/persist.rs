@@ -11,6 +11,8 @@ use crate::{ClusterId, ControllerState, Error, Result};
 pub struct Controller {
     path: PathBuf,
     state: ControllerState,
+    /// How many times the state changed since the controller opened.
+    changes: u64,
     /// Held (locked) for the controller's life: two controllers on one folder would overwrite
     /// each other's acknowledged changes.
     _lock: std::fs::File,
@@ -76,6 +78,7 @@ impl Controller {
                 Ok(Controller {
                     path,
                     state,
+                    changes: 0,
                     _lock: lock,
                 })
             }
@@ -83,6 +86,7 @@ impl Controller {
                 let controller = Controller {
                     path,
                     state: ControllerState::new(new_cluster, partitions, replicas)?,
+                    changes: 0,
                     _lock: lock,
                 };
                 controller.save().map_err(|e| match e {
@@ -97,6 +101,11 @@ impl Controller {
     /// Returns the state.
     pub fn state(&self) -> &ControllerState {
         &self.state
+    }
+
+    /// Returns how many times the state changed since the controller opened.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Applies `change` to a copy of the state; keeps it (and saves it) only if it succeeds.
@@ -116,13 +125,19 @@ impl Controller {
         }
         let previous = std::mem::replace(&mut self.state, next);
         match self.save() {
-            Ok(()) => Ok(r),
+            Ok(()) => {
+                self.changes += 1;
+                Ok(r)
+            }
             Err(Saved::No(e)) => {
                 self.state = previous;
                 Err(e)
             }
             // The file holds the change: memory must too, or a restart would differ from it.
-            Err(Saved::NotSynced(e)) => Err(e),
+            Err(Saved::NotSynced(e)) => {
+                self.changes += 1;
+                Err(e)
+            }
         }
     }
 

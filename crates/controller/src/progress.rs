@@ -513,6 +513,8 @@ mod tests {
                 epoch: s.table().map(|t| t.epoch().0),
                 streams,
                 cleaned,
+                known: None,
+                wait_ms: None,
             };
             tracker.record(&report, s.transition().map(|t| t.change), now);
             s.advance(tracker, now, &limits).unwrap();

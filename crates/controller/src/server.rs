@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{
-    AddRequest, ApiError, PlanRequest, RegisterRequest, Registered, Seen, SeenRequest, Status,
+    AddRequest, ApiError, MAX_WAIT_MS, PlanRequest, RegisterRequest, Registered, Seen, SeenRequest,
+    Status,
 };
 use crate::{Change, Controller, Error, MoveLimits, Tracker};
 
@@ -31,12 +32,30 @@ struct App {
     limits: MoveLimits,
     /// The tracker's clock starts here.
     origin: tokio::time::Instant,
+    /// The state's version: `base` plus the controller's changes, published as they happen.
+    version: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Where this process's versions start: a number no earlier process is likely to have
+    /// handed out, so a node's `known` from another controller process never matches.
+    base: u64,
 }
 
 impl App {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+
+    fn version(&self, inner: &Inner) -> u64 {
+        self.base.wrapping_add(inner.controller.changes())
+    }
+}
+
+/// A number that differs from one process to the next (std's hasher keys are random).
+fn random_base() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    // Leave room below 2^63 for the changes of a long life.
+    hasher.finish() >> 1
 }
 
 /// Returns the controller's routes (docs/cluster.md), moving data within `limits`.
@@ -59,6 +78,8 @@ pub fn router(controller: Controller, limits: MoveLimits) -> Router {
             })),
             limits,
             origin: tokio::time::Instant::now(),
+            version: Arc::new(tokio::sync::watch::Sender::new(0)),
+            base: random_base(),
         })
 }
 
@@ -95,6 +116,7 @@ fn status_seen(inner: &Inner, app: &App) -> Status {
     let now = app.now_ms();
     let mut status =
         Status::of(inner.controller.state()).with_progress(&inner.tracker, now, &app.limits);
+    status.version = Some(app.version(inner));
     for member in &mut status.members {
         member.seen = inner.tracker.seen.get(&member.id).map(|s| Seen {
             epoch: s.epoch,
@@ -145,20 +167,43 @@ async fn seen(State(app): State<App>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    with(app.clone(), move |inner| {
+    let (known, wait) = (request.known, request.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    let mut changed = app.version.subscribe();
+    let app2 = app.clone();
+    let version = run(app.clone(), move |inner| {
         let state = inner.controller.state();
         if !state.members().contains_key(&request.node) {
             return Err(Error::UnknownNode(request.node.to_string()));
         }
         let change = state.transition().map(|t| t.change);
-        inner.tracker.record(&request, change, app.now_ms());
-        advance(inner, &app)?;
-        // A node needs the table and the change, not the progress meant for people.
-        let mut status = status_seen(inner, &app);
-        status.progress = None;
-        Ok(status)
+        inner.tracker.record(&request, change, app2.now_ms());
+        advance(inner, &app2)?;
+        Ok(app2.version(inner))
     })
-    .await
+    .await;
+    // The node has the current state: wait (without the lock) until it changes, or `wait`.
+    if let Ok(version) = version
+        && known == Some(version)
+        && wait > 0
+    {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(wait),
+            changed.wait_for(|changes| app.base.wrapping_add(*changes) != version),
+        )
+        .await;
+    }
+    respond(match version {
+        Ok(_) => {
+            run(app.clone(), move |inner| {
+                // A node needs the table and the change, not the progress meant for people.
+                let mut status = status_seen(inner, &app);
+                status.progress = None;
+                Ok(status)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    })
 }
 
 async fn register(State(app): State<App>, body: Bytes) -> Response {
@@ -246,16 +291,42 @@ async fn with<T: serde::Serialize + Send + 'static>(
     app: App,
     f: impl FnOnce(&mut Inner) -> Result<T, Error> + Send + 'static,
 ) -> Response {
-    let outcome = tokio::task::spawn_blocking(move || {
+    respond(run(app, f).await)
+}
+
+/// Runs `f` on the controller off the runtime's threads, and publishes the state's version if
+/// `f` changed it (waking the nodes that wait for a change).
+async fn run<T: Send + 'static>(
+    app: App,
+    f: impl FnOnce(&mut Inner) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Failed> {
+    tokio::task::spawn_blocking(move || {
         // A panic while holding the lock cannot leave a half-made change: `change` works on a
         // copy. So a poisoned lock is safe to take.
         let mut inner = app.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut inner)
+        let outcome = f(&mut inner);
+        let changes = inner.controller.changes();
+        app.version.send_if_modified(|published| {
+            let news = *published != changes;
+            *published = changes;
+            news
+        });
+        outcome.map_err(Failed::Refused)
     })
-    .await;
+    .await
+    .unwrap_or(Err(Failed::Panicked))
+}
+
+/// Why a request to the controller failed.
+enum Failed {
+    Refused(Error),
+    Panicked,
+}
+
+fn respond<T: serde::Serialize>(outcome: Result<T, Failed>) -> Response {
     match outcome {
-        Ok(Ok(body)) => json(StatusCode::OK, &body),
-        Ok(Err(e)) => {
+        Ok(body) => json(StatusCode::OK, &body),
+        Err(Failed::Refused(e)) => {
             let (status, code) = match &e {
                 Error::UnknownNode(_) => (StatusCode::NOT_FOUND, "unknown_node"),
                 Error::NothingToAdd => (StatusCode::CONFLICT, "nothing_to_add"),
@@ -271,7 +342,7 @@ async fn with<T: serde::Serialize + Send + 'static>(
             };
             failure(status, code, &e.to_string())
         }
-        Err(_) => failure(
+        Err(Failed::Panicked) => failure(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the request failed",

@@ -179,6 +179,8 @@ async fn nodes_report_the_epoch_they_have_and_status_shows_it() {
         epoch,
         streams: vec![],
         cleaned: vec![],
+        known: None,
+        wait_ms: None,
     };
     let status = client.seen(&report(a.node, Some(1))).await.unwrap();
     assert_eq!(status.epoch, Some(1), "the report answers with the table");
@@ -195,6 +197,60 @@ async fn nodes_report_the_epoch_they_have_and_status_shows_it() {
         matches!(&err, ClientError::Refused(e) if e.error == "unknown_node"),
         "{err}"
     );
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_that_has_the_current_state_hears_of_the_next_change_as_it_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, shutdown, task) = start(dir.path()).await;
+    let client = ControllerClient::new(&addr);
+    let a = client.register("127.0.0.1:7701").await.unwrap();
+    let report = |known, wait_ms| SeenRequest {
+        node: a.node,
+        epoch: None,
+        streams: vec![],
+        cleaned: vec![],
+        known,
+        wait_ms,
+    };
+    let first = client.seen(&report(None, None)).await.unwrap();
+    let version = first
+        .version
+        .expect("the controller says which state it answers with");
+
+    // Nothing changes: the answer comes when the wait is over, with the same state.
+    let idle = client
+        .seen(&report(Some(version), Some(200)))
+        .await
+        .unwrap();
+    assert_eq!(idle.version, Some(version));
+    assert_eq!(idle.members.len(), 1);
+
+    // A node registers while the poll waits: the answer carries it.
+    let waiting = {
+        let client = client.clone();
+        let request = report(Some(version), Some(5_000));
+        tokio::spawn(async move { client.seen(&request).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    client.register("127.0.0.1:7702").await.unwrap();
+    let news = waiting.await.unwrap().unwrap();
+    assert_ne!(news.version, Some(version));
+    assert_eq!(
+        news.members.len(),
+        2,
+        "the answer shows the change it waited for"
+    );
+
+    // A version from another controller process is not the current one: answered at once.
+    let other = news.version.unwrap() ^ (1 << 40);
+    let stale = client
+        .seen(&report(Some(other), Some(5_000)))
+        .await
+        .unwrap();
+    assert_eq!(stale.members.len(), 2);
     shutdown.cancel();
     task.await.unwrap();
 }

@@ -11,13 +11,12 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 
 use crate::apply::merged_value;
 use crate::key::{
-    bucket_bounds, buckets_range, digest_bucket, entry_digest, key_digest, key_page, ring_hash,
-    store_key,
+    bucket_bounds, buckets_range, digest_bucket, key_digest, key_page, ring_hash, store_key,
 };
 use crate::wal::{Wal, segment_path, segments, sync_dir};
 use crate::{
-    DIGEST_BUCKETS, Durability, Error, KeyPage, Mutation, Result, Store, StoreConfig, Write,
-    WriteError,
+    DIGEST_BUCKETS, Durability, Error, KeyPage, Mutation, Result, Store, StoreConfig, ValuePage,
+    Write, WriteError,
 };
 
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
@@ -450,6 +449,48 @@ impl DiskStore {
         txn.commit().map_err(io)
     }
 
+    /// Up to `limit` entries of `bucket` after `after`, each as its user key and `item` of its
+    /// store key and encoded value, and whether more follow.
+    fn bucket_page<T>(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+        item: impl Fn(&[u8], &[u8]) -> T,
+    ) -> Result<(Vec<(Vec<u8>, T)>, bool)> {
+        let Some(bounds) = bucket_bounds(bucket, after) else {
+            return Ok((Vec::new(), false));
+        };
+        let take = limit.saturating_add(1);
+        // Newest first: the active table, the frozen one, then redb. A reader of redb that
+        // starts after a flush committed may also see values still in the tables: same bytes.
+        let (active, frozen) = {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let page = |t: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<(Vec<u8>, T)> {
+                t.range(bounds.clone())
+                    .take(take)
+                    .map(|(k, v)| (k.clone(), item(k, v)))
+                    .collect()
+            };
+            (
+                page(&tables.active.values),
+                tables.frozen.as_deref().map(page).unwrap_or_default(),
+            )
+        };
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(VALUES).map_err(io)?;
+        let (start, end) = (
+            bounds.0.as_ref().map(Vec::as_slice),
+            bounds.1.as_ref().map(Vec::as_slice),
+        );
+        let mut stored = Vec::new();
+        for entry in table.range::<&[u8]>((start, end)).map_err(io)?.take(take) {
+            let (k, v) = entry.map_err(io)?;
+            stored.push((k.value().to_vec(), item(k.value(), v.value())));
+        }
+        Ok(key_page([active, frozen, stored], limit))
+    }
+
     /// Returns the newest encoding of `key`: a recent write's, else redb's.
     fn encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let skey = store_key(key);
@@ -514,37 +555,23 @@ impl Store for DiskStore {
     }
 
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
-        let Some(bounds) = bucket_bounds(bucket, after) else {
-            return Ok((Vec::new(), false));
-        };
-        let take = limit.saturating_add(1);
-        // Newest first: the active table, the frozen one, then redb. A reader of redb that
-        // starts after a flush committed may also see values still in the tables: same bytes.
-        let (active, frozen) = {
-            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let page = |t: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<(Vec<u8>, u64)> {
-                t.range(bounds.clone())
-                    .take(take)
-                    .map(|(k, v)| entry_digest(k, v))
-                    .collect()
-            };
-            (
-                page(&tables.active.values),
-                tables.frozen.as_deref().map(page).unwrap_or_default(),
-            )
-        };
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(VALUES).map_err(io)?;
-        let (start, end) = (
-            bounds.0.as_ref().map(Vec::as_slice),
-            bounds.1.as_ref().map(Vec::as_slice),
-        );
-        let mut stored = Vec::new();
-        for entry in table.range::<&[u8]>((start, end)).map_err(io)?.take(take) {
-            let (k, v) = entry.map_err(io)?;
-            stored.push(entry_digest(k.value(), v.value()));
-        }
-        Ok(key_page([active, frozen, stored], limit))
+        self.bucket_page(bucket, after, limit, |skey, encoded| {
+            key_digest(&skey[8..], encoded)
+        })
+    }
+
+    fn bucket_values(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ValuePage> {
+        let (page, more) = self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec())?;
+        let values = page
+            .into_iter()
+            .map(|(key, encoded)| Ok((key, decode(&encoded)?)))
+            .collect::<Result<_>>()?;
+        Ok((values, more))
     }
 
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {

@@ -57,24 +57,24 @@ pub(crate) fn entry_digest(skey: &[u8], encoded: &[u8]) -> (Vec<u8>, u64) {
     (skey.to_vec(), key_digest(&skey[8..], encoded))
 }
 
-/// Merges the first `limit + 1` entries of several ring-ordered sources of (store key, digest),
+/// Merges the first `limit + 1` entries of several ring-ordered sources of (store key, item),
 /// newest source first (an older source's entry for the same key is ignored), into a page of
-/// user keys and digests, and whether more entries follow.
-pub(crate) fn key_page(
-    sources: impl IntoIterator<Item = Vec<(Vec<u8>, u64)>>,
+/// user keys and items (digests, values), and whether more entries follow.
+pub(crate) fn key_page<T>(
+    sources: impl IntoIterator<Item = Vec<(Vec<u8>, T)>>,
     limit: usize,
-) -> crate::KeyPage {
-    let mut merged: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
+) -> (Vec<(Vec<u8>, T)>, bool) {
+    let mut merged: std::collections::BTreeMap<Vec<u8>, T> = std::collections::BTreeMap::new();
     for source in sources {
-        for (skey, digest) in source {
-            merged.entry(skey).or_insert(digest);
+        for (skey, item) in source {
+            merged.entry(skey).or_insert(item);
         }
     }
     let more = merged.len() > limit;
     let keys = merged
         .into_iter()
         .take(limit)
-        .map(|(skey, digest)| (skey[8..].to_vec(), digest))
+        .map(|(skey, item)| (skey[8..].to_vec(), item))
         .collect();
     (keys, more)
 }

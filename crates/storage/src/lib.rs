@@ -39,4 +39,4 @@ pub use group_commit::{
 };
 pub use key::{DIGEST_BUCKETS, digest_bucket, key_digest, ring_hash};
 pub use mem_store::MemStore;
-pub use store::{Durability, KeyPage, Mutation, Store, StoreConfig, Write};
+pub use store::{Durability, KeyPage, Mutation, Store, StoreConfig, ValuePage, Write};

@@ -10,7 +10,7 @@ use crate::key::{
     bucket_bounds, buckets_range, digest_bucket, entry_digest, key_digest, key_page, ring_hash,
     store_key,
 };
-use crate::{DIGEST_BUCKETS, Error, KeyPage, Result, Store, StoreConfig, Write};
+use crate::{DIGEST_BUCKETS, Error, KeyPage, Result, Store, StoreConfig, ValuePage, Write};
 
 /// A [`Store`] that keeps encoded values in a `BTreeMap` in ring order. Nothing survives the
 /// process; `sync` does nothing.
@@ -114,6 +114,25 @@ impl Store for MemStore {
             .take(limit.saturating_add(1))
             .map(|(k, v)| entry_digest(k, v))
             .collect();
+        Ok(key_page([page], limit))
+    }
+
+    fn bucket_values(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ValuePage> {
+        let Some(bounds) = bucket_bounds(bucket, after) else {
+            return Ok((Vec::new(), false));
+        };
+        let state = self.state();
+        let page = state
+            .values
+            .range(bounds)
+            .take(limit.saturating_add(1))
+            .map(|(k, v)| Ok((k.clone(), decode(v)?)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(key_page([page], limit))
     }
 

@@ -89,6 +89,9 @@ impl Write {
 /// A page of keys and their digests, and whether more follow ([`Store::bucket_keys`]).
 pub type KeyPage = (Vec<(Vec<u8>, u64)>, bool);
 
+/// A page of keys and their values, and whether more follow ([`Store::bucket_values`]).
+pub type ValuePage = (Vec<(Vec<u8>, Value)>, bool);
+
 /// A store of CRDT values by key.
 ///
 /// Implementations: [`DiskStore`](crate::DiskStore) and [`MemStore`](crate::MemStore), which
@@ -144,6 +147,16 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// As [`get`](Self::get).
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage>;
+
+    /// Returns up to `limit` keys of digest bucket `bucket` with their values, in the order and
+    /// pages of [`bucket_keys`](Self::bucket_keys): how a node streams a partition to a new
+    /// replica, reading each key once.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn bucket_values(&self, bucket: usize, after: Option<&[u8]>, limit: usize)
+    -> Result<ValuePage>;
 
     /// Deletes every key of the digest buckets `buckets`, durably, and returns how many it
     /// deleted; those buckets' digests become 0. How a node drops a partition that moved away

@@ -14,11 +14,14 @@ use tokio_util::sync::CancellationToken;
 use crate::command::serve::Joining;
 
 /// How often the node asks the controller for the table and the change under way (and reports
-/// its progress). A node keeps serving with the view it has while the controller is away.
+/// its progress) when the controller answers at once (one without long polls). A node keeps
+/// serving with the view it has while the controller is away.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How often it asks while a change runs: each step of a move waits for the nodes' next poll.
-const MOVING_INTERVAL: Duration = Duration::from_millis(150);
+/// How long the controller may hold a request until its state changes (a long poll): each step
+/// of a move reaches the nodes as soon as it is taken, and an idle cluster costs one request
+/// per node every few seconds. Well under the controller's `--dead-after-secs`.
+const LONG_POLL: Duration = Duration::from_secs(2);
 
 /// The file in the data directory that names the cluster the data belongs to.
 const CLUSTER_FILE: &str = "cluster-id";
@@ -39,6 +42,7 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         return;
     }
     let progressed = node.handoff_progressed();
+    let mut known: Option<u64> = None;
     loop {
         let epoch = node.view().map(|v| v.table.epoch().0);
         let (streams, cleaned) = node.handoff_reports();
@@ -47,15 +51,23 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
             epoch,
             streams,
             cleaned,
+            known,
+            wait_ms: Some(LONG_POLL.as_millis() as u64),
         };
-        let mut interval = WATCH_INTERVAL;
-        match client.seen(&report).await {
+        let answer = tokio::select! {
+            () = shutdown.cancelled() => return,
+            answer = client.seen(&report) => answer,
+            // A stream completed or a partition was deleted: the controller can move on now.
+            () = progressed.notified() => continue,
+        };
+        match answer {
             Ok(status) => {
-                if status.transition.is_some() {
-                    interval = MOVING_INTERVAL;
-                }
+                known = status.version;
                 if let Some(view) = view_of(&status, &registered) {
                     node.install_view(view);
+                }
+                if known.is_some() {
+                    continue; // it waited for news: ask again at once
                 }
             }
             Err(ClientError::Refused(e)) if e.error == "unknown_node" => node.leave_cluster(),
@@ -63,8 +75,7 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-            // A stream completed or a partition was deleted: the controller can move on now.
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
             () = progressed.notified() => {}
         }
     }

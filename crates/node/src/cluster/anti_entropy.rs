@@ -81,18 +81,13 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
         // Not before: a new replica still streaming differs everywhere, and the stream, which
         // is throttled, is what fills it.
         let mut replicas = table.replicas(PartitionId(p)).to_vec();
-        #[cfg(feature = "planted-bugs")]
         let moving = view
             .transition
             .as_ref()
             .and_then(|t| t.moving(PartitionId(p)))
-            .filter(|m| m.state >= haze_ring::MoveState::Proxying)
-            .filter(|_| !crate::planted::skips_forwarding());
-        #[cfg(not(feature = "planted-bugs"))]
-        let moving = view
-            .transition
-            .as_ref()
-            .and_then(|t| t.moving(PartitionId(p)));
+            .filter(|m| m.state >= haze_ring::MoveState::Proxying);
+        #[cfg(feature = "planted-bugs")]
+        let moving = moving.filter(|_| !crate::planted::skips_forwarding());
         if let Some(m) = moving {
             replicas.extend(m.before.iter().chain(&m.after));
             replicas.sort_unstable();

@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use haze_client::Client;
 use haze_crdt::Value;
 use haze_protocol::{Request, Response};
 use haze_ring::{CleanReport, MoveState, NodeId, PartitionId, StreamReport};
 use haze_storage::{Store, digest_bucket};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::ClusterView;
 use crate::node::Node;
@@ -30,6 +32,8 @@ use crate::node::Node;
 const FORWARD_QUEUE: usize = 16 * 1024;
 /// Keys read from the store at once.
 const PAGE_KEYS: usize = 512;
+/// `Copy` batches of one stream sent and not yet answered.
+const STREAM_WINDOW: usize = 4;
 /// The most bytes of one `Copy` batch of a stream: small enough that clients' copies to the
 /// receiving node do not queue long behind one.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -546,9 +550,6 @@ async fn on_store<T: Send + 'static>(
         .map_err(|e| format!("a store task failed: {e}"))
 }
 
-/// One page of a bucket: its items, whether more follow, and the last key read.
-type Page = (Vec<(Vec<u8>, Value)>, bool, Option<Vec<u8>>);
-
 /// Sends every key of `partition` to each of `targets` in `Copy` batches, throttled; counts
 /// progress under `progress`; stops with an error once `still` says the work is no longer
 /// asked for.
@@ -562,6 +563,9 @@ async fn send_partition(
 ) -> Result<(), String> {
     let rate = view.transition.as_ref().map_or(0, |t| t.rate);
     let change = view.transition.as_ref().map_or(0, |t| t.change);
+    // Batches sent and not yet answered: a few at once, so that the receiver's commit, the
+    // network and the next page's read overlap.
+    let mut in_flight: JoinSet<Result<(), String>> = JoinSet::new();
     for bucket in buckets_of(view, partition) {
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -569,24 +573,21 @@ async fn send_partition(
                 return Err("the change no longer asks for this".into());
             }
             let from = after.clone();
-            let (items, more, last): Page = on_store(node, move |store| {
-                let (keys, more) = store.bucket_keys(bucket, from.as_deref(), PAGE_KEYS)?;
-                let last = keys.last().map(|(k, _)| k.clone());
-                let mut items = Vec::with_capacity(keys.len());
-                for (key, _) in keys {
-                    if let Some(value) = store.get(&key)? {
-                        items.push((key, value));
-                    }
-                }
-                Ok::<_, haze_storage::Error>((items, more, last))
+            let (items, more) = on_store(node, move |store| {
+                store.bucket_values(bucket, from.as_deref(), PAGE_KEYS)
             })
             .await?
             .map_err(|e| e.to_string())?;
+            let last = items.last().map(|(key, _)| key.clone());
             for batch in batches(items) {
                 let (keys, bytes) = (batch.0.len() as u64, batch.1);
                 node.handoff().throttle(bytes, rate).await;
                 for to in targets {
-                    copy_to(node, view, *to, batch.0.clone()).await?;
+                    let client = client_of(node, view, *to)?;
+                    in_flight.spawn(copy_to(client, *to, batch.0.clone()));
+                }
+                while in_flight.len() >= STREAM_WINDOW * targets.len() {
+                    landed(in_flight.join_next().await)?;
                 }
                 node.metrics()
                     .handoff_keys
@@ -607,7 +608,29 @@ async fn send_partition(
             after = last;
         }
     }
+    while let Some(joined) = in_flight.join_next().await {
+        landed(Some(joined))?;
+    }
     Ok(())
+}
+
+/// The outcome of a batch that was in flight.
+fn landed(
+    joined: Option<Result<Result<(), String>, tokio::task::JoinError>>,
+) -> Result<(), String> {
+    match joined {
+        Some(Ok(outcome)) => outcome,
+        Some(Err(e)) => Err(format!("a copy task failed: {e}")),
+        None => Ok(()),
+    }
+}
+
+fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, String> {
+    let addr = view
+        .addrs
+        .get(&to)
+        .ok_or_else(|| format!("no address for {to}"))?;
+    Ok(node.peers().client(view.cluster, addr))
 }
 
 /// Items of one `Copy` request and their size in bytes.
@@ -632,23 +655,9 @@ fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
 }
 
 /// Sends one `Copy` batch to `to` and checks that every item was merged.
-async fn copy_to(
-    node: &Node,
-    view: &ClusterView,
-    to: NodeId,
-    items: Vec<(Vec<u8>, Value)>,
-) -> Result<(), String> {
-    let addr = view
-        .addrs
-        .get(&to)
-        .ok_or_else(|| format!("no address for {to}"))?;
+async fn copy_to(client: Client, to: NodeId, items: Vec<(Vec<u8>, Value)>) -> Result<(), String> {
     let n = items.len();
-    match node
-        .peers()
-        .client(view.cluster, addr)
-        .send(Request::Copy { items }, true)
-        .await
-    {
+    match client.send(Request::Copy { items }, true).await {
         Ok(Response::Acks(acks)) if acks.len() == n => match acks.into_iter().find_map(Result::err)
         {
             None => Ok(()),

@@ -68,6 +68,8 @@ impl Control {
             epoch: node.view().map(|v| v.table.epoch().0),
             streams,
             cleaned,
+            known: None,
+            wait_ms: None,
         };
         let now = now_ms.saturating_sub(self.started_ms);
         let change = self.state.transition().map(|t| t.change);
