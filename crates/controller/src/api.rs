@@ -124,8 +124,8 @@ pub struct Status {
     /// The controller's move limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<MoveLimits>,
-    /// Changes with every change of the state (another controller process starts elsewhere):
-    /// what a node sends back as [`SeenRequest::known`].
+    /// In answers to `/v1/seen` only: changes with every change of the state (another
+    /// controller process starts elsewhere), what a node sends back as [`SeenRequest::known`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }

@@ -116,7 +116,6 @@ fn status_seen(inner: &Inner, app: &App) -> Status {
     let now = app.now_ms();
     let mut status =
         Status::of(inner.controller.state()).with_progress(&inner.tracker, now, &app.limits);
-    status.version = Some(app.version(inner));
     for member in &mut status.members {
         member.seen = inner.tracker.seen.get(&member.id).map(|s| Seen {
             epoch: s.epoch,
@@ -198,6 +197,7 @@ async fn seen(State(app): State<App>, body: Bytes) -> Response {
                 // A node needs the table and the change, not the progress meant for people.
                 let mut status = status_seen(inner, &app);
                 status.progress = None;
+                status.version = Some(app.version(inner));
                 Ok(status)
             })
             .await

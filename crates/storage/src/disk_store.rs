@@ -13,7 +13,7 @@ use crate::apply::merged_value;
 use crate::key::{
     bucket_bounds, buckets_range, digest_bucket, key_digest, key_page, ring_hash, store_key,
 };
-use crate::wal::{Wal, segment_path, segments, sync_dir};
+use crate::wal::{Logged, Wal, segment_path, segments, sync_dir};
 use crate::{
     DIGEST_BUCKETS, Durability, Error, KeyPage, Mutation, Result, Store, StoreConfig, ValuePage,
     Write, WriteError,
@@ -118,6 +118,24 @@ fn io(e: impl std::fmt::Display) -> Error {
     Error::Io(e.to_string())
 }
 
+/// Entries of a bucket, each as its user key and an item, and whether more follow.
+type Page<T> = (Vec<(Vec<u8>, T)>, bool);
+
+/// The bucket digests stored in redb.
+fn parse_digests(blob: &[u8]) -> Result<Vec<u64>> {
+    if blob.len() != DIGEST_BUCKETS * 8 {
+        return Err(Error::Corrupt(format!(
+            "the digests take {} bytes, not {}",
+            blob.len(),
+            DIGEST_BUCKETS * 8
+        )));
+    }
+    Ok(blob
+        .chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+        .collect())
+}
+
 fn decode(bytes: &[u8]) -> Result<Value> {
     Value::decode(bytes).map_err(|e| Error::Corrupt(e.to_string()))
 }
@@ -199,9 +217,10 @@ impl DiskStore {
         Ok(store)
     }
 
-    /// Merges the log's entries (which redb may hold already: merging is idempotent), then
-    /// flushes, which deletes the replayed segments.
-    fn replay(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    /// Replays the log's records in order: merges the values (which redb may hold already:
+    /// merging is idempotent) and carries out the deletes (again, perhaps: deleting is too),
+    /// then flushes, which deletes the replayed segments.
+    fn replay(&self, records: Vec<Logged>) -> Result<()> {
         let mut writer = lock(&self.writer);
         // Values in the log were accepted under the limits of their time: replay them all.
         let unlimited = StoreConfig {
@@ -209,20 +228,104 @@ impl DiskStore {
             max_value_bytes: usize::MAX,
             ..self.config
         };
-        let mut batch = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let value = Value::decode(&value)
-                .map_err(|e| Error::Corrupt(format!("a logged value: {e}")))?;
-            batch.push(Write::new(key, Mutation::Merge(value)));
+        let mut batch = Vec::new();
+        for record in records {
+            match record {
+                Logged::Merge(entries) => {
+                    for (key, value) in entries {
+                        let value = Value::decode(&value)
+                            .map_err(|e| Error::Corrupt(format!("a logged value: {e}")))?;
+                        batch.push(Write::new(key, Mutation::Merge(value)));
+                    }
+                }
+                Logged::Delete(buckets) => {
+                    self.replay_batch(&mut writer, &mut batch, &unlimited)?;
+                    self.delete_range(buckets)?;
+                }
+            }
         }
-        self.commit(&mut writer.wal, &mut batch, &unlimited, false)?;
+        self.replay_batch(&mut writer, &mut batch, &unlimited)?;
+        self.flush_now(&mut writer)
+    }
+
+    /// Applies the replayed writes in `batch` (without logging them again) and empties it.
+    fn replay_batch(
+        &self,
+        writer: &mut WriterState,
+        batch: &mut Vec<Write>,
+        config: &StoreConfig,
+    ) -> Result<()> {
+        self.commit(&mut writer.wal, batch, config, false)?;
         if let Some(Err(e)) = batch
             .iter_mut()
             .find_map(|w| w.outcome.take().filter(Result::is_err))
         {
             return Err(Error::Corrupt(format!("replaying the log: {e}")));
         }
-        self.flush_now(&mut writer)
+        batch.clear();
+        Ok(())
+    }
+
+    /// Deletes every key of `buckets` from redb and the active table, and zeroes their digests.
+    /// The caller holds the writer, and no flush runs (a frozen table's keys would reach redb
+    /// after the delete).
+    fn delete_range(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
+        let Some((start, end)) = buckets_range(&buckets) else {
+            return Ok(0);
+        };
+        let buckets = buckets.start..buckets.end.min(DIGEST_BUCKETS);
+        let in_table: std::collections::BTreeSet<Vec<u8>> = self
+            .recent
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .active
+            .values
+            .range((start.clone(), end.clone()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut deleted = in_table.len() as u64;
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut table = txn.open_table(VALUES).map_err(io)?;
+            let range = (
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            );
+            table
+                .retain_in::<&[u8], _>(range, |key, _| {
+                    deleted += u64::from(!in_table.contains(key));
+                    false
+                })
+                .map_err(io)?;
+            // redb's digests stay those of what redb holds.
+            let mut digests_table = txn.open_table(DIGESTS).map_err(io)?;
+            let mut stored = match digests_table.get(DIGESTS_KEY).map_err(io)? {
+                Some(blob) => parse_digests(blob.value())?,
+                None => vec![0; DIGEST_BUCKETS],
+            };
+            for bucket in buckets.clone() {
+                stored[bucket] = 0;
+            }
+            let blob: Vec<u8> = stored.iter().flat_map(|d| d.to_be_bytes()).collect();
+            digests_table
+                .insert(DIGESTS_KEY, blob.as_slice())
+                .map_err(io)?;
+        }
+        txn.commit().map_err(io)?;
+        {
+            let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+            let active = &mut tables.active;
+            for key in &in_table {
+                if let Some(value) = active.values.remove(key) {
+                    active.bytes -= key.len() + value.len();
+                }
+            }
+        }
+        let mut digests = lock(&self.buckets);
+        for bucket in buckets {
+            digests[bucket] = 0;
+        }
+        Ok(deleted)
     }
 
     /// Waits for the flush in progress, if any, then forgets its frozen table.
@@ -284,26 +387,6 @@ impl DiskStore {
             writer.failed = Some(e.clone());
             return Err(e);
         }
-        Ok(())
-    }
-
-    /// Starts a flush and waits for it without holding up writes (they go on into a new active
-    /// table meanwhile).
-    fn flush_in_background(&self) -> Result<()> {
-        // A flush under way finishes first, without holding up writes either (starting one
-        // waits for the previous).
-        self.wait_for_flusher();
-        {
-            let mut writer = lock(&self.writer);
-            if let Some(failure) = &writer.failed {
-                return Err(Error::Stopped(failure.to_string()));
-            }
-            if let Err(e) = self.start_flush(&mut writer) {
-                writer.failed = Some(e.clone());
-                return Err(e);
-            }
-        }
-        self.wait_for_flusher();
         Ok(())
     }
 
@@ -409,21 +492,10 @@ impl DiskStore {
     fn stored_buckets(&self) -> Result<Vec<u64>> {
         let txn = self.db.begin_read().map_err(io)?;
         let table = txn.open_table(DIGESTS).map_err(io)?;
-        let Some(blob) = table.get(DIGESTS_KEY).map_err(io)? else {
-            return Ok(vec![0; DIGEST_BUCKETS]);
-        };
-        let blob = blob.value();
-        if blob.len() != DIGEST_BUCKETS * 8 {
-            return Err(Error::Corrupt(format!(
-                "the digests take {} bytes, not {}",
-                blob.len(),
-                DIGEST_BUCKETS * 8
-            )));
+        match table.get(DIGESTS_KEY).map_err(io)? {
+            Some(blob) => parse_digests(blob.value()),
+            None => Ok(vec![0; DIGEST_BUCKETS]),
         }
-        Ok(blob
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-            .collect())
     }
 
     fn check_format(&self) -> Result<()> {
@@ -457,7 +529,7 @@ impl DiskStore {
         after: Option<&[u8]>,
         limit: usize,
         item: impl Fn(&[u8], &[u8]) -> T,
-    ) -> Result<(Vec<(Vec<u8>, T)>, bool)> {
+    ) -> Result<Page<T>> {
         let Some(bounds) = bucket_bounds(bucket, after) else {
             return Ok((Vec::new(), false));
         };
@@ -575,53 +647,27 @@ impl Store for DiskStore {
     }
 
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
-        let Some((start, end)) = buckets_range(&buckets) else {
+        if buckets_range(&buckets).is_none() {
             return Ok(0);
-        };
-        self.flush_in_background()?;
+        }
+        // A flush under way may be writing keys of the range to redb: the delete comes after
+        // it. Wait for it without holding up writes.
+        self.wait_for_flusher();
         let mut writer = lock(&self.writer);
-        // Every record of the range must be in redb, and the log segments that held them
-        // deleted, before the delete: a replay after it must not bring the keys back. The flush
-        // above did that while writes went on. Since then, the log holds exactly the active
-        // table's writes (and those of a flush started since): only if one of them is in the
-        // range, or a flush is under way, is there more to flush, holding up writes.
         self.ready(&mut writer)?;
-        let range = (start.clone(), end.clone());
-        let dirty = {
-            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            tables.active.values.range(range).next().is_some() || tables.frozen.is_some()
-        };
-        if dirty && let Err(e) = self.flush_now(&mut writer) {
+        // The writer may have started another since: finish it (rare; writes wait meanwhile).
+        // Then the delete is logged before it is done: from the moment the record is durable,
+        // a replay puts the range's logged writes back and then deletes them again, so no
+        // flush is needed first (it used to be: every moved partition cost a flush).
+        let deleted = self
+            .finish_flush(&mut writer)
+            .and_then(|()| writer.wal.append_delete(buckets.clone()))
+            .and_then(|()| self.delete_range(buckets));
+        if let Err(e) = &deleted {
+            // The log and redb may disagree until a replay: take no more writes.
             writer.failed = Some(e.clone());
-            return Err(e);
         }
-        let mut digests = lock(&self.buckets).clone();
-        for bucket in buckets {
-            digests[bucket] = 0;
-        }
-        let mut deleted = 0u64;
-        let txn = self.db.begin_write().map_err(io)?;
-        {
-            let mut table = txn.open_table(VALUES).map_err(io)?;
-            let range = (
-                start.as_ref().map(Vec::as_slice),
-                end.as_ref().map(Vec::as_slice),
-            );
-            table
-                .retain_in::<&[u8], _>(range, |_, _| {
-                    deleted += 1;
-                    false
-                })
-                .map_err(io)?;
-            let blob: Vec<u8> = digests.iter().flat_map(|d| d.to_be_bytes()).collect();
-            txn.open_table(DIGESTS)
-                .map_err(io)?
-                .insert(DIGESTS_KEY, blob.as_slice())
-                .map_err(io)?;
-        }
-        txn.commit().map_err(io)?;
-        *lock(&self.buckets) = digests;
-        Ok(deleted)
+        deleted
     }
 
     fn config(&self) -> &StoreConfig {

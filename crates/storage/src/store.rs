@@ -160,7 +160,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes every key of the digest buckets `buckets`, durably, and returns how many it
     /// deleted; those buckets' digests become 0. How a node drops a partition that moved away
-    /// (a partition is a union of whole buckets). Writes wait while it runs.
+    /// (a partition is a union of whole buckets). Writes wait while it runs. A disk store logs
+    /// the delete (a replay deletes the range again after putting back its logged writes), so
+    /// it costs no flush.
     ///
     /// # Errors
     ///

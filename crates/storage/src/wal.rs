@@ -8,10 +8,16 @@
 //! redb already holds is harmless (merge is idempotent).
 //!
 //! ```text
-//! file   = magic "HAZEWAL1" record*
+//! file   = magic ("HAZEWAL2"; "HAZEWAL1" files are read too) record*
 //! record = payload_len:u32 BE, checksum:u64 BE (xxh3 of payload), payload
-//! payload = count:varint, then count × (key: len-prefixed bytes, value: len-prefixed encoding)
+//! payload = count:varint (> 0), then count × (key: len-prefixed bytes, value: len-prefixed encoding)
+//!         | 0:varint, 1:u8, first:varint, end:varint      (delete digest buckets first..end)
 //! ```
+//!
+//! A delete record is how a partition that moved away is dropped without flushing first: the
+//! records before it put the partition's keys back on replay, and the delete takes them out
+//! again (of the tables and of redb), in log order. Version 1 files hold no deletes; a binary
+//! that only knows version 1 refuses a version 2 file instead of misreading one.
 //!
 //! The log is a sequence of segment files (`wal-<seq>.log`). A record that is truncated or fails
 //! its checksum ends its segment (a torn write of the last, unacknowledged group); recovery
@@ -26,7 +32,11 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"HAZEWAL1";
+const MAGIC: &[u8; 8] = b"HAZEWAL2";
+/// The magic of the first format: the same records, without deletes.
+const MAGIC_V1: &[u8; 8] = b"HAZEWAL1";
+/// The kind byte of a delete record.
+const DELETE: u8 = 1;
 const RECORD_HEADER: usize = 12;
 
 fn io(e: impl std::fmt::Display) -> Error {
@@ -43,10 +53,19 @@ pub(crate) struct Wal {
 /// One replayed entry: a key and the encoding of a value merged into it.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
+/// What one record of the log asks of a replay, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Logged {
+    /// Merge these values.
+    Merge(Vec<Entry>),
+    /// Delete every key of these digest buckets.
+    Delete(std::ops::Range<usize>),
+}
+
 impl Wal {
-    /// Opens the log at `path`, creating it if needed, and returns it with the entries of every
-    /// complete record, in order. A torn or corrupt tail is cut off.
-    pub(crate) fn open(path: &Path) -> Result<(Wal, Vec<Entry>)> {
+    /// Opens the log at `path`, creating it if needed, and returns it with every complete
+    /// record, in order. A torn or corrupt tail is cut off.
+    pub(crate) fn open(path: &Path) -> Result<(Wal, Vec<Logged>)> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -67,17 +86,18 @@ impl Wal {
                 Vec::new(),
             ));
         }
-        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        let magic = bytes.get(..MAGIC.len());
+        if magic != Some(MAGIC.as_slice()) && magic != Some(MAGIC_V1.as_slice()) {
             return Err(Error::Corrupt(format!(
                 "{} is not a Haze write-ahead log",
                 path.display()
             )));
         }
-        let mut entries = Vec::new();
+        let mut records = Vec::new();
         let mut at = MAGIC.len();
         while let Some((payload, next)) = record_at(&bytes, at) {
             match parse_payload(payload) {
-                Some(mut parsed) => entries.append(&mut parsed),
+                Some(parsed) => records.push(parsed),
                 None => break,
             }
             at = next;
@@ -93,7 +113,7 @@ impl Wal {
                 file,
                 len: at as u64,
             },
-            entries,
+            records,
         ))
     }
 
@@ -111,12 +131,27 @@ impl Wal {
             writer::bytes(&mut payload, key);
             writer::bytes(&mut payload, value);
         }
+        self.append_record(&payload, sync)
+    }
+
+    /// Appends a record deleting every key of the digest buckets `buckets`, and waits for it
+    /// to reach the disk.
+    pub(crate) fn append_delete(&mut self, buckets: std::ops::Range<usize>) -> Result<()> {
+        let mut payload = Vec::with_capacity(24);
+        writer::len(&mut payload, 0);
+        payload.push(DELETE);
+        writer::len(&mut payload, buckets.start);
+        writer::len(&mut payload, buckets.end);
+        self.append_record(&payload, true)
+    }
+
+    fn append_record(&mut self, payload: &[u8], sync: bool) -> Result<()> {
         let len = u32::try_from(payload.len())
             .map_err(|_| Error::Io("a group larger than 4 GiB".into()))?;
         let mut record = Vec::with_capacity(RECORD_HEADER + payload.len());
         record.extend_from_slice(&len.to_be_bytes());
-        record.extend_from_slice(&xxh3_64(&payload).to_be_bytes());
-        record.extend_from_slice(&payload);
+        record.extend_from_slice(&xxh3_64(payload).to_be_bytes());
+        record.extend_from_slice(payload);
         self.file.write_all(&record).map_err(io)?;
         self.len += record.len() as u64;
         if sync {
@@ -177,21 +212,40 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (xxh3_64(payload) == checksum).then_some((payload, start + len))
 }
 
-fn parse_payload(payload: &[u8]) -> Option<Vec<Entry>> {
+fn parse_payload(payload: &[u8]) -> Option<Logged> {
     let mut r = Reader::new(payload);
     let n = r.count(2).ok()?;
+    if n == 0 {
+        if r.u8().ok()? != DELETE {
+            return None;
+        }
+        let start = usize::try_from(r.varint().ok()?).ok()?;
+        let end = usize::try_from(r.varint().ok()?).ok()?;
+        return (r.remaining() == 0 && start <= end).then_some(Logged::Delete(start..end));
+    }
     let mut entries = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
         let key = r.bytes().ok()?.to_vec();
         let value = r.bytes().ok()?.to_vec();
         entries.push((key, value));
     }
-    (r.remaining() == 0).then_some(entries)
+    (r.remaining() == 0).then_some(Logged::Merge(entries))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The merged entries of `records`, in order.
+    fn entries(records: Vec<Logged>) -> Vec<Entry> {
+        records
+            .into_iter()
+            .flat_map(|r| match r {
+                Logged::Merge(entries) => entries,
+                Logged::Delete(_) => Vec::new(),
+            })
+            .collect()
+    }
 
     #[test]
     fn records_round_trip_and_a_torn_tail_is_cut() {
@@ -211,9 +265,9 @@ mod tests {
             .unwrap()
             .set_len(len - 1)
             .unwrap();
-        let (mut wal, entries) = Wal::open(&path).unwrap();
+        let (mut wal, records) = Wal::open(&path).unwrap();
         assert_eq!(
-            entries,
+            entries(records),
             vec![
                 (b"a".to_vec(), b"1".to_vec()),
                 (b"b".to_vec(), b"22".to_vec())
@@ -222,8 +276,8 @@ mod tests {
         // Appending after recovery continues a valid log.
         wal.append(&[(b"d", b"4")], true).unwrap();
         drop(wal);
-        let (_, entries) = Wal::open(&path).unwrap();
-        assert_eq!(entries.len(), 3);
+        let (_, records) = Wal::open(&path).unwrap();
+        assert_eq!(entries(records).len(), 3);
     }
 
     #[test]
@@ -239,8 +293,8 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, entries) = Wal::open(&path).unwrap();
-        assert_eq!(entries, vec![(b"a".to_vec(), b"1".to_vec())]);
+        let (_, records) = Wal::open(&path).unwrap();
+        assert_eq!(entries(records), vec![(b"a".to_vec(), b"1".to_vec())]);
     }
 
     #[test]
@@ -249,5 +303,32 @@ mod tests {
         let path = dir.path().join("wal.log");
         std::fs::write(&path, b"something else entirely").unwrap();
         assert!(matches!(Wal::open(&path), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn deletes_replay_in_log_order_and_first_format_logs_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.log");
+        {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            wal.append(&[(b"a", b"1")], true).unwrap();
+            wal.append_delete(16..32).unwrap();
+            wal.append(&[(b"b", b"2")], true).unwrap();
+        }
+        let (_, records) = Wal::open(&path).unwrap();
+        assert_eq!(
+            records,
+            vec![
+                Logged::Merge(vec![(b"a".to_vec(), b"1".to_vec())]),
+                Logged::Delete(16..32),
+                Logged::Merge(vec![(b"b".to_vec(), b"2".to_vec())]),
+            ]
+        );
+        // A file of the first format (same records, older magic) is read as before.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..8].copy_from_slice(MAGIC_V1);
+        let old = dir.path().join("old.log");
+        std::fs::write(&old, &bytes).unwrap();
+        assert_eq!(Wal::open(&old).unwrap().1.len(), 3);
     }
 }

@@ -197,6 +197,14 @@ impl haze_storage::Store for FailingStore {
     ) -> haze_storage::Result<haze_storage::KeyPage> {
         self.0.bucket_keys(bucket, after, limit)
     }
+    fn bucket_values(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> haze_storage::Result<haze_storage::ValuePage> {
+        self.0.bucket_values(bucket, after, limit)
+    }
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> haze_storage::Result<u64> {
         self.0.delete_buckets(buckets)
     }

@@ -74,6 +74,14 @@ impl Store for Gated {
     ) -> haze_storage::Result<haze_storage::KeyPage> {
         self.inner.bucket_keys(bucket, after, limit)
     }
+    fn bucket_values(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> haze_storage::Result<haze_storage::ValuePage> {
+        self.inner.bucket_values(bucket, after, limit)
+    }
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> haze_storage::Result<u64> {
         self.inner.delete_buckets(buckets)
     }

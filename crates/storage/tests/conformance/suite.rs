@@ -143,8 +143,8 @@ pub fn digests_track_every_write(make: Make) {
     assert_eq!(store.bucket_digests().unwrap(), expected);
 }
 
-/// Paging through every bucket finds every key once, in ring order, with its digest, and the
-/// XOR of a bucket's digests is its bucket digest.
+/// `bucket_keys` lists every key once, in ring order, page by page, with digests that add up to
+/// their bucket's; `bucket_values` gives the same pages with the keys' values.
 pub fn bucket_keys_list_each_key_once(make: Make) {
     // A small flush threshold, so a disk store holds keys in redb and in memory at once.
     let config = StoreConfig {
@@ -172,6 +172,14 @@ pub fn bucket_keys_list_each_key_once(make: Make) {
         loop {
             let (page, more) = store.bucket_keys(bucket, after.as_deref(), 2).unwrap();
             assert!(page.len() <= 2);
+            // The same page with values: what a stream sends.
+            let (values, more_values) = store.bucket_values(bucket, after.as_deref(), 2).unwrap();
+            assert_eq!(more_values, more);
+            assert_eq!(values.len(), page.len());
+            for ((key, value), (listed, _)) in values.iter().zip(&page) {
+                assert_eq!(key, listed);
+                assert_eq!(store.get(key).unwrap().as_ref(), Some(value));
+            }
             for (key, digest) in &page {
                 assert_eq!(digest_bucket(ring_hash(key)), bucket);
                 assert_eq!(store.digest(key).unwrap(), Some(*digest));
