@@ -27,6 +27,7 @@ wait_log() { # $1 = file, $2 = text
     for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
     echo "no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
 }
+NODE_PIDS=()
 cpu() { # $1 = PID: CPU seconds it has used (user + system)
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"
 }
@@ -83,7 +84,9 @@ if [ "$LOAD" = none ]; then
     bench() { sleep "$1"; echo "(no load)"; }
 elif [ "$LOAD" != max ]; then
     CAPACITY=$(echo "$BEFORE" | grep -oE '[0-9]+ ops/s' | cut -d' ' -f1)
-    OPS_RATE=(--rate "$(echo "$CAPACITY * $LOAD / 1" | bc)")
+    # Up to 32 requests in flight per connection: at a fixed rate a connection must not wait
+    # for one answer before it sends the next request due (that would close the loop again).
+    OPS_RATE=(--rate "$(echo "$CAPACITY * $LOAD / 1" | bc)" --pipeline 32)
     echo "capacity before the move: $BEFORE"
     echo "fixed load: ${OPS_RATE[1]} requests/s ($LOAD of it)"
     BEFORE=$(bench 10)
@@ -97,7 +100,9 @@ CPU_BEFORE=(); for i in 1 2 3 4; do CPU_BEFORE[$i]=$(cpu "${NODE_PIDS[$i]}"); do
 START=$(date +%s.%N)
 "$HAZE" cluster add n4 --controller 127.0.0.1:7900 >/dev/null
 # The change's own duration, polled apart from the load's 5-second slices.
-( while moving; do sleep 0.2; done; date +%s.%N >"$WORK/done" ) &
+( while moving; do sleep 0.2; done
+  for i in 1 2 3 4; do echo "$(cpu "${NODE_PIDS[$i]}")"; done >"$WORK/cpu"
+  date +%s.%N >"$WORK/done" ) &
 PIDS+=($!)
 SLICE=0
 while [ ! -s "$WORK/done" ]; do
@@ -105,7 +110,8 @@ while [ ! -s "$WORK/done" ]; do
     echo "during the move ($SLICE): $(bench "$([ "$LOAD" = none ] && echo 1 || echo 5)")"
 done
 ELAPSED=$(echo "$(cat "$WORK/done") - $START" | bc)
-USED=""; for i in 1 2 3 4; do USED+=" n$i $(echo "$(cpu "${NODE_PIDS[$i]}") - ${CPU_BEFORE[$i]}" | bc) s"; done
+mapfile -t CPU_AFTER <"$WORK/cpu"
+USED=""; for i in 1 2 3 4; do USED+=" n$i $(echo "${CPU_AFTER[$((i - 1))]} - ${CPU_BEFORE[$i]}" | bc) s"; done
 echo "after the move: $(bench 10)"
 BYTES=0; KEYS_SENT=0
 for i in 1 2 3; do

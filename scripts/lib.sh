@@ -4,6 +4,5 @@ cargo build --release -q -p haze-cli
 HAZE=target/release/haze
 WORK="$(mktemp -d)"
 PIDS=()
-NODE_PIDS=()
 cleanup() { [ -n "${KEEP_LOGS:-}" ] && cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null; for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -23,6 +23,9 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// per node every few seconds. Well under the controller's `--dead-after-secs`.
 const LONG_POLL: Duration = Duration::from_secs(2);
 
+/// The least time between two answered polls.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
 /// The file in the data directory that names the cluster the data belongs to.
 const CLUSTER_FILE: &str = "cluster-id";
 
@@ -67,7 +70,10 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
                     node.install_view(view);
                 }
                 if known.is_some() {
-                    continue; // it waited for news: ask again at once
+                    // It waited for news: ask again at once (after a moment, so that a state
+                    // that changed on every request could not make this loop spin).
+                    tokio::time::sleep(MIN_GAP).await;
+                    continue;
                 }
             }
             Err(ClientError::Refused(e)) if e.error == "unknown_node" => node.leave_cluster(),
