@@ -58,8 +58,26 @@ fn random_base() -> u64 {
     hasher.finish() >> 1
 }
 
-/// Returns the controller's routes (docs/cluster.md), moving data within `limits`.
+/// Returns the controller's routes (docs/cluster.md), moving data within `limits`. A change
+/// advances only when nodes report; [`serve`] also advances it on a timer.
 pub fn router(controller: Controller, limits: MoveLimits) -> Router {
+    routes(app(controller, limits))
+}
+
+fn app(controller: Controller, limits: MoveLimits) -> App {
+    App {
+        inner: Arc::new(Mutex::new(Inner {
+            controller,
+            tracker: Tracker::default(),
+        })),
+        limits,
+        origin: tokio::time::Instant::now(),
+        version: Arc::new(tokio::sync::watch::Sender::new(0)),
+        base: random_base(),
+    }
+}
+
+fn routes(app: App) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/v1/cluster", get(status))
@@ -71,16 +89,31 @@ pub fn router(controller: Controller, limits: MoveLimits) -> Router {
         .route("/v1/nodes", post(register))
         .route("/v1/seen", post(seen))
         .fallback(|| async { failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
-        .with_state(App {
-            inner: Arc::new(Mutex::new(Inner {
-                controller,
-                tracker: Tracker::default(),
-            })),
-            limits,
-            origin: tokio::time::Instant::now(),
-            version: Arc::new(tokio::sync::watch::Sender::new(0)),
-            base: random_base(),
+        .with_state(app)
+}
+
+/// How often the controller advances a change by itself: steps that wait only for time (a
+/// grace period, a node taken for down, a node that reported before the step began) are taken
+/// while every node waits in a long poll, and wake them.
+const TICK: Duration = Duration::from_millis(250);
+
+async fn tick(app: App, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+        let app2 = app.clone();
+        // A failure to save shows in the next node's poll, which advances too.
+        let _ = run(app.clone(), move |inner| {
+            if inner.controller.state().transition().is_some() {
+                advance(inner, &app2)
+            } else {
+                Ok(())
+            }
         })
+        .await;
+    }
 }
 
 /// How long a shutdown waits for open connections before it drops them. Safe: a change is
@@ -98,17 +131,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let serving = axum::serve(listener, router(controller, limits))
+    let app = app(controller, limits);
+    let ticker = tokio::spawn(tick(app.clone(), shutdown.clone()));
+    let serving = axum::serve(listener, routes(app))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // A client that never finishes its request would hold a graceful shutdown forever.
     let cut = async {
         shutdown.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    tokio::select! {
+    let served = tokio::select! {
         served = serving => served,
         () = cut => Ok(()),
-    }
+    };
+    ticker.abort();
+    served
 }
 
 /// Returns the status with each member's last report and the change's progress.
@@ -166,7 +203,14 @@ async fn seen(State(app): State<App>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(response) => return *response,
     };
-    let (known, wait) = (request.known, request.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    // A node counts as seen when its request arrives: a wait well under `--dead-after-secs`
+    // keeps a node that waits from being taken for down.
+    let wait = request
+        .wait_ms
+        .unwrap_or(0)
+        .min(MAX_WAIT_MS)
+        .min(app.limits.dead_after_ms / 4);
+    let known = request.known;
     let mut changed = app.version.subscribe();
     let app2 = app.clone();
     let version = run(app.clone(), move |inner| {

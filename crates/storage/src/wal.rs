@@ -8,7 +8,7 @@
 //! redb already holds is harmless (merge is idempotent).
 //!
 //! ```text
-//! file   = magic ("HAZEWAL2"; "HAZEWAL1" files are read too) record*
+//! file   = magic ("HAZEWAL1", or "HAZEWAL2" once it holds a delete) record*
 //! record = payload_len:u32 BE, checksum:u64 BE (xxh3 of payload), payload
 //! payload = count:varint (> 0), then count × (key: len-prefixed bytes, value: len-prefixed encoding)
 //!         | 0:varint, 1:u8, first:varint, end:varint      (delete digest buckets first..end)
@@ -16,8 +16,10 @@
 //!
 //! A delete record is how a partition that moved away is dropped without flushing first: the
 //! records before it put the partition's keys back on replay, and the delete takes them out
-//! again (of the tables and of redb), in log order. Version 1 files hold no deletes; a binary
-//! that only knows version 1 refuses a version 2 file instead of misreading one.
+//! again (of the tables and of redb), in log order. A segment is written as version 1 and
+//! marked version 2 before its first delete: a binary that only knows version 1 refuses such a
+//! segment instead of misreading it, and reads every other (a rollback works unless a delete
+//! is waiting in the log).
 //!
 //! The log is a sequence of segment files (`wal-<seq>.log`). A record that is truncated or fails
 //! its checksum ends its segment (a torn write of the last, unacknowledged group); recovery
@@ -32,8 +34,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::{Error, Result};
 
+/// The magic of a segment that holds deletes.
 const MAGIC: &[u8; 8] = b"HAZEWAL2";
-/// The magic of the first format: the same records, without deletes.
+/// The magic of a segment without deletes (the first format, which every version reads).
 const MAGIC_V1: &[u8; 8] = b"HAZEWAL1";
 /// The kind byte of a delete record.
 const DELETE: u8 = 1;
@@ -48,6 +51,8 @@ fn io(e: impl std::fmt::Display) -> Error {
 pub(crate) struct Wal {
     file: File,
     len: u64,
+    /// Whether the file is marked as holding deletes ([`MAGIC`]).
+    deletes: bool,
 }
 
 /// One replayed entry: a key and the encoding of a value merged into it.
@@ -76,12 +81,13 @@ impl Wal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         if bytes.is_empty() {
-            file.write_all(MAGIC).map_err(io)?;
+            file.write_all(MAGIC_V1).map_err(io)?;
             file.sync_all().map_err(io)?;
             return Ok((
                 Wal {
                     file,
-                    len: MAGIC.len() as u64,
+                    len: MAGIC_V1.len() as u64,
+                    deletes: false,
                 },
                 Vec::new(),
             ));
@@ -112,6 +118,7 @@ impl Wal {
             Wal {
                 file,
                 len: at as u64,
+                deletes: magic == Some(MAGIC.as_slice()),
             },
             records,
         ))
@@ -120,6 +127,10 @@ impl Wal {
     /// Appends one record holding `entries` (keys and encoded values) and, if `sync`, waits for
     /// it to reach the disk.
     pub(crate) fn append(&mut self, entries: &[(&[u8], &[u8])], sync: bool) -> Result<()> {
+        if entries.is_empty() {
+            // A record of no entries would read as a delete of another kind: write nothing.
+            return Ok(());
+        }
         let mut payload = Vec::with_capacity(
             16 + entries
                 .iter()
@@ -137,6 +148,12 @@ impl Wal {
     /// Appends a record deleting every key of the digest buckets `buckets`, and waits for it
     /// to reach the disk.
     pub(crate) fn append_delete(&mut self, buckets: std::ops::Range<usize>) -> Result<()> {
+        if !self.deletes {
+            // Marked first (and synced): a binary that cannot read deletes must refuse the file.
+            std::os::unix::fs::FileExt::write_all_at(&self.file, MAGIC, 0).map_err(io)?;
+            self.file.sync_data().map_err(io)?;
+            self.deletes = true;
+        }
         let mut payload = Vec::with_capacity(24);
         writer::len(&mut payload, 0);
         payload.push(DELETE);
@@ -324,11 +341,19 @@ mod tests {
                 Logged::Merge(vec![(b"b".to_vec(), b"2".to_vec())]),
             ]
         );
-        // A file of the first format (same records, older magic) is read as before.
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[..8].copy_from_slice(MAGIC_V1);
-        let old = dir.path().join("old.log");
-        std::fs::write(&old, &bytes).unwrap();
-        assert_eq!(Wal::open(&old).unwrap().1.len(), 3);
+        // Marked by its delete, so that an older binary refuses it; a log without deletes keeps
+        // the first format's magic, which every version reads.
+        assert_eq!(&std::fs::read(&path).unwrap()[..8], MAGIC);
+        let plain = dir.path().join("plain.log");
+        Wal::open(&plain)
+            .unwrap()
+            .0
+            .append(&[(b"c", b"3")], true)
+            .unwrap();
+        assert_eq!(&std::fs::read(&plain).unwrap()[..8], MAGIC_V1);
+        // Reopened, a marked log appends more deletes without marking it again.
+        let (mut wal, _) = Wal::open(&path).unwrap();
+        wal.append_delete(0..1).unwrap();
+        assert_eq!(Wal::open(&path).unwrap().1.len(), 4);
     }
 }

@@ -18,6 +18,9 @@ use crate::command::serve::Joining;
 /// serving with the view it has while the controller is away.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The same while a change runs: each step of a move waits for the nodes' next poll.
+const MOVING_INTERVAL: Duration = Duration::from_millis(150);
+
 /// How long the controller may hold a request until its state changes (a long poll): each step
 /// of a move reaches the nodes as soon as it is taken, and an idle cluster costs one request
 /// per node every few seconds. Well under the controller's `--dead-after-secs`.
@@ -63,9 +66,13 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
             // A stream completed or a partition was deleted: the controller can move on now.
             () = progressed.notified() => continue,
         };
+        let mut interval = WATCH_INTERVAL;
         match answer {
             Ok(status) => {
                 known = status.version;
+                if status.transition.is_some() {
+                    interval = MOVING_INTERVAL;
+                }
                 if let Some(view) = view_of(&status, &registered) {
                     node.install_view(view);
                 }
@@ -81,7 +88,7 @@ pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: Ca
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            () = tokio::time::sleep(interval) => {}
             () = progressed.notified() => {}
         }
     }

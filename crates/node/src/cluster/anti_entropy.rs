@@ -158,16 +158,8 @@ struct Exchanged {
 async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exchanged, String> {
     let mine = local_keys(node, bucket)?;
     let theirs = remote_keys(peer, bucket).await?;
-    let to_push: Vec<&Vec<u8>> = mine
-        .iter()
-        .filter(|(k, d)| theirs.get(*k) != Some(*d))
-        .map(|(k, _)| k)
-        .collect();
-    let pull: Vec<Vec<u8>> = theirs
-        .iter()
-        .filter(|(k, d)| mine.get(*k) != Some(*d))
-        .map(|(k, _)| k.clone())
-        .collect();
+    let to_push = differing(&mine, &theirs);
+    let pull: Vec<Vec<u8>> = differing(&theirs, &mine).into_iter().cloned().collect();
     let mut done = push(node, peer, &to_push).await?;
     for chunk in pull.chunks(PAGE) {
         let items = fetch(peer, chunk).await?;
@@ -181,13 +173,25 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
     Ok(done)
 }
 
+/// The keys of `ours` that `other` lacks or holds with another digest.
+fn differing<'a>(
+    ours: &'a BTreeMap<Vec<u8>, u64>,
+    other: &BTreeMap<Vec<u8>, u64>,
+) -> Vec<&'a Vec<u8>> {
+    ours.iter()
+        .filter(|(k, d)| other.get(*k) != Some(*d))
+        .map(|(k, _)| k)
+        .collect()
+}
+
 /// Sends the peer this node's state of `keys`, in batches.
 async fn push(node: &Arc<Node>, peer: &Client, keys: &[&Vec<u8>]) -> Result<Exchanged, String> {
     let mut done = Exchanged::default();
     let mut batch: Vec<(Vec<u8>, Value)> = Vec::new();
     let mut bytes = 0;
     for (i, key) in keys.iter().enumerate() {
-        if let Some(value) = node.get(key).map_err(|e| e.to_string())? {
+        // The store itself: a key stored under an earlier, larger key limit is sent all the same.
+        if let Some(value) = node.store().get(key).map_err(|e| e.to_string())? {
             bytes += key.len() + value.encode().len();
             batch.push(((*key).clone(), value));
         }
@@ -230,12 +234,7 @@ pub(crate) async fn push_differences(
     for bucket in buckets.filter(|&b| mine[b] != theirs[b]) {
         let mine = local_keys(node, bucket)?;
         let theirs = remote_keys(peer, bucket).await?;
-        let differing: Vec<&Vec<u8>> = mine
-            .iter()
-            .filter(|(k, d)| theirs.get(*k) != Some(*d))
-            .map(|(k, _)| k)
-            .collect();
-        let done = push(node, peer, &differing).await?;
+        let done = push(node, peer, &differing(&mine, &theirs)).await?;
         if done.refused > 0 {
             return Err(format!(
                 "{} keys of bucket {bucket} were refused",

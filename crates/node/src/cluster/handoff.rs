@@ -417,17 +417,18 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
 
 /// Sends the new replicas what they lack of this node's copy of `partition`, then deletes it.
 async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
-    let leaving = |m: &haze_ring::PartitionMove, me: NodeId| m.departs(me);
     let mut delay = RETRY_FIRST;
     loop {
         let Some(node) = node.upgrade() else { return };
-        let Some(view) = wanted(&node, change, partition, MoveState::Cleaning, leaving) else {
+        let Some(view) = wanted(&node, change, partition, MoveState::Cleaning, |m, me| {
+            m.departs(me)
+        }) else {
             node.handoff().with_change(change, |r| {
                 r.cleaning.remove(&partition);
             });
             return;
         };
-        match clean(&node, &view, partition).await {
+        match clean(&node, &view, change, partition).await {
             Ok((keys, resent)) => {
                 node.metrics()
                     .partitions_deleted
@@ -463,6 +464,7 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
 async fn clean(
     node: &Arc<Node>,
     view: &ClusterView,
+    change: u64,
     partition: PartitionId,
 ) -> Result<(u64, usize), String> {
     if view.table.replicas(partition).contains(&view.me) {
@@ -505,6 +507,11 @@ async fn clean(
             return Err(failures.join("; "));
         }
     }
+    // The last pass took a while: delete only if the change still asks it (a change that moved
+    // on may give the partition back to this node).
+    if !still_cleaning(node, change, partition) {
+        return Err("the change no longer asks for this".into());
+    }
     let buckets = buckets_of(view, partition);
     let deleted = on_store(node, move |store| store.delete_buckets(buckets))
         .await?
@@ -527,6 +534,14 @@ async fn last_pass_to(
         .ok_or_else(|| format!("no address for {to}"))?;
     let peer = node.peers().client(view.cluster, addr);
     super::anti_entropy::push_differences(node, &peer, buckets_of(view, partition)).await
+}
+
+/// Whether change `change` still asks this node to clean `partition` up.
+fn still_cleaning(node: &Node, change: u64, partition: PartitionId) -> bool {
+    wanted(node, change, partition, MoveState::Cleaning, |m, me| {
+        m.departs(me)
+    })
+    .is_some()
 }
 
 /// The digest buckets of `partition`.
@@ -561,6 +576,9 @@ async fn send_partition(
     progress: Option<(PartitionId, NodeId)>,
     still: &impl Fn() -> bool,
 ) -> Result<(), String> {
+    if targets.is_empty() {
+        return Ok(());
+    }
     let rate = view.transition.as_ref().map_or(0, |t| t.rate);
     let change = view.transition.as_ref().map_or(0, |t| t.change);
     // Batches sent and not yet answered: a few at once, so that the receiver's commit, the
