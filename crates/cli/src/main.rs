@@ -44,7 +44,31 @@ enum Command {
     Bench(command::bench::BenchArgs),
 }
 
+/// The exit status of a process killed by SIGPIPE, as shells report it.
+const BROKEN_PIPE_STATUS: i32 = 128 + 13;
+
+/// The standard library ignores SIGPIPE, so once whoever reads `haze`'s output has gone (`haze
+/// cluster status | head -1`) the next `println!` panics with "failed printing to stdout". End
+/// quietly instead, with the status a SIGPIPE would have given; every other panic is reported
+/// as usual.
+fn end_quietly_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_STATUS);
+        }
+        report(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    end_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => command::serve::run(args),

@@ -187,3 +187,40 @@ fn the_bench_command_drives_every_operation_without_errors() {
         assert!(rate > 0.0, "{out}");
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `haze ... | head -1`: the reader goes away while haze still prints. More than a pipe
+    // buffer of output makes haze write after `head` has exited, every time.
+    let dir = tempfile::tempdir().unwrap();
+    let replica = dir.path().join("r.haze");
+    let members: Vec<String> = (0..2_000).map(|i| format!("member-{i:040}")).collect();
+    let mut add = haze();
+    add.args([
+        "local",
+        "--replica",
+        replica.to_str().unwrap(),
+        "set",
+        "add",
+        "list",
+    ]);
+    add.args(&members);
+    assert!(add.output().unwrap().status.success());
+    let script = format!(
+        "'{}' local --replica '{}' set members list 2>'{}' | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_haze"),
+        replica.display(),
+        dir.path().join("stderr").display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert_eq!(
+        status, "141",
+        "the status a SIGPIPE gives; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
