@@ -12,8 +12,9 @@
 # as the cluster answers (throughput is the measure; on a saturated machine any extra work shows
 # as latency), a number sends that fraction of the throughput measured before the move at a fixed
 # rate (say 0.5: latency at a steady load below capacity, counted from when each request was
-# due), "none" runs no load during the change (what the move costs alone). Every process it
-# starts, it stops (by PID).
+# due), "none" runs no load during the change (what the move costs alone). CONTROLLER_ARGS adds
+# controller flags (say "--move-partitions-per-node 1"). Every process it starts, it stops (by
+# PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${1:-1000000}"
@@ -61,7 +62,8 @@ EOF
 )
 echo "disk sequential write: $DISK; loopback TCP: $LOOPBACK"
 
-"$HAZE" controller --data "$WORK/controller" --listen 127.0.0.1:7900 --move-rate "$RATE" \
+# shellcheck disable=SC2086 # CONTROLLER_ARGS is a list of flags
+"$HAZE" controller --data "$WORK/controller" --listen 127.0.0.1:7900 --move-rate "$RATE" ${CONTROLLER_ARGS:-} \
     2>"$WORK/controller.log" &
 PIDS+=($!)
 wait_log "$WORK/controller.log" "haze controller ready"
