@@ -213,7 +213,7 @@ async fn seen(State(app): State<App>, body: Bytes) -> Response {
     let known = request.known;
     let mut changed = app.version.subscribe();
     let app2 = app.clone();
-    let version = run(app.clone(), move |inner| {
+    let status = run(app.clone(), move |inner| {
         let state = inner.controller.state();
         if !state.members().contains_key(&request.node) {
             return Err(Error::UnknownNode(request.node.to_string()));
@@ -221,33 +221,39 @@ async fn seen(State(app): State<App>, body: Bytes) -> Response {
         let change = state.transition().map(|t| t.change);
         inner.tracker.record(&request, change, app2.now_ms());
         advance(inner, &app2)?;
-        Ok(app2.version(inner))
+        Ok(node_status(inner, &app2))
     })
     .await;
     // The node has the current state: wait (without the lock) until it changes, or `wait`.
-    if let Ok(version) = version
+    let version = status.as_ref().ok().and_then(|s| s.version);
+    if let Some(version) = version
         && known == Some(version)
         && wait > 0
     {
-        let _ = tokio::time::timeout(
-            Duration::from_millis(wait),
-            changed.wait_for(|changes| app.base.wrapping_add(*changes) != version),
-        )
-        .await;
-    }
-    respond(match version {
-        Ok(_) => {
-            run(app.clone(), move |inner| {
-                // A node needs the table and the change, not the progress meant for people.
-                let mut status = status_seen(inner, &app);
-                status.progress = None;
-                status.version = Some(app.version(inner));
-                Ok(status)
-            })
-            .await
+        // (A bool at once: the watch's guard must not live across the next await.)
+        let news = matches!(
+            tokio::time::timeout(
+                Duration::from_millis(wait),
+                changed.wait_for(|changes| app.base.wrapping_add(*changes) != version),
+            )
+            .await,
+            Ok(Ok(_))
+        );
+        if news {
+            let app2 = app.clone();
+            return respond(run(app, move |inner| Ok(node_status(inner, &app2))).await);
         }
-        Err(e) => Err(e),
-    })
+    }
+    respond(status)
+}
+
+/// What a node gets: the table and the change, not the progress meant for people, and the
+/// state's version.
+fn node_status(inner: &Inner, app: &App) -> Status {
+    let mut status = status_seen(inner, app);
+    status.progress = None;
+    status.version = Some(app.version(inner));
+    status
 }
 
 async fn register(State(app): State<App>, body: Bytes) -> Response {

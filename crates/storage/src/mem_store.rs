@@ -46,6 +46,28 @@ impl MemStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Up to `limit` entries of `bucket` after `after`, each as its user key and `item` of its
+    /// store key and encoded value, and whether more follow.
+    fn bucket_page<T>(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+        item: impl Fn(&[u8], &[u8]) -> T,
+    ) -> (Vec<(Vec<u8>, T)>, bool) {
+        let Some(bounds) = bucket_bounds(bucket, after) else {
+            return (Vec::new(), false);
+        };
+        let state = self.state();
+        let page: Vec<_> = state
+            .values
+            .range(bounds)
+            .take(limit.saturating_add(1))
+            .map(|(k, v)| (k.clone(), item(k, v)))
+            .collect();
+        key_page([page], limit)
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Value> {
@@ -104,17 +126,9 @@ impl Store for MemStore {
     }
 
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
-        let Some(bounds) = bucket_bounds(bucket, after) else {
-            return Ok((Vec::new(), false));
-        };
-        let state = self.state();
-        let page: Vec<_> = state
-            .values
-            .range(bounds)
-            .take(limit.saturating_add(1))
-            .map(|(k, v)| entry_digest(k, v))
-            .collect();
-        Ok(key_page([page], limit))
+        Ok(self.bucket_page(bucket, after, limit, |skey, encoded| {
+            entry_digest(skey, encoded).1
+        }))
     }
 
     fn bucket_values(
@@ -123,17 +137,12 @@ impl Store for MemStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<ValuePage> {
-        let Some(bounds) = bucket_bounds(bucket, after) else {
-            return Ok((Vec::new(), false));
-        };
-        let state = self.state();
-        let page = state
-            .values
-            .range(bounds)
-            .take(limit.saturating_add(1))
-            .map(|(k, v)| Ok((k.clone(), decode(v)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(key_page([page], limit))
+        let (page, more) = self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec());
+        let values = page
+            .into_iter()
+            .map(|(key, encoded)| Ok((key, decode(&encoded)?)))
+            .collect::<Result<_>>()?;
+        Ok((values, more))
     }
 
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {

@@ -528,11 +528,7 @@ async fn last_pass_to(
     partition: PartitionId,
     to: NodeId,
 ) -> Result<usize, String> {
-    let addr = view
-        .addrs
-        .get(&to)
-        .ok_or_else(|| format!("no address for {to}"))?;
-    let peer = node.peers().client(view.cluster, addr);
+    let peer = client_of(node, view, to)?;
     super::anti_entropy::push_differences(node, &peer, buckets_of(view, partition)).await
 }
 
