@@ -11,7 +11,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefi
 
 use crate::apply::merged_value;
 use crate::key::{
-    bucket_bounds, buckets_range, digest_bucket, key_digest, key_page, ring_hash, store_key,
+    Page, bucket_bounds, buckets_range, decode, decode_page, digest_bucket, key_digest, key_page,
+    ring_hash, store_key,
 };
 use crate::wal::{Logged, Wal, segment_path, segments, sync_dir};
 use crate::{
@@ -118,9 +119,6 @@ fn io(e: impl std::fmt::Display) -> Error {
     Error::Io(e.to_string())
 }
 
-/// Entries of a bucket, each as its user key and an item, and whether more follow.
-type Page<T> = (Vec<(Vec<u8>, T)>, bool);
-
 /// The bucket digests stored in redb.
 fn parse_digests(blob: &[u8]) -> Result<Vec<u64>> {
     if blob.len() != DIGEST_BUCKETS * 8 {
@@ -134,10 +132,6 @@ fn parse_digests(blob: &[u8]) -> Result<Vec<u64>> {
         .chunks_exact(8)
         .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
         .collect())
-}
-
-fn decode(bytes: &[u8]) -> Result<Value> {
-    Value::decode(bytes).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -638,12 +632,7 @@ impl Store for DiskStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<ValuePage> {
-        let (page, more) = self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec())?;
-        let values = page
-            .into_iter()
-            .map(|(key, encoded)| Ok((key, decode(&encoded)?)))
-            .collect::<Result<_>>()?;
-        Ok((values, more))
+        decode_page(self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec())?)
     }
 
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {

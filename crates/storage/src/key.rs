@@ -57,13 +57,17 @@ pub(crate) fn entry_digest(skey: &[u8], encoded: &[u8]) -> (Vec<u8>, u64) {
     (skey.to_vec(), key_digest(&skey[8..], encoded))
 }
 
+/// Entries of a bucket, each as its user key and an item (a digest, an encoded value), and
+/// whether more follow.
+pub(crate) type Page<T> = (Vec<(Vec<u8>, T)>, bool);
+
 /// Merges the first `limit + 1` entries of several ring-ordered sources of (store key, item),
 /// newest source first (an older source's entry for the same key is ignored), into a page of
 /// user keys and items (digests, values), and whether more entries follow.
 pub(crate) fn key_page<T>(
     sources: impl IntoIterator<Item = Vec<(Vec<u8>, T)>>,
     limit: usize,
-) -> (Vec<(Vec<u8>, T)>, bool) {
+) -> Page<T> {
     let mut merged: std::collections::BTreeMap<Vec<u8>, T> = std::collections::BTreeMap::new();
     for source in sources {
         for (skey, item) in source {
@@ -77,6 +81,20 @@ pub(crate) fn key_page<T>(
         .map(|(skey, item)| (skey[8..].to_vec(), item))
         .collect();
     (keys, more)
+}
+
+/// Decodes a stored value: damaged bytes are [`Error::Corrupt`](crate::Error::Corrupt).
+pub(crate) fn decode(bytes: &[u8]) -> crate::Result<haze_crdt::Value> {
+    haze_crdt::Value::decode(bytes).map_err(|e| crate::Error::Corrupt(e.to_string()))
+}
+
+/// Decodes the values of a page of encoded entries ([`Store::bucket_values`](crate::Store)).
+pub(crate) fn decode_page((page, more): Page<Vec<u8>>) -> crate::Result<crate::ValuePage> {
+    let values = page
+        .into_iter()
+        .map(|(key, encoded)| Ok((key, decode(&encoded)?)))
+        .collect::<crate::Result<_>>()?;
+    Ok((values, more))
 }
 
 /// The digest of one stored key ([`haze_crdt::digest::key_digest`]): a bucket's digest is the

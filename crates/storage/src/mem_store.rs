@@ -7,10 +7,10 @@ use haze_crdt::Value;
 
 use crate::apply::merged_value;
 use crate::key::{
-    bucket_bounds, buckets_range, digest_bucket, entry_digest, key_digest, key_page, ring_hash,
-    store_key,
+    Page, bucket_bounds, buckets_range, decode, decode_page, digest_bucket, entry_digest,
+    key_digest, key_page, ring_hash, store_key,
 };
-use crate::{DIGEST_BUCKETS, Error, KeyPage, Result, Store, StoreConfig, ValuePage, Write};
+use crate::{DIGEST_BUCKETS, KeyPage, Result, Store, StoreConfig, ValuePage, Write};
 
 /// A [`Store`] that keeps encoded values in a `BTreeMap` in ring order. Nothing survives the
 /// process; `sync` does nothing.
@@ -55,7 +55,7 @@ impl MemStore {
         after: Option<&[u8]>,
         limit: usize,
         item: impl Fn(&[u8], &[u8]) -> T,
-    ) -> (Vec<(Vec<u8>, T)>, bool) {
+    ) -> Page<T> {
         let Some(bounds) = bucket_bounds(bucket, after) else {
             return (Vec::new(), false);
         };
@@ -68,10 +68,6 @@ impl MemStore {
             .collect();
         key_page([page], limit)
     }
-}
-
-fn decode(bytes: &[u8]) -> Result<Value> {
-    Value::decode(bytes).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 impl Store for MemStore {
@@ -137,12 +133,7 @@ impl Store for MemStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<ValuePage> {
-        let (page, more) = self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec());
-        let values = page
-            .into_iter()
-            .map(|(key, encoded)| Ok((key, decode(&encoded)?)))
-            .collect::<Result<_>>()?;
-        Ok((values, more))
+        decode_page(self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec()))
     }
 
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
