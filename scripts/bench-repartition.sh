@@ -13,8 +13,10 @@
 # as latency), a number sends that fraction of the throughput measured before the move at a fixed
 # rate (say 0.5: latency at a steady load below capacity, counted from when each request was
 # due), "none" runs no load during the change (what the move costs alone). CONTROLLER_ARGS adds
-# controller flags (say "--move-partitions-per-node 1"). Every process it starts, it stops (by
-# PID).
+# controller flags (say "--move-partitions-per-node 1"), SERVE_ARGS node flags (say "--flush-mib 8").
+# CHANGE=none adds no node: it runs 16 slices of 5 s of the load instead, to show the stalls the
+# cluster has on its own. SLICE_SECS sets the length of the load's slices during the change
+# (default 5; 1 shows when latency rises). Every process it starts, it stops (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${1:-1000000}"
@@ -68,7 +70,8 @@ echo "disk sequential write: $DISK; loopback TCP: $LOOPBACK"
 PIDS+=($!)
 wait_log "$WORK/controller.log" "haze controller ready"
 for i in 1 2 3 4; do
-    "$HAZE" serve --data "$WORK/n$i" --listen "127.0.0.1:790$i" --http "127.0.0.1:791$i" \
+    # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+    "$HAZE" serve --data "$WORK/n$i" --listen "127.0.0.1:790$i" --http "127.0.0.1:791$i" ${SERVE_ARGS:-} \
         --controller 127.0.0.1:7900 2>"$WORK/n$i.log" &
     PIDS+=($!)
     NODE_PIDS[$i]=$!
@@ -94,6 +97,10 @@ elif [ "$LOAD" != max ]; then
     BEFORE=$(bench 10)
 fi
 echo "before the move: $BEFORE"
+if [ "${CHANGE:-add}" = none ]; then
+    for slice in $(seq 16); do echo "no change ($slice): $(bench 5)"; done
+    exit 0
+fi
 moving() {
     "$HAZE" cluster status --json --controller 127.0.0.1:7900 >"$WORK/status.json"
     grep -q '"progress"' "$WORK/status.json"
@@ -109,7 +116,8 @@ PIDS+=($!)
 SLICE=0
 while [ ! -s "$WORK/done" ]; do
     SLICE=$((SLICE + 1))
-    echo "during the move ($SLICE): $(bench "$([ "$LOAD" = none ] && echo 1 || echo 5)")"
+    AT=$(echo "$(date +%s.%N) - $START" | bc | cut -c1-4)
+    echo "during the move ($SLICE, from ${AT} s): $(bench "$([ "$LOAD" = none ] && echo 1 || echo "${SLICE_SECS:-5}")")"
 done
 ELAPSED=$(echo "$(cat "$WORK/done") - $START" | bc)
 mapfile -t CPU_AFTER <"$WORK/cpu"

@@ -1,7 +1,10 @@
 # Shared by the benchmark scripts (sourced, from the repository root): builds the release
-# binary, makes a scratch folder, and stops every process listed in PIDS on exit.
-cargo build --release -q -p haze-cli
-HAZE=target/release/haze
+# binary (or uses the one HAZE names, say an older build to compare with), makes a scratch
+# folder, and stops every process listed in PIDS on exit.
+if [ -z "${HAZE:-}" ]; then
+    cargo build --release -q -p haze-cli
+    HAZE=target/release/haze
+fi
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() { [ -n "${KEEP_LOGS:-}" ] && cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null; for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }

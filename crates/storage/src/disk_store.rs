@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::thread::JoinHandle;
 
 use haze_crdt::Value;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::apply::merged_value;
+use crate::flush::Flusher;
 use crate::key::{
     Page, bucket_bounds, buckets_range, decode, decode_page, digest_bucket, key_digest, key_page,
     ring_hash, store_key,
@@ -21,11 +21,11 @@ use crate::{
 };
 
 /// Ring-ordered key (hash, then key bytes) → encoded `Value`.
-const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
-/// `"buckets"` → the digest of every bucket (XOR of its keys' digests), as 4096 big-endian
-/// `u64`s, as of the last flush.
-const DIGESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("digests");
-const DIGESTS_KEY: &str = "buckets";
+pub(crate) const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
+/// `"buckets"` → the digest of every bucket (XOR of the digests of its keys in `VALUES`), as 4096
+/// big-endian `u64`s, written by every commit that changes `VALUES`.
+pub(crate) const DIGESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("digests");
+pub(crate) const DIGESTS_KEY: &str = "buckets";
 /// Format markers.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -39,9 +39,10 @@ const FORMAT_VERSION: u64 = 1;
 /// A group of writes is durable once its record in the log is (one append, one fdatasync); its
 /// values then join the active in-memory table, where reads find them first. When that table
 /// (or the log) grows past a threshold, the writer starts a new log segment and freezes the
-/// table, and a flusher thread writes the frozen values to redb in one durable, sorted commit,
-/// then deletes the older segments; the writer goes on meanwhile. redb thus writes each B-tree
-/// page once per flush rather than once per group, and its MVCC readers never wait. On open,
+/// table, and a flusher thread writes the frozen values to redb in a paced series of small,
+/// durable, sorted commits (the `flush` module says why), then deletes the older segments; the
+/// writer goes on meanwhile. redb thus writes each B-tree page about once per flush rather than
+/// once per group, and its MVCC readers never wait. On open,
 /// the log is replayed (merged). `docs/storage-format.md` says why redb, and why the log.
 pub struct DiskStore {
     db: Arc<Database>,
@@ -85,7 +86,7 @@ struct WriterState {
     /// The sequence number of the current log segment.
     seq: u64,
     /// The flush in progress; it ends by deleting the segments before `seq`.
-    flusher: Option<JoinHandle<Result<()>>>,
+    flusher: Option<Flusher>,
     /// Set once the store opened (its log replayed): only then may closing it flush.
     opened: bool,
     /// The first failure of a flush: the store then refuses writes, and closing it leaves the
@@ -115,12 +116,17 @@ impl Drop for DiskStore {
     }
 }
 
-fn io(e: impl std::fmt::Display) -> Error {
+pub(crate) fn io(e: impl std::fmt::Display) -> Error {
     Error::Io(e.to_string())
 }
 
+/// The bucket digests as stored in redb.
+pub(crate) fn digests_blob(digests: &[u64]) -> Vec<u8> {
+    digests.iter().flat_map(|d| d.to_be_bytes()).collect()
+}
+
 /// The bucket digests stored in redb.
-fn parse_digests(blob: &[u8]) -> Result<Vec<u64>> {
+pub(crate) fn parse_digests(blob: &[u8]) -> Result<Vec<u64>> {
     if blob.len() != DIGEST_BUCKETS * 8 {
         return Err(Error::Corrupt(format!(
             "the digests take {} bytes, not {}",
@@ -138,37 +144,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock is our bug; the data behind each lock stays consistent
     // because every update replaces whole entries.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Writes `values` and the bucket digests to redb in one durable commit.
-fn write_to_redb(
-    db: &Database,
-    values: &BTreeMap<Vec<u8>, Vec<u8>>,
-    buckets: &[u64],
-) -> Result<()> {
-    let txn = db.begin_write().map_err(io)?;
-    {
-        let mut table = txn.open_table(VALUES).map_err(io)?;
-        for (key, value) in values {
-            table.insert(key.as_slice(), value.as_slice()).map_err(io)?;
-        }
-        let blob: Vec<u8> = buckets.iter().flat_map(|d| d.to_be_bytes()).collect();
-        txn.open_table(DIGESTS)
-            .map_err(io)?
-            .insert(DIGESTS_KEY, blob.as_slice())
-            .map_err(io)?;
-    }
-    txn.commit().map_err(io)
-}
-
-/// Deletes the log segments older than `seq`: redb holds their values durably now.
-fn delete_segments_before(dir: &Path, seq: u64) -> Result<()> {
-    for (old, path) in segments(dir)? {
-        if old < seq {
-            std::fs::remove_file(&path).map_err(io)?;
-        }
-    }
-    sync_dir(dir)
 }
 
 impl DiskStore {
@@ -300,9 +275,8 @@ impl DiskStore {
             for bucket in buckets.clone() {
                 stored[bucket] = 0;
             }
-            let blob: Vec<u8> = stored.iter().flat_map(|d| d.to_be_bytes()).collect();
             digests_table
-                .insert(DIGESTS_KEY, blob.as_slice())
+                .insert(DIGESTS_KEY, digests_blob(&stored).as_slice())
                 .map_err(io)?;
         }
         txn.commit().map_err(io)?;
@@ -325,9 +299,7 @@ impl DiskStore {
     /// Waits for the flush in progress, if any, then forgets its frozen table.
     fn finish_flush(&self, writer: &mut WriterState) -> Result<()> {
         if let Some(flusher) = writer.flusher.take() {
-            flusher
-                .join()
-                .map_err(|_| Error::Io("the flusher thread panicked".into()))??;
+            flusher.join()?;
             self.recent
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -355,16 +327,10 @@ impl DiskStore {
             tables.frozen = Some(frozen.clone());
             frozen
         };
-        // The digests of exactly redb plus the frozen table (the writer is held: nothing newer).
+        // The digests of exactly redb plus the frozen table (the writer is held: nothing newer):
+        // what redb's own digests will be after the flush.
         let buckets = lock(&self.buckets).clone();
-        let (db, dir) = (self.db.clone(), self.dir.clone());
-        let flusher = std::thread::Builder::new()
-            .name("haze-flusher".into())
-            .spawn(move || {
-                write_to_redb(&db, &frozen, &buckets)
-                    .and_then(|()| delete_segments_before(&dir, seq))
-            })
-            .map_err(io)?;
+        let flusher = Flusher::start(self.db.clone(), self.dir.clone(), seq, frozen, buckets)?;
         writer.flusher = Some(flusher);
         Ok(())
     }
@@ -375,7 +341,7 @@ impl DiskStore {
         if let Some(failure) = &writer.failed {
             return Err(Error::Stopped(failure.to_string()));
         }
-        if writer.flusher.as_ref().is_some_and(JoinHandle::is_finished)
+        if writer.flusher.as_ref().is_some_and(Flusher::is_finished)
             && let Err(e) = self.finish_flush(writer)
         {
             writer.failed = Some(e.clone());
@@ -384,13 +350,13 @@ impl DiskStore {
         Ok(())
     }
 
-    /// Waits until no flush runs, taking the writer's lock only to look.
+    /// Waits until no flush runs (hurrying the one that does), taking the writer's lock only
+    /// to look.
     fn wait_for_flusher(&self) {
-        while lock(&self.writer)
-            .flusher
-            .as_ref()
-            .is_some_and(|f| !f.is_finished())
-        {
+        while lock(&self.writer).flusher.as_ref().is_some_and(|f| {
+            f.hurry();
+            !f.is_finished()
+        }) {
             #[allow(
                 clippy::disallowed_methods,
                 reason = "a store's own thread waits for its flusher thread"
@@ -557,6 +523,13 @@ impl DiskStore {
         Ok(key_page([active, frozen, stored], limit))
     }
 
+    /// The active table's entries (store key → encoded value), for tests of the flusher.
+    #[cfg(test)]
+    pub(crate) fn recent_values(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+        tables.active.values.clone()
+    }
+
     /// Returns the newest encoding of `key`: a recent write's, else redb's.
     fn encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let skey = store_key(key);
@@ -597,6 +570,13 @@ impl Store for DiskStore {
         // redb), instead of stalling every time a flush is due.
         let busy = writer.flusher.as_ref().is_some_and(|f| !f.is_finished());
         let must = active_bytes > 4 * flush_bytes || writer.wal.len() > 8 * flush_bytes as u64;
+        if due
+            && busy
+            && let Some(flusher) = &writer.flusher
+        {
+            // The next flush is due before this one ended: it paces itself no longer.
+            flusher.hurry();
+        }
         if due
             && (!busy || must)
             && let Err(e) = self.start_flush(&mut writer)

@@ -16,7 +16,8 @@
 //! * `key` — ring hashing, ring-ordered store keys, digest buckets.
 //! * `store` — the [`Store`] trait, writes and their outcomes, configuration.
 //! * `mem_store` — [`MemStore`], in memory, for tests and simulations.
-//! * `disk_store` — [`DiskStore`], durable: the log, the recent tables, redb, the flusher.
+//! * `disk_store` — [`DiskStore`], durable: the log, the recent tables, redb.
+//! * `flush` — the flusher: recent values into redb in paced, small commits.
 //! * `wal` — the write-ahead log's segments and records.
 //! * `apply` — the merge of one write into a stored value, shared by both stores.
 //! * `group_commit` — the writer thread.
@@ -25,6 +26,7 @@
 mod apply;
 mod disk_store;
 mod error;
+mod flush;
 mod group_commit;
 mod key;
 mod mem_store;
