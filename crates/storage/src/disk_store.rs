@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use haze_crdt::Value;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::apply::merged_value;
 use crate::flush::Flusher;
@@ -237,7 +237,9 @@ impl DiskStore {
 
     /// Deletes every key of `buckets` from redb and the active table, and zeroes their digests.
     /// The caller holds the writer, and no flush runs (a frozen table's keys would reach redb
-    /// after the delete).
+    /// after the delete). The log holds the delete (or, at open, replays it): redb's commit
+    /// needs no fsync of its own, the next flush's commits make it durable, and until then a
+    /// crash replays the delete.
     fn delete_range(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
         let Some((start, end)) = buckets_range(&buckets) else {
             return Ok(0);
@@ -253,7 +255,9 @@ impl DiskStore {
             .map(|(k, _)| k.clone())
             .collect();
         let mut deleted = in_table.len() as u64;
-        let txn = self.db.begin_write().map_err(io)?;
+        let mut txn = self.db.begin_write().map_err(io)?;
+        // No fsync while clients' writes wait for the writer (see above).
+        txn.set_durability(redb::Durability::None).map_err(io)?;
         {
             let mut table = txn.open_table(VALUES).map_err(io)?;
             let range = (
@@ -350,13 +354,15 @@ impl DiskStore {
         Ok(())
     }
 
-    /// Waits until no flush runs (hurrying the one that does), taking the writer's lock only
-    /// to look.
+    /// Waits until no flush runs, taking the writer's lock only to look. It does not hurry the
+    /// flush: a cleanup can wait, clients' requests should not wait for a flusher taking a
+    /// whole core.
     fn wait_for_flusher(&self) {
-        while lock(&self.writer).flusher.as_ref().is_some_and(|f| {
-            f.hurry();
-            !f.is_finished()
-        }) {
+        while lock(&self.writer)
+            .flusher
+            .as_ref()
+            .is_some_and(|f| !f.is_finished())
+        {
             #[allow(
                 clippy::disallowed_methods,
                 reason = "a store's own thread waits for its flusher thread"
@@ -381,56 +387,63 @@ impl DiskStore {
         config: &StoreConfig,
         log: bool,
     ) -> Result<()> {
+        // Each key's newest value in this batch. Its final values are what the log records (one
+        // entry per key: replaying them gives what replaying every step would, merges being
+        // idempotent) and what joins the active table.
         let mut staged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let mut logged: Vec<(usize, Vec<u8>)> = Vec::with_capacity(batch.len());
         let mut next = lock(&self.buckets).clone();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let mut snapshot: Option<ReadTransaction> = None;
-            for (i, write) in batch.iter_mut().enumerate() {
+            // Opened at the first key that no recent table holds, then reused.
+            let mut stored: Option<ReadOnlyTable<&'static [u8], &'static [u8]>> = None;
+            for write in batch.iter_mut() {
                 let Some(mutation) = write.mutation.take() else {
                     continue;
                 };
                 let skey = store_key(&write.key);
-                let old: Option<Vec<u8>> = match staged.get(&skey).or_else(|| tables.newest(&skey))
-                {
-                    Some(v) => Some(v.clone()),
+                let recent = staged.get(&skey).or_else(|| tables.newest(&skey));
+                let from_redb = match recent {
+                    Some(_) => None,
                     None => {
-                        if snapshot.is_none() {
-                            snapshot = Some(self.db.begin_read().map_err(io)?);
+                        if stored.is_none() {
+                            stored = Some(
+                                self.db
+                                    .begin_read()
+                                    .map_err(io)?
+                                    .open_table(VALUES)
+                                    .map_err(io)?,
+                            );
                         }
-                        let txn = snapshot.as_ref().expect("just set");
-                        let table = txn.open_table(VALUES).map_err(io)?;
+                        let table = stored.as_ref().expect("just set");
                         table
                             .get(skey.as_slice())
                             .map_err(io)?
                             .map(|v| v.value().to_vec())
                     }
                 };
+                let old: Option<&[u8]> = recent.map(Vec::as_slice).or(from_redb.as_deref());
+                let old_digest = old.map(|old| key_digest(&write.key, old));
                 // A stored value that does not decode fails its own write, not the store.
-                let outcome = match old.as_deref().map(decode).transpose() {
+                let outcome = match old.map(decode).transpose() {
                     Ok(current) => merged_value(config, &write.key, current, mutation),
                     Err(e) => Err(WriteError::Store(e)),
                 };
-                if let Ok((_, encoded)) = &outcome {
+                write.outcome = Some(outcome.map(|(value, encoded)| {
                     let bucket = digest_bucket(ring_hash(&write.key));
-                    if let Some(old) = &old {
-                        next[bucket] ^= key_digest(&write.key, old);
+                    if let Some(old) = old_digest {
+                        next[bucket] ^= old;
                     }
-                    next[bucket] ^= key_digest(&write.key, encoded);
-                    if log {
-                        logged.push((i, encoded.clone()));
-                    }
-                    staged.insert(skey, encoded.clone());
-                }
-                write.outcome = Some(outcome.map(|(value, _)| value));
+                    next[bucket] ^= key_digest(&write.key, &encoded);
+                    staged.insert(skey, encoded);
+                    value
+                }));
             }
         }
-        if !logged.is_empty() {
+        if log && !staged.is_empty() {
             // Durable (in sync mode) before anyone can read it.
-            let entries: Vec<(&[u8], &[u8])> = logged
+            let entries: Vec<(&[u8], &[u8])> = staged
                 .iter()
-                .map(|(i, encoded)| (batch[*i].key.as_slice(), encoded.as_slice()))
+                .map(|(skey, encoded)| (&skey[8..], encoded.as_slice()))
                 .collect();
             wal.append(&entries, matches!(config.durability, Durability::Sync))?;
         }

@@ -39,8 +39,8 @@ const MAX_REST: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Flusher {
     thread: JoinHandle<Result<()>>,
-    /// Set when the flush should finish without resting: writes pile up behind it, a delete
-    /// or the store's close waits for it.
+    /// Set when the flush should finish without resting: the next flush is due (writes pile
+    /// up behind this one), or the writer waits for it (a close, a flush that must start).
     hurry: Arc<AtomicBool>,
 }
 
