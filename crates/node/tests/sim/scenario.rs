@@ -132,6 +132,9 @@ pub struct Outcome {
     pub lost: usize,
     /// Partitions whose replicas' digests differ after healing.
     pub divergent: usize,
+    /// Copies of partitions left on members that are not their replicas after healing (a
+    /// node down when its moved partition was cleaned up keeps it until it hands it back).
+    pub leftovers: usize,
     /// Whether a change was still running at the end.
     pub unfinished: bool,
 }
@@ -142,7 +145,7 @@ impl std::fmt::Display for Outcome {
             f,
             "seed {} nodes {} N={} faults {} events {}/{} migrations {} (faults on streams {}) \
              resumes {} acked: {} set adds, {} increments; reads {} (not found {}, stale {}); \
-             lost {}, divergent partitions {}{}",
+             lost {}, divergent partitions {}, leftover copies {}{}",
             self.seed,
             self.nodes,
             self.replicas,
@@ -159,6 +162,7 @@ impl std::fmt::Display for Outcome {
             self.stale,
             self.lost,
             self.divergent,
+            self.leftovers,
             if self.unfinished { ", UNFINISHED" } else { "" }
         )
     }
@@ -600,6 +604,19 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
             })
         })
         .count();
+    let members = table.nodes();
+    let leftovers = members
+        .iter()
+        .map(|n| {
+            (0..table.partitions())
+                .filter(|p| {
+                    let range = *p as usize * per_partition..(*p as usize + 1) * per_partition;
+                    !table.replicas(PartitionId(*p)).contains(n)
+                        && digests[n.0 as usize - 1][range].iter().any(|d| *d != 0)
+                })
+                .count()
+        })
+        .sum();
     Outcome {
         seed,
         nodes,
@@ -617,6 +634,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         stale: acked.stale,
         lost,
         divergent,
+        leftovers,
         unfinished,
     }
 }
