@@ -73,11 +73,18 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
     let routed = cluster::is_routed(&request, role);
     let view = routed.then(|| node.view()).flatten();
     // A peer's read of a partition this node is leaving, once the new replicas serve it (they
-    // take writes this node no longer sees): passed on to them (they hold it: never back).
+    // take writes this node no longer sees): passed on to them (they hold it: never back). A
+    // digest batch with any such key is routed whole: the keys this node still holds are
+    // answered here, the others by their new replicas.
+    let passed_on = |v: &cluster::ClusterView, key: &[u8]| v.departing(key) && !v.holds(key);
     let proxy = match (&request, role) {
         (Request::Get { key } | Request::Digest { key }, Role::Peer { .. }) => node
             .view()
-            .filter(|v| v.transition.is_some() && v.departing(key) && !v.holds(key)),
+            .filter(|v| v.transition.is_some() && passed_on(v, key)),
+        // (An oversized batch is refused below.)
+        (Request::DigestBatch { keys }, Role::Peer { .. }) if keys.len() <= MAX_BATCH_ITEMS => node
+            .view()
+            .filter(|v| v.transition.is_some() && keys.iter().any(|k| passed_on(v, k))),
         _ => None,
     };
     if let Some(view) = proxy {

@@ -261,3 +261,107 @@ async fn a_node_joins_and_another_leaves_under_load_without_loss_or_errors() {
         node.stop().await;
     }
 }
+
+/// A client of `node` with `role`.
+async fn client_as(node: &TestNode, role: haze_protocol::Role) -> Client {
+    let config = ClientConfig {
+        role,
+        ..ClientConfig::default()
+    };
+    Client::connect_with(&node.addr.to_string(), config)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_departing_replica_passes_a_peers_digest_batch_on_to_the_new_replicas() {
+    // Found in review: a stale router's digest batch (how clients' syncs compare keys) was
+    // answered from the departing replica's own copy, which no longer takes writes once the
+    // new replicas serve: a client then took an old state for the current one.
+    let config = NodeConfig {
+        ack: AckPolicy::Quorum,
+        ..NodeConfig::default()
+    };
+    let mut nodes = Vec::new();
+    for i in 0..4u64 {
+        let store = Arc::new(MemStore::new(StoreConfig::default()));
+        let actor = haze_crdt::ActorId::new(0x6000 + i);
+        nodes.push(TestNode::start_as(config.clone(), store, actor).await);
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let limits = MoveLimits {
+        partitions: 16,
+        per_node: 16,
+        rate: 0,
+        grace_ms: 60_000,
+        dead_after_ms: 60_000,
+        stuck_after_ms: 60_000,
+    };
+    let mut control = Control::new(CLUSTER, 16, 3, &addrs, 3, limits);
+    for (i, node) in nodes.iter().enumerate() {
+        control.poll(&node.node, NodeId(i as u64 + 1), 0);
+    }
+    control.commit(Change {
+        add: vec![NodeId(4)],
+        remove: vec![],
+    });
+    // Poll until a move has been routed: its new replicas serve, its old one only passes
+    // requests on (the grace period keeps it there).
+    let mut now = 0;
+    let routed = loop {
+        now += 50;
+        assert!(now < 30_000, "no move was routed");
+        for (i, node) in nodes.iter().enumerate() {
+            control.poll(&node.node, NodeId(i as u64 + 1), now);
+        }
+        let t = control.state.transition().expect("the change runs");
+        if let Some(m) = t.moves.iter().find(|m| m.state == MoveState::Routed) {
+            break m.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let departing = *routed
+        .before
+        .iter()
+        .find(|n| routed.departs(**n))
+        .expect("a replica departs");
+    let table = control.state.table().unwrap().clone();
+    let key = (0..)
+        .map(|i| format!("doc{i}"))
+        .find(|k| table.partition_of_key(k.as_bytes()) == routed.partition)
+        .unwrap();
+    // A write the new replicas took (routed to them, as any up-to-date router does).
+    for id in &routed.after {
+        client_as(&nodes[id.0 as usize - 1], haze_protocol::Role::Local)
+            .await
+            .counter_add(&key, 5)
+            .await
+            .unwrap();
+    }
+    let current = client_as(
+        &nodes[routed.after[0].0 as usize - 1],
+        haze_protocol::Role::Local,
+    )
+    .await
+    .digest(&key)
+    .await
+    .unwrap();
+    assert!(current.is_some());
+    // A stale router asks the departing replica, as a peer.
+    let peer = client_as(
+        &nodes[departing.0 as usize - 1],
+        haze_protocol::Role::Peer { cluster: CLUSTER },
+    )
+    .await;
+    assert_eq!(peer.digest(&key).await.unwrap(), current, "one key");
+    assert_eq!(
+        peer.digest_batch(vec![key.clone().into_bytes(), b"other".to_vec()])
+            .await
+            .unwrap()[0],
+        current,
+        "a batch"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
