@@ -28,7 +28,8 @@ pub(crate) enum Plan {
     /// was merged (`acks`, for a `Copy`). With `held_only` (a peer's copies), keys this node
     /// neither holds nor is leaving are refused with `not_replica`: a late copy from a router
     /// with an old table, or a round of anti-entropy begun before a move, must not bring back
-    /// a partition this node deleted.
+    /// a partition this node deleted. So are keys of a partition whose leftover copy this node
+    /// is handing back and deleting (`cluster/leftovers.rs`).
     Batch {
         items: Vec<(Vec<u8>, Value)>,
         acks: bool,
@@ -290,10 +291,12 @@ pub(crate) async fn batch(
 ) -> Response {
     let started = tokio::time::Instant::now();
     let view = held_only.then(|| node.view()).flatten();
-    let (items, refused): (Vec<_>, Vec<_>) = items
-        .into_iter()
-        .enumerate()
-        .partition(|(_, (key, _))| view.as_ref().is_none_or(|v| v.takes_copy(key)));
+    let (items, refused): (Vec<_>, Vec<_>) =
+        items.into_iter().enumerate().partition(|(_, (key, _))| {
+            view.as_ref().is_none_or(|v| {
+                v.takes_copy(key) && !node.handoff().is_sweeping(v.table.partition_of_key(key))
+            })
+        });
     let (indices, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
     let merged = node.merge_batch(items).await;
     let mut results: Vec<Result<Value, RequestError>> =

@@ -46,7 +46,8 @@ pub struct RoundReport {
 }
 
 /// Runs anti-entropy rounds every `anti_entropy_interval` of the node's configuration, while the
-/// node has a cluster view, until `shutdown`.
+/// node has a cluster view, until `shutdown`; after each, hands back leftover copies
+/// ([`hand_back_leftovers`](super::hand_back_leftovers)).
 pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
     let interval = node.config().anti_entropy_interval;
     loop {
@@ -65,6 +66,7 @@ pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
             } else if report.pushed + report.pulled > 0 {
                 tracing::info!(?report, "anti-entropy repaired replicas");
             }
+            super::hand_back_leftovers(&node, &view).await;
         }
     }
 }

@@ -62,6 +62,21 @@ pub(crate) struct Handoff {
     /// Signalled when a stream completes or a partition is deleted: whoever reports to the
     /// controller can do so at once rather than at its next poll.
     progressed: Arc<tokio::sync::Notify>,
+    /// Partitions whose leftover copy is being handed back and deleted: copies of them are
+    /// refused meanwhile (see the `leftovers` module).
+    sweeping: Mutex<BTreeSet<PartitionId>>,
+}
+
+/// Marks a partition as being swept (see [`Handoff::sweep`]) until dropped.
+pub(crate) struct SweepMark<'a> {
+    handoff: &'a Handoff,
+    partition: PartitionId,
+}
+
+impl Drop for SweepMark<'_> {
+    fn drop(&mut self) {
+        lock(&self.handoff.sweeping).remove(&self.partition);
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +103,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Handoff {
+    /// Marks `partition` as being swept: copies of it are refused until the mark is dropped.
+    pub(crate) fn sweep(&self, partition: PartitionId) -> SweepMark<'_> {
+        lock(&self.sweeping).insert(partition);
+        SweepMark {
+            handoff: self,
+            partition,
+        }
+    }
+
+    /// Whether `partition` is being swept: a copy of one of its keys must be refused.
+    pub(crate) fn is_sweeping(&self, partition: PartitionId) -> bool {
+        let sweeping = lock(&self.sweeping);
+        !sweeping.is_empty() && sweeping.contains(&partition)
+    }
+
     /// Returns what is signalled when there is news for the controller.
     pub(crate) fn progressed(&self) -> Arc<tokio::sync::Notify> {
         self.progressed.clone()
@@ -541,14 +571,14 @@ fn still_cleaning(node: &Node, change: u64, partition: PartitionId) -> bool {
 }
 
 /// The digest buckets of `partition`.
-fn buckets_of(view: &ClusterView, partition: PartitionId) -> std::ops::Range<usize> {
+pub(super) fn buckets_of(view: &ClusterView, partition: PartitionId) -> std::ops::Range<usize> {
     let (start, end) = view.table.hash_range(partition);
     digest_bucket(start)..digest_bucket(end) + 1
 }
 
 /// Runs `f` on the store off the threads that serve connections (inline when writes are: in
 /// a simulation no other thread may run).
-async fn on_store<T: Send + 'static>(
+pub(super) async fn on_store<T: Send + 'static>(
     node: &Arc<Node>,
     f: impl FnOnce(&dyn Store) -> T + Send + 'static,
 ) -> Result<T, String> {
@@ -639,7 +669,7 @@ fn landed(
     }
 }
 
-fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, String> {
+pub(super) fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, String> {
     let addr = view
         .addrs
         .get(&to)

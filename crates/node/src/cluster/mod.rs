@@ -18,9 +18,12 @@
 //!   forwarding writes meanwhile, deleting them once they moved.
 //! * `anti_entropy` — every node compares its bucket digests with each node it shares partitions
 //!   with and exchanges the keys that differ, both ways.
+//! * `leftovers` — after each anti-entropy round, copies of partitions this node is no replica
+//!   of (and no move involves) are handed back to a replica and deleted.
 
 mod anti_entropy;
 mod handoff;
+mod leftovers;
 mod peers;
 mod replicate;
 mod route;
@@ -31,6 +34,7 @@ use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Transition};
 
 pub use anti_entropy::{RoundReport, run_anti_entropy, sync_round};
 pub(crate) use handoff::{Handoff, on_view};
+pub use leftovers::hand_back_leftovers;
 pub(crate) use peers::Peers;
 pub(crate) use route::{is_routed, route};
 
