@@ -114,10 +114,13 @@ START=$(date +%s.%N)
   date +%s.%N >"$WORK/done" ) &
 PIDS+=($!)
 SLICE=0
+DURING=()
 while [ ! -s "$WORK/done" ]; do
     SLICE=$((SLICE + 1))
     AT=$(echo "$(date +%s.%N) - $START" | bc | cut -c1-4)
-    echo "during the move ($SLICE, from ${AT} s): $(bench "$([ "$LOAD" = none ] && echo 1 || echo "${SLICE_SECS:-5}")")"
+    LINE=$(bench "$([ "$LOAD" = none ] && echo 1 || echo "${SLICE_SECS:-5}")")
+    DURING+=("$LINE")
+    echo "during the move ($SLICE, from ${AT} s): $LINE"
 done
 ELAPSED=$(echo "$(cat "$WORK/done") - $START" | bc)
 mapfile -t CPU_AFTER <"$WORK/cpu"
@@ -131,3 +134,13 @@ done
 echo "adding n4 took ${ELAPSED} s (load included); streamed $KEYS_SENT keys, $((BYTES / 1048576)) MiB: \
 $(echo "scale=1; $BYTES / 1048576 / $ELAPSED" | bc) MiB/s over the whole change"
 echo "CPU used by the nodes during the change (2 cores: $(echo "2 * $ELAPSED / 1" | bc) s in all):$USED"
+if [ "$LOAD" != none ]; then
+    # The ratios the issue asks for: each slice's throughput and p99 against before the move.
+    ops() { grep -oE '[0-9]+ ops/s' <<<"$1" | head -1 | cut -d' ' -f1; }
+    p99() { grep -oE 'p99 [0-9.]+' <<<"$1" | head -1 | cut -d' ' -f2; }
+    RATIOS=""
+    for line in "${DURING[@]}"; do
+        RATIOS+=" $(echo "scale=2; $(ops "$line") / $(ops "$BEFORE")" | bc)x/$(echo "scale=1; $(p99 "$line") / $(p99 "$BEFORE")" | bc)x"
+    done
+    echo "during the move, per slice, throughput/p99 as a ratio to before:$RATIOS"
+fi
