@@ -28,8 +28,8 @@ pub(crate) enum Plan {
     /// was merged (`acks`, for a `Copy`). With `held_only` (a peer's copies), keys this node
     /// neither holds nor is leaving are refused with `not_replica`: a late copy from a router
     /// with an old table, or a round of anti-entropy begun before a move, must not bring back
-    /// a partition this node deleted. So are keys of a partition whose leftover copy this node
-    /// is handing back and deleting (`cluster/leftovers.rs`).
+    /// a partition this node deleted. (The node refuses every write of a partition whose
+    /// leftover copy it is handing back and deleting: `cluster/leftovers.rs`.)
     Batch {
         items: Vec<(Vec<u8>, Value)>,
         acks: bool,
@@ -75,8 +75,8 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
     let view = routed.then(|| node.view()).flatten();
     // A peer's read of a partition this node is leaving, once the new replicas serve it (they
     // take writes this node no longer sees): passed on to them (they hold it: never back). A
-    // digest batch with any such key is routed whole: the keys this node still holds are
-    // answered here, the others by their new replicas.
+    // digest batch with any such key is routed whole: each key goes to the replicas this node
+    // routes it to (the new ones for the keys it leaves).
     let passed_on = |v: &cluster::ClusterView, key: &[u8]| v.departing(key) && !v.holds(key);
     let proxy = match (&request, role) {
         (Request::Get { key } | Request::Digest { key }, Role::Peer { .. }) => node
@@ -291,12 +291,10 @@ pub(crate) async fn batch(
 ) -> Response {
     let started = tokio::time::Instant::now();
     let view = held_only.then(|| node.view()).flatten();
-    let (items, refused): (Vec<_>, Vec<_>) =
-        items.into_iter().enumerate().partition(|(_, (key, _))| {
-            view.as_ref().is_none_or(|v| {
-                v.takes_copy(key) && !node.handoff().is_sweeping(v.table.partition_of_key(key))
-            })
-        });
+    let (items, refused): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .enumerate()
+        .partition(|(_, (key, _))| view.as_ref().is_none_or(|v| v.takes_copy(key)));
     let (indices, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
     let merged = node.merge_batch(items).await;
     let mut results: Vec<Result<Value, RequestError>> =

@@ -398,7 +398,10 @@ impl Node {
         write: WriteRequest,
         reply: impl FnOnce(Result<Value, RequestError>) + Send + 'static,
     ) {
-        if let Err(e) = self.check_key(&key) {
+        if let Err(e) = self
+            .check_key(&key)
+            .and_then(|()| self.check_not_swept(&key))
+        {
             return reply(Err(e));
         }
         let mutation = match write {
@@ -470,6 +473,7 @@ impl Node {
 
     fn submit(&self, key: Vec<u8>, mutation: Mutation) -> Result<Pending, RequestError> {
         self.check_key(&key)?;
+        self.check_not_swept(&key)?;
         let (done, outcome) = oneshot::channel();
         if self.config.inline_writes {
             let _ = done.send(self.apply_inline(key, mutation));
@@ -482,6 +486,17 @@ impl Node {
             .submit(key, mutation, reply)
             .map_err(|(_, e)| RequestError::from(e))?;
         Ok(outcome)
+    }
+
+    /// Refuses a write of a key whose partition's leftover copy this node is handing back and
+    /// deleting (`cluster/leftovers.rs`): the write goes to another replica instead.
+    fn check_not_swept(&self, key: &[u8]) -> Result<(), RequestError> {
+        if self.handoff.sweeps(key) {
+            return Err(RequestError::NotReplica(
+                "this node is handing its copy of the key's partition back to the replicas".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn outcome(pending: Pending) -> Result<Value, RequestError> {

@@ -53,6 +53,9 @@ pub struct DiskStore {
     writer: Mutex<WriterState>,
     /// The bucket digests of everything acknowledged (redb and the recent writes together).
     buckets: Mutex<Vec<u64>>,
+    /// Deletes waiting for the flush under way to end: no other flush starts meanwhile (unless
+    /// writes must wait for one), so a delete is not starved by flushes that follow each other.
+    deletes_waiting: std::sync::atomic::AtomicUsize,
     config: StoreConfig,
 }
 
@@ -177,6 +180,7 @@ impl DiskStore {
                 failed: None,
             }),
             buckets: Mutex::new(Vec::new()),
+            deletes_waiting: std::sync::atomic::AtomicUsize::new(0),
             config,
         };
         store.check_format()?;
@@ -590,8 +594,12 @@ impl Store for DiskStore {
             // The next flush is due before this one ended: it paces itself no longer.
             flusher.hurry();
         }
+        let delete_waits = self
+            .deletes_waiting
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0;
         if due
-            && (!busy || must)
+            && (must || (!busy && !delete_waits))
             && let Err(e) = self.start_flush(&mut writer)
         {
             // This batch is durable (its log record is synced) and visible: acknowledge it.
@@ -634,8 +642,12 @@ impl Store for DiskStore {
         }
         // A flush under way may be writing keys of the range to redb: the delete comes after
         // it. Wait for it without holding up writes.
+        self.deletes_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.wait_for_flusher();
         let mut writer = lock(&self.writer);
+        self.deletes_waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         self.ready(&mut writer)?;
         // The writer may have started another since: finish it (rare; writes wait meanwhile).
         // Then the delete is logged before it is done: from the moment the record is durable,

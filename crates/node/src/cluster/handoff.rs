@@ -62,20 +62,26 @@ pub(crate) struct Handoff {
     /// Signalled when a stream completes or a partition is deleted: whoever reports to the
     /// controller can do so at once rather than at its next poll.
     progressed: Arc<tokio::sync::Notify>,
-    /// Partitions whose leftover copy is being handed back and deleted: copies of them are
-    /// refused meanwhile (see the `leftovers` module).
-    sweeping: Mutex<BTreeSet<PartitionId>>,
+    /// The digest buckets of partitions whose leftover copy is being handed back and deleted:
+    /// writes to them are refused meanwhile (see the `leftovers` module). `sweeps` counts them,
+    /// so that writes look at the list only while one runs.
+    sweeping: Mutex<Vec<std::ops::Range<usize>>>,
+    sweeps: std::sync::atomic::AtomicUsize,
 }
 
-/// Marks a partition as being swept (see [`Handoff::sweep`]) until dropped.
+/// Marks a partition's buckets as being swept (see [`Handoff::sweep`]) until dropped.
 pub(crate) struct SweepMark<'a> {
     handoff: &'a Handoff,
-    partition: PartitionId,
+    buckets: std::ops::Range<usize>,
 }
 
 impl Drop for SweepMark<'_> {
     fn drop(&mut self) {
-        lock(&self.handoff.sweeping).remove(&self.partition);
+        let mut sweeping = lock(&self.handoff.sweeping);
+        if let Some(i) = sweeping.iter().position(|b| *b == self.buckets) {
+            sweeping.swap_remove(i);
+            self.handoff.sweeps.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -103,19 +109,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Handoff {
-    /// Marks `partition` as being swept: copies of it are refused until the mark is dropped.
-    pub(crate) fn sweep(&self, partition: PartitionId) -> SweepMark<'_> {
-        lock(&self.sweeping).insert(partition);
+    /// Marks the digest buckets of a partition as being swept: writes to their keys are
+    /// refused until the mark is dropped.
+    pub(crate) fn sweep(&self, buckets: std::ops::Range<usize>) -> SweepMark<'_> {
+        lock(&self.sweeping).push(buckets.clone());
+        self.sweeps.fetch_add(1, Ordering::SeqCst);
         SweepMark {
             handoff: self,
-            partition,
+            buckets,
         }
     }
 
-    /// Whether `partition` is being swept: a copy of one of its keys must be refused.
-    pub(crate) fn is_sweeping(&self, partition: PartitionId) -> bool {
-        let sweeping = lock(&self.sweeping);
-        !sweeping.is_empty() && sweeping.contains(&partition)
+    /// Whether `key`'s partition is being swept: a write of it must be refused.
+    pub(crate) fn sweeps(&self, key: &[u8]) -> bool {
+        if self.sweeps.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let bucket = digest_bucket(haze_storage::ring_hash(key));
+        lock(&self.sweeping).iter().any(|b| b.contains(&bucket))
     }
 
     /// Returns what is signalled when there is news for the controller.
@@ -709,5 +720,30 @@ async fn copy_to(client: Client, to: NodeId, items: Vec<(Vec<u8>, Value)>) -> Re
         },
         Ok(other) => Err(format!("{to} answered a copy with {other:?}")),
         Err(e) => Err(format!("{to}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_mark_refuses_the_writes_of_its_buckets_until_dropped() {
+        let handoff = Handoff::default();
+        let key = b"doc-1".as_slice();
+        let bucket = digest_bucket(haze_storage::ring_hash(key));
+        let other = (0..)
+            .map(|i| format!("doc-{i}").into_bytes())
+            .find(|k| digest_bucket(haze_storage::ring_hash(k)) != bucket)
+            .unwrap();
+        assert!(!handoff.sweeps(key));
+        {
+            let _mark = handoff.sweep(bucket..bucket + 1);
+            let _second = handoff.sweep(bucket..bucket + 1);
+            assert!(handoff.sweeps(key));
+            assert!(!handoff.sweeps(&other));
+        }
+        assert!(!handoff.sweeps(key), "both marks dropped");
+        assert_eq!(handoff.sweeps.load(Ordering::SeqCst), 0);
     }
 }

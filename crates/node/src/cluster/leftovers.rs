@@ -3,16 +3,19 @@
 //! another node, or a move was rolled back). Each is handed back, then deleted.
 //!
 //! Handing back first: the copy may hold writes the replicas missed (a write this node took
-//! before it went down, say), so every key whose digest differs is sent to a replica of the
-//! partition before anything is deleted; if no replica takes it, the copy stays until the next
-//! round.
+//! before it went down, say), so every key whose digest differs is sent to every replica of the
+//! partition, and a majority must take it, before anything is deleted; otherwise the copy stays
+//! until the next round.
 //!
 //! Safety against a move that starts meanwhile (the partition coming back to this node, whose
-//! stream must not be deleted): while a partition is handed back, this node refuses copies of
-//! it ([`Handoff::is_sweeping`](super::Handoff)), and it checks its newest view again after
-//! marking it and after handing it back. A copy accepted before the mark was accepted under a
-//! view in which this node takes the partition: the check after the mark sees that view (or a
-//! newer one) and leaves the partition alone.
+//! stream and writes must not be deleted): while a partition is handed back, this node refuses
+//! every write of its keys (`Handoff::sweep`, checked where every write is submitted), and it
+//! checks its newest view again after marking it and after handing it back. A write accepted
+//! before the mark was accepted under a view in which this node holds the partition: the check
+//! after the mark sees that view (or a newer one) and leaves the partition alone. (If a newer
+//! view gave the partition up again, such a write also reached a majority of the replicas that
+//! hold it.) Writes are refused only if such a move brings the partition back to this node
+//! while it is being handed back; the router then sends them to another replica.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -50,7 +53,7 @@ pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize 
         if !held || !unclaimed(view, partition) {
             continue;
         }
-        let _mark = node.handoff().sweep(partition);
+        let _mark = node.handoff().sweep(buckets.clone());
         match hand_back(node, partition, buckets).await {
             Ok(Some(keys)) => {
                 deleted += 1;
@@ -82,22 +85,20 @@ async fn hand_back(
     let Some(view) = node.view().filter(|v| unclaimed(v, partition)) else {
         return Ok(None);
     };
+    // Every replica is offered the copy, and a majority must take it: one alone might be a
+    // replica that is itself leaving, or whose acknowledgement is not yet synced.
+    let replicas = view.table.replicas(partition);
     let mut failures = Vec::new();
-    let mut handed = false;
-    for &to in view.table.replicas(partition) {
+    for &to in replicas {
         let result = match client_of(node, &view, to) {
             Ok(peer) => push_differences(node, &peer, buckets.clone()).await,
             Err(e) => Err(e),
         };
-        match result {
-            Ok(_) => {
-                handed = true;
-                break;
-            }
-            Err(e) => failures.push(format!("{to}: {e}")),
+        if let Err(e) = result {
+            failures.push(format!("{to}: {e}"));
         }
     }
-    if !handed {
+    if replicas.len() - failures.len() < replicas.len() / 2 + 1 {
         return Err(failures.join("; "));
     }
     if !node.view().is_some_and(|v| unclaimed(&v, partition)) {
