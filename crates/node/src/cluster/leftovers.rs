@@ -37,8 +37,8 @@ fn unclaimed(view: &ClusterView, partition: PartitionId) -> bool {
             .is_none_or(|t| t.get(partition).is_none())
 }
 
-/// Hands every leftover copy of this node back to a replica of its partition and deletes it.
-/// Returns the partitions deleted. Errors are logged: the next round tries again.
+/// Hands every leftover copy of this node back to a majority of its partition's replicas and
+/// deletes it. Returns the partitions deleted. Errors are logged: the next round tries again.
 pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize {
     let Ok(digests) = node.store().bucket_digests() else {
         return 0;
@@ -74,9 +74,9 @@ pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize 
     deleted
 }
 
-/// Sends a replica of `partition` what this node's copy has that it lacks, then deletes the
-/// copy. `Ok(None)`: the partition is no longer a leftover (the view changed). The caller has
-/// marked the partition (copies of it are refused).
+/// Sends every replica of `partition` what this node's copy holds differently and, once a
+/// majority took it, deletes the copy. `Ok(None)`: the partition is no longer a leftover (the
+/// view changed). The caller has marked the partition (writes of it are refused).
 async fn hand_back(
     node: &Arc<Node>,
     partition: PartitionId,
