@@ -415,3 +415,118 @@ async fn a_leftover_copy_is_handed_back_to_the_replicas_then_deleted() {
         node.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_replica_down_through_its_cleanups_hands_its_old_partitions_back_when_it_returns() {
+    // n2 stops reporting once every partition it gives n4 has switched: the controller takes
+    // it for down, finishes the change without its cleanups, and n2 keeps those copies. When it
+    // reports again, its next sweep hands them back and deletes them; nothing acknowledged is
+    // lost.
+    let config = NodeConfig {
+        ack: AckPolicy::Quorum,
+        ..NodeConfig::default()
+    };
+    let mut nodes = Vec::new();
+    let mut stores = Vec::new();
+    for i in 0..4u64 {
+        let store = Arc::new(MemStore::new(StoreConfig::default()));
+        let actor = haze_crdt::ActorId::new(0x8000 + i);
+        nodes.push(TestNode::start_as(config.clone(), store.clone(), actor).await);
+        stores.push(store);
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let limits = MoveLimits {
+        partitions: 16,
+        per_node: 16,
+        rate: 0,
+        grace_ms: 500,
+        dead_after_ms: 1_000,
+        stuck_after_ms: 60_000,
+    };
+    let mut control = Control::new(CLUSTER, 16, 3, &addrs, 3, limits);
+    let poll_all = |control: &mut Control, now: u64, skip: Option<usize>| {
+        for (i, node) in nodes.iter().enumerate() {
+            if Some(i) != skip {
+                control.poll(&node.node, NodeId(i as u64 + 1), now);
+            }
+        }
+    };
+    poll_all(&mut control, 0, None);
+    let client = client_of(&nodes[0]).await;
+    let keys: Vec<String> = (0..200).map(|i| format!("ctr{i}")).collect();
+    for key in &keys {
+        client.counter_add(key, 1).await.unwrap();
+    }
+    control.commit(Change {
+        add: vec![NodeId(4)],
+        remove: vec![],
+    });
+    let n2 = NodeId(2);
+    let (mut now, mut n2_down) = (0, false);
+    while !control.idle() {
+        now += 50;
+        assert!(now < 60_000, "the change did not finish");
+        poll_all(&mut control, now, n2_down.then_some(1));
+        let t = control.state.transition();
+        if !n2_down
+            && t.is_some_and(|t| {
+                t.moves
+                    .iter()
+                    .filter(|m| m.departs(n2))
+                    .all(|m| m.state == MoveState::Routed)
+            })
+        {
+            n2_down = true;
+        }
+        // Writes go on meanwhile (n2 still serves; it only stopped reporting).
+        client
+            .counter_add(&keys[(now / 50) as usize % keys.len()], 1)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(n2_down, "n2 stopped reporting mid-change");
+    let table = control.state.table().unwrap().clone();
+    let per_partition = haze_storage::DIGEST_BUCKETS / table.partitions() as usize;
+    let leftovers = |store: &MemStore| {
+        let digests = store.bucket_digests().unwrap();
+        (0..table.partitions())
+            .filter(|p| !table.replicas(haze_ring::PartitionId(*p)).contains(&n2))
+            .filter(|p| {
+                let range = *p as usize * per_partition..(*p as usize + 1) * per_partition;
+                digests[range].iter().any(|d| *d != 0)
+            })
+            .count()
+    };
+    let kept = leftovers(&stores[1]);
+    assert!(kept > 0, "n2 kept the partitions it gave away");
+
+    // n2 reports again and gets the current view; its sweep hands its copies back.
+    poll_all(&mut control, now + 50, None);
+    let view = control.view(n2).unwrap();
+    let handed = haze_node::cluster::hand_back_leftovers(&nodes[1].node, &view).await;
+    assert_eq!(handed, kept);
+    assert_eq!(leftovers(&stores[1]), 0, "n2 holds only its own partitions");
+    let total: i128 = {
+        let mut total = 0;
+        for key in &keys {
+            match client.get(key).await.unwrap() {
+                Some(Value::PnCounter(c)) => total += c.value(),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        total
+    };
+    let acked = keys.len() as i128 + (now / 50) as i128;
+    #[allow(clippy::print_stdout, reason = "the test reports what it tried")]
+    {
+        println!(
+            "n2 down through its cleanups: kept {kept} partitions, handed back {handed}, \
+             {acked} increments acknowledged, {total} read back"
+        );
+    }
+    assert!(total >= acked, "{total} of {acked} increments");
+    for node in nodes {
+        node.stop().await;
+    }
+}
