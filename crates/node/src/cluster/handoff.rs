@@ -471,12 +471,7 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
         };
         match clean(&node, &view, change, partition).await {
             Ok((keys, resent)) => {
-                node.metrics()
-                    .partitions_deleted
-                    .fetch_add(1, Ordering::Relaxed);
-                node.metrics()
-                    .keys_deleted
-                    .fetch_add(keys, Ordering::Relaxed);
+                count_deleted(&node, keys);
                 tracing::info!(%partition, keys, resent, "partition deleted after it moved");
                 let report = CleanReport {
                     change,
@@ -536,7 +531,7 @@ async fn clean(
     if last_pass {
         let mut failures = Vec::new();
         for to in targets {
-            match last_pass_to(node, view, partition, to).await {
+            match push_partition_to(node, view, partition, to).await {
                 Ok(keys) => {
                     resent = keys;
                     break;
@@ -560,10 +555,21 @@ async fn clean(
     Ok((deleted, resent))
 }
 
-/// The last pass of a cleanup to `to`: whatever reached this node late (a write forwarded
-/// after its stream, a stale router's write) is sent now. Only the buckets whose digests differ
-/// are compared key by key, so a partition that streamed cleanly costs one small request.
-async fn last_pass_to(
+/// Counts a partition of `keys` keys that this node deleted (moved away, or a leftover copy).
+pub(super) fn count_deleted(node: &Node, keys: u64) {
+    node.metrics()
+        .partitions_deleted
+        .fetch_add(1, Ordering::Relaxed);
+    node.metrics()
+        .keys_deleted
+        .fetch_add(keys, Ordering::Relaxed);
+}
+
+/// Sends `to` whatever this node's copy of `partition` holds differently: a cleanup's last pass
+/// (a write forwarded after its stream, a stale router's write), a leftover copy handed back.
+/// Only the buckets whose digests differ are compared key by key, so a partition that streamed
+/// cleanly costs one small request. Returns the keys sent.
+pub(super) async fn push_partition_to(
     node: &Arc<Node>,
     view: &ClusterView,
     partition: PartitionId,
@@ -680,7 +686,7 @@ fn landed(
     }
 }
 
-pub(super) fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, String> {
+fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, String> {
     let addr = view
         .addrs
         .get(&to)

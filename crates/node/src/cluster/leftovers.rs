@@ -18,13 +18,11 @@
 //! while it is being handed back; the router then sends them to another replica.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use haze_ring::PartitionId;
 
 use super::ClusterView;
-use super::anti_entropy::push_differences;
-use super::handoff::{buckets_of, client_of, on_store};
+use super::handoff::{buckets_of, count_deleted, on_store, push_partition_to};
 use crate::node::Node;
 
 /// Whether `partition` is a leftover copy for this node in `view` (its data aside): not a
@@ -53,16 +51,11 @@ pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize 
         if !held || !unclaimed(view, partition) {
             continue;
         }
-        let _mark = node.handoff().sweep(buckets.clone());
-        match hand_back(node, partition, buckets).await {
+        let _mark = node.handoff().sweep(buckets);
+        match hand_back(node, partition).await {
             Ok(Some(keys)) => {
                 deleted += 1;
-                node.metrics()
-                    .partitions_deleted
-                    .fetch_add(1, Ordering::Relaxed);
-                node.metrics()
-                    .keys_deleted
-                    .fetch_add(keys, Ordering::Relaxed);
+                count_deleted(node, keys);
                 tracing::info!(%partition, keys, "a leftover copy was handed back and deleted");
             }
             Ok(None) => {}
@@ -77,11 +70,7 @@ pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize 
 /// Sends every replica of `partition` what this node's copy holds differently and, once a
 /// majority took it, deletes the copy. `Ok(None)`: the partition is no longer a leftover (the
 /// view changed). The caller has marked the partition (writes of it are refused).
-async fn hand_back(
-    node: &Arc<Node>,
-    partition: PartitionId,
-    buckets: std::ops::Range<usize>,
-) -> Result<Option<u64>, String> {
+async fn hand_back(node: &Arc<Node>, partition: PartitionId) -> Result<Option<u64>, String> {
     let Some(view) = node.view().filter(|v| unclaimed(v, partition)) else {
         return Ok(None);
     };
@@ -90,11 +79,7 @@ async fn hand_back(
     let replicas = view.table.replicas(partition);
     let mut failures = Vec::new();
     for &to in replicas {
-        let result = match client_of(node, &view, to) {
-            Ok(peer) => push_differences(node, &peer, buckets.clone()).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if let Err(e) = push_partition_to(node, &view, partition, to).await {
             failures.push(format!("{to}: {e}"));
         }
     }
@@ -104,6 +89,7 @@ async fn hand_back(
     if !node.view().is_some_and(|v| unclaimed(&v, partition)) {
         return Ok(None);
     }
+    let buckets = buckets_of(&view, partition);
     let deleted = on_store(node, move |store| store.delete_buckets(buckets))
         .await?
         .map_err(|e| e.to_string())?;
