@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use haze_crdt::Value;
@@ -55,7 +56,7 @@ pub struct DiskStore {
     buckets: Mutex<Vec<u64>>,
     /// Deletes waiting for the flush under way to end: no other flush starts meanwhile (unless
     /// writes must wait for one), so a delete is not starved by flushes that follow each other.
-    deletes_waiting: std::sync::atomic::AtomicUsize,
+    deletes_waiting: AtomicUsize,
     config: StoreConfig,
 }
 
@@ -180,7 +181,7 @@ impl DiskStore {
                 failed: None,
             }),
             buckets: Mutex::new(Vec::new()),
-            deletes_waiting: std::sync::atomic::AtomicUsize::new(0),
+            deletes_waiting: AtomicUsize::new(0),
             config,
         };
         store.check_format()?;
@@ -594,10 +595,7 @@ impl Store for DiskStore {
             // The next flush is due before this one ended: it paces itself no longer.
             flusher.hurry();
         }
-        let delete_waits = self
-            .deletes_waiting
-            .load(std::sync::atomic::Ordering::SeqCst)
-            > 0;
+        let delete_waits = self.deletes_waiting.load(Ordering::SeqCst) > 0;
         if due
             && (must || (!busy && !delete_waits))
             && let Err(e) = self.start_flush(&mut writer)
@@ -642,12 +640,10 @@ impl Store for DiskStore {
         }
         // A flush under way may be writing keys of the range to redb: the delete comes after
         // it. Wait for it without holding up writes.
-        self.deletes_waiting
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.deletes_waiting.fetch_add(1, Ordering::SeqCst);
         self.wait_for_flusher();
         let mut writer = lock(&self.writer);
-        self.deletes_waiting
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.deletes_waiting.fetch_sub(1, Ordering::SeqCst);
         self.ready(&mut writer)?;
         // The writer may have started another since: finish it (rare; writes wait meanwhile).
         // Then the delete is logged before it is done: from the moment the record is durable,
