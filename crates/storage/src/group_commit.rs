@@ -5,7 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,12 +19,31 @@ use crate::{Durability, Error, Mutation, Store, Write, WriteError};
 pub type Reply = Box<dyn FnOnce(Result<Value, WriteError>) + Send>;
 
 enum Message {
-    Write {
-        key: Vec<u8>,
-        mutation: Mutation,
-        reply: Reply,
-    },
+    Write(Queued),
+    /// Background writes are waiting (see [`WriterHandle::submit_background`]).
+    Wake,
     Stop,
+}
+
+/// A write waiting for the writer.
+struct Queued {
+    key: Vec<u8>,
+    mutation: Mutation,
+    reply: Reply,
+}
+
+/// Which of the writer's two queues a write waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Clients' writes and what a client waits for (a coordinator's copies to the other
+    /// replicas, read repairs): every one waiting joins the next commit.
+    #[default]
+    Foreground,
+    /// Work nobody waits for (a move's stream, anti-entropy): each commit takes at most
+    /// [`BACKGROUND_PER_COMMIT`] of them, after the foreground writes, so a client's write
+    /// never waits behind a whole streamed batch. Merges commute, so the order in which the
+    /// two queues are applied changes no outcome.
+    Background,
 }
 
 /// Counters of the writer thread, for `/metrics`.
@@ -75,6 +94,11 @@ impl CommitStats {
 #[derive(Clone)]
 pub struct WriterHandle {
     sender: SyncSender<Message>,
+    background: SyncSender<Queued>,
+    /// Set by whoever queues a background write and sends [`Message::Wake`]; cleared by the
+    /// writer before it looks at the background queue. Invariant: while background writes
+    /// wait, either the writer is awake or a `Wake` is on its way (at most one is).
+    wake_sent: Arc<AtomicBool>,
     stats: Arc<CommitStats>,
     failed: Arc<AtomicBool>,
 }
@@ -100,19 +124,66 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        match self.sender.try_send(Message::Write {
+        let queued = Queued {
             key,
             mutation,
             reply,
-        }) {
+        };
+        match self.sender.try_send(Message::Write(queued)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(Message::Write { reply, .. })) => {
-                Err((reply, SubmitError::Full))
-            }
-            Err(TrySendError::Disconnected(Message::Write { reply, .. })) => {
-                Err((reply, SubmitError::Stopped))
+            Err(TrySendError::Full(Message::Write(q))) => Err((q.reply, SubmitError::Full)),
+            Err(TrySendError::Disconnected(Message::Write(q))) => {
+                Err((q.reply, SubmitError::Stopped))
             }
             Err(_) => unreachable!("only writes are sent through handles"),
+        }
+    }
+
+    /// Queues a write of [`Priority::Background`]: committed after the foreground writes
+    /// waiting, a few per commit.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub fn submit_background(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: Reply,
+    ) -> Result<(), (Reply, SubmitError)> {
+        let queued = Queued {
+            key,
+            mutation,
+            reply,
+        };
+        match self.background.try_send(queued) {
+            Ok(()) => {}
+            Err(TrySendError::Full(q)) => return Err((q.reply, SubmitError::Full)),
+            Err(TrySendError::Disconnected(q)) => return Err((q.reply, SubmitError::Stopped)),
+        }
+        // A full foreground queue needs no wake: the writer is busy and looks at the
+        // background queue after each commit (and then clears `wake_sent`).
+        if !self.wake_sent.swap(true, Ordering::SeqCst) {
+            let _ = self.sender.try_send(Message::Wake);
+        }
+        Ok(())
+    }
+
+    /// Queues a write in the queue of `priority`.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub fn submit_with(
+        &self,
+        priority: Priority,
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: Reply,
+    ) -> Result<(), (Reply, SubmitError)> {
+        match priority {
+            Priority::Foreground => self.submit(key, mutation, reply),
+            Priority::Background => self.submit_background(key, mutation, reply),
         }
     }
 
@@ -150,6 +221,11 @@ pub struct GroupCommitter {
 const MAX_BATCH: usize = 1024;
 /// The most writes waiting in the queue before `submit` says the node is overloaded.
 const QUEUE_CAPACITY: usize = 64 * 1024;
+/// The most background writes waiting before `submit_background` says the node is overloaded.
+const BACKGROUND_CAPACITY: usize = 64 * 1024;
+/// The most background writes of one commit: a client's write that arrives during a commit of
+/// background writes waits for at most this many merges (a few hundred microseconds).
+pub const BACKGROUND_PER_COMMIT: usize = 128;
 
 impl GroupCommitter {
     /// Starts the writer thread for `store`.
@@ -159,11 +235,15 @@ impl GroupCommitter {
     /// [`Error::Io`] if the thread cannot be spawned.
     pub fn start(store: Arc<dyn Store>) -> crate::Result<Self> {
         let (sender, receiver) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let (background, background_receiver) = mpsc::sync_channel(BACKGROUND_CAPACITY);
+        let wake_sent = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(CommitStats::default());
         let failed = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             store,
             receiver,
+            background: background_receiver,
+            wake_sent: wake_sent.clone(),
             stats: stats.clone(),
             failed: failed.clone(),
             failure: None,
@@ -175,6 +255,8 @@ impl GroupCommitter {
         Ok(GroupCommitter {
             handle: WriterHandle {
                 sender,
+                background,
+                wake_sent,
                 stats,
                 failed,
             },
@@ -211,6 +293,8 @@ impl Drop for GroupCommitter {
 struct Writer {
     store: Arc<dyn Store>,
     receiver: Receiver<Message>,
+    background: Receiver<Queued>,
+    wake_sent: Arc<AtomicBool>,
     stats: Arc<CommitStats>,
     failed: Arc<AtomicBool>,
     /// The first failure: once set, every later write is answered with it, unacknowledged.
@@ -226,38 +310,42 @@ impl Writer {
         let mut last_sync = Instant::now();
         let mut dirty = false;
         let mut stopping = false;
-        while !stopping {
-            let first = match interval {
-                None => self
-                    .receiver
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
-                Some(every) => self
-                    .receiver
-                    .recv_timeout(every.saturating_sub(last_sync.elapsed())),
+        // A background write taken out of its queue past a commit's share: the queue is not
+        // empty, so the writer must not sleep.
+        let mut held: Option<Queued> = None;
+        while !stopping || held.is_some() {
+            let first = if held.is_some() {
+                self.receiver.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                match interval {
+                    None => self
+                        .receiver
+                        .recv()
+                        .map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(every) => self
+                        .receiver
+                        .recv_timeout(every.saturating_sub(last_sync.elapsed())),
+                }
             };
             self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
             let mut batch = Vec::new();
             match first {
-                Ok(Message::Write {
-                    key,
-                    mutation,
-                    reply,
-                }) => batch.push((key, mutation, reply)),
+                Ok(Message::Write(queued)) => batch.push(queued),
+                Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
-                Err(RecvTimeoutError::Timeout) => {}
             }
             while batch.len() < MAX_BATCH {
                 match self.receiver.try_recv() {
-                    Ok(Message::Write {
-                        key,
-                        mutation,
-                        reply,
-                    }) => batch.push((key, mutation, reply)),
+                    Ok(Message::Write(queued)) => batch.push(queued),
+                    Ok(Message::Wake) => {}
                     Ok(Message::Stop) => stopping = true,
                     Err(_) => break,
                 }
             }
+            held = self.take_background(&mut batch, held.take());
             if !batch.is_empty() {
                 self.commit(batch);
                 dirty = true;
@@ -276,10 +364,33 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<(Vec<u8>, Mutation, Reply)>) {
+    /// Adds this commit's share of background writes to `batch` (`held` first); returns one
+    /// more if the queue holds more than the share.
+    fn take_background(&self, batch: &mut Vec<Queued>, held: Option<Queued>) -> Option<Queued> {
+        // Cleared first, as a read-modify-write: a write queued after this is either taken
+        // below or followed by a `Wake` (see `WriterHandle::wake_sent`).
+        self.wake_sent.swap(false, Ordering::SeqCst);
+        let mut taken = 0;
+        if let Some(queued) = held {
+            batch.push(queued);
+            taken += 1;
+        }
+        while taken < BACKGROUND_PER_COMMIT {
+            match self.background.try_recv() {
+                Ok(queued) => {
+                    batch.push(queued);
+                    taken += 1;
+                }
+                Err(_) => return None,
+            }
+        }
+        self.background.try_recv().ok()
+    }
+
+    fn commit(&mut self, batch: Vec<Queued>) {
         let (mut writes, replies): (Vec<Write>, Vec<Reply>) = batch
             .into_iter()
-            .map(|(key, mutation, reply)| (Write::new(key, mutation), reply))
+            .map(|q| (Write::new(q.key, q.mutation), q.reply))
             .unzip();
         if let Some(failure) = &self.failure {
             for reply in replies {

@@ -20,7 +20,7 @@
 //! * `flush` — the flusher: recent values into redb in paced, small commits.
 //! * `wal` — the write-ahead log's segments and records.
 //! * `apply` — the merge of one write into a stored value, shared by both stores.
-//! * `group_commit` — the writer thread.
+//! * `group_commit` — the writer thread, with a foreground and a background queue.
 //! * `error` — [`Error`] (the store failed) and [`WriteError`] (one write was refused).
 
 mod apply;
@@ -36,8 +36,8 @@ mod wal;
 pub use disk_store::DiskStore;
 pub use error::{Error, Result, WriteError};
 pub use group_commit::{
-    COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS, CommitStats, GroupCommitter, Reply,
-    SubmitError, WriterHandle,
+    BACKGROUND_PER_COMMIT, COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS, CommitStats,
+    GroupCommitter, Priority, Reply, SubmitError, WriterHandle,
 };
 pub use key::{DIGEST_BUCKETS, digest_bucket, key_digest, ring_hash};
 pub use mem_store::MemStore;

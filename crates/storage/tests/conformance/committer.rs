@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use haze_crdt::Value;
 use haze_storage::{
-    Durability, Error, GroupCommitter, MemStore, Mutation, Reply, Store, StoreConfig, Write,
-    WriteError,
+    BACKGROUND_PER_COMMIT, Durability, Error, GroupCommitter, MemStore, Mutation, Priority, Reply,
+    Store, StoreConfig, Write, WriteError,
 };
 
 use crate::suite::counter;
@@ -136,6 +136,93 @@ fn writes_that_arrive_during_a_commit_share_the_next_one() {
         Some(Value::GCounter(c)) => assert_eq!(c.value(), 100),
         other => panic!("{other:?}"),
     }
+}
+
+/// Queues a merge of `value` into `key` with `priority`; its outcome is sent with `tag`.
+fn submit_tagged(
+    committer: &GroupCommitter,
+    priority: Priority,
+    (key, value): (&[u8], Value),
+    tag: usize,
+    tx: &mpsc::Sender<(usize, bool)>,
+) {
+    let tx = tx.clone();
+    let reply: Reply = Box::new(move |outcome| {
+        let _ = tx.send((tag, outcome.is_ok()));
+    });
+    committer
+        .handle()
+        .submit_with(priority, key.to_vec(), Mutation::Merge(value), reply)
+        .map_err(|(_, e)| e)
+        .unwrap();
+}
+
+fn count_of(store: &dyn Store, key: &[u8]) -> u128 {
+    match store.get(key).unwrap() {
+        Some(Value::GCounter(c)) => c.value(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn foreground_writes_overtake_a_queue_of_background_writes() {
+    let store = Gated::new(StoreConfig::default(), true, None);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let first = (b"first".as_slice(), counter(1, 1));
+    submit_tagged(&committer, Priority::Foreground, first, usize::MAX, &tx);
+    while store.applies.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now(); // the writer is now inside the first commit, held
+    }
+    // A stream's worth of background writes, then a few clients' writes behind them.
+    let background = 1000;
+    for i in 0..background {
+        let write = (b"streamed".as_slice(), counter(i as u64, 1));
+        submit_tagged(&committer, Priority::Background, write, i, &tx);
+    }
+    for i in 0..10 {
+        let write = (b"client".as_slice(), counter(i as u64, 1));
+        submit_tagged(&committer, Priority::Foreground, write, background + i, &tx);
+    }
+    store.release();
+    let arrived: Vec<(usize, bool)> = (0..background + 11).map(|_| rx.recv().unwrap()).collect();
+    assert!(arrived.iter().all(|(_, ok)| *ok));
+    let last_client = arrived
+        .iter()
+        .rposition(|(tag, _)| (background..background + 10).contains(tag))
+        .unwrap();
+    assert!(
+        last_client <= 10 + BACKGROUND_PER_COMMIT,
+        "the clients' writes waited behind {last_client} others"
+    );
+    assert_eq!(count_of(&*store, b"streamed"), background as u128);
+    assert_eq!(count_of(&*store, b"client"), 10);
+    assert_eq!(
+        committer.handle().stats().commits.load(Ordering::SeqCst) as usize,
+        1 + background.div_ceil(BACKGROUND_PER_COMMIT),
+        "the held commit, then the clients' writes with one share of the stream, then shares"
+    );
+}
+
+#[test]
+fn background_writes_wake_an_idle_writer_and_are_applied_by_shutdown() {
+    let store = Gated::new(StoreConfig::default(), false, None);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let alone = (b"alone".as_slice(), counter(1, 1));
+    submit_tagged(&committer, Priority::Background, alone, 0, &tx);
+    assert_eq!(
+        rx.recv().unwrap(),
+        (0, true),
+        "a lone background write is applied"
+    );
+    for i in 0..500 {
+        let write = (b"late".as_slice(), counter(i as u64, 1));
+        submit_tagged(&committer, Priority::Background, write, i, &tx);
+    }
+    committer.shutdown();
+    assert_eq!(rx.try_iter().filter(|(_, ok)| *ok).count(), 500);
+    assert_eq!(count_of(&*store, b"late"), 500);
 }
 
 #[test]
