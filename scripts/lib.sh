@@ -7,5 +7,14 @@ if [ -z "${HAZE:-}" ]; then
 fi
 WORK="$(mktemp -d)"
 PIDS=()
-cleanup() { [ -n "${KEEP_LOGS:-}" ] && cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null; for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# KEEP_LOGS names a folder to copy the processes' logs to. Nothing in here may fail: under
+# `set -e` a failing command would end the trap before the processes are stopped.
+cleanup() {
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS" && cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
+    fi
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
