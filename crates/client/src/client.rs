@@ -512,8 +512,22 @@ impl Client {
     ///
     /// As [`merge_batch`](Self::merge_batch).
     pub async fn copy(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<()>>> {
-        let n = items.len();
-        match self.call(Request::Copy { items }, true).await? {
+        self.acked(items.len(), Request::Copy { items }).await
+    }
+
+    /// As [`copy`](Self::copy), as background work the contacted node commits after the writes
+    /// its clients wait for (anti-entropy, a move's stream).
+    ///
+    /// # Errors
+    ///
+    /// As [`merge_batch`](Self::merge_batch).
+    pub async fn backfill(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<()>>> {
+        self.acked(items.len(), Request::Backfill { items }).await
+    }
+
+    /// Sends a request of `n` items answered with one acknowledgement per item.
+    async fn acked(&self, n: usize, request: Request) -> Result<Vec<Result<()>>> {
+        match self.call(request, true).await? {
             Response::Acks(results) if results.len() == n => Ok(results
                 .into_iter()
                 .map(|r| r.map_err(Error::from))

@@ -245,10 +245,12 @@ where
                         items,
                         acks,
                         held_only,
+                        priority,
                     } => {
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
-                            let response = handler::batch(node, items, acks, held_only).await;
+                            let response =
+                                handler::batch(node, items, acks, held_only, priority).await;
                             let _ = answer.send((encode(id, &response), permit));
                         });
                     }

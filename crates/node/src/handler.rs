@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use haze_crdt::Value;
 use haze_protocol::{Request, Response, Role};
+use haze_storage::Priority;
 
 use crate::cluster::{self, ClusterView};
 use crate::error::RequestError;
@@ -34,6 +35,9 @@ pub(crate) enum Plan {
         items: Vec<(Vec<u8>, Value)>,
         acks: bool,
         held_only: bool,
+        /// `Background` for a `Backfill`: the writer commits it after the writes clients wait
+        /// for.
+        priority: Priority,
     },
     /// Many reads: answer from a blocking task, off the connection threads.
     Digests {
@@ -118,13 +122,13 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         } if keys.len() > MAX_BATCH_ITEMS => {
             (Kind::Digest, Err(too_many(keys.len()).expect("over")))
         }
-        Request::Copy { items } if items.len() > MAX_BATCH_ITEMS => {
+        Request::Copy { items } | Request::Backfill { items } if items.len() > MAX_BATCH_ITEMS => {
             (Kind::MergeBatch, Err(too_many(items.len()).expect("over")))
         }
-        Request::Copy { .. } if role == Role::Client => (
+        Request::Copy { .. } | Request::Backfill { .. } if role == Role::Client => (
             Kind::MergeBatch,
             Err(RequestError::BadRequest(
-                "copy is only for node-to-node and local connections".into(),
+                "copy and backfill are only for node-to-node and local connections".into(),
             )),
         ),
         Request::Buckets | Request::BucketKeys { .. } if role == Role::Client => (
@@ -210,6 +214,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 items,
                 acks: false,
                 held_only: false,
+                priority: Priority::Foreground,
             };
         }
         Request::Copy { items } => {
@@ -217,6 +222,15 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
                 items,
                 acks: true,
                 held_only: matches!(role, Role::Peer { .. }),
+                priority: Priority::Foreground,
+            };
+        }
+        Request::Backfill { items } => {
+            return Plan::Batch {
+                items,
+                acks: true,
+                held_only: matches!(role, Role::Peer { .. }),
+                priority: Priority::Background,
             };
         }
         Request::Buckets => (
@@ -288,6 +302,7 @@ pub(crate) async fn batch(
     items: Vec<(Vec<u8>, Value)>,
     acks: bool,
     held_only: bool,
+    priority: Priority,
 ) -> Response {
     let started = tokio::time::Instant::now();
     let view = held_only.then(|| node.view()).flatten();
@@ -296,7 +311,7 @@ pub(crate) async fn batch(
         .enumerate()
         .partition(|(_, (key, _))| view.as_ref().is_none_or(|v| v.takes_copy(key)));
     let (indices, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
-    let merged = node.merge_batch(items).await;
+    let merged = node.merge_batch(items, priority).await;
     let mut results: Vec<Result<Value, RequestError>> =
         Vec::with_capacity(indices.len() + refused.len());
     results.resize_with(indices.len() + refused.len(), || {

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use haze_crdt::{ActorId, Hlc, PhysicalClock, Value};
 use haze_protocol::{Response, TypedOp};
-use haze_storage::{GroupCommitter, Mutation, Store, Write, WriterHandle};
+use haze_storage::{GroupCommitter, Mutation, Priority, Store, Write, WriterHandle};
 use tokio::sync::oneshot;
 
 use crate::cluster::{ClusterView, Handoff, Peers};
@@ -418,16 +418,17 @@ impl Node {
         }
     }
 
-    /// Merges several keys: all are queued before any is awaited, so the writer commits them
-    /// together. Returns one outcome per item, in order.
+    /// Merges several keys: all are queued (in the writer's queue of `priority`) before any is
+    /// awaited, so the writer commits them together. Returns one outcome per item, in order.
     pub async fn merge_batch(
         &self,
         items: Vec<(Vec<u8>, Value)>,
+        priority: Priority,
     ) -> Vec<Result<Value, RequestError>> {
         let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
         let pending: Vec<_> = items
             .into_iter()
-            .map(|(key, value)| self.submit(key, Mutation::Merge(value)))
+            .map(|(key, value)| self.submit(key, Mutation::Merge(value), priority))
             .collect();
         let mut results = Vec::with_capacity(pending.len());
         for submitted in pending {
@@ -447,7 +448,8 @@ impl Node {
     async fn write(&self, key: Vec<u8>, mutation: Mutation) -> Result<Value, RequestError> {
         // Whether the key's partition streams from here is decided after the commit (see
         // `Handoff::note_write`), so the key is kept: a clone costs little beside a commit.
-        let value = Self::outcome(self.submit(key.clone(), mutation)?).await?;
+        let value =
+            Self::outcome(self.submit(key.clone(), mutation, Priority::Foreground)?).await?;
         self.handoff.note_write(self, &key, &value);
         Ok(value)
     }
@@ -471,7 +473,12 @@ impl Node {
         })
     }
 
-    fn submit(&self, key: Vec<u8>, mutation: Mutation) -> Result<Pending, RequestError> {
+    fn submit(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+        priority: Priority,
+    ) -> Result<Pending, RequestError> {
         self.check_key(&key)?;
         self.check_not_swept(&key)?;
         let (done, outcome) = oneshot::channel();
@@ -483,7 +490,7 @@ impl Node {
             let _ = done.send(result);
         });
         self.writer
-            .submit(key, mutation, reply)
+            .submit_with(priority, key, mutation, reply)
             .map_err(|(_, e)| RequestError::from(e))?;
         Ok(outcome)
     }

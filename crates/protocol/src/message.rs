@@ -90,6 +90,14 @@ pub enum Request {
         /// The keys and states.
         items: Vec<(Vec<u8>, Value)>,
     },
+    /// As [`Copy`](Request::Copy), for work no client waits for: a move's stream, anti-entropy,
+    /// a cleanup's last pass, a leftover copy handed back. The receiver commits these after the
+    /// writes clients wait for, a few per commit, so a stream never makes a client's write
+    /// queue behind it. The response is [`Response::Acks`].
+    Backfill {
+        /// The keys and states.
+        items: Vec<(Vec<u8>, Value)>,
+    },
     /// Read this node's digest of every slice of the ring (`haze_storage::DIGEST_BUCKETS` of
     /// them): for anti-entropy. The response is [`Response::Buckets`].
     Buckets,
@@ -288,6 +296,7 @@ mod kind {
     pub(super) const BUCKETS: u8 = 0x0c;
     pub(super) const BUCKET_KEYS: u8 = 0x0d;
     pub(super) const TABLE: u8 = 0x0e;
+    pub(super) const BACKFILL: u8 = 0x0f;
 
     pub(super) const HELLO_OK: u8 = 0x81;
     pub(super) const VALUE: u8 = 0x82;
@@ -311,6 +320,14 @@ mod kind {
     pub(super) const OP_SET_ADD: u8 = 2;
     pub(super) const OP_SET_REMOVE: u8 = 3;
     pub(super) const OP_REGISTER_SET: u8 = 4;
+}
+
+fn write_items(out: &mut Vec<u8>, items: &[(Vec<u8>, Value)]) {
+    writer::len(out, items.len());
+    for (key, value) in items {
+        writer::bytes(out, key);
+        write_value(out, value);
+    }
 }
 
 fn write_value(out: &mut Vec<u8>, value: &Value) {
@@ -399,11 +416,7 @@ impl Request {
             }
             Request::MergeBatch { items } => {
                 out.push(kind::MERGE_BATCH);
-                writer::len(out, items.len());
-                for (key, value) in items {
-                    writer::bytes(out, key);
-                    write_value(out, value);
-                }
+                write_items(out, items);
             }
             Request::Digest { key } => {
                 out.push(kind::DIGEST);
@@ -456,11 +469,11 @@ impl Request {
             }
             Request::Copy { items } => {
                 out.push(kind::COPY);
-                writer::len(out, items.len());
-                for (key, value) in items {
-                    writer::bytes(out, key);
-                    write_value(out, value);
-                }
+                write_items(out, items);
+            }
+            Request::Backfill { items } => {
+                out.push(kind::BACKFILL);
+                write_items(out, items);
             }
             Request::Buckets => out.push(kind::BUCKETS),
             Request::Table => out.push(kind::TABLE),
@@ -590,6 +603,9 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
             key: r.bytes()?.to_vec(),
         },
         kind::COPY => Request::Copy {
+            items: read_items(r)?,
+        },
+        kind::BACKFILL => Request::Backfill {
             items: read_items(r)?,
         },
         kind::BUCKETS => Request::Buckets,

@@ -37,6 +37,9 @@ fn requests() -> Vec<Request> {
         Request::Copy {
             items: vec![(b"a".to_vec(), counter(1))],
         },
+        Request::Backfill {
+            items: vec![(b"b".to_vec(), counter(2))],
+        },
         Request::Buckets,
         Request::Table,
         Request::BucketKeys {

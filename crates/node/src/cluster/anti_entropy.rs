@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use haze_client::Client;
 use haze_crdt::Value;
 use haze_ring::{NodeId, PartitionId};
-use haze_storage::DIGEST_BUCKETS;
+use haze_storage::{DIGEST_BUCKETS, Priority};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -165,7 +165,7 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
     let mut done = push(node, peer, &to_push).await?;
     for chunk in pull.chunks(PAGE) {
         let items = fetch(peer, chunk).await?;
-        for result in node.merge_batch(items).await {
+        for result in node.merge_batch(items, Priority::Background).await {
             match result {
                 Ok(_) => done.pulled += 1,
                 Err(_) => done.refused += 1,
@@ -200,7 +200,7 @@ async fn push(node: &Arc<Node>, peer: &Client, keys: &[&Vec<u8>]) -> Result<Exch
         let last = i + 1 == keys.len();
         if !batch.is_empty() && (last || batch.len() >= PAGE || bytes >= COPY_BYTES) {
             for result in peer
-                .copy(std::mem::take(&mut batch))
+                .backfill(std::mem::take(&mut batch))
                 .await
                 .map_err(|e| e.to_string())?
             {

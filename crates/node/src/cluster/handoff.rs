@@ -718,7 +718,7 @@ fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
 /// Sends one `Copy` batch to `to` and checks that every item was merged.
 async fn copy_to(client: Client, to: NodeId, items: Vec<(Vec<u8>, Value)>) -> Result<(), String> {
     let n = items.len();
-    match client.send(Request::Copy { items }, true).await {
+    match client.send(Request::Backfill { items }, true).await {
         Ok(Response::Acks(acks)) if acks.len() == n => match acks.into_iter().find_map(Result::err)
         {
             None => Ok(()),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use haze_crdt::Value;
 use haze_ring::NodeId;
+use haze_storage::Priority;
 use tokio::sync::mpsc;
 
 use super::ClusterView;
@@ -36,7 +37,7 @@ pub(crate) async fn coordinate_batch(
     items: Vec<(Vec<u8>, Value)>,
 ) -> Vec<Result<Value, RequestError>> {
     let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
-    let mut results = node.merge_batch(items).await;
+    let mut results = node.merge_batch(items, Priority::Foreground).await;
     let merged: Vec<(usize, (Vec<u8>, Value))> = results
         .iter()
         .zip(keys)
