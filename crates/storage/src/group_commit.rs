@@ -39,9 +39,9 @@ pub enum Priority {
     /// replicas, read repairs): every one waiting joins the next commit.
     #[default]
     Foreground,
-    /// Work nobody waits for (a move's stream, anti-entropy): each commit takes at most
-    /// [`BACKGROUND_PER_COMMIT`] of them, after the foreground writes, so a client's write
-    /// never waits behind a whole streamed batch. Merges commute, so the order in which the
+    /// Work nobody waits for (a move's stream, anti-entropy): a commit takes at most
+    /// [`BACKGROUND_PER_COMMIT`] of them after its foreground writes ([`BACKGROUND_ALONE`]
+    /// when there are none), so a client's write never waits behind a whole streamed batch. Merges commute, so the order in which the
     /// two queues are applied changes no outcome.
     Background,
 }
@@ -223,9 +223,13 @@ const MAX_BATCH: usize = 1024;
 const QUEUE_CAPACITY: usize = 64 * 1024;
 /// The most background writes waiting before `submit_background` says the node is overloaded.
 const BACKGROUND_CAPACITY: usize = 64 * 1024;
-/// The most background writes of one commit: a client's write that arrives during a commit of
-/// background writes waits for at most this many merges (a few hundred microseconds).
+/// The most background writes of a commit that also holds foreground writes: while clients
+/// write, one that arrives during a commit waits for at most this many merges of a stream (a
+/// few hundred microseconds).
 pub const BACKGROUND_PER_COMMIT: usize = 128;
+/// The most background writes of a commit without foreground writes: nobody waits then, and
+/// fewer, larger commits cost less (in `sync` mode each commit is an fdatasync).
+pub const BACKGROUND_ALONE: usize = 512;
 
 impl GroupCommitter {
     /// Starts the writer thread for `store`.
@@ -370,12 +374,17 @@ impl Writer {
         // Cleared first, as a read-modify-write: a write queued after this is either taken
         // below or followed by a `Wake` (see `WriterHandle::wake_sent`).
         self.wake_sent.swap(false, Ordering::SeqCst);
+        let share = if batch.is_empty() {
+            BACKGROUND_ALONE
+        } else {
+            BACKGROUND_PER_COMMIT
+        };
         let mut taken = 0;
         if let Some(queued) = held {
             batch.push(queued);
             taken += 1;
         }
-        while taken < BACKGROUND_PER_COMMIT {
+        while taken < share {
             match self.background.try_recv() {
                 Ok(queued) => {
                     batch.push(queued);

@@ -643,9 +643,14 @@ async fn send_partition(
             for batch in batches(items) {
                 let (keys, bytes) = (batch.0.len() as u64, batch.1);
                 node.handoff().throttle(bytes, rate).await;
-                for to in targets {
-                    let client = client_of(node, view, *to)?;
-                    in_flight.spawn(copy_to(client, *to, batch.0.clone()));
+                // Each target but the last gets a copy of the batch; the last takes it.
+                if let Some((final_target, others)) = targets.split_last() {
+                    for to in others {
+                        let client = client_of(node, view, *to)?;
+                        in_flight.spawn(copy_to(client, *to, batch.0.clone()));
+                    }
+                    let client = client_of(node, view, *final_target)?;
+                    in_flight.spawn(copy_to(client, *final_target, batch.0));
                 }
                 while in_flight.len() >= STREAM_WINDOW * targets.len() {
                     landed(in_flight.join_next().await)?;
