@@ -20,7 +20,7 @@ pub type Reply = Box<dyn FnOnce(Result<Value, WriteError>) + Send>;
 
 enum Message {
     Write(Queued),
-    /// Background writes are waiting (see [`WriterHandle::submit_background`]).
+    /// Background writes are waiting (see [`WriterHandle::submit_with`]).
     Wake,
     Stop,
 }
@@ -112,7 +112,8 @@ impl std::fmt::Debug for WriterHandle {
 }
 
 impl WriterHandle {
-    /// Queues a write of `mutation` to `key`; `reply` is called with its outcome.
+    /// Queues a write of `mutation` to `key` in the foreground queue; `reply` is called with
+    /// its outcome.
     ///
     /// # Errors
     ///
@@ -124,49 +125,7 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        let queued = Queued {
-            key,
-            mutation,
-            reply,
-        };
-        match self.sender.try_send(Message::Write(queued)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(Message::Write(q))) => Err((q.reply, SubmitError::Full)),
-            Err(TrySendError::Disconnected(Message::Write(q))) => {
-                Err((q.reply, SubmitError::Stopped))
-            }
-            Err(_) => unreachable!("only writes are sent through handles"),
-        }
-    }
-
-    /// Queues a write of [`Priority::Background`]: committed after the foreground writes
-    /// waiting, a few per commit.
-    ///
-    /// # Errors
-    ///
-    /// As [`submit`](Self::submit).
-    pub fn submit_background(
-        &self,
-        key: Vec<u8>,
-        mutation: Mutation,
-        reply: Reply,
-    ) -> Result<(), (Reply, SubmitError)> {
-        let queued = Queued {
-            key,
-            mutation,
-            reply,
-        };
-        match self.background.try_send(queued) {
-            Ok(()) => {}
-            Err(TrySendError::Full(q)) => return Err((q.reply, SubmitError::Full)),
-            Err(TrySendError::Disconnected(q)) => return Err((q.reply, SubmitError::Stopped)),
-        }
-        // A full foreground queue needs no wake: the writer is busy and looks at the
-        // background queue after each commit (and then clears `wake_sent`).
-        if !self.wake_sent.swap(true, Ordering::SeqCst) {
-            let _ = self.sender.try_send(Message::Wake);
-        }
-        Ok(())
+        self.submit_with(Priority::Foreground, key, mutation, reply)
     }
 
     /// Queues a write in the queue of `priority`.
@@ -181,10 +140,32 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        match priority {
-            Priority::Foreground => self.submit(key, mutation, reply),
-            Priority::Background => self.submit_background(key, mutation, reply),
-        }
+        let queued = Queued {
+            key,
+            mutation,
+            reply,
+        };
+        let (refused, why) = match priority {
+            Priority::Foreground => match self.sender.try_send(Message::Write(queued)) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(Message::Write(q))) => (q, SubmitError::Full),
+                Err(TrySendError::Disconnected(Message::Write(q))) => (q, SubmitError::Stopped),
+                Err(_) => unreachable!("only writes are sent through handles"),
+            },
+            Priority::Background => match self.background.try_send(queued) {
+                Ok(()) => {
+                    // A full foreground queue needs no wake: the writer is busy and looks at
+                    // the background queue after each commit (and then clears `wake_sent`).
+                    if !self.wake_sent.swap(true, Ordering::SeqCst) {
+                        let _ = self.sender.try_send(Message::Wake);
+                    }
+                    return Ok(());
+                }
+                Err(TrySendError::Full(q)) => (q, SubmitError::Full),
+                Err(TrySendError::Disconnected(q)) => (q, SubmitError::Stopped),
+            },
+        };
+        Err((refused.reply, why))
     }
 
     /// Returns the writer's counters.
@@ -221,7 +202,7 @@ pub struct GroupCommitter {
 const MAX_BATCH: usize = 1024;
 /// The most writes waiting in the queue before `submit` says the node is overloaded.
 const QUEUE_CAPACITY: usize = 64 * 1024;
-/// The most background writes waiting before `submit_background` says the node is overloaded.
+/// The most background writes waiting before `submit_with` says the node is overloaded.
 const BACKGROUND_CAPACITY: usize = 64 * 1024;
 /// The most background writes of a commit that also holds foreground writes: while clients
 /// write, one that arrives during a commit waits for at most this many merges of a stream (a
