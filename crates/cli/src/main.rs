@@ -7,6 +7,12 @@ mod command;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a node allocates and frees many small buffers per
+/// request (keys, values, frames), and glibc's bins cost it a third of a stream's CPU
+/// (`malloc_consolidate`, `unlink_chunk`; docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Haze: a key-value store whose values are CRDTs.
 #[derive(Debug, Parser)]
 #[command(name = "haze", version, about, propagate_version = true)]
