@@ -41,8 +41,9 @@ pub enum Priority {
     Foreground,
     /// Work nobody waits for (a move's stream, anti-entropy): a commit takes at most
     /// [`BACKGROUND_PER_COMMIT`] of them after its foreground writes ([`BACKGROUND_ALONE`]
-    /// when there are none), so a client's write never waits behind a whole streamed batch. Merges commute, so the order in which the
-    /// two queues are applied changes no outcome.
+    /// when there are none), so a client's write waits behind at most one commit of them,
+    /// never behind the thousands a stream keeps queued. Merges commute, so the order in which
+    /// the two queues are applied changes no outcome.
     Background,
 }
 
@@ -61,7 +62,8 @@ pub struct CommitStats {
     pub commit_size_buckets: [AtomicU64; 8],
     /// Periodic fsyncs (in `periodic` mode).
     pub syncs: AtomicU64,
-    /// Times the writer woke up (for a write, a stop, or a periodic fsync).
+    /// Passes of the writer's loop: it woke up (for a write, a `Wake`, a stop, or a periodic
+    /// fsync), or went on without sleeping because background writes were left.
     pub wakeups: AtomicU64,
 }
 
@@ -97,7 +99,8 @@ pub struct WriterHandle {
     background: SyncSender<Queued>,
     /// Set by whoever queues a background write and sends [`Message::Wake`]; cleared by the
     /// writer before it looks at the background queue. Invariant: while background writes
-    /// wait, either the writer is awake or a `Wake` is on its way (at most one is).
+    /// wait, either the writer is awake or a `Wake` is on its way. (A stale `Wake` costs the
+    /// writer one empty pass.)
     wake_sent: Arc<AtomicBool>,
     stats: Arc<CommitStats>,
     failed: Arc<AtomicBool>,
@@ -204,12 +207,12 @@ const MAX_BATCH: usize = 1024;
 const QUEUE_CAPACITY: usize = 64 * 1024;
 /// The most background writes waiting before `submit_with` says the node is overloaded.
 const BACKGROUND_CAPACITY: usize = 64 * 1024;
-/// The most background writes of a commit that also holds foreground writes: while clients
-/// write, one that arrives during a commit waits for at most this many merges of a stream (a
-/// few hundred microseconds).
+/// The most background writes of a commit that also holds foreground writes (a few hundred
+/// microseconds of merges).
 pub const BACKGROUND_PER_COMMIT: usize = 128;
 /// The most background writes of a commit without foreground writes: nobody waits then, and
-/// fewer, larger commits cost less (in `sync` mode each commit is an fdatasync).
+/// fewer, larger commits cost less (in `sync` mode each commit is an fdatasync). A client's
+/// write that arrives during such a commit waits for it (a millisecond or two).
 pub const BACKGROUND_ALONE: usize = 512;
 
 impl GroupCommitter {
@@ -335,8 +338,10 @@ impl Writer {
                 self.commit(batch);
                 dirty = true;
             }
+            // Stopping, the sync comes once both queues are drained (not after every share).
+            let drained = stopping && held.is_none();
             if let Some(every) = interval
-                && (stopping || last_sync.elapsed() >= every)
+                && (drained || last_sync.elapsed() >= every)
             {
                 // Restart the interval even when there was nothing to sync: otherwise an idle
                 // writer would wait zero time, again and again (a busy loop).

@@ -206,24 +206,51 @@ fn foreground_writes_overtake_a_queue_of_background_writes() {
 }
 
 #[test]
-fn background_writes_wake_an_idle_writer_and_are_applied_by_shutdown() {
+fn a_lone_background_write_wakes_an_idle_writer() {
     let store = Gated::new(StoreConfig::default(), false, None);
     let committer = GroupCommitter::start(store.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
     let alone = (b"alone".as_slice(), counter(1, 1));
     submit_tagged(&committer, Priority::Background, alone, 0, &tx);
-    assert_eq!(
-        rx.recv().unwrap(),
-        (0, true),
-        "a lone background write is applied"
-    );
-    for i in 0..500 {
+    assert_eq!(rx.recv().unwrap(), (0, true));
+}
+
+#[test]
+fn shutdown_applies_every_queued_background_write_then_syncs_once() {
+    let config = StoreConfig {
+        durability: Durability::Periodic {
+            interval_ms: 60_000,
+        },
+        ..StoreConfig::default()
+    };
+    let store = Gated::new(config, true, None);
+    let committer = Arc::new(GroupCommitter::start(store.clone()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    let first = (b"first".as_slice(), counter(1, 1));
+    submit_tagged(&committer, Priority::Foreground, first, usize::MAX, &tx);
+    while store.applies.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now(); // the writer is now inside the first commit, held
+    }
+    // Several commits' worth, so the writer receives the stop with background writes left.
+    let background = 4 * BACKGROUND_ALONE + 1;
+    for i in 0..background {
         let write = (b"late".as_slice(), counter(i as u64, 1));
         submit_tagged(&committer, Priority::Background, write, i, &tx);
     }
-    committer.shutdown();
-    assert_eq!(rx.try_iter().filter(|(_, ok)| *ok).count(), 500);
-    assert_eq!(count_of(&*store, b"late"), 500);
+    let stopping = {
+        let committer = committer.clone();
+        std::thread::spawn(move || committer.shutdown())
+    };
+    tokio_free_wait(std::time::Duration::from_millis(50)); // the stop is queued
+    store.release();
+    stopping.join().unwrap();
+    assert_eq!(rx.try_iter().filter(|(_, ok)| *ok).count(), background + 1);
+    assert_eq!(count_of(&*store, b"late"), background as u128);
+    assert_eq!(
+        store.syncs.load(Ordering::SeqCst),
+        1,
+        "one sync, once both queues are drained"
+    );
 }
 
 #[test]
