@@ -92,8 +92,8 @@ pub enum Request {
     },
     /// As [`Copy`](Request::Copy), for work no client waits for: a move's stream, anti-entropy,
     /// a cleanup's last pass, a leftover copy handed back. The receiver commits these after the
-    /// writes clients wait for, a few per commit, so a stream never makes a client's write
-    /// queue behind it. The response is [`Response::Acks`].
+    /// writes clients wait for, a few hundred per commit, so a client's write never queues
+    /// behind a whole stream. The response is [`Response::Acks`].
     Backfill {
         /// The keys and states.
         items: Vec<(Vec<u8>, Value)>,
@@ -250,7 +250,7 @@ pub enum Response {
     UnknownList,
     /// The digest of every bucket of the ring, in order.
     Buckets(Vec<u64>),
-    /// One outcome per item of a `Copy`, in order: only whether each was merged (the merged
+    /// One outcome per item of a `Copy` or `Backfill`, in order: only whether each was merged (the merged
     /// states stay on the node: a copy's sender does not need them).
     Acks(Vec<Result<(), WireError>>),
     /// The cluster's routing table as JSON (`haze_ring::RoutingTable`), or `None` if the node

@@ -3,8 +3,8 @@
 //! Every node, every interval, for every other node it shares partitions with: fetch that
 //! node's digest of each bucket (one request, 32 KiB), and for each bucket of a shared partition
 //! whose digests differ, list both sides' keys and digests, then send what the other side lacks
-//! or holds differently (`Copy`) and take what this side lacks or holds differently (`Get`,
-//! then a local merge). After an exchange both hold the merge of both copies. Bucket digests are
+//! or holds differently (`Backfill`) and take what this side lacks or holds differently (`Get`,
+//! then a local merge, in the writer's background queue). After an exchange both hold the merge of both copies. Bucket digests are
 //! kept up to date by every write (the store XORs each key's digest in and out), so an idle
 //! round costs one small request per peer and no scan.
 

@@ -2,7 +2,7 @@
 //!
 //! * A partition **streaming** from this node to a new replica: every write this node applies
 //!   to it is forwarded to the new replica (from the moment the node learns it streams, before
-//!   the first key is read), and a task sends every key of the partition in `Copy` batches,
+//!   the first key is read), and a task sends every key of the partition in `Backfill` batches,
 //!   throttled node-wide. A pass counts as complete only if every write forwarded meanwhile
 //!   was delivered; otherwise it starts over (merging twice is merging once).
 //! * A partition **cleaning** that this node leaves: once the node routes with a table that no
@@ -32,10 +32,10 @@ use crate::node::Node;
 const FORWARD_QUEUE: usize = 16 * 1024;
 /// Keys read from the store at once.
 const PAGE_KEYS: usize = 512;
-/// `Copy` batches of one stream sent and not yet answered.
+/// `Backfill` batches of one stream sent and not yet answered.
 const STREAM_WINDOW: usize = 4;
-/// The most bytes of one `Copy` batch of a stream: small enough that clients' copies to the
-/// receiving node do not queue long behind one.
+/// The most bytes of one `Backfill` batch of a stream: a request's memory on both sides stays
+/// small, and its decoding holds a connection's task for well under a millisecond.
 const BATCH_BYTES: usize = 256 * 1024;
 /// How long a pass waits for its forwarded writes to be answered.
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
@@ -608,7 +608,7 @@ pub(super) async fn on_store<T: Send + 'static>(
         .map_err(|e| format!("a store task failed: {e}"))
 }
 
-/// Sends every key of `partition` to each of `targets` in `Copy` batches, throttled; counts
+/// Sends every key of `partition` to each of `targets` in `Backfill` batches, throttled; counts
 /// progress under `progress`; stops with an error once `still` says the work is no longer
 /// asked for.
 async fn send_partition(
@@ -699,7 +699,7 @@ fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, Stri
     Ok(node.peers().client(view.cluster, addr))
 }
 
-/// Items of one `Copy` request and their size in bytes.
+/// Items of one `Backfill` request and their size in bytes.
 type Batch = (Vec<(Vec<u8>, Value)>, usize);
 
 /// Cuts items into batches of at most [`BATCH_BYTES`] (one item at least), with their sizes.
@@ -720,7 +720,7 @@ fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
     out
 }
 
-/// Sends one `Copy` batch to `to` and checks that every item was merged.
+/// Sends one `Backfill` batch to `to` and checks that every item was merged.
 async fn copy_to(client: Client, to: NodeId, items: Vec<(Vec<u8>, Value)>) -> Result<(), String> {
     let n = items.len();
     match client.send(Request::Backfill { items }, true).await {

@@ -350,6 +350,16 @@ async fn a_node_of_another_cluster_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Refused(_)), "{err}");
+    let err = cluster
+        .client(NodeId(1))
+        .await
+        .backfill(vec![(
+            b"k".to_vec(),
+            Value::from(haze_crdt::GCounter::new()),
+        )])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err}");
 }
 
 /// Every replica of every key holds the same bytes.
