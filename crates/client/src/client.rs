@@ -516,7 +516,7 @@ impl Client {
     }
 
     /// As [`copy`](Self::copy), as background work the contacted node commits after the writes
-    /// its clients wait for (anti-entropy, a move's stream).
+    /// its clients wait for (a move's stream).
     ///
     /// # Errors
     ///

@@ -90,8 +90,8 @@ pub enum Request {
         /// The keys and states.
         items: Vec<(Vec<u8>, Value)>,
     },
-    /// As [`Copy`](Request::Copy), for work no client waits for: a move's stream, anti-entropy,
-    /// a cleanup's last pass, a leftover copy handed back. The receiver commits these after the
+    /// As [`Copy`](Request::Copy), for work no client waits for: a move's stream, a cleanup's
+    /// last pass, a leftover copy handed back. The receiver commits these after the
     /// writes clients wait for, a few hundred per commit, so a client's write never queues
     /// behind a whole stream. The response is [`Response::Acks`].
     Backfill {

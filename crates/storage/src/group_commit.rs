@@ -39,7 +39,7 @@ pub enum Priority {
     /// replicas, read repairs): every one waiting joins the next commit.
     #[default]
     Foreground,
-    /// Work nobody waits for (a move's stream, anti-entropy): a commit takes at most
+    /// Work nobody waits for (a move's stream): a commit takes at most
     /// [`BACKGROUND_PER_COMMIT`] of them after its foreground writes ([`BACKGROUND_ALONE`]
     /// when there are none), so a client's write waits behind at most one commit of them,
     /// never behind the thousands a stream keeps queued. Merges commute, so the order in which

@@ -3,8 +3,8 @@
 //! Every node, every interval, for every other node it shares partitions with: fetch that
 //! node's digest of each bucket (one request, 32 KiB), and for each bucket of a shared partition
 //! whose digests differ, list both sides' keys and digests, then send what the other side lacks
-//! or holds differently (`Backfill`) and take what this side lacks or holds differently (`Get`,
-//! then a local merge, in the writer's background queue). After an exchange both hold the merge of both copies. Bucket digests are
+//! or holds differently (`Copy`) and take what this side lacks or holds differently (`Get`,
+//! then a local merge). After an exchange both hold the merge of both copies. Bucket digests are
 //! kept up to date by every write (the store XORs each key's digest in and out), so an idle
 //! round costs one small request per peer and no scan.
 
@@ -162,10 +162,14 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
     let theirs = remote_keys(peer, bucket).await?;
     let to_push = differing(&mine, &theirs);
     let pull: Vec<Vec<u8>> = differing(&theirs, &mine).into_iter().cloned().collect();
-    let mut done = push(node, peer, &to_push).await?;
+    // Foreground, both ways: a round may have begun before a move, and a write it makes to a
+    // departing replica (either side) that waited in a background queue could land after the
+    // cleanup deleted the partition, leaving a leftover copy (the sweep hands it back later).
+    // The foreground queue keeps that window about one commit long.
+    let mut done = push(node, peer, &to_push, Priority::Foreground).await?;
     for chunk in pull.chunks(PAGE) {
         let items = fetch(peer, chunk).await?;
-        for result in node.merge_batch(items, Priority::Background).await {
+        for result in node.merge_batch(items, Priority::Foreground).await {
             match result {
                 Ok(_) => done.pulled += 1,
                 Err(_) => done.refused += 1,
@@ -186,8 +190,14 @@ fn differing<'a>(
         .collect()
 }
 
-/// Sends the peer this node's state of `keys`, in batches.
-async fn push(node: &Arc<Node>, peer: &Client, keys: &[&Vec<u8>]) -> Result<Exchanged, String> {
+/// Sends the peer this node's state of `keys`, in batches: `Copy`, or `Backfill` for
+/// background work.
+async fn push(
+    node: &Arc<Node>,
+    peer: &Client,
+    keys: &[&Vec<u8>],
+    priority: Priority,
+) -> Result<Exchanged, String> {
     let mut done = Exchanged::default();
     let mut batch: Vec<(Vec<u8>, Value)> = Vec::new();
     let mut bytes = 0;
@@ -199,11 +209,12 @@ async fn push(node: &Arc<Node>, peer: &Client, keys: &[&Vec<u8>]) -> Result<Exch
         }
         let last = i + 1 == keys.len();
         if !batch.is_empty() && (last || batch.len() >= PAGE || bytes >= COPY_BYTES) {
-            for result in peer
-                .backfill(std::mem::take(&mut batch))
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            let items = std::mem::take(&mut batch);
+            let acks = match priority {
+                Priority::Foreground => peer.copy(items).await,
+                Priority::Background => peer.backfill(items).await,
+            };
+            for result in acks.map_err(|e| e.to_string())? {
                 match result {
                     Ok(()) => done.pushed += 1,
                     Err(_) => done.refused += 1,
@@ -216,7 +227,8 @@ async fn push(node: &Arc<Node>, peer: &Client, keys: &[&Vec<u8>]) -> Result<Exch
 }
 
 /// Sends `peer` this node's state of every key of `buckets` that the peer lacks or holds
-/// differently, and returns how many keys went. Buckets whose digests are equal cost nothing:
+/// differently (`Backfill`: background work on the peer), and returns how many keys went.
+/// Buckets whose digests are equal cost nothing:
 /// once a partition has streamed and its writes were forwarded, few keys differ. A key the
 /// peer refuses is an error (the caller must not count it as delivered).
 pub(crate) async fn push_differences(
@@ -236,7 +248,7 @@ pub(crate) async fn push_differences(
     for bucket in buckets.filter(|&b| mine[b] != theirs[b]) {
         let mine = local_keys(node, bucket)?;
         let theirs = remote_keys(peer, bucket).await?;
-        let done = push(node, peer, &differing(&mine, &theirs)).await?;
+        let done = push(node, peer, &differing(&mine, &theirs), Priority::Background).await?;
         if done.refused > 0 {
             return Err(format!(
                 "{} keys of bucket {bucket} were refused",
