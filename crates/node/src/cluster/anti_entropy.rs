@@ -168,7 +168,14 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
     // The foreground queue keeps that window about one commit long.
     let mut done = push(node, peer, &to_push, Priority::Foreground).await?;
     for chunk in pull.chunks(PAGE) {
-        let items = fetch(peer, chunk).await?;
+        let mut items = fetch(peer, chunk).await?;
+        // The round may have begun before a move: merge only keys this node still takes, by
+        // its newest view (checked right before the merges are queued, as a peer's copy is), so
+        // a partition its cleanup deleted meanwhile does not come back.
+        let view = node.view();
+        let before = items.len();
+        items.retain(|(key, _)| view.as_ref().is_none_or(|v| v.takes_copy(key)));
+        done.refused += before - items.len();
         for result in node.merge_batch(items, Priority::Foreground).await {
             match result {
                 Ok(_) => done.pulled += 1,
