@@ -8,8 +8,8 @@ mod command;
 use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: a node allocates and frees many small buffers per
-/// request (keys, values, frames), and glibc's bins cost it a third of a stream's CPU
-/// (`malloc_consolidate`, `unlink_chunk`; docs/PERFORMANCE.md).
+/// request (keys, values, frames), and glibc's malloc and free took about 40% of a sending
+/// node's CPU samples during a move (`malloc_consolidate`, `unlink_chunk`; docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

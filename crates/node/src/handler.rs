@@ -26,10 +26,10 @@ pub(crate) enum Plan {
         write: WriteRequest,
     },
     /// Several writes: answer from a task, with the merged states, or only with whether each
-    /// was merged (`acks`, for a `Copy` or `Backfill`). With `held_only` (a peer's copies), keys this node
-    /// neither holds nor is leaving are refused with `not_replica`: a late copy from a router
-    /// with an old table, or a round of anti-entropy begun before a move, must not bring back
-    /// a partition this node deleted. (The node refuses every write of a partition whose
+    /// was merged (`acks`, for a `Copy` or `Backfill`). With `held_only` (a peer's copies),
+    /// keys this node neither holds nor is leaving are refused with `not_replica`: a late copy
+    /// from a router with an old table, or a round of anti-entropy begun before a move, must
+    /// not bring back a partition this node deleted. (The node refuses every write of a partition whose
     /// leftover copy it is handing back and deleting: `cluster/leftovers.rs`.)
     Batch {
         items: Vec<(Vec<u8>, Value)>,

@@ -250,8 +250,8 @@ pub enum Response {
     UnknownList,
     /// The digest of every bucket of the ring, in order.
     Buckets(Vec<u64>),
-    /// One outcome per item of a `Copy` or `Backfill`, in order: only whether each was merged (the merged
-    /// states stay on the node: a copy's sender does not need them).
+    /// One outcome per item of a `Copy` or `Backfill`, in order: only whether each was merged
+    /// (the merged states stay on the node: a copy's sender does not need them).
     Acks(Vec<Result<(), WireError>>),
     /// The cluster's routing table as JSON (`haze_ring::RoutingTable`), or `None` if the node
     /// is not in a cluster.

@@ -36,7 +36,7 @@ struct Queued {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Priority {
     /// Clients' writes and what a client waits for (a coordinator's copies to the other
-    /// replicas, read repairs): every one waiting joins the next commit.
+    /// replicas, read repairs), and anti-entropy: every one waiting joins the next commit.
     #[default]
     Foreground,
     /// Work nobody waits for (a move's stream): a commit takes at most

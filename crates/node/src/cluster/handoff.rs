@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use haze_client::Client;
 use haze_crdt::Value;
-use haze_protocol::{Request, Response};
 use haze_ring::{CleanReport, MoveState, NodeId, PartitionId, StreamReport};
 use haze_storage::{Store, digest_bucket};
 use tokio::sync::mpsc;
@@ -647,10 +646,10 @@ async fn send_partition(
                 if let Some((final_target, others)) = targets.split_last() {
                     for to in others {
                         let client = client_of(node, view, *to)?;
-                        in_flight.spawn(copy_to(client, *to, batch.0.clone()));
+                        in_flight.spawn(backfill_to(client, *to, batch.0.clone()));
                     }
                     let client = client_of(node, view, *final_target)?;
-                    in_flight.spawn(copy_to(client, *final_target, batch.0));
+                    in_flight.spawn(backfill_to(client, *final_target, batch.0));
                 }
                 while in_flight.len() >= STREAM_WINDOW * targets.len() {
                     landed(in_flight.join_next().await)?;
@@ -721,16 +720,18 @@ fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
 }
 
 /// Sends one `Backfill` batch to `to` and checks that every item was merged.
-async fn copy_to(client: Client, to: NodeId, items: Vec<(Vec<u8>, Value)>) -> Result<(), String> {
-    let n = items.len();
-    match client.send(Request::Backfill { items }, true).await {
-        Ok(Response::Acks(acks)) if acks.len() == n => match acks.into_iter().find_map(Result::err)
-        {
-            None => Ok(()),
-            Some(e) => Err(format!("{to} refused a key: {e}")),
-        },
-        Ok(other) => Err(format!("{to} answered a copy with {other:?}")),
-        Err(e) => Err(format!("{to}: {e}")),
+async fn backfill_to(
+    client: Client,
+    to: NodeId,
+    items: Vec<(Vec<u8>, Value)>,
+) -> Result<(), String> {
+    let acks = client
+        .backfill(items)
+        .await
+        .map_err(|e| format!("{to}: {e}"))?;
+    match acks.into_iter().find_map(Result::err) {
+        None => Ok(()),
+        Some(e) => Err(format!("{to} refused a key: {e}")),
     }
 }
 
