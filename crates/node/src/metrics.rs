@@ -103,6 +103,9 @@ pub struct Metrics {
     pub keys_deleted: AtomicU64,
     /// Streams it is sending now.
     pub handoff_streams: AtomicU64,
+    /// Tasks of the node that panicked (a bug: each is logged at error level with its
+    /// message).
+    pub task_panics: AtomicU64,
 }
 
 impl Metrics {
@@ -197,6 +200,11 @@ impl Metrics {
                 "haze_protocol_errors_total",
                 "Connections closed for a protocol error.",
                 &self.protocol_errors,
+            ),
+            (
+                "haze_task_panics_total",
+                "Tasks of the node that panicked (a bug; the log has each message).",
+                &self.task_panics,
             ),
             (
                 "haze_timeouts_total",

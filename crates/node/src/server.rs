@@ -31,7 +31,9 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
+        while let Some(done) = connections.try_join_next() {
+            report_panic(&node, done);
+        }
         let (mut stream, peer) = match accepted {
             Ok(conn) => {
                 backoff = Duration::from_millis(5);
@@ -72,5 +74,24 @@ pub(crate) async fn accept_loop(
             drop(slot);
         });
     }
-    while connections.join_next().await.is_some() {}
+    while let Some(done) = connections.join_next().await {
+        report_panic(&node, done);
+    }
+}
+
+/// A connection's task that panicked is a bug: never discarded in silence. The connection is
+/// gone (its client sees it closed); the node goes on serving the others.
+fn report_panic(node: &Node, done: Result<(), tokio::task::JoinError>) {
+    let Err(e) = done else { return };
+    if !e.is_panic() {
+        return;
+    }
+    node.metrics().task_panics.fetch_add(1, Ordering::Relaxed);
+    let panic = e.into_panic();
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    tracing::error!(task = "connection", %message, "a task of the node panicked (a bug)");
 }
