@@ -174,11 +174,17 @@ impl Client {
                     .call(&request, self.config.request_timeout)
                     .await
             }
-            Err(Error::ConnectionLost(_)) if idempotent => {
-                self.connection()
-                    .await?
-                    .call(&request, self.config.request_timeout)
-                    .await
+            // The first try may have been applied: if the second cannot even be sent, the
+            // outcome is still unknown, and the caller must hear that, not "cannot connect".
+            Err(lost @ Error::ConnectionLost(_)) if idempotent => {
+                let again = match self.connection().await {
+                    Ok(conn) => conn.call(&request, self.config.request_timeout).await,
+                    Err(e) => Err(e),
+                };
+                match again {
+                    Err(Error::Connect { .. } | Error::Refused(_)) => Err(lost),
+                    other => other,
+                }
             }
             other => other,
         }
