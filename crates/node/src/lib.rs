@@ -24,6 +24,18 @@
 //! * `error` — [`RequestError`] and its stable wire codes.
 //! * [`cluster`] — routing, write coordination, read repair, anti-entropy.
 
+/// Whether the planted bug `$bug` (`planted::Bug`) is in effect: always `false` in a normal
+/// build, where the module does not exist.
+macro_rules! planted {
+    ($bug:ident) => {{
+        #[cfg(feature = "planted-bugs")]
+        let planted = crate::planted::planted(crate::planted::Bug::$bug);
+        #[cfg(not(feature = "planted-bugs"))]
+        let planted = false;
+        planted
+    }};
+}
+
 pub mod cluster;
 mod config;
 mod connection;

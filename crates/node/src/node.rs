@@ -153,7 +153,10 @@ impl Node {
             let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
             if let Some(old) = current.as_ref() {
                 let same_cluster = old.cluster == view.cluster && old.me == view.me;
-                if same_cluster && old.table.epoch() > view.table.epoch() || **old == view {
+                let older = same_cluster
+                    && old.table.epoch() > view.table.epoch()
+                    && !planted!(AcceptStaleView);
+                if older || **old == view {
                     return;
                 }
                 if old.table != view.table {
@@ -462,7 +465,9 @@ impl Node {
     ) -> Result<Value, haze_storage::WriteError> {
         let mut batch = [Write::new(key, mutation)];
         self.store.apply(&mut batch)?;
-        if self.store.config().durability == haze_storage::Durability::Sync {
+        if self.store.config().durability == haze_storage::Durability::Sync
+            && !planted!(AckBeforeDurable)
+        {
             self.store.sync()?;
         }
         let [write] = batch;

@@ -88,8 +88,6 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
             .as_ref()
             .and_then(|t| t.moving(PartitionId(p)))
             .filter(|m| m.state >= haze_ring::MoveState::Proxying);
-        #[cfg(feature = "planted-bugs")]
-        let moving = moving.filter(|_| !crate::planted::skips_forwarding());
         if let Some(m) = moving {
             replicas.extend(m.before.iter().chain(&m.after));
             replicas.sort_unstable();

@@ -146,8 +146,7 @@ impl Handoff {
         if !self.is_active() {
             return;
         }
-        #[cfg(feature = "planted-bugs")]
-        if crate::planted::skips_forwarding() {
+        if planted!(NoForwarding) {
             return;
         }
         let Some(view) = node.view() else { return };
@@ -430,8 +429,7 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
             Err(e) => Some(e),
         };
         let Some(error) = outcome else {
-            #[cfg(feature = "planted-bugs")]
-            if crate::planted::deletes_early() {
+            if planted!(DeleteEarly) {
                 let buckets = buckets_of(&view, partition);
                 let _ = on_store(&node, move |store| store.delete_buckets(buckets)).await;
             }
@@ -522,10 +520,7 @@ async fn clean(
             .copied()
             .filter(|n| !m.joins(*n) && *n != view.me),
     );
-    #[cfg(feature = "planted-bugs")]
-    let last_pass = !crate::planted::skips_forwarding();
-    #[cfg(not(feature = "planted-bugs"))]
-    let last_pass = true;
+    let last_pass = !planted!(NoLastPass);
     let mut resent = 0;
     if last_pass {
         let mut failures = Vec::new();

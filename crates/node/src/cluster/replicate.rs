@@ -86,12 +86,9 @@ async fn copy_all(
     let mut sent: Vec<(usize, NodeId)> = Vec::new();
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
     for (i, (key, value)) in items.into_iter().enumerate() {
-        #[cfg(feature = "planted-bugs")]
         let moving = view
             .moving(&key)
-            .filter(|_| !crate::planted::skips_forwarding());
-        #[cfg(not(feature = "planted-bugs"))]
-        let moving = view.moving(&key);
+            .filter(|_| !planted!(NoCopiesToNewReplicas));
         let sets = match moving {
             None => vec![view.replicas(&key).to_vec()],
             // While the partition moves, a write needs a quorum of the old replicas and one of
@@ -119,8 +116,7 @@ async fn copy_all(
         for replica in targets {
             let tag = sent.len();
             sent.push((i, replica));
-            #[cfg(feature = "planted-bugs")]
-            if crate::planted::drops_copies() {
+            if planted!(DropCopies) {
                 let _ = done.send((tag, true));
                 continue;
             }

@@ -290,7 +290,7 @@ async fn write(
     let retry = matches!(
         &write,
         WriteRequest::Merge(_) | WriteRequest::Op(TypedOp::SetAdd(_))
-    );
+    ) || planted!(RetryUnknownWrites);
     let mut tried = Vec::new();
     for &replica in view.replicas(&key) {
         if replica == view.me {

@@ -21,6 +21,22 @@ pub struct Control {
     pub limits: MoveLimits,
     /// The test's time at which this controller (re)started: its clock counts from there.
     started_ms: u64,
+    /// What the moves went through, counted as the controller decided it.
+    pub events: MoveEvents,
+    /// Every (change, partition, note) counted in `events`.
+    noted: std::collections::BTreeSet<(u64, u32, String)>,
+}
+
+/// What happened to moves beyond the plan: how the controller reacted to nodes that stopped
+/// answering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoveEvents {
+    /// Streams given another source (theirs was down).
+    pub sources_replaced: u64,
+    /// Streams given another receiving node (theirs was down).
+    pub receivers_replaced: u64,
+    /// Moves rolled back (a receiver down and no other node to take its replica).
+    pub rolled_back: u64,
 }
 
 impl Control {
@@ -53,6 +69,8 @@ impl Control {
             tracker: Tracker::default(),
             limits,
             started_ms: 0,
+            events: MoveEvents::default(),
+            noted: std::collections::BTreeSet::new(),
         }
     }
 
@@ -74,14 +92,59 @@ impl Control {
         let now = now_ms.saturating_sub(self.started_ms);
         let change = self.state.transition().map(|t| t.change);
         self.tracker.record(&report, change, now);
+        let before = self.state.transition().cloned();
         let changed = self
             .state
             .advance(&mut self.tracker, now, &self.limits)
             .expect("the controller advances");
+        self.count_events(before);
         if let Some(view) = self.view(id) {
             node.install_view(view);
         }
         changed
+    }
+
+    /// Counts what the last advance did to moves, from their notes (and, for a change that
+    /// ended in that advance, from the final table: a move whose partition kept its old
+    /// replicas though it planned others was rolled back).
+    fn count_events(&mut self, before: Option<haze_ring::Transition>) {
+        let mut fresh = Vec::new();
+        match (self.state.transition(), &before) {
+            (Some(t), _) => {
+                for m in &t.moves {
+                    if let Some(note) = &m.note {
+                        fresh.push((t.change, m.partition.0, note.clone()));
+                    }
+                }
+            }
+            (None, Some(t)) => {
+                let table = self.state.table().expect("a table");
+                for m in t
+                    .moves
+                    .iter()
+                    .filter(|m| m.state < haze_ring::MoveState::Done)
+                {
+                    if m.after != m.before && table.replicas(m.partition) == m.before.as_slice() {
+                        fresh.push((t.change, m.partition.0, "rolled back".to_string()));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        for (change, partition, note) in fresh {
+            let kind = if note.ends_with("rolled back") {
+                &mut self.events.rolled_back
+            } else if note.contains("takes its replica instead") {
+                &mut self.events.receivers_replaced
+            } else if note.contains("instead") {
+                &mut self.events.sources_replaced
+            } else {
+                continue;
+            };
+            if self.noted.insert((change, partition, note)) {
+                *kind += 1;
+            }
+        }
     }
 
     /// The view the controller gives node `id`.
