@@ -157,11 +157,42 @@ fn sigterm_stops_the_node_even_when_its_log_pipe_is_gone() {
     }
 }
 
+/// The node's count of requests of `kind` with `outcome` ("ok" or "error"), from its `/metrics`.
+fn requests_served(server: &Server, kind: &str, outcome: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(&server.http).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    let line = format!("haze_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} ");
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {line:?} in /metrics:\n{response}"))
+}
+
 #[test]
 fn the_bench_command_drives_every_operation_without_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--durability", "periodic"]);
-    for op in ["counter-incr", "set-add", "register-set", "get", "mixed"] {
+    // The request kinds each operation sends (typed operations are "op"; `get` and `mixed`
+    // write their keys first).
+    for (op, kinds) in [
+        ("counter-incr", &["op"][..]),
+        ("set-add", &["op"]),
+        ("register-set", &["op"]),
+        ("get", &["get"]),
+        ("mixed", &["get", "op"]),
+    ] {
+        let served = |outcome| -> Vec<u64> {
+            kinds
+                .iter()
+                .map(|kind| requests_served(&server, kind, outcome))
+                .collect()
+        };
+        let (ok_before, errors_before) = (served("ok"), served("error"));
         let out = ok(
             &server,
             &[
@@ -180,11 +211,11 @@ fn the_bench_command_drives_every_operation_without_errors() {
         );
         assert!(out.starts_with(&format!("haze   {op}")), "{out}");
         assert!(out.trim_end().ends_with("errors 0"), "{out}");
-        let rate: f64 = out
-            .split_whitespace()
-            .find_map(|w| w.parse().ok().filter(|r: &f64| *r > 100.0))
-            .unwrap_or(0.0);
-        assert!(rate > 0.0, "{out}");
+        // Counts, not rates: the node served requests of each kind, and refused none.
+        for ((kind, before), after) in kinds.iter().zip(ok_before).zip(served("ok")) {
+            assert!(after > before, "{op} sent no {kind} request: {out}");
+        }
+        assert_eq!(served("error"), errors_before, "{op}: {out}");
     }
 }
 

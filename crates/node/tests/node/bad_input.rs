@@ -2,6 +2,10 @@
 //! each closes the offending connection (with an error where one can be sent) while other
 //! clients go on.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use haze_node::NodeConfig;
 use haze_protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 use tokio::io::AsyncWriteExt;
@@ -179,11 +183,90 @@ async fn flood_without_reading(node: &TestNode) -> TcpStream {
     greedy
 }
 
+/// The reason of every "connection timed out" the node logs on this thread (its `during` field).
+#[derive(Debug, Clone, Default)]
+struct TimeoutReasons(Arc<Mutex<Vec<String>>>);
+
+impl TimeoutReasons {
+    fn taken(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl tracing::Subscriber for TimeoutReasons {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        /// Takes the `during` field of an event (only timeouts have one).
+        struct During(Option<String>);
+        impl tracing::field::Visit for During {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "during" {
+                    self.0 = Some(value.to_string());
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut during = During(None);
+        event.record(&mut during);
+        if let Some(reason) = during.0 {
+            self.0.lock().unwrap().push(reason);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The number of gets the node has answered (counted when answered, before the response is
+/// written).
+fn gets_answered(node: &haze_node::Node) -> u64 {
+    let text = node.metrics().render(node.commit_stats());
+    text.lines()
+        .find_map(|l| l.strip_prefix("haze_requests_total{kind=\"get\",outcome=\"ok\"} "))
+        .and_then(|n| n.parse().ok())
+        .expect("/metrics counts gets")
+}
+
 #[tokio::test]
 async fn a_client_that_does_not_read_its_responses_is_cut_off() {
-    let node = TestNode::start(short_timeouts()).await;
+    // The node's tasks run on this thread (a current-thread runtime): its log is seen here.
+    let reasons = TimeoutReasons::default();
+    let _log = tracing::subscriber::set_default(reasons.clone());
+    // A client's responses may stay unwritten for min(idle timeout, write-stall limit), here
+    // 1 s. The client sends a ping every 50 ms, so it is never idle that long: only the
+    // write-stall cut-off can end its connection.
+    let config = NodeConfig {
+        handshake_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        ..NodeConfig::default()
+    };
+    let node = TestNode::start(config).await;
     let mut greedy = flood_without_reading(&node).await;
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await; // past the idle timeout
+    let timeouts = || node.node.metrics().timeouts.load(Ordering::Relaxed);
+    let keep_sending = async {
+        for id in 1000.. {
+            if timeouts() > 0 || greedy.write_all(&frame(id, &Request::Ping)).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // A hang guard, not a timing assertion: without the cut-off the client is served forever.
+    tokio::time::timeout(Duration::from_secs(20), keep_sending)
+        .await
+        .expect("the node never cut off a client that does not read its responses");
+    assert_eq!(timeouts(), 1);
+    assert_eq!(
+        reasons.taken(),
+        ["responses not read"],
+        "cut off for not reading, not for idling"
+    );
     assert!(is_closed(&mut greedy).await);
     node.client().await.ping().await.unwrap();
     node.stop().await;
@@ -192,10 +275,32 @@ async fn a_client_that_does_not_read_its_responses_is_cut_off() {
 #[tokio::test]
 async fn shutdown_does_not_wait_for_a_client_that_does_not_read() {
     // Found in review: with the default 300 s idle timeout, such a client held SIGTERM for 300 s.
+    // With the defaults its connection is cut off only after 30 s of unwritten responses (the
+    // write-stall limit); shutdown must not wait for that, only for its 2 s grace.
     let node = TestNode::start(NodeConfig::default()).await;
-    let _greedy = flood_without_reading(&node).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    tokio::time::timeout(std::time::Duration::from_secs(30), node.stop())
+    let mut greedy = flood_without_reading(&node).await;
+    // Once all 400 gets are answered, 24 MB of responses wait for a client that reads none:
+    // far more than the sockets' buffers hold, so the node's writer is stuck.
+    let answered = async {
+        while gets_answered(&node.node) < 400 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), answered)
         .await
-        .expect("the node stops within its grace");
+        .expect("the node answers the 400 gets");
+    let core = node.node.clone();
+    // A hang guard, well below the 30 s write-stall limit: without the grace, shutdown waits
+    // for that limit.
+    tokio::time::timeout(Duration::from_secs(10), node.stop())
+        .await
+        .expect("shutdown waited for a client that does not read");
+    // The node stopped before the client read anything, and gave up on it: the client finds
+    // what the sockets held, then the end, not all 400 responses.
+    let mut received = 0;
+    while read_response(&mut greedy).await.is_some() {
+        received += 1;
+    }
+    assert!(received < 400, "all {received} responses were delivered");
+    assert_eq!(core.metrics().connections_open.load(Ordering::Relaxed), 0);
 }

@@ -13,14 +13,16 @@ use haze_storage::{
 
 use crate::suite::counter;
 
-/// A store that can hold its first commit until released, fail its n-th commit, and count syncs.
+/// A store that can hold its first commit until released, fail its n-th commit, and count syncs
+/// (and tell who waits for one).
 struct Gated {
     inner: MemStore,
     gate: Mutex<bool>,
     opened: Condvar,
     applies: AtomicUsize,
     fail_on: Option<usize>,
-    syncs: AtomicUsize,
+    syncs: Mutex<usize>,
+    synced: Condvar,
 }
 
 impl Gated {
@@ -31,8 +33,28 @@ impl Gated {
             opened: Condvar::new(),
             applies: AtomicUsize::new(0),
             fail_on,
-            syncs: AtomicUsize::new(0),
+            syncs: Mutex::new(0),
+            synced: Condvar::new(),
         })
+    }
+
+    fn syncs(&self) -> usize {
+        *self.syncs.lock().unwrap()
+    }
+
+    /// Waits until the store has been synced at least once.
+    fn wait_for_a_sync(&self) {
+        // A hang guard, not a timing assertion: without the sync this would wait forever.
+        let (syncs, waited) = self
+            .synced
+            .wait_timeout_while(
+                self.syncs.lock().unwrap(),
+                std::time::Duration::from_secs(10),
+                |syncs| *syncs == 0,
+            )
+            .unwrap();
+        drop(syncs);
+        assert!(!waited.timed_out(), "the store was never synced");
     }
 
     fn release(&self) {
@@ -57,7 +79,8 @@ impl Store for Gated {
         self.inner.apply(batch)
     }
     fn sync(&self) -> haze_storage::Result<()> {
-        self.syncs.fetch_add(1, Ordering::SeqCst);
+        *self.syncs.lock().unwrap() += 1;
+        self.synced.notify_all();
         Ok(())
     }
     fn digest(&self, key: &[u8]) -> haze_storage::Result<Option<u64>> {
@@ -237,20 +260,36 @@ fn shutdown_applies_every_queued_background_write_then_syncs_once() {
         let write = (b"late".as_slice(), counter(i as u64, 1));
         submit_tagged(&committer, Priority::Background, write, i, &tx);
     }
-    let stopping = {
-        let committer = committer.clone();
-        std::thread::spawn(move || committer.shutdown())
-    };
-    tokio_free_wait(std::time::Duration::from_millis(50)); // the stop is queued
-    store.release();
-    stopping.join().unwrap();
-    assert_eq!(rx.try_iter().filter(|(_, ok)| *ok).count(), background + 1);
-    assert_eq!(count_of(&*store, b"late"), background as u128);
+    // Two shutdowns: each queues a stop, then one joins the writer (held, it cannot end) and the
+    // other returns at once. The first to return proves that a stop is queued: only then is the
+    // writer released, with all the background writes still waiting.
+    let (returned, first_return) = mpsc::channel();
+    let stopping: Vec<_> = (0..2)
+        .map(|_| {
+            let (committer, returned) = (committer.clone(), returned.clone());
+            std::thread::spawn(move || {
+                committer.shutdown();
+                let _ = returned.send(());
+            })
+        })
+        .collect();
+    first_return.recv().unwrap();
     assert_eq!(
-        store.syncs.load(Ordering::SeqCst),
+        store.applies.load(Ordering::SeqCst),
         1,
-        "one sync, once both queues are drained"
+        "the writer is still held"
     );
+    store.release();
+    for thread in stopping {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        rx.try_iter().filter(|(_, ok)| *ok).count(),
+        background + 1,
+        "every queued write is acknowledged before the writer stops"
+    );
+    assert_eq!(count_of(&*store, b"late"), background as u128);
+    assert_eq!(store.syncs(), 1, "one sync, once both queues are drained");
 }
 
 #[test]
@@ -293,24 +332,17 @@ fn periodic_mode_acknowledges_then_syncs_by_shutdown() {
     let (tx, rx) = mpsc::channel();
     submit(&committer, b"a", counter(1, 1), &tx);
     assert!(rx.recv().unwrap().is_ok());
-    assert_eq!(
-        store.syncs.load(Ordering::SeqCst),
-        0,
-        "acknowledged before any fsync"
-    );
+    assert_eq!(store.syncs(), 0, "acknowledged before any fsync");
     committer.shutdown();
-    assert_eq!(
-        store.syncs.load(Ordering::SeqCst),
-        1,
-        "shutdown makes everything durable"
-    );
+    assert_eq!(store.syncs(), 1, "shutdown makes everything durable");
 }
 
 #[test]
 fn an_idle_periodic_writer_waits_instead_of_spinning() {
     // Found by a benchmark: an idle writer in periodic mode recomputed a zero wait forever.
+    let interval_ms = 20;
     let config = StoreConfig {
-        durability: Durability::Periodic { interval_ms: 20 },
+        durability: Durability::Periodic { interval_ms },
         ..StoreConfig::default()
     };
     let store = Gated::new(config, false, None);
@@ -318,24 +350,29 @@ fn an_idle_periodic_writer_waits_instead_of_spinning() {
     let (tx, rx) = mpsc::channel();
     submit(&committer, b"a", counter(1, 1), &tx);
     assert!(rx.recv().unwrap().is_ok());
-    // Over about ten intervals of idleness the writer wakes about ten times; spinning woke it
-    // hundreds of thousands of times. The bound is loose on purpose: it asserts no timing.
-    tokio_free_wait(std::time::Duration::from_millis(200));
-    let wakeups = committer.handle().stats().wakeups.load(Ordering::SeqCst);
+    store.wait_for_a_sync();
+    // From here the writer has nothing to do. Waiting, it wakes once per interval at most (each
+    // wait is a whole interval); spinning, it woke hundreds of thousands of times. The bound
+    // is in intervals that passed, so a slow machine only loosens it: it asserts no timing.
+    let stats = committer.handle();
+    #[allow(clippy::disallowed_methods)] // how long the writer idled, to count its intervals
+    let (started, before) = (
+        std::time::Instant::now(),
+        stats.stats().wakeups.load(Ordering::SeqCst),
+    );
+    wait_at_least(std::time::Duration::from_millis(10 * interval_ms));
+    let woke = stats.stats().wakeups.load(Ordering::SeqCst) - before;
+    let intervals = started.elapsed().as_millis() as u64 / interval_ms;
     assert!(
-        wakeups < 1_000,
-        "the idle writer woke {wakeups} times in 200 ms"
+        woke <= 2 * (intervals + 1),
+        "the idle writer woke {woke} times in {intervals} intervals"
     );
-    assert_eq!(
-        store.syncs.load(Ordering::SeqCst),
-        1,
-        "one sync, for the one write"
-    );
+    assert_eq!(store.syncs(), 1, "one sync, for the one write");
 }
 
-/// Waits about `d` without sleeping the thread (the workspace bans `thread::sleep`): blocking on a
-/// channel that nobody sends to, with a timeout.
-fn tokio_free_wait(d: std::time::Duration) {
+/// Waits at least `d` without sleeping the thread (the workspace bans `thread::sleep`): blocking
+/// on a channel that nobody sends to, with a timeout.
+fn wait_at_least(d: std::time::Duration) {
     let (_keep, rx) = mpsc::channel::<()>();
     let _ = rx.recv_timeout(d);
 }
