@@ -2,8 +2,9 @@
 //! laws every reachable state must satisfy.
 
 use std::fmt::Debug;
+use std::marker::PhantomData;
 
-use haze_crdt::{ActorId, Crdt, Hlc, ManualClock, Value};
+use haze_crdt::{ActorId, Crdt, Hlc, ManualClock, TypedValue, Value};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError};
@@ -211,14 +212,81 @@ pub fn check_convergence<S: Subject>(case: ConvergenceCase<S::Op>) -> Result<(),
     Ok(())
 }
 
+// Encodings: the checks `main.rs`'s `encoding_test!` names, by each subject's declaration (its
+// doc comment says why a type gets which).
+
+/// Which encodings a type implements, found where the type is concrete ([`encodings!`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Encodings {
+    /// `TypedValue`: converts to and from a `Value`.
+    pub typed_value: bool,
+    /// `serde::Serialize` and `serde::de::DeserializeOwned`.
+    pub serde: bool,
+}
+
+/// Asks whether `T` implements a trait: the method of `Has*` (on `Probe<T>`) applies when `T`
+/// meets its bound, else method resolution falls back to `Lacks*` (on `&Probe<T>`). Only
+/// answers for a concrete `T`, so it is called through [`encodings!`] in `main.rs`'s macro.
+#[derive(Debug)]
+pub struct Probe<T>(pub PhantomData<T>);
+
+// Which trait of each pair is picked depends on the subjects probed: `HasTypedValue` only for a
+// subject that converts to a `Value` but is declared otherwise, a failing test.
+#[allow(dead_code)]
+pub trait HasTypedValue {
+    fn typed_value(&self) -> bool {
+        true
+    }
+}
+impl<T: TypedValue> HasTypedValue for Probe<T> {}
+
+#[allow(dead_code)]
+pub trait LacksTypedValue {
+    fn typed_value(&self) -> bool {
+        false
+    }
+}
+impl<T> LacksTypedValue for &Probe<T> {}
+
+#[allow(dead_code)]
+pub trait HasSerde {
+    fn serde(&self) -> bool {
+        true
+    }
+}
+impl<T: serde::Serialize + serde::de::DeserializeOwned> HasSerde for Probe<T> {}
+
+#[allow(dead_code)]
+pub trait LacksSerde {
+    fn serde(&self) -> bool {
+        false
+    }
+}
+impl<T> LacksSerde for &Probe<T> {}
+
+/// The [`Encodings`] of a concrete type.
+macro_rules! encodings {
+    ($ty:ty) => {{
+        #[allow(unused_imports)] // of each pair, the type's bounds pick one
+        use $crate::checker::{HasSerde, HasTypedValue, LacksSerde, LacksTypedValue, Probe};
+        let probe = &Probe::<$ty>(std::marker::PhantomData);
+        $crate::checker::Encodings {
+            typed_value: probe.typed_value(),
+            serde: probe.serde(),
+        }
+    }};
+}
+pub(crate) use encodings;
+
 /// For every state of a script: the `Value` round-trips through the binary encoding and JSON,
 /// converts back to the same typed state, and equal states built in different orders encode to
 /// the same bytes.
 pub fn check_encoding<S: Subject>(script: &Script<S::Op>) -> Result<(), TestCaseError> {
+    prop_assert!(
+        S::bottom().to_value().is_some(),
+        "declared `value`, but `to_value` gives no Value"
+    );
     let (finals, history) = run::<S>(script);
-    if S::bottom().to_value().is_none() {
-        return Ok(());
-    }
     for state in history.iter().chain(&finals) {
         let value = state.to_value().expect("checked above");
         let bytes = value.encode();
@@ -240,4 +308,60 @@ pub fn check_encoding<S: Subject>(script: &Script<S::Op>) -> Result<(), TestCase
     );
     prop_assert_eq!(f.encode(), b.encode(), "equal states encode to equal bytes");
     Ok(())
+}
+
+/// Whether equal states serialise to equal bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// They do: check it.
+    Canonical,
+    /// They need not (a hash collection's order is its hasher's): check only the round trip.
+    Unordered,
+}
+
+/// For a type with no `Value` but serde: every state of a script round-trips through JSON and,
+/// if `order` is canonical, serialises again to the same JSON, and equal states built in
+/// different orders serialise to the same JSON.
+pub fn check_json<S>(
+    script: &Script<S::Op>,
+    order: Order,
+    found: Encodings,
+) -> Result<(), TestCaseError>
+where
+    S: Subject + serde::Serialize + serde::de::DeserializeOwned,
+{
+    prop_assert!(
+        !found.typed_value && S::bottom().to_value().is_none(),
+        "declared JSON, but the type has a Value: declare it `value`"
+    );
+    let (finals, history) = run::<S>(script);
+    let json = |state: &S| serde_json::to_string(state).expect("a std collection serialises");
+    for state in history.iter().chain(&finals) {
+        let text = json(state);
+        let back: S =
+            serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        prop_assert_eq!(&back, state, "JSON round trip of {}", text);
+        if order == Order::Canonical {
+            prop_assert_eq!(json(&back), text, "a state read back serialises alike");
+        }
+    }
+    if order == Order::Canonical {
+        let forward = finals.iter().cloned().fold(S::bottom(), S::merge);
+        let backward = finals.iter().rev().cloned().fold(S::bottom(), S::merge);
+        prop_assert_eq!(
+            json(&forward),
+            json(&backward),
+            "equal states serialise to equal JSON"
+        );
+    }
+    Ok(())
+}
+
+/// For a type declared to have no encoding: it has none (no `Value`, no `TypedValue`, no serde).
+pub fn check_no_encoding<S: Subject>(found: Encodings) {
+    assert!(
+        !found.typed_value && !found.serde && S::bottom().to_value().is_none(),
+        "declared `none`, but the type has an encoding ({found:?}, a Value: {}): declare it",
+        S::bottom().to_value().is_some()
+    );
 }

@@ -1,6 +1,6 @@
 //! How each type is driven by the law checker.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use haze_crdt::{
     EnableWinsFlag, Field, GCounter, LwwRegister, Max, Min, MvRegister, OrMap, OrSet, PnCounter,
@@ -407,6 +407,19 @@ impl Subject for BTreeMap<u8, Max<u8>> {
     type Op = (u8, u8);
     fn bottom() -> Self {
         BTreeMap::new()
+    }
+    fn op() -> BoxedStrategy<(u8, u8)> {
+        (0u8..3, any::<u8>()).boxed()
+    }
+    fn apply(&mut self, _: &mut Env, &(k, v): &(u8, u8)) {
+        self.entry(k).or_default().set(v);
+    }
+}
+
+impl Subject for HashMap<u8, Max<u8>> {
+    type Op = (u8, u8);
+    fn bottom() -> Self {
+        HashMap::new()
     }
     fn op() -> BoxedStrategy<(u8, u8)> {
         (0u8..3, any::<u8>()).boxed()
