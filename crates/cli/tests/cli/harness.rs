@@ -33,6 +33,10 @@ pub struct Server {
     pub addr: String,
     pub http: String,
     logs: mpsc::Receiver<String>,
+    /// Log lines that report a panic (the process's or one of its tasks'): a test whose
+    /// processes panicked fails when they stop, even if everything else it checked held.
+    panics: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -92,12 +96,16 @@ impl Server {
             .expect("haze serve starts");
         let stderr = child.stderr.take().expect("piped");
         let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
+        let panics = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = panics.clone();
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+                if line.contains("panicked") {
+                    seen.lock().unwrap().push(line.clone());
                 }
+                // The test may have stopped listening; the panics are still collected.
+                let _ = tx.send(line);
             }
         });
         let field = |line: &str, name: &str| {
@@ -111,6 +119,8 @@ impl Server {
             addr: String::new(),
             http: String::new(),
             logs,
+            panics,
+            reader: Some(reader),
         };
         loop {
             match server.logs.recv_timeout(Duration::from_secs(30)) {
@@ -152,6 +162,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every line the process wrote, read: its panics are all known.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let panics = self.panics.lock().unwrap();
+        if !std::thread::panicking() {
+            assert!(panics.is_empty(), "the process panicked: {panics:?}");
+        }
     }
 }
 
