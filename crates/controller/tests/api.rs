@@ -32,7 +32,7 @@ async fn get(addr: &str, path: &str) -> String {
     answer.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn nodes_register_are_added_and_a_later_add_is_planned_then_carried_out() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, shutdown, task) = start(dir.path()).await;
@@ -135,7 +135,7 @@ async fn nodes_register_are_added_and_a_later_add_is_planned_then_carried_out() 
     task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn bad_requests_get_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, shutdown, task) = start(dir.path()).await;
@@ -157,7 +157,7 @@ async fn bad_requests_get_typed_errors() {
     task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn nodes_report_the_epoch_they_have_and_status_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, shutdown, task) = start(dir.path()).await;
@@ -201,7 +201,7 @@ async fn nodes_report_the_epoch_they_have_and_status_shows_it() {
     task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_node_that_has_the_current_state_hears_of_the_next_change_as_it_happens() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, shutdown, task) = start(dir.path()).await;

@@ -20,7 +20,7 @@ async fn expect_error(stream: &mut TcpStream, code: ErrorCode) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn garbage_closes_that_connection_and_others_go_on() {
     let node = TestNode::start(NodeConfig::default()).await;
     let client = node.client().await;
@@ -34,7 +34,7 @@ async fn garbage_closes_that_connection_and_others_go_on() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn garbage_instead_of_a_hello_is_refused() {
     let node = TestNode::start(NodeConfig::default()).await;
     let mut bad = TcpStream::connect(node.addr).await.unwrap();
@@ -52,7 +52,7 @@ async fn garbage_instead_of_a_hello_is_refused() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn an_unsupported_protocol_version_is_refused_with_its_code() {
     let node = TestNode::start(NodeConfig::default()).await;
     let mut old = TcpStream::connect(node.addr).await.unwrap();
@@ -70,7 +70,7 @@ async fn an_unsupported_protocol_version_is_refused_with_its_code() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn an_oversized_length_prefix_is_refused_without_reading_it() {
     let config = NodeConfig {
         max_frame_bytes: 1024,
@@ -84,7 +84,7 @@ async fn an_oversized_length_prefix_is_refused_without_reading_it() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_truncated_frame_then_close_is_handled() {
     let node = TestNode::start(NodeConfig::default()).await;
     let mut bad = raw(node.addr).await;
@@ -102,7 +102,7 @@ async fn a_truncated_frame_then_close_is_handled() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn idle_and_slow_clients_are_timed_out() {
     let node = TestNode::start(short_timeouts()).await;
     // Never says hello.
@@ -133,7 +133,7 @@ async fn idle_and_slow_clients_are_timed_out() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn connections_beyond_the_cap_are_refused_as_overloaded() {
     let config = NodeConfig {
         max_connections: 2,
@@ -148,7 +148,7 @@ async fn connections_beyond_the_cap_are_refused_as_overloaded() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_batch_over_the_item_limit_is_refused_and_the_connection_goes_on() {
     let node = TestNode::start(NodeConfig::default()).await;
     let mut conn = raw(node.addr).await;
@@ -233,7 +233,7 @@ fn gets_answered(node: &haze_node::Node) -> u64 {
         .expect("/metrics counts gets")
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_client_that_does_not_read_its_responses_is_cut_off() {
     // The node's tasks run on this thread (a current-thread runtime): its log is seen here.
     let reasons = TimeoutReasons::default();
@@ -272,7 +272,7 @@ async fn a_client_that_does_not_read_its_responses_is_cut_off() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn shutdown_does_not_wait_for_a_client_that_does_not_read() {
     // Found in review: with the default 300 s idle timeout, such a client held SIGTERM for 300 s.
     // With the defaults its connection is cut off only after 30 s of unwritten responses (the

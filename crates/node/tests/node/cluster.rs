@@ -136,7 +136,7 @@ fn ids() -> [NodeId; 3] {
     [NodeId(1), NodeId(2), NodeId(3)]
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_write_through_any_node_reads_back_through_every_node_and_is_on_every_replica() {
     let cluster = Cluster::start(3, 3, AckPolicy::All).await;
     let keys: Vec<String> = (0..24).map(|i| format!("user:{i}")).collect();
@@ -178,7 +178,7 @@ async fn a_write_through_any_node_reads_back_through_every_node_and_is_on_every_
     assert!(through_one.iter().all(Option::is_some));
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_dead_primary_fails_over_and_anti_entropy_brings_it_back_up_to_date() {
     let mut cluster = Cluster::start(3, 3, AckPolicy::Quorum).await;
     let key = "cart:42";
@@ -226,7 +226,7 @@ async fn a_dead_primary_fails_over_and_anti_entropy_brings_it_back_up_to_date() 
     assert_equal_stores(&cluster);
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_wiped_node_is_refilled_by_anti_entropy() {
     let mut cluster = Cluster::start(3, 2, AckPolicy::Quorum).await;
     let client = cluster.client(NodeId(1)).await;
@@ -267,7 +267,7 @@ async fn a_wiped_node_is_refilled_by_anti_entropy() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn with_ack_all_a_write_fails_when_a_replica_is_down_but_stays_where_it_was_applied() {
     let mut cluster = Cluster::start(3, 3, AckPolicy::All).await;
     cluster.stop(NodeId(3)).await;
@@ -296,7 +296,7 @@ async fn with_ack_all_a_write_fails_when_a_replica_is_down_but_stays_where_it_wa
     assert!(holders >= 1, "the write stays where it was applied");
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn merged_reads_repair_the_replicas_that_differ() {
     let cluster = Cluster::start(3, 3, AckPolicy::Quorum).await;
     // Diverge on purpose: each node's own copy gets a different member.
@@ -326,7 +326,7 @@ async fn merged_reads_repair_the_replicas_that_differ() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_node_of_another_cluster_is_refused() {
     let cluster = Cluster::start(3, 3, AckPolicy::Quorum).await;
     let config = ClientConfig {
@@ -399,7 +399,7 @@ fn forwarded(cluster: &Cluster) -> u64 {
         .sum()
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_direct_client_sends_each_key_to_its_primary_and_follows_a_new_table() {
     let mut cluster = Cluster::start(3, 1, AckPolicy::Quorum).await;
     let config = ClientConfig {
@@ -435,7 +435,7 @@ async fn a_direct_client_sends_each_key_to_its_primary_and_follows_a_new_table()
     );
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn the_http_api_is_routed_too() {
     let cluster = Cluster::start(3, 2, AckPolicy::All).await;
     for i in 0..10 {
@@ -459,7 +459,7 @@ async fn the_http_api_is_routed_too() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn nodes_with_disagreeing_tables_never_pass_a_write_back_and_forth() {
     let cluster = Cluster::start(2, 1, AckPolicy::Quorum).await;
     // Two tables where every partition sits on the other node: n1 thinks n2 holds a key, n2

@@ -10,7 +10,7 @@ fn json(body: &str) -> Json {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn typed_operations_reads_and_merges_over_http() {
     let node = TestNode::start(NodeConfig::default()).await;
     let (status, body) = http(
@@ -59,7 +59,7 @@ async fn typed_operations_reads_and_merges_over_http() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn errors_map_to_statuses_with_a_json_body() {
     let config = NodeConfig {
         store: StoreConfig {
@@ -120,7 +120,7 @@ async fn errors_map_to_statuses_with_a_json_body() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn health_and_metrics_report_the_node() {
     let node = TestNode::start(NodeConfig::default()).await;
     let client = node.client().await;
@@ -145,7 +145,7 @@ async fn health_and_metrics_report_the_node() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn silent_and_slowloris_http_clients_are_timed_out() {
     use tokio::io::AsyncWriteExt;
     let node = TestNode::start(crate::harness::short_timeouts()).await;

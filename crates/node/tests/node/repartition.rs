@@ -283,7 +283,7 @@ async fn client_as(node: &TestNode, role: haze_protocol::Role) -> Client {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_departing_replica_passes_a_peers_digest_batch_on_to_the_new_replicas() {
     // Found in review: a stale router's digest batch (how clients' syncs compare keys) was
     // answered from the departing replica's own copy, which no longer takes writes once the
@@ -370,7 +370,7 @@ async fn a_departing_replica_passes_a_peers_digest_batch_on_to_the_new_replicas(
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_leftover_copy_is_handed_back_to_the_replicas_then_deleted() {
     // A node that was down while its old partitions were cleaned up keeps them, possibly with
     // writes the replicas missed: here n4, a member that holds no partition, has a counter's
@@ -412,7 +412,7 @@ async fn a_leftover_copy_is_handed_back_to_the_replicas_then_deleted() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_replica_down_through_its_cleanups_hands_its_old_partitions_back_when_it_returns() {
     // n2 stops reporting once every partition it gives n4 has switched: the controller takes
     // it for down, finishes the change without its cleanups, and n2 keeps those copies. When it

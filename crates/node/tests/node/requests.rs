@@ -7,7 +7,7 @@ use haze_storage::StoreConfig;
 
 use crate::harness::TestNode;
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn every_request_kind_round_trips() {
     let node = TestNode::start(NodeConfig::default()).await;
     let client = node.client().await;
@@ -48,7 +48,7 @@ async fn every_request_kind_round_trips() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_batch_merges_every_item_and_reports_each_outcome() {
     let node = TestNode::start(NodeConfig::default()).await;
     let client = node.client().await;
@@ -106,7 +106,7 @@ async fn many_tasks_pipeline_over_one_connection_and_every_increment_counts() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn type_mismatches_and_limits_are_refused_and_store_nothing() {
     let config = NodeConfig {
         store: StoreConfig {
@@ -158,7 +158,7 @@ async fn type_mismatches_and_limits_are_refused_and_store_nothing() {
     node.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn the_client_reconnects_after_the_connection_breaks() {
     let node = TestNode::start(crate::harness::short_timeouts()).await;
     let client = node.client().await;
@@ -213,7 +213,7 @@ impl haze_storage::Store for FailingStore {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn after_a_storage_failure_writes_are_unavailable_and_health_says_so() {
     let store = FailingStore(haze_storage::MemStore::new(StoreConfig::default()));
     let node = TestNode::start_with(NodeConfig::default(), std::sync::Arc::new(store)).await;

@@ -47,7 +47,7 @@ impl Dial for PipeDial {
     }
 }
 
-#[tokio::test]
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn a_node_and_a_client_run_over_any_transport() {
     let (tx, rx) = mpsc::unbounded_channel();
     let config = NodeConfig::default();

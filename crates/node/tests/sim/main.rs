@@ -51,17 +51,38 @@ fn seeds() -> std::ops::Range<u64> {
 /// range, if shorter): the time box only decides how many more.
 const MIN_SEEDS: usize = 10;
 
+/// The first panic of the seed running now, where it happened and what it said: a task's
+/// panic reaches `catch_unwind` only as the runtime's "a spawned task panicked".
+static FIRST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 /// Runs one seed; a panic anywhere in it (a node's task included: `--cfg tokio_unstable` makes
-/// turmoil shut the host down and fail the step) is reported with the seed.
+/// turmoil shut the host down and fail the step) is reported with the seed, and with the
+/// place and message of the first panic.
 fn run_caught(seed: u64, faults: Faults) -> Result<Outcome, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut first = FIRST_PANIC.lock().unwrap_or_else(|e| e.into_inner());
+            if first.is_none() {
+                let place = info.location().map(ToString::to_string).unwrap_or_default();
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                *first = Some(format!("{message} (at {place})"));
+            }
+            drop(first);
+            default(info);
+        }));
+    });
+    *FIRST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = None;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_with(seed, faults))).map_err(
-        |panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            format!("seed {seed} panicked: {message}")
+        |_| {
+            let first = FIRST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
+            format!("seed {seed} panicked: {}", first.unwrap_or_default())
         },
     )
 }
