@@ -1,92 +1,21 @@
-//! The client: requests over a shared connection, reconnecting when it breaks.
+//! The client: typed requests over a [`Channel`] to one node (and, routing directly, to each
+//! key's primary).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use haze_crdt::{LwwRegister, OrSet, PnCounter, Scalar, TypedValue, Value};
-use haze_protocol::{Dial, Request, Response, Role, TcpDial, TypedOp};
-use tokio::sync::Mutex;
+use haze_protocol::{Channel, Request, Response, TypedOp};
 
-use crate::connection::Connection;
 use crate::router::Router;
-use crate::{Error, Result};
-
-/// How a [`Client`] connects and waits.
-#[derive(Clone)]
-pub struct ClientConfig {
-    /// How connections are opened: tokio's TCP by default; a simulation passes its own.
-    pub dial: Arc<dyn Dial>,
-    /// How long to wait for a connection and its handshake (default 5 s).
-    pub connect_timeout: Duration,
-    /// How long to wait for each response (default 10 s).
-    pub request_timeout: Duration,
-    /// The largest frame accepted from the node.
-    pub max_frame_bytes: usize,
-    /// After an attempt to connect that found no node (refused, or no answer in time), requests
-    /// fail at once (with that attempt's error) for this long instead of trying again (default 0: every request tries). Nodes set it for
-    /// their connections to each other, so a node that stopped answering costs one timeout,
-    /// not one per request.
-    pub reconnect_backoff: Duration,
-    /// Send each request about one key straight to the key's primary, using the cluster's
-    /// routing table (fetched from the node this client connects to, and fetched again when a
-    /// node says the table changed). Requests about many keys, and any request whose primary
-    /// cannot be reached, go to the first node, which routes them. Default `false`: every
-    /// request goes to the first node. Ignored outside a cluster.
-    pub direct: bool,
-    /// Who this client says it is in its hello (default [`Role::Client`]: requests are routed
-    /// to the replicas that own their keys; [`Role::Local`]: served by the contacted node's
-    /// own copy).
-    pub role: Role,
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_frame_bytes", &self.max_frame_bytes)
-            .field("role", &self.role)
-            .field("direct", &self.direct)
-            .field("reconnect_backoff", &self.reconnect_backoff)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            dial: Arc::new(TcpDial),
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(10),
-            // Responses to batches carry merged states: allow more than a node accepts.
-            max_frame_bytes: 16 * haze_protocol::MAX_FRAME_BYTES,
-            role: Role::Client,
-            direct: false,
-            reconnect_backoff: Duration::ZERO,
-        }
-    }
-}
-
-/// The line for opening a connection, and the last attempt that found no node.
-#[derive(Debug, Default)]
-struct Slot {
-    failed: Option<(tokio::time::Instant, Error)>,
-}
+use crate::{ClientConfig, Error, Result};
 
 /// A client of one Haze node. Cheap to clone: clones share the connection, and requests from
 /// any number of tasks are pipelined over it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    addr: Arc<str>,
-    config: ClientConfig,
-    connection: Arc<Mutex<Slot>>,
-    /// The open connection, for requests that need not wait in line (`connection` is the line
-    /// for opening one).
-    live: Arc<std::sync::Mutex<Option<Arc<Connection>>>>,
-    /// The latest table epoch any node told this client of (see [`Response::Epoch`]).
-    epochs: Arc<AtomicU64>,
-    /// With [`ClientConfig::direct`]: the cached routing table and a client per node.
+    /// The connection to the node, opened on first use and again whenever it broke.
+    channel: Channel,
+    /// With [`ClientConfig::direct`]: the cached routing table and a channel per node.
     router: Option<Arc<Router>>,
 }
 
@@ -106,152 +35,49 @@ impl Client {
     ///
     /// As [`connect`](Self::connect).
     pub async fn connect_with(addr: &str, config: ClientConfig) -> Result<Client> {
-        let client = Client::lazy(addr, config);
-        client.connection().await?;
-        Ok(client)
+        let channel = Channel::connect(addr, config.channel()).await?;
+        Ok(Client::over(channel, config.direct))
     }
 
     /// Returns a client of the node at `addr` that connects on its first request (and again
     /// whenever the connection broke), for a caller that keeps clients of nodes that may be down.
     pub fn lazy(addr: &str, config: ClientConfig) -> Client {
-        let router = config.direct.then(|| Arc::new(Router::default()));
+        Client::over(Channel::lazy(addr, config.channel()), config.direct)
+    }
+
+    fn over(channel: Channel, direct: bool) -> Client {
         Client {
-            addr: addr.into(),
-            config,
-            connection: Arc::default(),
-            live: Arc::default(),
-            epochs: Arc::default(),
-            router,
+            channel,
+            router: direct.then(|| Arc::new(Router::default())),
         }
     }
 
-    /// A client of one node for the router: it shares the epochs it hears with `parent`.
-    pub(crate) fn node_of(parent: &Client, addr: &str) -> Client {
-        Client {
-            addr: addr.into(),
-            config: ClientConfig {
-                direct: false,
-                // A primary that cannot be reached is skipped (the first node routes) for a
-                // while instead of being dialled at every request.
-                reconnect_backoff: parent
-                    .config
-                    .reconnect_backoff
-                    .max(Duration::from_millis(500)),
-                ..parent.config.clone()
-            },
-            connection: Arc::default(),
-            live: Arc::default(),
-            epochs: parent.epochs.clone(),
-            router: None,
-        }
-    }
-
-    /// Returns the latest table epoch a node told this client of.
-    pub(crate) fn epoch_heard(&self) -> u64 {
-        self.epochs.load(Ordering::Relaxed)
+    /// The channel to the node (the router's channels to other nodes share its epoch notices).
+    pub(crate) fn channel(&self) -> &Channel {
+        &self.channel
     }
 
     /// Returns the address this client connects to.
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.channel.addr()
     }
 
     /// Sends any request and returns the node's response as it came, errors included
     /// ([`Response::Error`]): for a node that forwards requests and passes the answers on.
-    /// `idempotent` requests are retried once over a new connection if the connection was lost.
+    /// `idempotent` requests are retried once over a new connection if the connection was lost
+    /// (see [`Channel::send`]).
     ///
     /// # Errors
     ///
     /// [`Error::Connect`], [`Error::Timeout`], [`Error::ConnectionLost`] and protocol errors:
     /// the node's own answer is never an error here.
     pub async fn send(&self, request: Request, idempotent: bool) -> Result<Response> {
-        let conn = self.connection().await?;
-        match conn.call(&request, self.config.request_timeout).await {
-            // The connection closed before the request left: any request may go again.
-            Err(Error::Connect { .. }) => {
-                self.connection()
-                    .await?
-                    .call(&request, self.config.request_timeout)
-                    .await
-            }
-            // The first try may have been applied: if the second cannot even be sent, the
-            // outcome is still unknown, and the caller must hear that, not "cannot connect".
-            Err(lost @ Error::ConnectionLost(_)) if idempotent => {
-                let again = match self.connection().await {
-                    Ok(conn) => conn.call(&request, self.config.request_timeout).await,
-                    Err(e) => Err(e),
-                };
-                match again {
-                    Err(Error::Connect { .. } | Error::Refused(_)) => Err(lost),
-                    other => other,
-                }
-            }
-            other => other,
-        }
-    }
-
-    fn live_connection(&self) -> Option<Arc<Connection>> {
-        self.live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .filter(|c| !c.is_closed())
-            .cloned()
-    }
-
-    /// Returns the live connection, opening a new one if there is none or it broke.
-    async fn connection(&self) -> Result<Arc<Connection>> {
-        // The common case, without waiting in line: the connection is up.
-        if let Some(conn) = self.live_connection() {
-            return Ok(conn);
-        }
-        let arrived = tokio::time::Instant::now();
-        let mut slot = self.connection.lock().await;
-        // Someone ahead in line may have opened it.
-        if let Some(conn) = self.live_connection() {
-            return Ok(conn);
-        }
-        // An attempt that failed while this caller waited in line answers for it too (callers
-        // queued behind an attempt that waited out its timeout must not each wait out their
-        // own); so does any failure within the backoff.
-        if let Some((at, e)) = &slot.failed
-            && (*at >= arrived || at.elapsed() < self.config.reconnect_backoff)
-        {
-            return Err(e.clone());
-        }
-        let opened = Connection::open(
-            &*self.config.dial,
-            &self.addr,
-            self.config.connect_timeout,
-            self.config.max_frame_bytes,
-            self.config.role,
-            self.epochs.clone(),
-        )
-        .await;
-        match opened {
-            Ok(conn) => {
-                let conn = Arc::new(conn);
-                slot.failed = None;
-                *self
-                    .live
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
-                Ok(conn)
-            }
-            Err(e) => {
-                // Only an unreachable node: one that answered (and refused the handshake, say
-                // because it has not joined the cluster yet) may accept the next attempt.
-                if matches!(e, Error::Connect { .. }) {
-                    slot.failed = Some((tokio::time::Instant::now(), e.clone()));
-                }
-                Err(e)
-            }
-        }
+        Ok(self.channel.send(request, idempotent).await?)
     }
 
     /// Sends a request; an idempotent one is retried once over a new connection if the
     /// connection was lost.
-    async fn call(&self, request: Request, idempotent: bool) -> Result<Response> {
+    pub(crate) async fn call(&self, request: Request, idempotent: bool) -> Result<Response> {
         let answer = match &self.router {
             Some(router) => match router.send(self, &request, idempotent).await {
                 Some(answer) => answer?,
@@ -509,71 +335,6 @@ impl Client {
         let idempotent = matches!(op, TypedOp::SetAdd(_));
         let key = key.as_ref().to_vec();
         self.written(Request::Op { key, op }, idempotent).await
-    }
-
-    /// Merges states into the contacted node's own copies, without routing or replicating
-    /// (only for [`Role::Peer`] and [`Role::Local`] connections). Returns one outcome per item.
-    ///
-    /// # Errors
-    ///
-    /// As [`merge_batch`](Self::merge_batch).
-    pub async fn copy(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<()>>> {
-        self.acked(items.len(), Request::Copy { items }).await
-    }
-
-    /// As [`copy`](Self::copy), as background work the contacted node commits after the writes
-    /// its clients wait for (a move's stream).
-    ///
-    /// # Errors
-    ///
-    /// As [`merge_batch`](Self::merge_batch).
-    pub async fn backfill(&self, items: Vec<(Vec<u8>, Value)>) -> Result<Vec<Result<()>>> {
-        self.acked(items.len(), Request::Backfill { items }).await
-    }
-
-    /// Sends a request of `n` items answered with one acknowledgement per item.
-    async fn acked(&self, n: usize, request: Request) -> Result<Vec<Result<()>>> {
-        match self.call(request, true).await? {
-            Response::Acks(results) if results.len() == n => Ok(results
-                .into_iter()
-                .map(|r| r.map_err(Error::from))
-                .collect()),
-            other => Err(Error::Protocol(format!(
-                "expected {n} results, got {other:?}"
-            ))),
-        }
-    }
-
-    /// Returns the contacted node's digest of every bucket of the ring (for anti-entropy).
-    ///
-    /// # Errors
-    ///
-    /// As [`get`](Self::get).
-    pub async fn buckets(&self) -> Result<Vec<u64>> {
-        match self.call(Request::Buckets, true).await? {
-            Response::Buckets(d) => Ok(d),
-            other => Err(Error::Protocol(format!("expected buckets, got {other:?}"))),
-        }
-    }
-
-    /// Returns a page of the keys the contacted node holds in `bucket`, with their digests,
-    /// starting after `after`, and whether more follow (for anti-entropy).
-    ///
-    /// # Errors
-    ///
-    /// As [`get`](Self::get).
-    pub async fn bucket_keys(
-        &self,
-        bucket: u32,
-        after: Option<Vec<u8>>,
-    ) -> Result<(Vec<(Vec<u8>, u64)>, bool)> {
-        match self
-            .call(Request::BucketKeys { bucket, after }, true)
-            .await?
-        {
-            Response::KeyDigests { keys, more } => Ok((keys, more)),
-            other => Err(Error::Protocol(format!("expected keys, got {other:?}"))),
-        }
     }
 
     /// Checks that the node answers.

@@ -1,7 +1,7 @@
 //! The client's errors.
 
 use haze_crdt::ValueKind;
-use haze_protocol::{ErrorCode, WireError};
+use haze_protocol::{CallError, ErrorCode, WireError};
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +76,21 @@ impl From<WireError> for Error {
     }
 }
 
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Connect { addr, reason } => Error::Connect { addr, reason },
+            CallError::Timeout(timeout) => Error::Timeout(timeout),
+            CallError::ConnectionLost(reason) => Error::ConnectionLost(reason),
+            // A refused handshake reads as the node's refusal of a request would.
+            CallError::Refused(e) => Error::from(e),
+            CallError::Protocol(message) => Error::Protocol(message),
+            // A kind of failure added to the channel later: something this build did not expect.
+            other => Error::Protocol(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// Returns whether the request may have been applied although it failed (so a
     /// non-idempotent operation must not be blindly retried): a timeout, a lost connection, or
@@ -90,3 +105,77 @@ impl Error {
 
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Every way a channel can fail, with every code a handshake can be refused with.
+    fn call_errors() -> Vec<CallError> {
+        let mut errors = vec![
+            CallError::Connect {
+                addr: "a:1".into(),
+                reason: "refused".into(),
+            },
+            CallError::Timeout(Duration::from_secs(2)),
+            CallError::ConnectionLost("reset".into()),
+            CallError::Protocol("garbage".into()),
+        ];
+        errors.extend(
+            (0..=12).map(|n| CallError::Refused(WireError::new(ErrorCode::from_u16(n), "no"))),
+        );
+        errors
+    }
+
+    #[test]
+    fn a_channel_error_maps_to_the_client_error_it_always_was() {
+        let mapped = |e: CallError| Error::from(e);
+        assert_eq!(
+            mapped(CallError::Connect {
+                addr: "a:1".into(),
+                reason: "refused".into()
+            }),
+            Error::Connect {
+                addr: "a:1".into(),
+                reason: "refused".into()
+            }
+        );
+        let timeout = Duration::from_secs(2);
+        assert_eq!(mapped(CallError::Timeout(timeout)), Error::Timeout(timeout));
+        assert_eq!(
+            mapped(CallError::ConnectionLost("reset".into())),
+            Error::ConnectionLost("reset".into())
+        );
+        assert_eq!(
+            mapped(CallError::Protocol("garbage".into())),
+            Error::Protocol("garbage".into())
+        );
+        let refused = |code| mapped(CallError::Refused(WireError::new(code, "no")));
+        assert_eq!(
+            refused(ErrorCode::WrongCluster),
+            Error::Refused("wrong cluster: no".into())
+        );
+        assert_eq!(refused(ErrorCode::BadRequest), Error::Refused("no".into()));
+        assert_eq!(
+            refused(ErrorCode::Overloaded),
+            Error::Unavailable("no".into())
+        );
+        assert_eq!(
+            refused(ErrorCode::UnsupportedVersion),
+            Error::Protocol("no".into())
+        );
+    }
+
+    #[test]
+    fn a_channel_error_is_indeterminate_exactly_when_its_client_error_is() {
+        for e in call_errors() {
+            assert_eq!(
+                e.is_indeterminate(),
+                Error::from(e.clone()).is_indeterminate(),
+                "{e:?}"
+            );
+        }
+    }
+}

@@ -2,22 +2,27 @@
 //!
 //! # Layout
 //!
-//! * `client` — [`Client`]: typed requests, retries of idempotent ones, reconnects.
-//! * `connection` — one multiplexed connection: a writer task, a reader task, the requests in
-//!   flight by id.
+//! * `client` — [`Client`]: typed requests over a [`haze_protocol::Channel`] (one pipelined
+//!   connection, reconnects, timeouts, retries of idempotent requests).
+//! * `config` — [`ClientConfig`].
+//! * `node_calls` — the requests nodes make of each other (`copy`, `backfill`, `buckets`,
+//!   `bucket_keys`), until haze-node sends them over a channel of its own.
+//! * `router` — direct routing: each key's request to its primary, by a cached table.
 //! * `replica` — [`Replica`]: a device's values in one file, edited offline.
 //! * `sync` — [`Replica::sync`]: digests first, full states only where they differ.
 //! * `error` — [`Error`], with the node's stable error codes mapped to variants.
 #![deny(missing_docs)]
 
 mod client;
-mod connection;
+mod config;
 mod error;
+mod node_calls;
 mod replica;
 mod router;
 mod sync;
 
-pub use client::{Client, ClientConfig};
+pub use client::Client;
+pub use config::ClientConfig;
 pub use error::{Error, Result};
 pub use haze_crdt::{Scalar, Value};
 pub use replica::Replica;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use haze_protocol::{Request, Response};
+use haze_protocol::{Channel, ChannelConfig, Request, Response};
 use haze_ring::RoutingTable;
 
 use crate::client::Client;
@@ -13,18 +13,21 @@ use crate::{Error, Result};
 /// than another node told of (so a lagging first node is not asked at every request).
 const REFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The least time a primary that could not be reached is skipped for.
+const REDIAL_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What was fetched (`None`: the first node was in no cluster), when, and whether it was
 /// already behind the epoch some node had told of.
 type Fetched = (tokio::time::Instant, Option<Arc<RoutingTable>>, bool);
 
-/// The cached routing table and one client per node.
+/// The cached routing table and one channel per node.
 #[derive(Debug, Default)]
 pub(crate) struct Router {
     /// The table, once asked for.
     table: Mutex<Option<Fetched>>,
     /// One refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
-    nodes: Mutex<BTreeMap<String, Client>>,
+    nodes: Mutex<BTreeMap<String, Channel>>,
 }
 
 impl Router {
@@ -40,7 +43,7 @@ impl Router {
     async fn table(&self, seed: &Client) -> Option<Arc<RoutingTable>> {
         let fresh = |cached: &Option<Fetched>| match cached {
             None => false,
-            Some((_, Some(t), _)) if t.table.epoch().0 >= seed.epoch_heard() => true,
+            Some((_, Some(t), _)) if t.table.epoch().0 >= seed.channel().epoch_heard() => true,
             // No table, or behind what a node told of when fetched: ask again, but not at
             // every request.
             Some((at, _, behind)) => *behind && at.elapsed() < REFETCH_AFTER,
@@ -75,18 +78,28 @@ impl Router {
         };
         let behind = fetched
             .as_ref()
-            .is_none_or(|t| t.table.epoch().0 < seed.epoch_heard());
+            .is_none_or(|t| t.table.epoch().0 < seed.channel().epoch_heard());
         *self.table.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((tokio::time::Instant::now(), fetched.clone(), behind));
         fetched
     }
 
-    fn node(&self, seed: &Client, addr: &str) -> Client {
+    /// The channel to the node at `addr`: it shares the epochs it hears with `seed`'s.
+    fn node(&self, seed: &Client, addr: &str) -> Channel {
+        let seed = seed.channel();
         self.nodes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(addr.to_string())
-            .or_insert_with(|| Client::node_of(seed, addr))
+            .or_insert_with(|| {
+                let config = ChannelConfig {
+                    // A primary that cannot be reached is skipped (the first node routes) for a
+                    // while instead of being dialled at every request.
+                    reconnect_backoff: seed.config().reconnect_backoff.max(REDIAL_AFTER),
+                    ..seed.config().clone()
+                };
+                seed.sibling(addr, config)
+            })
             .clone()
     }
 
@@ -105,10 +118,11 @@ impl Router {
         if addr == seed.addr() {
             return None;
         }
-        match self
-            .node(seed, addr)
+        let node = self.node(seed, addr);
+        match node
             .send(request.clone(), idempotent)
             .await
+            .map_err(Error::from)
         {
             Ok(answer) => Some(Ok(answer)),
             // Never sent: the first node routes it (and fails over).

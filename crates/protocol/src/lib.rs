@@ -8,21 +8,27 @@
 //! # Layout
 //!
 //! * `frame` — framing: reading and writing frames with a size limit.
-//! * `message` — [`Request`] and [`Response`], their encoding and decoding.
+//! * `message` — [`Request`] and [`Response`]: what a client and a node say.
+//! * `codec` — their encoding in a frame body, and [`DecodeError`] for a malformed one.
 //! * `error_code` — [`ErrorCode`]: stable numbers for errors that cross the wire.
 //! * `transport` — [`Listener`] and [`Dial`]: the seam between TCP and a simulated network.
+//! * `channel` — [`Channel`]: requests to one address over a pipelined connection, opened
+//!   lazily and again when it breaks, with timeouts and the retry rules of idempotent requests.
 
+mod channel;
+mod codec;
 mod error_code;
 mod frame;
 mod message;
 mod transport;
 
+pub use channel::{CallError, Channel, ChannelConfig};
+pub use codec::{DecodeError, Malformed, key_list_id};
 pub use error_code::ErrorCode;
 pub use frame::{
     FRAME_HEADER_BYTES, FrameError, MAX_FRAME_BYTES, flush_frames, read_frame, write_frame,
 };
 pub use message::{
-    DecodeError, HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, Role, TypedOp,
-    WireError, key_list_id,
+    HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, Role, TypedOp, WireError,
 };
 pub use transport::{BoxFuture, BoxStream, Dial, Listener, Stream, TcpDial};

@@ -1,24 +1,25 @@
-//! One multiplexed connection: a writer task, a reader task, and the requests in flight.
+//! One multiplexed connection: a writer task, a reader task, and the requests in flight by id
+//! (responses may come back in any order).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use haze_protocol::Dial;
-use haze_protocol::{
-    PROTOCOL_VERSION, Request, RequestId, Response, Role, read_frame, write_frame,
-};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Error, Result};
+use crate::{
+    CallError, Dial, PROTOCOL_VERSION, Request, RequestId, Response, Role, read_frame, write_frame,
+};
+
+type Result<T, E = CallError> = std::result::Result<T, E>;
 
 type Waiters = Arc<Mutex<BTreeMap<RequestId, oneshot::Sender<Result<Response>>>>>;
 
 /// A live connection. Dropping the last handle closes it.
 #[derive(Debug)]
-pub(crate) struct Connection {
+pub(super) struct Connection {
     /// The node's address (for errors).
     addr: String,
     outbox: mpsc::UnboundedSender<Vec<u8>>,
@@ -46,7 +47,7 @@ fn lock(
 
 impl Connection {
     /// Connects and completes the handshake within `timeout`.
-    pub(crate) async fn open(
+    pub(super) async fn open(
         dial: &dyn Dial,
         addr: &str,
         timeout: Duration,
@@ -54,7 +55,7 @@ impl Connection {
         role: Role,
         epochs: Arc<AtomicU64>,
     ) -> Result<Connection> {
-        let connect_err = |reason: String| Error::Connect {
+        let connect_err = |reason: String| CallError::Connect {
             addr: addr.to_string(),
             reason,
         };
@@ -84,10 +85,10 @@ impl Connection {
             {
                 return Err(connect_err("closed during the handshake".into()));
             }
-            match Response::decode(&body).map_err(|e| Error::Protocol(e.to_string()))? {
+            match Response::decode(&body).map_err(|e| CallError::Protocol(e.to_string()))? {
                 (_, Response::Hello { .. }) => Ok(()),
-                (_, Response::Error(e)) => Err(Error::from(e)),
-                (_, other) => Err(Error::Protocol(format!(
+                (_, Response::Error(e)) => Err(CallError::Refused(e)),
+                (_, other) => Err(CallError::Protocol(format!(
                     "unexpected handshake answer {other:?}"
                 ))),
             }
@@ -148,7 +149,7 @@ impl Connection {
             };
             reader_closed.store(true, Ordering::Relaxed);
             for (_, waiter) in std::mem::take(&mut *lock(&reader_waiters)) {
-                let _ = waiter.send(Err(Error::ConnectionLost(reason.clone())));
+                let _ = waiter.send(Err(CallError::ConnectionLost(reason.clone())));
             }
         });
 
@@ -163,12 +164,12 @@ impl Connection {
     }
 
     /// Returns whether the connection has failed (a new one is needed).
-    pub(crate) fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
 
     /// Sends `request` and waits up to `timeout` for its response.
-    pub(crate) async fn call(&self, request: &Request, timeout: Duration) -> Result<Response> {
+    pub(super) async fn call(&self, request: &Request, timeout: Duration) -> Result<Response> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut body = Vec::with_capacity(64);
         request.encode(id, &mut body);
@@ -179,21 +180,21 @@ impl Connection {
         if self.is_closed() || self.outbox.send(frame).is_err() {
             lock(&self.waiters).remove(&id);
             // Never sent: as safe to try again as a failed connect.
-            return Err(Error::Connect {
+            return Err(CallError::Connect {
                 addr: self.addr.clone(),
                 reason: "the connection closed before the request was sent".into(),
             });
         }
         match tokio::time::timeout(timeout, response).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::ConnectionLost("the connection is closed".into())),
+            Ok(Err(_)) => Err(CallError::ConnectionLost("the connection is closed".into())),
             Err(_) => {
                 lock(&self.waiters).remove(&id);
                 // A connection that let a response go missing is not trusted again (a node
                 // that hangs, a half-open connection, a network that dropped bytes): the next
                 // request opens a new one. Requests already in flight on it go on.
                 self.closed.store(true, Ordering::Relaxed);
-                Err(Error::Timeout(timeout))
+                Err(CallError::Timeout(timeout))
             }
         }
     }
