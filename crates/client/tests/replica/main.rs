@@ -2,6 +2,10 @@
 
 #![allow(unreachable_pub)]
 
+mod cut;
 mod harness;
+mod interrupted;
+mod model;
 mod properties;
+mod script;
 mod stories;
