@@ -1,12 +1,11 @@
-//! The controller's HTTP/JSON API: the bodies it takes and gives (docs/cluster.md).
-
-use std::collections::BTreeMap;
+//! The controller's HTTP/JSON API: the bodies it takes and gives (docs/cluster.md), and
+//! nothing else: the server (`server`) and the summary of the state in a [`Status`]
+//! (`status`) are beside it.
 
 pub use haze_ring::{CleanReport, StreamReport};
 use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Stream, Transition};
 
-use crate::progress::{MoveLimits, Tracker};
-use crate::{ClusterId, ControllerState, MemberState};
+use crate::{ClusterId, MemberState, MoveLimits};
 
 /// `POST /v1/nodes`: a node announcing itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -194,83 +193,4 @@ pub struct ApiError {
     pub error: String,
     /// What happened, for people.
     pub message: String,
-}
-
-impl Status {
-    /// Summarizes `state`.
-    pub fn of(state: &ControllerState) -> Status {
-        let table = state.table();
-        let (load, primaries) = table.map_or_else(
-            || (BTreeMap::new(), BTreeMap::new()),
-            |t| (t.load(), t.primaries()),
-        );
-        let members = state
-            .members()
-            .iter()
-            .map(|(id, m)| MemberStatus {
-                id: *id,
-                addr: m.addr.clone(),
-                state: m.state,
-                partitions: load.get(id).copied().unwrap_or(0),
-                primaries: primaries.get(id).copied().unwrap_or(0),
-                seen: None,
-            })
-            .collect();
-        Status {
-            cluster: state.cluster,
-            partitions: state.partitions,
-            replicas: state.replicas,
-            epoch: table.map(|t| t.epoch().0),
-            members,
-            table: table.cloned(),
-            transition: state.transition().cloned(),
-            progress: None,
-            queued: state.queued().map(ToString::to_string).collect(),
-            dropped: state.dropped().cloned().collect(),
-            limits: None,
-            version: None,
-        }
-    }
-
-    /// Adds the change's progress from `tracker` at `now_ms`, and the limits.
-    pub fn with_progress(mut self, tracker: &Tracker, now_ms: u64, limits: &MoveLimits) -> Status {
-        self.limits = Some(*limits);
-        self.progress = self.transition.as_ref().map(|t| ChangeStatus {
-            change: t.change,
-            description: t.description.clone(),
-            counts: t.counts(),
-            moves: t
-                .moves
-                .iter()
-                .map(|m| {
-                    let in_state_ms = tracker.in_state_ms(m.partition, now_ms);
-                    MoveStatus {
-                        partition: m.partition,
-                        state: m.state,
-                        before: m.before.clone(),
-                        after: m.after.clone(),
-                        streams: m
-                            .streams
-                            .iter()
-                            .map(|s| StreamStatus {
-                                stream: *s,
-                                report: tracker
-                                    .streams
-                                    .get(&(m.partition, s.to))
-                                    .filter(|(from, _)| *from == s.source)
-                                    .map(|(_, r)| r.clone()),
-                            })
-                            .collect(),
-                        in_state_ms,
-                        stuck: m.state != MoveState::Done
-                            && m.state != MoveState::Pending
-                            && in_state_ms >= limits.stuck_after_ms,
-                        attempts: m.attempts,
-                        note: m.note.clone(),
-                    }
-                })
-                .collect(),
-        });
-        self
-    }
 }

@@ -20,24 +20,67 @@ const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The controller could not be reached or did not answer in time.
-    #[error("controller {addr}: {reason}")]
+    /// The controller could not be reached or did not answer in time (a timeout is an error of
+    /// kind [`TimedOut`](std::io::ErrorKind::TimedOut)).
+    #[error("controller {addr}: {source}")]
     Unreachable {
         /// Its address.
         addr: String,
         /// What failed.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
-    /// The controller refused the request.
+    /// The controller refused the request: `.0.error` is the API's stable code
+    /// (`unknown_node`, ...).
     #[error("{}", .0.message)]
     Refused(ApiError),
     /// The answer was not the API's.
-    #[error("controller {addr} answered something else than its API: {reason}")]
+    #[error("controller {addr} answered something else than its API: {source}")]
     BadAnswer {
         /// Its address.
         addr: String,
         /// What was wrong.
-        reason: String,
+        #[source]
+        source: AnswerError,
+    },
+    /// The request's body could not be written as JSON (the API's bodies always can).
+    #[error("a request to controller {addr} could not be encoded: {source}")]
+    Encode {
+        /// Its address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// How an answer was not the API's ([`ClientError::BadAnswer`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The connection closed before the end of the headers.
+    #[error("an incomplete HTTP response")]
+    Incomplete,
+    /// The headers are not UTF-8.
+    #[error("a non-UTF-8 header")]
+    NonUtf8Header,
+    /// The answer does not start with an HTTP/1 status line.
+    #[error("not an HTTP response")]
+    NotHttp,
+    /// A chunked body, which this client does not read (the controller never sends one).
+    #[error("a chunked response")]
+    Chunked,
+    /// A success whose body is not the JSON asked for.
+    #[error(transparent)]
+    Json(serde_json::Error),
+    /// A failure whose body is not an API error.
+    #[error("HTTP status {status} without an API error")]
+    NotAnApiError {
+        /// The HTTP status.
+        status: u16,
+        /// Why the body is not an [`ApiError`].
+        #[source]
+        source: serde_json::Error,
     },
 }
 
@@ -140,16 +183,19 @@ impl ControllerClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let unreachable = |reason: String| ClientError::Unreachable {
+        let unreachable = |source: std::io::Error| ClientError::Unreachable {
             addr: self.addr.clone(),
-            reason,
+            source,
         };
-        let bad = |reason: String| ClientError::BadAnswer {
+        let bad = |source: AnswerError| ClientError::BadAnswer {
             addr: self.addr.clone(),
-            reason,
+            source,
         };
         let body = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| bad(e.to_string()))?,
+            Some(b) => serde_json::to_vec(b).map_err(|source| ClientError::Encode {
+                addr: self.addr.clone(),
+                source,
+            })?,
             None => Vec::new(),
         };
         let mut request = format!(
@@ -172,14 +218,19 @@ impl ControllerClient {
         };
         let answer = tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|_| {
+                unreachable(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?}", self.timeout),
+                ))
+            })?
+            .map_err(unreachable)?;
         let (status, body) = split_response(&answer).map_err(bad)?;
         if status == 200 {
-            serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
+            serde_json::from_slice(body).map_err(|e| bad(AnswerError::Json(e)))
         } else {
             let error: ApiError = serde_json::from_slice(body)
-                .map_err(|_| bad(format!("HTTP status {status} without an API error")))?;
+                .map_err(|source| bad(AnswerError::NotAnApiError { status, source }))?;
             Err(ClientError::Refused(error))
         }
     }
@@ -187,38 +238,48 @@ impl ControllerClient {
 
 /// Splits an HTTP/1.1 response into its status and body (the server sends a `Content-Length`
 /// body and closes, so the body is what follows the headers).
-fn split_response(answer: &[u8]) -> Result<(u16, &[u8]), String> {
+fn split_response(answer: &[u8]) -> Result<(u16, &[u8]), AnswerError> {
     let end = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("an incomplete HTTP response")?;
-    let head = std::str::from_utf8(&answer[..end]).map_err(|_| "a non-UTF-8 header")?;
+        .ok_or(AnswerError::Incomplete)?;
+    let head = std::str::from_utf8(&answer[..end]).map_err(|_| AnswerError::NonUtf8Header)?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|_| head.starts_with("HTTP/1."))
-        .ok_or("not an HTTP response")?;
+        .ok_or(AnswerError::NotHttp)?;
     if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        return Err("a chunked response".into());
+        return Err(AnswerError::Chunked);
     }
     Ok((status, &answer[end + 4..]))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_response;
+    use super::{AnswerError, split_response};
 
     #[test]
     fn responses_are_split_or_refused() {
         let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(split_response(ok), Ok((200, &b"{}"[..])));
-        assert!(split_response(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(split_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(matches!(split_response(ok), Ok((200, b"{}"))));
+        assert!(matches!(
+            split_response(b"HTTP/1.1 200 OK\r\n"),
+            Err(AnswerError::Incomplete)
+        ));
+        assert!(matches!(
+            split_response(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(AnswerError::NotHttp)
+        ));
+        assert!(matches!(
+            split_response(b"HTTP/1.1 200 \xff\r\n\r\n"),
+            Err(AnswerError::NonUtf8Header)
+        ));
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        assert!(split_response(chunked).is_err());
+        assert!(matches!(split_response(chunked), Err(AnswerError::Chunked)));
     }
 }

@@ -1,7 +1,10 @@
-//! The controller's errors.
+//! The controller's errors: [`Error`] for its operations, and what went wrong with its state
+//! file ([`StateError`], [`Inconsistency`]). The client's are beside it (`client`).
+
+use haze_ring::NodeId;
 
 /// Why a controller operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No registered node has this id or address.
@@ -46,12 +49,84 @@ pub enum Error {
     #[error(transparent)]
     Ring(#[from] haze_ring::Error),
     /// The state file could not be read or written, or is damaged.
-    #[error("controller state {path}: {reason}")]
+    #[error("controller state {path}: {source}")]
     State {
-        /// The file.
+        /// The file (or the folder, or its lock file).
         path: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: StateError,
+    },
+}
+
+/// What went wrong with the state file (in [`Error::State`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Reading, writing, renaming or locking failed (nothing changed).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The file is not the state's JSON (or the state could not be written as JSON).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The file's layout is another version than the one this build reads.
+    #[error("format {found} is not {expected}, the one this version of Haze reads")]
+    Format {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// The state read contradicts itself.
+    #[error(transparent)]
+    Inconsistent(#[from] Inconsistency),
+    /// The new file is in place but its folder could not be synced: the change holds unless
+    /// the machine crashes.
+    #[error("the change is written but syncing its folder failed ({source}): a crash may lose it")]
+    NotSynced {
+        /// Why the sync failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How a state read from a file contradicts itself ([`StateError::Inconsistent`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Inconsistency {
+    /// `Q` or `N` is one no table can have.
+    #[error(transparent)]
+    Parameters(#[from] haze_ring::Error),
+    /// The table has another partition count than the cluster.
+    #[error("the table has {table} partitions, the cluster {cluster}")]
+    TablePartitions {
+        /// The table's.
+        table: u32,
+        /// The cluster's.
+        cluster: u32,
+    },
+    /// The table places a node that is no member, or a standby one.
+    #[error("the table places {0}, not a member")]
+    PlacesNonMember(NodeId),
+    /// No change runs, yet an active member holds no partition.
+    #[error("{0} is active but owns no partition")]
+    ActiveWithoutPartition(NodeId),
+    /// The change under way leads to a table of another partition count.
+    #[error("the change's table has another partition count")]
+    TargetPartitions,
+    /// A member is active but there is no table.
+    #[error("{0} is active but there is no table")]
+    ActiveWithoutTable(NodeId),
+    /// A change is under way but there is no table.
+    #[error("a change is under way but there is no table")]
+    ChangeWithoutTable,
+    /// A member's id is not below the id the next registered node gets.
+    #[error("{id} is not below the next id {next}")]
+    IdNotBelowNext {
+        /// The highest member id.
+        id: NodeId,
+        /// The next id.
+        next: u64,
     },
 }
 

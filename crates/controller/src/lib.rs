@@ -15,24 +15,32 @@
 //!
 //! * `state` — [`ControllerState`]: members, the table, the rules.
 //! * `change` — planning and committing membership changes.
-//! * `progress` — nodes' reports ([`Tracker`]) and advancing each partition's move.
+//! * `tracker` — what nodes reported ([`Tracker`]), in memory; `limits` — [`MoveLimits`].
+//! * `progress` — advancing each partition's move: one round over the moves (a step per move
+//!   state), then publishing a table and completing the change.
 //! * `persist` — [`Controller`]: the state kept in a file.
-//! * `api` — the bodies of the HTTP/JSON API; `server` serves it; `client` calls it.
+//! * `api` — the bodies of the HTTP/JSON API; `status` summarizes the state in one;
+//!   `server` serves it; `client` calls it.
+//! * `error` — [`Error`] and the causes it keeps.
 
 pub mod api;
 mod change;
 mod client;
 mod error;
+mod limits;
 mod metrics;
 mod persist;
 mod progress;
 mod server;
 mod state;
+mod status;
+mod tracker;
 
 pub use change::{Change, Plan, PlannedMove};
-pub use client::{ClientError, ControllerClient};
-pub use error::{Error, Result};
+pub use client::{AnswerError, ClientError, ControllerClient};
+pub use error::{Error, Inconsistency, Result, StateError};
+pub use limits::MoveLimits;
 pub use persist::Controller;
-pub use progress::{MoveLimits, NodeSeen, Tracker};
 pub use server::{router, serve};
 pub use state::{ClusterId, ControllerState, MAX_MEMBERS, Member, MemberState};
+pub use tracker::{NodeSeen, Tracker};

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::{ClusterId, ControllerState, Error, Result};
+use crate::{ClusterId, ControllerState, Error, Result, StateError};
 
 /// The controller: its state, and the file that keeps it. Every change is saved before the
 /// method that made it returns.
@@ -29,29 +29,28 @@ struct StateFile<S> {
     state: S,
 }
 
-fn state_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+fn state_error(path: &Path, source: impl Into<StateError>) -> Error {
     Error::State {
         path: path.display().to_string(),
-        reason: reason.to_string(),
+        source: source.into(),
     }
 }
 
 /// Reads a state file: the version first (so a newer layout gets a clear refusal, not a parse
 /// error about some field), then the state, then its consistency.
-fn parse(bytes: &[u8]) -> std::result::Result<ControllerState, String> {
+fn parse(bytes: &[u8]) -> std::result::Result<ControllerState, StateError> {
     #[derive(serde::Deserialize)]
     struct Version {
         format: u32,
     }
-    let version: Version = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let version: Version = serde_json::from_slice(bytes)?;
     if version.format != FORMAT {
-        return Err(format!(
-            "format {} is not {FORMAT}, the one this version of Haze reads",
-            version.format
-        ));
+        return Err(StateError::Format {
+            found: version.format,
+            expected: FORMAT,
+        });
     }
-    let file: StateFile<ControllerState> =
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let file: StateFile<ControllerState> = serde_json::from_slice(bytes)?;
     file.state.check()?;
     Ok(file.state)
 }
@@ -146,8 +145,8 @@ impl Controller {
             format: FORMAT,
             state: &self.state,
         };
-        let fail = |e: &dyn std::fmt::Display| state_error(&self.path, e);
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Saved::No(fail(&e)))?;
+        let bytes =
+            serde_json::to_vec_pretty(&file).map_err(|e| Saved::No(state_error(&self.path, e)))?;
         let tmp = self.path.with_extension("json.tmp");
         let replace = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&tmp)?;
@@ -155,11 +154,9 @@ impl Controller {
             file.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        replace().map_err(|e| Saved::No(fail(&e)))?;
-        sync_dir(parent(&self.path)).map_err(|e| {
-            Saved::NotSynced(fail(&format!(
-                "the change is written but syncing its folder failed ({e}): a crash may lose it"
-            )))
+        replace().map_err(|e| Saved::No(state_error(&self.path, e)))?;
+        sync_dir(parent(&self.path)).map_err(|source| {
+            Saved::NotSynced(state_error(&self.path, StateError::NotSynced { source }))
         })
     }
 }

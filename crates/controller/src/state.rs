@@ -8,7 +8,7 @@ use haze_ring::{NodeId, PartitionTable, Transition};
 
 use crate::change::Change;
 
-use crate::{Error, Result};
+use crate::{Error, Inconsistency, Result};
 
 /// A cluster's identity, chosen at random when the controller creates the cluster. Nodes record
 /// it in their data directory and name it in the hello of every node-to-node connection, so a
@@ -163,21 +163,20 @@ impl ControllerState {
 
     /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
     /// places only active members, every active member is in it, and ids are below `next_node`.
-    pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        check_parameters(self.partitions, self.replicas).map_err(|e| e.to_string())?;
+    pub(crate) fn check(&self) -> std::result::Result<(), Inconsistency> {
+        check_parameters(self.partitions, self.replicas)?;
         if let Some(table) = &self.table {
             if table.partitions() != self.partitions {
-                return Err(format!(
-                    "the table has {} partitions, the cluster {}",
-                    table.partitions(),
-                    self.partitions
-                ));
+                return Err(Inconsistency::TablePartitions {
+                    table: table.partitions(),
+                    cluster: self.partitions,
+                });
             }
             let placed = table.nodes();
             for id in &placed {
                 match self.members.get(id) {
                     Some(m) if m.state != MemberState::Standby => {}
-                    _ => return Err(format!("the table places {id}, not a member")),
+                    _ => return Err(Inconsistency::PlacesNonMember(*id)),
                 }
             }
             // Active members hold partitions (while a change runs, one whose receiving moves
@@ -188,27 +187,27 @@ impl ControllerState {
                     .iter()
                     .find(|(id, m)| m.state == MemberState::Active && !placed.contains(id))
             {
-                return Err(format!("{id} is active but owns no partition"));
+                return Err(Inconsistency::ActiveWithoutPartition(*id));
             }
             if let Some(t) = &self.transition
                 && t.target.partitions() != self.partitions
             {
-                return Err("the change's table has another partition count".into());
+                return Err(Inconsistency::TargetPartitions);
             }
         } else if let Some((id, _)) = self
             .members
             .iter()
             .find(|(_, m)| m.state == MemberState::Active)
         {
-            return Err(format!("{id} is active but there is no table"));
+            return Err(Inconsistency::ActiveWithoutTable(*id));
         } else if self.transition.is_some() {
-            return Err("a change is under way but there is no table".into());
+            return Err(Inconsistency::ChangeWithoutTable);
         }
         match self.members.keys().next_back() {
-            Some(last) if last.0 >= self.next_node => Err(format!(
-                "{last} is not below the next id {}",
-                self.next_node
-            )),
+            Some(last) if last.0 >= self.next_node => Err(Inconsistency::IdNotBelowNext {
+                id: *last,
+                next: self.next_node,
+            }),
             _ => Ok(()),
         }
     }
@@ -244,7 +243,7 @@ impl ControllerState {
 }
 
 /// Checks a cluster's `Q` and `N` the way a table would.
-fn check_parameters(partitions: u32, replicas: usize) -> Result<()> {
+fn check_parameters(partitions: u32, replicas: usize) -> haze_ring::Result<()> {
     PartitionTable::place(None, &[NodeId(0)], partitions, replicas)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use haze_controller::api::{PlanRequest, SeenRequest};
 use haze_controller::{
-    ClientError, ClusterId, Controller, ControllerClient, MemberState, MoveLimits,
+    AnswerError, ClientError, ClusterId, Controller, ControllerClient, MemberState, MoveLimits,
 };
 use haze_ring::NodeId;
 use tokio_util::sync::CancellationToken;
@@ -253,4 +253,86 @@ async fn a_node_that_has_the_current_state_hears_of_the_next_change_as_it_happen
     assert_eq!(stale.members.len(), 2);
     shutdown.cancel();
     task.await.unwrap();
+}
+
+/// A server at a loopback address that reads one request's headers, answers `answer` and
+/// closes.
+async fn answering(answer: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            if stream.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            request.push(byte[0]);
+        }
+        stream.write_all(answer).await.unwrap();
+        stream.shutdown().await.unwrap();
+    });
+    addr
+}
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn client_errors_keep_their_causes() {
+    use std::error::Error as _;
+    let nobody = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nobody_addr = nobody.local_addr().unwrap().to_string();
+    drop(nobody);
+    let err = ControllerClient::new(&nobody_addr)
+        .status()
+        .await
+        .unwrap_err();
+    let io = err
+        .source()
+        .and_then(|e| e.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{err:?}"
+    );
+
+    let addr = answering(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+    let err = ControllerClient::new(&addr).status().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ClientError::BadAnswer {
+                source: AnswerError::NotHttp,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("answered something else than its API: not an HTTP response"),
+        "{err}"
+    );
+
+    let addr = answering(b"HTTP/1.1 500 Oops\r\n\r\nnot JSON").await;
+    let err = ControllerClient::new(&addr).status().await.unwrap_err();
+    let ClientError::BadAnswer {
+        source: AnswerError::NotAnApiError { status, source },
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*status, 500);
+    assert!(
+        source.is_syntax(),
+        "the body's JSON error is kept: {source}"
+    );
+
+    let addr = answering(b"HTTP/1.1 200 OK\r\n\r\n{\"cluster\": 1}").await;
+    let err = ControllerClient::new(&addr).status().await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::BadAnswer { source: AnswerError::Json(e), .. } if e.is_data()),
+        "{err:?}"
+    );
 }

@@ -1,6 +1,6 @@
 //! The controller's state survives restarts, and a refused or unsaved change changes nothing.
 
-use haze_controller::{ClusterId, Controller, Error, MemberState};
+use haze_controller::{ClusterId, Controller, Error, Inconsistency, MemberState, StateError};
 use haze_ring::NodeId;
 
 #[test]
@@ -90,4 +90,53 @@ fn one_folder_serves_one_controller() {
     assert!(matches!(err, Error::Locked(_)), "{err}");
     drop(first);
     assert!(Controller::open(dir.path(), ClusterId(1), 64, 2).is_ok());
+}
+
+#[test]
+fn a_refused_state_file_names_its_cause() {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut c = Controller::open(dir.path(), ClusterId(7), 64, 2).unwrap();
+        c.change(|s| s.register("127.0.0.1:7701")).unwrap();
+        c.change(|s| s.add(&["n1".into()]).map(|_| ())).unwrap();
+    }
+    let path = dir.path().join("controller.json");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let cause = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let err = Controller::open(dir.path(), ClusterId(7), 64, 2).unwrap_err();
+        let source = err.source().expect("the cause is kept");
+        assert!(source.downcast_ref::<StateError>().is_some(), "{source:?}");
+        match err {
+            Error::State { source, .. } => source,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(matches!(cause("{ not json"), StateError::Json(e) if e.is_syntax()));
+    assert!(matches!(
+        cause(&saved.replace("\"format\": 1", "\"format\": 2")),
+        StateError::Format {
+            found: 2,
+            expected: 1
+        }
+    ));
+    assert!(matches!(
+        cause(&saved.replace("\"active\"", "\"standby\"")),
+        StateError::Inconsistent(Inconsistency::PlacesNonMember(NodeId(1)))
+    ));
+    // A state "file" that cannot be read: the operating system's error.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = Controller::open(dir.path(), ClusterId(7), 64, 2).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::State {
+                source: StateError::Io(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

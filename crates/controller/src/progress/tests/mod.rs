@@ -1,0 +1,4 @@
+mod fixtures;
+mod scenarios;
+mod states;
+mod steps;
