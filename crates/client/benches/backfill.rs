@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use haze_client::{Client, ClientConfig, Scalar};
 use haze_crdt::{ActorId, GCounter, ManualClock, MvRegister, Value};
 use haze_node::{Node, NodeConfig};
-use haze_protocol::Role;
+use haze_protocol::{Request, Response, Role};
 use haze_storage::DiskStore;
 
 const PHASES: [&str; 3] = ["no stream", "Copy", "Backfill"];
@@ -107,12 +107,15 @@ async fn main() -> Result<(), haze_client::Error> {
                     .collect();
                 let (client, streamed) = (client.clone(), streamed.clone());
                 in_flight.spawn(async move {
-                    let acks = if kind == 1 {
-                        client.copy(items).await
+                    let request = if kind == 1 {
+                        Request::Copy { items }
                     } else {
-                        client.backfill(items).await
+                        Request::Backfill { items }
                     };
-                    let merged = acks.map_or(0, |a| a.iter().filter(|r| r.is_ok()).count());
+                    let merged = match client.send(request, true).await {
+                        Ok(Response::Acks(acks)) => acks.iter().filter(|r| r.is_ok()).count(),
+                        _ => 0,
+                    };
                     streamed[kind].fetch_add(merged as u64, Ordering::Relaxed);
                 });
                 while in_flight.len() >= IN_FLIGHT {

@@ -5,8 +5,6 @@
 //! * `client` — [`Client`]: typed requests over a [`haze_protocol::Channel`] (one pipelined
 //!   connection, reconnects, timeouts, retries of idempotent requests).
 //! * `config` — [`ClientConfig`].
-//! * `node_calls` — the requests nodes make of each other (`copy`, `backfill`, `buckets`,
-//!   `bucket_keys`), until haze-node sends them over a channel of its own.
 //! * `router` — direct routing: each key's request to its primary, by a cached table.
 //! * `replica` — [`Replica`]: a device's values in one file, edited offline.
 //! * `sync` — [`Replica::sync`]: digests first, full states only where they differ.
@@ -16,7 +14,6 @@
 mod client;
 mod config;
 mod error;
-mod node_calls;
 mod replica;
 mod router;
 mod sync;

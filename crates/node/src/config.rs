@@ -6,8 +6,6 @@ use std::time::Duration;
 use haze_protocol::{Dial, TcpDial};
 use haze_storage::StoreConfig;
 
-use crate::cluster::AckPolicy;
-
 /// Everything a node needs to know besides its listeners, clock and store.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -79,5 +77,78 @@ impl Default for NodeConfig {
             dial: Arc::new(TcpDial),
             inline_writes: false,
         }
+    }
+}
+
+/// How many replicas must have a write durably before the coordinator acknowledges it. The
+/// coordinator always applies it durably itself first; the others receive a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckPolicy {
+    /// The coordinator alone (fastest; a write is lost if that node's disk is lost before
+    /// anti-entropy or the copies reached another replica).
+    Primary,
+    /// A majority of the key's replicas (N/2 + 1): survives the loss of any minority.
+    #[default]
+    Quorum,
+    /// Every replica: a write fails (though it stays where it was applied) if any replica does
+    /// not answer.
+    All,
+}
+
+impl AckPolicy {
+    /// Returns how many replicas (the coordinator included) must hold a write among `n`.
+    pub fn required(self, n: usize) -> usize {
+        match self {
+            AckPolicy::Primary => 1,
+            AckPolicy::Quorum => n / 2 + 1,
+            AckPolicy::All => n,
+        }
+        .min(n.max(1))
+    }
+
+    /// Returns the policy's name, as flags and docs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AckPolicy::Primary => "primary",
+            AckPolicy::Quorum => "quorum",
+            AckPolicy::All => "all",
+        }
+    }
+}
+
+impl std::fmt::Display for AckPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AckPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "primary" => Ok(AckPolicy::Primary),
+            "quorum" => Ok(AckPolicy::Quorum),
+            "all" => Ok(AckPolicy::All),
+            other => Err(format!(
+                "unknown acknowledgement policy {other:?}: use primary, quorum or all"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_count_the_coordinator() {
+        assert_eq!(AckPolicy::Primary.required(3), 1);
+        assert_eq!(AckPolicy::Quorum.required(3), 2);
+        assert_eq!(AckPolicy::Quorum.required(2), 2);
+        assert_eq!(AckPolicy::Quorum.required(1), 1);
+        assert_eq!(AckPolicy::All.required(3), 3);
+        assert_eq!("all".parse::<AckPolicy>(), Ok(AckPolicy::All));
+        assert!("most".parse::<AckPolicy>().is_err());
     }
 }

@@ -11,6 +11,8 @@ use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use haze_storage::Priority;
+
 use crate::handler::{self, Plan};
 use crate::node::Node;
 
@@ -229,17 +231,16 @@ where
                     Plan::Write { kind, key, write } => {
                         let (answer, started, writer_node) =
                             (responses.clone(), tokio::time::Instant::now(), node.clone());
-                        // A partition streaming from this node forwards what it commits.
-                        let noted = key.clone();
-                        node.submit_write(key, write, move |outcome| {
-                            if let Ok(value) = &outcome {
-                                writer_node
-                                    .handoff()
-                                    .note_write(&writer_node, &noted, value);
-                            }
-                            let response = handler::written(&writer_node, kind, started, outcome);
-                            let _ = answer.send((encode(id, &response), permit));
-                        });
+                        node.writes().submit(
+                            key,
+                            write,
+                            Priority::Foreground,
+                            Box::new(move |outcome| {
+                                let response =
+                                    handler::written(&writer_node, kind, started, outcome);
+                                let _ = answer.send((encode(id, &response), permit));
+                            }),
+                        );
                     }
                     Plan::Batch {
                         items,
@@ -257,7 +258,7 @@ where
                     Plan::Route {
                         view,
                         request,
-                        from_peer,
+                        routing,
                         stale,
                     } => {
                         // Once per epoch, a client that reached a node without the key hears
@@ -268,8 +269,13 @@ where
                         });
                         let (answer, node) = (responses.clone(), node.clone());
                         tokio::spawn(async move {
-                            let response =
-                                crate::cluster::route(node, view, request, from_peer).await;
+                            let response = crate::cluster::route(
+                                node.cluster().clone(),
+                                view,
+                                request,
+                                routing,
+                            )
+                            .await;
                             let mut frames = notice.unwrap_or_default();
                             frames.extend_from_slice(&encode(id, &response));
                             let _ = answer.send((frames, permit));

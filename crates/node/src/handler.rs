@@ -10,16 +10,17 @@ use haze_crdt::Value;
 use haze_protocol::{Request, Response, Role};
 use haze_storage::Priority;
 
-use crate::cluster::{self, ClusterView};
+use crate::cluster::{ClusterView, Disposition, Operation, Routing, dispose};
 use crate::error::RequestError;
 use crate::metrics::Kind;
-use crate::node::{Node, WriteRequest};
+use crate::node::Node;
+use crate::replica::WriteRequest;
 
 /// How the connection should answer a request.
 pub(crate) enum Plan {
     /// The answer, computed inline.
     Now(Response),
-    /// A write: queue it and answer from its callback.
+    /// A write here: submit it to the write handle and answer from its callback.
     Write {
         kind: Kind,
         key: Vec<u8>,
@@ -48,7 +49,7 @@ pub(crate) enum Plan {
     Route {
         view: Arc<ClusterView>,
         request: Request,
-        from_peer: bool,
+        routing: Routing,
         /// The table's epoch, if a client sent a key's request to a node that does not hold
         /// the key: a client routing with a stale table learns it must refresh.
         stale: Option<u64>,
@@ -69,120 +70,110 @@ fn too_many(n: usize) -> Option<RequestError> {
     })
 }
 
-/// Decides how to answer `request` (which came in a frame of `frame_bytes` on a connection of
-/// `role`), answering local reads at once.
-pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role) -> Plan {
-    let started = tokio::time::Instant::now();
-    let limits = &node.config().store;
-    // The view, if this request is to be routed (one read of it per request).
-    let routed = cluster::is_routed(&request, role);
-    let view = routed.then(|| node.view()).flatten();
-    // A peer's read of a partition this node is leaving, once the new replicas serve it (they
-    // take writes this node no longer sees): passed on to them (they hold it: never back). A
-    // digest batch with any such key is routed whole: each key goes to the replicas this node
-    // routes it to (the new ones for the keys it leaves).
-    let passed_on = |v: &cluster::ClusterView, key: &[u8]| v.departing(key) && !v.holds(key);
-    let proxy = match (&request, role) {
-        (Request::Get { key } | Request::Digest { key }, Role::Peer { .. }) => node
-            .view()
-            .filter(|v| v.transition.is_some() && passed_on(v, key)),
-        // (An oversized batch is refused below.)
-        (Request::DigestBatch { keys }, Role::Peer { .. }) if keys.len() <= MAX_BATCH_ITEMS => node
-            .view()
-            .filter(|v| v.transition.is_some() && keys.iter().any(|k| passed_on(v, k))),
-        _ => None,
-    };
-    if let Some(view) = proxy {
-        return Plan::Route {
-            view,
-            request,
-            from_peer: false,
-            stale: None,
-        };
+/// The kind a request is counted under in the metrics.
+fn kind_of(request: &Request) -> Kind {
+    match request {
+        Request::Get { .. } | Request::GetMerged { .. } => Kind::Get,
+        Request::Merge { .. } => Kind::Merge,
+        Request::Op { .. } => Kind::Op,
+        Request::MergeBatch { .. } | Request::Copy { .. } | Request::Backfill { .. } => {
+            Kind::MergeBatch
+        }
+        Request::Digest { .. }
+        | Request::DigestBatch { .. }
+        | Request::DigestList { .. }
+        | Request::Buckets
+        | Request::BucketKeys { .. } => Kind::Digest,
+        Request::Ping | Request::Table | Request::Hello { .. } => Kind::Ping,
     }
-    let (kind, response) = match request {
+}
+
+/// Refuses a request over the node's limits (a merge's frame larger than a value may be, a
+/// batch of too many items), before anything else is decided.
+fn over_limits(node: &Node, request: &Request, frame_bytes: usize) -> Option<RequestError> {
+    let limits = &node.config().store;
+    match request {
         Request::Merge { .. }
             if frame_bytes > limits.max_value_bytes + limits.max_key_bytes + 64 =>
         {
-            let limit = limits.max_value_bytes;
-            let e = haze_storage::WriteError::ValueTooLarge {
-                size: frame_bytes,
-                limit,
-            };
-            (Kind::Merge, Err(RequestError::from(e)))
+            Some(RequestError::from(
+                haze_storage::WriteError::ValueTooLarge {
+                    size: frame_bytes,
+                    limit: limits.max_value_bytes,
+                },
+            ))
         }
-        Request::MergeBatch { items } if items.len() > MAX_BATCH_ITEMS => {
-            (Kind::MergeBatch, Err(too_many(items.len()).expect("over")))
+        Request::MergeBatch { items } | Request::Copy { items } | Request::Backfill { items } => {
+            too_many(items.len())
         }
-        Request::DigestBatch { keys } if keys.len() > MAX_BATCH_ITEMS => {
-            (Kind::Digest, Err(too_many(keys.len()).expect("over")))
-        }
-        Request::DigestList {
+        Request::DigestBatch { keys }
+        | Request::DigestList {
             keys: Some(keys), ..
-        } if keys.len() > MAX_BATCH_ITEMS => {
-            (Kind::Digest, Err(too_many(keys.len()).expect("over")))
-        }
-        Request::Copy { items } | Request::Backfill { items } if items.len() > MAX_BATCH_ITEMS => {
-            (Kind::MergeBatch, Err(too_many(items.len()).expect("over")))
-        }
-        Request::Copy { .. } | Request::Backfill { .. } if role == Role::Client => (
-            Kind::MergeBatch,
-            Err(RequestError::BadRequest(
-                "copy and backfill are only for node-to-node and local connections".into(),
-            )),
+        } => too_many(keys.len()),
+        _ => None,
+    }
+}
+
+/// Decides how to answer `request` (which came in a frame of `frame_bytes` on a connection of
+/// `role`): where it is served comes from the cluster layer's disposition; reads of this node's
+/// store are answered at once.
+pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role) -> Plan {
+    let started = tokio::time::Instant::now();
+    let kind = kind_of(&request);
+    let cluster = node.cluster();
+    let view = cluster.view();
+    let disposition = match over_limits(node, &request, frame_bytes) {
+        Some(e) => Disposition::Refuse(e),
+        None => dispose(
+            view.as_deref(),
+            cluster.awaits_view(),
+            role,
+            &Operation::of(&request),
         ),
-        Request::Buckets | Request::BucketKeys { .. } if role == Role::Client => (
-            Kind::Digest,
-            Err(RequestError::BadRequest(
-                "bucket digests are only for node-to-node and local connections".into(),
-            )),
-        ),
-        // A read whose primary is this node and that finds the key: answered here and now,
-        // like a single node's (a miss is routed: another replica may hold it).
-        Request::Get { key }
-            if view
-                .as_ref()
-                .is_some_and(|v| v.replicas(&key).first() == Some(&v.me) && !v.in_move(&key)) =>
-        {
+    };
+    let routed = |request, routing, stale| Plan::Route {
+        view: view.clone().expect("only a node with a view routes"),
+        request,
+        routing,
+        stale,
+    };
+    let response = match disposition {
+        Disposition::Local => return local(node, request, role, kind, started),
+        Disposition::ReadHere => {
+            let Request::Get { key } = request else {
+                unreachable!("only a read is read here")
+            };
             match node.get(&key) {
-                Ok(None) => {
-                    return Plan::Route {
-                        view: view.expect("checked"),
-                        request: Request::Get { key },
-                        from_peer: false,
-                        stale: None,
-                    };
-                }
-                found => (Kind::Get, found.map(Response::Value)),
+                // A miss is routed: another replica may hold it.
+                Ok(None) => return routed(Request::Get { key }, Routing::Replicas, None),
+                found => found.map(Response::Value),
             }
         }
-        request if view.is_some() => {
-            let view = view.expect("checked");
-            let stale = request
-                .key()
-                .filter(|key| role == Role::Client && !view.holds(key))
-                .map(|_| view.table.epoch().0);
-            return Plan::Route {
-                view,
-                request,
-                from_peer: matches!(role, Role::Peer { .. }),
-                stale,
-            };
-        }
-        _ if routed && node.awaits_view() => (
-            Kind::Get,
-            Err(RequestError::Unavailable(
-                "this node has not received its cluster's partition table yet (is it added? \
-                 see `haze cluster status`)"
-                    .into(),
-            )),
-        ),
-        Request::Get { key } | Request::GetMerged { key } => {
-            (Kind::Get, node.get(&key).map(Response::Value))
-        }
-        Request::Digest { key } => (Kind::Digest, node.digest(&key).map(Response::Digest)),
-        Request::Ping => (Kind::Ping, Ok(Response::Pong)),
-        Request::Table => (Kind::Ping, Ok(Response::Table(node.routing_table_json()))),
+        Disposition::Route { stale } => return routed(request, Routing::Replicas, stale),
+        Disposition::PassOn => return routed(request, Routing::Replicas, None),
+        Disposition::Coordinate => return routed(request, Routing::Coordinate, None),
+        Disposition::RouteForPeer => return routed(request, Routing::ForPeer, None),
+        Disposition::Refuse(e) => Err(e),
+    };
+    node.metrics()
+        .record(kind, response.is_ok(), started.elapsed());
+    Plan::Now(response.unwrap_or_else(|e| Response::Error(e.to_wire())))
+}
+
+/// Serves a request from this node's own store.
+fn local(
+    node: &Node,
+    request: Request,
+    role: Role,
+    kind: Kind,
+    started: tokio::time::Instant,
+) -> Plan {
+    let peer = matches!(role, Role::Peer { .. });
+    let response = match request {
+        Request::Get { key } | Request::GetMerged { key } => node.get(&key).map(Response::Value),
+        Request::Digest { key } => node.digest(&key).map(Response::Digest),
+        Request::Ping => Ok(Response::Pong),
+        Request::Table => Ok(Response::Table(node.cluster().routing_table_json())),
         Request::DigestList { list, keys } => {
             return Plan::Digests {
                 list: Some(list),
@@ -197,14 +188,14 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         }
         Request::Merge { key, value } => {
             return Plan::Write {
-                kind: Kind::Merge,
+                kind,
                 key,
                 write: WriteRequest::Merge(value),
             };
         }
         Request::Op { key, op } => {
             return Plan::Write {
-                kind: Kind::Op,
+                kind,
                 key,
                 write: WriteRequest::Op(op),
             };
@@ -221,7 +212,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
             return Plan::Batch {
                 items,
                 acks: true,
-                held_only: matches!(role, Role::Peer { .. }),
+                held_only: peer,
                 priority: Priority::Foreground,
             };
         }
@@ -229,28 +220,23 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
             return Plan::Batch {
                 items,
                 acks: true,
-                held_only: matches!(role, Role::Peer { .. }),
+                held_only: peer,
                 priority: Priority::Background,
             };
         }
-        Request::Buckets => (
-            Kind::Digest,
-            node.store()
-                .bucket_digests()
-                .map(Response::Buckets)
-                .map_err(RequestError::from),
-        ),
-        Request::BucketKeys { bucket, after } => (
-            Kind::Digest,
-            node.store()
-                .bucket_keys(bucket as usize, after.as_deref(), BUCKET_PAGE)
-                .map(|(keys, more)| Response::KeyDigests { keys, more })
-                .map_err(RequestError::from),
-        ),
-        Request::Hello { .. } => (
-            Kind::Ping,
-            Err(RequestError::BadRequest("hello is only valid first".into())),
-        ),
+        Request::Buckets => node
+            .replica()
+            .store()
+            .bucket_digests()
+            .map(Response::Buckets)
+            .map_err(RequestError::from),
+        Request::BucketKeys { bucket, after } => node
+            .replica()
+            .store()
+            .bucket_keys(bucket as usize, after.as_deref(), BUCKET_PAGE)
+            .map(|(keys, more)| Response::KeyDigests { keys, more })
+            .map_err(RequestError::from),
+        Request::Hello { .. } => Err(RequestError::BadRequest("hello is only valid first".into())),
     };
     node.metrics()
         .record(kind, response.is_ok(), started.elapsed());
@@ -281,11 +267,11 @@ pub(crate) async fn digests(
 ) -> Response {
     let started = tokio::time::Instant::now();
     let keys = match list {
-        Some(list) => node.resolve_list(list, keys),
+        Some(list) => node.replica().resolve_list(list, keys),
         None => Ok(Some(Arc::new(keys.unwrap_or_default()))),
     };
     let result = match keys {
-        Ok(Some(keys)) => node.local_digests(keys).await,
+        Ok(Some(keys)) => node.replica().digests(keys).await,
         Ok(None) => Ok(Response::UnknownList),
         Err(e) => Err(e),
     };
@@ -311,7 +297,7 @@ pub(crate) async fn batch(
         .enumerate()
         .partition(|(_, (key, _))| view.as_ref().is_none_or(|v| v.takes_copy(key)));
     let (indices, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
-    let merged = node.merge_batch(items, priority).await;
+    let merged = node.writes().merge_batch(items, priority).await;
     let mut results: Vec<Result<Value, RequestError>> =
         Vec::with_capacity(indices.len() + refused.len());
     results.resize_with(indices.len() + refused.len(), || {

@@ -14,15 +14,22 @@
 //!
 //! # Layout
 //!
-//! * `config` — [`NodeConfig`]: limits and timeouts.
-//! * `node` — [`Node`]: get, merge, batch, typed operations, digest.
-//! * `ops` — typed operations as store mutations.
+//! A node is two layers and the front ends above them:
+//!
+//! * [`replica`] — the local replica: the store, the writer thread, the one write path
+//!   ([`replica::Writes`]: every write, whatever its origin, goes through it and fires its
+//!   hooks), typed operations, key lists.
+//! * [`cluster`] — the cluster layer, above the replica only: the view, peers, routing, write
+//!   coordination, read repair, anti-entropy, repartitioning, and the loop that follows the
+//!   controller; one function ([`cluster`]'s `disposition`) decides where a request is served.
+//! * `node` — [`Node`]: the two layers, the metrics, the limits, and the [`Supervisor`] that
+//!   owns every background task.
 //! * `server`, `connection`, `handler` — the binary protocol: accept loop with a connection cap,
 //!   handshake, pipelined requests, timeouts.
 //! * `http` — the HTTP/JSON API and `/metrics`.
+//! * `config` — [`NodeConfig`]: limits, timeouts, the acknowledgement policy.
 //! * `metrics` — counters and histograms in the Prometheus format.
 //! * `error` — [`RequestError`] and its stable wire codes.
-//! * [`cluster`] — routing, write coordination, read repair, anti-entropy.
 
 /// Whether the planted bug `$bug` (`planted::Bug`) is in effect: always `false` in a normal
 /// build, where the module does not exist.
@@ -42,28 +49,30 @@ mod connection;
 mod error;
 mod handler;
 pub mod http;
-mod key_lists;
 mod metrics;
 mod node;
-mod ops;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
+pub mod replica;
 mod server;
+mod supervisor;
 
 use std::sync::Arc;
 
-pub use config::NodeConfig;
+pub use config::{AckPolicy, NodeConfig};
 pub use error::RequestError;
 use haze_protocol::Listener;
 pub use metrics::{Kind, Metrics};
-pub use node::{Node, WriteRequest};
+pub use node::Node;
+pub use replica::WriteRequest;
+pub use supervisor::Supervisor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves `node` on the binary protocol `listener` (any [`Listener`]: tokio's TCP in production,
 /// a simulated network in tests) and the HTTP API on `http_listener` (if any) until `shutdown`
-/// is cancelled; then stops accepting, lets open requests finish, and makes every write durable
-/// before returning.
+/// is cancelled; then stops accepting, lets open requests finish, stops the node's background
+/// tasks, and makes every write durable before returning.
 ///
 /// # Errors
 ///
@@ -82,6 +91,9 @@ pub async fn serve(
         Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         None => Ok(()),
     };
+    // Background work (anti-entropy, streams, copies, the controller loop) ends before the
+    // writer: nothing is left running, and nothing writes after the last sync.
+    node.stop_tasks().await;
     // Last: flush the writer, so every acknowledged write is durable before we return.
     let flush = node.clone();
     let _ = tokio::task::spawn_blocking(move || flush.shutdown()).await;

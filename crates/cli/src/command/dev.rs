@@ -114,7 +114,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             advertise: node.addr.to_string(),
             data: args.data.join(format!("node{}", i + 1)),
         };
-        join(joining, &node.node, &shutdown);
+        join(joining, &node.node);
     }
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
     let status = client.status().await?;

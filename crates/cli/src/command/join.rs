@@ -1,149 +1,67 @@
-//! How `haze serve --controller` joins its cluster: register, remember the cluster, then keep
-//! the node's view of the partition table current.
+//! How `haze serve --controller` reaches its controller: the node's control plane over the
+//! controller's HTTP API (the loop that follows the controller is the node's own:
+//! `haze_node::cluster::join`). Registering also claims the data directory for the cluster.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use haze_controller::api::{Registered, SeenRequest, Status};
 use haze_controller::{ClientError, ControllerClient};
-use haze_node::Node;
-use haze_node::cluster::ClusterView;
-use tokio_util::sync::CancellationToken;
-
-use crate::command::serve::Joining;
-
-/// How often the node asks the controller for the table and the change under way (and reports
-/// its progress) when the controller answers at once (one without long polls). A node keeps
-/// serving with the view it has while the controller is away.
-const WATCH_INTERVAL: Duration = Duration::from_millis(500);
-
-/// The same while a change runs: each step of a move waits for the nodes' next poll.
-const MOVING_INTERVAL: Duration = Duration::from_millis(150);
-
-/// How long the controller may hold a request until its state changes (a long poll): each step
-/// of a move reaches the nodes as soon as it is taken, and an idle cluster costs one request
-/// per node every few seconds. Well under the controller's `--dead-after-secs`.
-const LONG_POLL: Duration = Duration::from_secs(2);
-
-/// The least time between two answered polls.
-const MIN_GAP: Duration = Duration::from_millis(10);
+use haze_node::cluster::{ControlError, ControlPlane};
+use haze_protocol::BoxFuture;
 
 /// The file in the data directory that names the cluster the data belongs to.
 const CLUSTER_FILE: &str = "cluster-id";
 
-/// Registers with the controller (retrying: a node may start before its controller), checks
-/// that the data directory belongs to the controller's cluster, then installs every new table
-/// the controller publishes, until `shutdown`.
-pub(crate) async fn join_cluster(joining: Joining, node: Arc<Node>, shutdown: CancellationToken) {
-    let client = ControllerClient::new(&joining.controller);
-    let Some(registered) = register(&client, &joining, &shutdown).await else {
-        return;
-    };
-    if let Err(e) = claim_data(&joining.data, registered.cluster.0) {
-        tracing::error!(
-            error = %e,
-            "this node will not join: its data directory belongs to another cluster"
-        );
-        return;
-    }
-    let progressed = node.handoff_progressed();
-    let mut known: Option<u64> = None;
-    loop {
-        let epoch = node.view().map(|v| v.table.epoch().0);
-        let (streams, cleaned) = node.handoff_reports();
-        let report = SeenRequest {
-            node: registered.node,
-            epoch,
-            streams,
-            cleaned,
-            known,
-            wait_ms: Some(LONG_POLL.as_millis() as u64),
-        };
-        let answer = tokio::select! {
-            () = shutdown.cancelled() => return,
-            answer = client.seen(&report) => answer,
-            // A stream completed or a partition was deleted: the controller can move on now.
-            () = progressed.notified() => continue,
-        };
-        let mut interval = WATCH_INTERVAL;
-        match answer {
-            Ok(status) => {
-                known = status.version;
-                if status.transition.is_some() {
-                    interval = MOVING_INTERVAL;
-                }
-                if let Some(view) = view_of(&status, &registered) {
-                    node.install_view(view);
-                }
-                if known.is_some() {
-                    // It waited for news: ask again at once (after a moment, so that a state
-                    // that changed on every request could not make this loop spin).
-                    tokio::time::sleep(MIN_GAP).await;
-                    continue;
-                }
-            }
-            Err(ClientError::Refused(e)) if e.error == "unknown_node" => node.leave_cluster(),
-            Err(e) => tracing::debug!(error = %e, "asking the controller for the table"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-            () = progressed.notified() => {}
+/// The controller at an address, over HTTP, for a node whose data is in `data`.
+pub(crate) struct HttpControlPlane {
+    client: ControllerClient,
+    data: PathBuf,
+}
+
+impl HttpControlPlane {
+    pub(crate) fn new(controller: &str, data: &Path) -> HttpControlPlane {
+        HttpControlPlane {
+            client: ControllerClient::new(controller),
+            data: data.to_path_buf(),
         }
     }
 }
 
-async fn register(
-    client: &ControllerClient,
-    joining: &Joining,
-    shutdown: &CancellationToken,
-) -> Option<Registered> {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match client.register(&joining.advertise).await {
-            Ok(r) => {
-                tracing::info!(node = %r.node, cluster = %r.cluster, controller = %joining.controller, addr = %joining.advertise, "registered with the controller");
-                return Some(r);
-            }
-            Err(e @ ClientError::Refused(_)) => {
-                tracing::error!(error = %e, "the controller refused to register this node");
-                return None;
-            }
-            Err(e) => tracing::warn!(error = %e, "registering with the controller; retrying"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return None,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
+fn control_error(e: ClientError) -> ControlError {
+    match e {
+        ClientError::Refused(body) => ControlError::Refused {
+            code: body.error,
+            message: body.message,
+        },
+        other => ControlError::Unreachable(other.to_string()),
     }
 }
 
-/// The node's view from the controller's status, once there is a table. A node the table does
-/// not place (standby, or no longer a member) still routes with it: it holds no key, so it
-/// takes no write as a replica.
-fn view_of(status: &Status, registered: &Registered) -> Option<ClusterView> {
-    if status.cluster != registered.cluster {
-        tracing::error!(
-            expected = %registered.cluster,
-            found = %status.cluster,
-            "the controller now serves another cluster; keeping the current view"
-        );
-        return None;
+impl ControlPlane for HttpControlPlane {
+    /// Registers, then checks that the data directory belongs to the controller's cluster (a
+    /// node must not bring one cluster's data into another): if not, the registration counts
+    /// as refused, and the node does not join.
+    fn register<'a>(
+        &'a self,
+        advertise: &'a str,
+    ) -> BoxFuture<'a, Result<Registered, ControlError>> {
+        Box::pin(async move {
+            let registered = self
+                .client
+                .register(advertise)
+                .await
+                .map_err(control_error)?;
+            claim_data(&self.data, registered.cluster.0).map_err(|e| ControlError::Refused {
+                code: "wrong_cluster".into(),
+                message: format!("this node's data directory belongs to another cluster: {e}"),
+            })?;
+            Ok(registered)
+        })
     }
-    let table = status.table.clone()?;
-    Some(ClusterView {
-        cluster: status.cluster.0,
-        me: registered.node,
-        table,
-        addrs: status
-            .members
-            .iter()
-            .map(|m| (m.id, m.addr.clone()))
-            .collect(),
-        transition: status.transition.clone(),
-    })
+
+    fn seen<'a>(&'a self, report: &'a SeenRequest) -> BoxFuture<'a, Result<Status, ControlError>> {
+        Box::pin(async move { self.client.seen(report).await.map_err(control_error) })
+    }
 }
 
 /// Records in the data directory which cluster its data belongs to, or checks that it is

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use haze_node::cluster::{AckPolicy, run_anti_entropy};
+use haze_node::cluster::{AckPolicy, Registration};
 use haze_node::{Node, NodeConfig};
 use haze_storage::{DiskStore, Durability, StoreConfig};
 use tokio_util::sync::CancellationToken;
@@ -215,7 +215,7 @@ pub(crate) async fn start_node(
             advertise,
             data: args.data.clone(),
         };
-        join(joining, &node, &shutdown);
+        join(joining, &node);
     }
     let serving_node = node.clone();
     let serving = tokio::spawn(async move {
@@ -231,16 +231,18 @@ pub(crate) async fn start_node(
     })
 }
 
-/// Makes `node` a member of its cluster until `shutdown`: registers it with the controller,
-/// keeps its view of the table current, and runs anti-entropy.
-pub(crate) fn join(joining: Joining, node: &Arc<Node>, shutdown: &CancellationToken) {
-    node.expect_cluster();
-    tokio::spawn(crate::command::join::join_cluster(
-        joining,
-        node.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(run_anti_entropy(node.clone(), shutdown.clone()));
+/// Makes `node` a member of its cluster until it stops: it follows the controller (registers,
+/// keeps its view of the table current, reports its progress) and runs anti-entropy, both as
+/// the node's own background tasks.
+pub(crate) fn join(joining: Joining, node: &Arc<Node>) {
+    let plane = crate::command::join::HttpControlPlane::new(&joining.controller, &joining.data);
+    node.cluster().join(
+        Arc::new(plane),
+        Registration {
+            advertise: joining.advertise,
+        },
+    );
+    node.cluster().start_anti_entropy();
 }
 
 /// Returns a token that Ctrl-C or SIGTERM cancels.

@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use haze_client::Client;
 use haze_crdt::Value;
 use haze_ring::{NodeId, PartitionId};
 use haze_storage::{DIGEST_BUCKETS, Priority};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::ClusterView;
-use crate::node::Node;
+use super::Cluster;
+use super::peers::Peer;
+use super::{ClusterError, ClusterView};
 
 /// Keys listed per page, and states sent or fetched per request.
 const PAGE: usize = 512;
@@ -45,19 +45,19 @@ pub struct RoundReport {
     pub refused: usize,
 }
 
-/// Runs anti-entropy rounds every `anti_entropy_interval` of the node's configuration, while the
-/// node has a cluster view, until `shutdown`; after each, hands back leftover copies
+/// Runs anti-entropy rounds every `anti_entropy_interval`, while the node has a cluster view,
+/// until `stop`; after each, hands back leftover copies
 /// ([`hand_back_leftovers`](super::hand_back_leftovers)).
-pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
-    let interval = node.config().anti_entropy_interval;
+pub(super) async fn run(cluster: Arc<Cluster>, stop: CancellationToken) {
+    let interval = cluster.settings().anti_entropy_interval;
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        if let Some(view) = node.view() {
-            let report = sync_round(&node, &view).await;
+        if let Some(view) = cluster.view() {
+            let report = sync_round(&cluster, &view).await;
             if report.refused > 0 {
                 tracing::warn!(
                     ?report,
@@ -66,14 +66,14 @@ pub async fn run_anti_entropy(node: Arc<Node>, shutdown: CancellationToken) {
             } else if report.pushed + report.pulled > 0 {
                 tracing::info!(?report, "anti-entropy repaired replicas");
             }
-            super::hand_back_leftovers(&node, &view).await;
+            super::hand_back_leftovers(&cluster, &view).await;
         }
     }
 }
 
 /// Compares this node with every node it shares partitions with, once, and exchanges the keys
 /// that differ.
-pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
+pub async fn sync_round(cluster: &Arc<Cluster>, view: &ClusterView) -> RoundReport {
     let table = &view.table;
     let per_partition = DIGEST_BUCKETS / table.partitions() as usize;
     let mut shared: BTreeMap<NodeId, Vec<u32>> = BTreeMap::new();
@@ -102,12 +102,14 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
     let mut report = RoundReport::default();
     for (peer, partitions) in shared {
         report.peers += 1;
-        let Some(addr) = view.addrs.get(&peer) else {
+        let Ok(client) = Peer::of(cluster.peers(), view, peer) else {
             report.unreachable += 1;
             continue;
         };
-        let client = node.peers().client(view.cluster, addr);
-        let (theirs, mine) = match (client.buckets().await, node.store().bucket_digests()) {
+        let (theirs, mine) = match (
+            client.buckets().await,
+            cluster.replica().store().bucket_digests(),
+        ) {
             (Ok(theirs), Ok(mine)) if theirs.len() == DIGEST_BUCKETS => (theirs, mine),
             _ => {
                 report.unreachable += 1;
@@ -120,7 +122,7 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
         });
         for bucket in differing.filter(|&b| mine[b] != theirs[b]) {
             report.buckets_differing += 1;
-            match exchange(node, &client, bucket).await {
+            match exchange(cluster, &client, bucket).await {
                 Ok(done) => {
                     report.pushed += done.pushed;
                     report.pulled += done.pulled;
@@ -134,7 +136,7 @@ pub async fn sync_round(node: &Arc<Node>, view: &ClusterView) -> RoundReport {
             }
         }
     }
-    let metrics = node.metrics();
+    let metrics = cluster.metrics();
     metrics.anti_entropy_rounds.fetch_add(1, Ordering::Relaxed);
     metrics
         .anti_entropy_pushed
@@ -155,8 +157,12 @@ struct Exchanged {
 
 /// Makes one bucket equal on this node and the peer. A key one side refuses to merge is
 /// counted and skipped; an error talking to the peer ends the exchange.
-async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exchanged, String> {
-    let mine = local_keys(node, bucket)?;
+async fn exchange(
+    cluster: &Arc<Cluster>,
+    peer: &Peer,
+    bucket: usize,
+) -> Result<Exchanged, ClusterError> {
+    let mine = local_keys(cluster, bucket)?;
     let theirs = remote_keys(peer, bucket).await?;
     let to_push = differing(&mine, &theirs);
     let pull: Vec<Vec<u8>> = differing(&theirs, &mine).into_iter().cloned().collect();
@@ -164,17 +170,22 @@ async fn exchange(node: &Arc<Node>, peer: &Client, bucket: usize) -> Result<Exch
     // departing replica (either side) that waited in a background queue could land after the
     // cleanup deleted the partition, leaving a leftover copy (the sweep hands it back later).
     // The foreground queue keeps that window about one commit long.
-    let mut done = push(node, peer, &to_push, Priority::Foreground).await?;
+    let mut done = push(cluster, peer, &to_push, Priority::Foreground).await?;
     for chunk in pull.chunks(PAGE) {
         let mut items = fetch(peer, chunk).await?;
         // The round may have begun before a move: merge only keys this node still takes, by
         // its newest view (checked right before the merges are queued, as a peer's copy is), so
         // a partition its cleanup deleted meanwhile does not come back.
-        let view = node.view();
+        let view = cluster.view();
         let before = items.len();
         items.retain(|(key, _)| view.as_ref().is_none_or(|v| v.takes_copy(key)));
         done.refused += before - items.len();
-        for result in node.merge_batch(items, Priority::Foreground).await {
+        let merged = cluster
+            .replica()
+            .writes()
+            .merge_batch(items, Priority::Foreground)
+            .await;
+        for result in merged {
             match result {
                 Ok(_) => done.pulled += 1,
                 Err(_) => done.refused += 1,
@@ -198,28 +209,24 @@ fn differing<'a>(
 /// Sends the peer this node's state of `keys`, in batches: `Copy`, or `Backfill` for
 /// background work.
 async fn push(
-    node: &Arc<Node>,
-    peer: &Client,
+    cluster: &Arc<Cluster>,
+    peer: &Peer,
     keys: &[&Vec<u8>],
     priority: Priority,
-) -> Result<Exchanged, String> {
+) -> Result<Exchanged, ClusterError> {
     let mut done = Exchanged::default();
     let mut batch: Vec<(Vec<u8>, Value)> = Vec::new();
     let mut bytes = 0;
     for (i, key) in keys.iter().enumerate() {
         // The store itself: a key stored under an earlier, larger key limit is sent all the same.
-        if let Some(value) = node.store().get(key).map_err(|e| e.to_string())? {
+        if let Some(value) = cluster.replica().store().get(key)? {
             bytes += key.len() + value.encode().len();
             batch.push(((*key).clone(), value));
         }
         let last = i + 1 == keys.len();
         if !batch.is_empty() && (last || batch.len() >= PAGE || bytes >= COPY_BYTES) {
             let items = std::mem::take(&mut batch);
-            let acks = match priority {
-                Priority::Foreground => peer.copy(items).await,
-                Priority::Background => peer.backfill(items).await,
-            };
-            for result in acks.map_err(|e| e.to_string())? {
+            for result in peer.merge_copies(items, priority).await? {
                 match result {
                     Ok(()) => done.pushed += 1,
                     Err(_) => done.refused += 1,
@@ -233,32 +240,39 @@ async fn push(
 
 /// Sends `peer` this node's state of every key of `buckets` that the peer lacks or holds
 /// differently (`Backfill`: background work on the peer), and returns how many keys went.
-/// Buckets whose digests are equal cost nothing:
-/// once a partition has streamed and its writes were forwarded, few keys differ. A key the
-/// peer refuses is an error (the caller must not count it as delivered).
+/// Buckets whose digests are equal cost nothing: once a partition has streamed and its writes
+/// were forwarded, few keys differ. A key the peer refuses is an error (the caller must not
+/// count it as delivered).
 pub(crate) async fn push_differences(
-    node: &Arc<Node>,
-    peer: &Client,
+    cluster: &Arc<Cluster>,
+    peer: &Peer,
     buckets: std::ops::Range<usize>,
-) -> Result<usize, String> {
-    let theirs = peer.buckets().await.map_err(|e| e.to_string())?;
-    let mine = node.store().bucket_digests().map_err(|e| e.to_string())?;
+) -> Result<usize, ClusterError> {
+    let theirs = peer.buckets().await?;
+    let mine = cluster.replica().store().bucket_digests()?;
     if theirs.len() != DIGEST_BUCKETS || mine.len() != DIGEST_BUCKETS {
-        return Err(format!(
-            "expected {DIGEST_BUCKETS} bucket digests, got {}",
-            theirs.len()
-        ));
+        return Err(ClusterError::BucketCount {
+            expected: DIGEST_BUCKETS,
+            got: theirs.len(),
+        });
     }
     let mut pushed = 0;
     for bucket in buckets.filter(|&b| mine[b] != theirs[b]) {
-        let mine = local_keys(node, bucket)?;
+        let mine = local_keys(cluster, bucket)?;
         let theirs = remote_keys(peer, bucket).await?;
-        let done = push(node, peer, &differing(&mine, &theirs), Priority::Background).await?;
+        let done = push(
+            cluster,
+            peer,
+            &differing(&mine, &theirs),
+            Priority::Background,
+        )
+        .await?;
         if done.refused > 0 {
-            return Err(format!(
-                "{} keys of bucket {bucket} were refused",
-                done.refused
-            ));
+            return Err(ClusterError::Refused {
+                peer: peer.id,
+                count: done.refused,
+                first: format!("a key of bucket {bucket}"),
+            });
         }
         pushed += done.pushed;
     }
@@ -266,7 +280,7 @@ pub(crate) async fn push_differences(
 }
 
 /// Reads keys from the peer, all at once (its connection is pipelined).
-async fn fetch(peer: &Client, keys: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Value)>, String> {
+async fn fetch(peer: &Peer, keys: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Value)>, ClusterError> {
     let mut tasks = JoinSet::new();
     for key in keys {
         let (peer, key) = (peer.clone(), key.clone());
@@ -277,22 +291,22 @@ async fn fetch(peer: &Client, keys: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Value)>,
     }
     let mut items = Vec::with_capacity(keys.len());
     while let Some(joined) = tasks.join_next().await {
-        let (key, value) = joined.map_err(|e| e.to_string())?;
-        if let Some(value) = value.map_err(|e| e.to_string())? {
+        let (key, value) = joined?;
+        if let Some(value) = value? {
             items.push((key, value));
         }
     }
     Ok(items)
 }
 
-fn local_keys(node: &Node, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, String> {
+fn local_keys(cluster: &Cluster, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, ClusterError> {
     let mut keys = BTreeMap::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let (page, more) = node
+        let (page, more) = cluster
+            .replica()
             .store()
-            .bucket_keys(bucket, after.as_deref(), PAGE)
-            .map_err(|e| e.to_string())?;
+            .bucket_keys(bucket, after.as_deref(), PAGE)?;
         after = page.last().map(|(k, _)| k.clone());
         keys.extend(page);
         if !more || after.is_none() {
@@ -301,15 +315,13 @@ fn local_keys(node: &Node, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, Stri
     }
 }
 
-async fn remote_keys(peer: &Client, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, String> {
-    let bucket = u32::try_from(bucket).map_err(|e| e.to_string())?;
+async fn remote_keys(peer: &Peer, bucket: usize) -> Result<BTreeMap<Vec<u8>, u64>, ClusterError> {
+    // A bucket index is below `DIGEST_BUCKETS` (4096).
+    let bucket = u32::try_from(bucket).expect("bucket indices fit in u32");
     let mut keys = BTreeMap::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let (page, more) = peer
-            .bucket_keys(bucket, after.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let (page, more) = peer.bucket_keys(bucket, after.clone()).await?;
         after = page.last().map(|(k, _)| k.clone());
         keys.extend(page);
         if !more || after.is_none() {

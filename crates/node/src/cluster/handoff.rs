@@ -16,15 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use haze_client::Client;
 use haze_crdt::Value;
 use haze_ring::{CleanReport, MoveState, NodeId, PartitionId, StreamReport};
-use haze_storage::{Store, digest_bucket};
+use haze_storage::{Priority, digest_bucket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::ClusterView;
-use crate::node::Node;
+use super::peers::Peer;
+use super::{Cluster, ClusterError, ClusterView};
 
 /// Writes waiting to be forwarded; past this a write is not forwarded and the stream makes
 /// another pass instead.
@@ -61,6 +61,8 @@ pub(crate) struct Handoff {
     /// Signalled when a stream completes or a partition is deleted: whoever reports to the
     /// controller can do so at once rather than at its next poll.
     progressed: Arc<tokio::sync::Notify>,
+    /// Signalled whenever a forwarded write is answered (a pass waits for its last ones).
+    answers: tokio::sync::Notify,
     /// The digest buckets of partitions whose leftover copy is being handed back and deleted:
     /// writes to them are refused meanwhile (see the `leftovers` module). `sweeps` counts them,
     /// so that writes look at the list only while one runs.
@@ -142,14 +144,14 @@ impl Handoff {
     /// after every commit: whether the partition streams is decided now, so a write committed
     /// after a stream started is forwarded, and one committed before is in the store the stream
     /// reads.
-    pub(crate) fn note_write(&self, node: &Node, key: &[u8], value: &Value) {
+    pub(crate) fn note_write(&self, cluster: &Cluster, key: &[u8], value: &Value) {
         if !self.is_active() {
             return;
         }
         if planted!(NoForwarding) {
             return;
         }
-        let Some(view) = node.view() else { return };
+        let Some(view) = cluster.view() else { return };
         let Some(t) = &view.transition else { return };
         let partition = view.table.partition_of_key(key);
         let targets = t.forwards(partition, view.me);
@@ -167,7 +169,8 @@ impl Handoff {
             if !queued {
                 count.answered += 1;
                 count.failed += 1;
-                node.metrics()
+                cluster
+                    .metrics()
                     .handoff_forward_failures
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -175,16 +178,19 @@ impl Handoff {
     }
 
     /// Records the answer to a write of `partition` forwarded to `to`.
-    fn answered(&self, node: &Node, partition: PartitionId, to: NodeId, ok: bool) {
+    fn answered(&self, cluster: &Cluster, partition: PartitionId, to: NodeId, ok: bool) {
         let mut forwards = lock(&self.forwards);
         let count = forwards.entry((partition, to)).or_default();
         count.answered += 1;
         if !ok {
             count.failed += 1;
-            node.metrics()
+            cluster
+                .metrics()
                 .handoff_forward_failures
                 .fetch_add(1, Ordering::Relaxed);
         }
+        drop(forwards);
+        self.answers.notify_waiters();
     }
 
     fn count(&self, stream: (PartitionId, NodeId)) -> ForwardCount {
@@ -212,20 +218,26 @@ impl Handoff {
         (streams, reports.cleaned.values().cloned().collect())
     }
 
-    /// Waits until every write of the stream forwarded so far was answered.
-    async fn drained(&self, stream: (PartitionId, NodeId)) -> Result<(), String> {
+    /// Waits until every write of the stream forwarded so far was answered (woken by each
+    /// answer, not polling).
+    async fn drained(&self, stream: (PartitionId, NodeId)) -> Result<(), ClusterError> {
         let issued = self.count(stream).issued;
         let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
-        while self.count(stream).answered < issued {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "writes forwarded to {} were not answered in time",
-                    stream.1
-                ));
+        loop {
+            // Registered before the check, so an answer between the two is not missed.
+            let answered = self.answers.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if self.count(stream).answered >= issued {
+                return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::select! {
+                () = answered => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ClusterError::ForwardsUnanswered(stream.1));
+                }
+            }
         }
-        Ok(())
     }
 
     /// Waits for the node-wide throttle to let `bytes` go at `rate` bytes per second.
@@ -272,16 +284,17 @@ impl Handoff {
 }
 
 /// Starts what the view's change asks of this node and is not running yet.
-pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
-    let handoff = node.handoff();
+pub(crate) fn on_view(cluster: &Arc<Cluster>, view: &ClusterView) {
+    let handoff = cluster.handoff();
     let Some(t) = &view.transition else {
         handoff.active.store(false, Ordering::Relaxed);
         return;
     };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+    if tokio::runtime::Handle::try_current().is_err() {
         tracing::warn!("a cluster view was installed outside a runtime: no streams start");
         return;
-    };
+    }
+    let tasks = cluster.tasks();
     let me = view.me;
     // Forwarding starts before any stream reads its first page.
     let active = t.moves.iter().any(|m| {
@@ -294,7 +307,8 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
         if forward.is_none() {
             let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
             *forward = Some(tx);
-            runtime.spawn(forwarder(Arc::downgrade(node), rx));
+            let weak = Arc::downgrade(cluster);
+            tasks.spawn("handoff forwarder", move |stop| forwarder(weak, rx, stop));
         }
     }
     handoff.active.store(active, Ordering::SeqCst);
@@ -318,8 +332,11 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
                 }
                 let done = reports.streams.get(&key).is_some_and(|r| r.done);
                 if !done && reports.running.insert(key) {
-                    let weak = Arc::downgrade(node);
-                    runtime.spawn(stream_task(weak, t.change, m.partition, s.to));
+                    let (weak, change, partition, to) =
+                        (Arc::downgrade(cluster), t.change, m.partition, s.to);
+                    tasks.spawn(format!("stream {partition} to {to}"), move |stop| {
+                        stream_task(weak, change, partition, to, stop)
+                    });
                 }
             }
         }
@@ -328,42 +345,50 @@ pub(crate) fn on_view(node: &Arc<Node>, view: &ClusterView) {
             && !reports.cleaned.contains_key(&m.partition)
             && reports.cleaning.insert(m.partition)
         {
-            runtime.spawn(clean_task(Arc::downgrade(node), t.change, m.partition));
+            let (weak, change, partition) = (Arc::downgrade(cluster), t.change, m.partition);
+            tasks.spawn(format!("cleanup of {partition}"), move |stop| {
+                clean_task(weak, change, partition, stop)
+            });
         }
     }
 }
 
 /// Sends forwarded writes through the peers' copy queues and counts their outcomes.
-async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
+async fn forwarder(
+    weak: Weak<Cluster>,
+    mut queue: mpsc::Receiver<Forward>,
+    stop: CancellationToken,
+) {
     // Each copy's tag indexes `streams`: its partition and receiving node.
     let (done, mut outcomes) = mpsc::unbounded_channel::<(usize, bool)>();
     let mut streams: Vec<(PartitionId, NodeId)> = Vec::new();
     loop {
         tokio::select! {
+            () = stop.cancelled() => return,
             item = queue.recv() => {
                 let Some((key, value, partition, targets)) = item else { return };
-                let Some(node) = node.upgrade() else { return };
-                let view = node.view();
+                let Some(cluster) = weak.upgrade() else { return };
+                let view = cluster.view();
                 for to in targets {
                     let addr = view.as_ref().and_then(|v| Some((v.cluster, v.addrs.get(&to)?.clone())));
-                    let Some((cluster, addr)) = addr else {
-                        node.handoff().answered(&node, partition, to, false);
+                    let Some((id, addr)) = addr else {
+                        cluster.handoff().answered(&cluster, partition, to, false);
                         continue;
                     };
-                    node.metrics().handoff_forwarded.fetch_add(1, Ordering::Relaxed);
+                    cluster.metrics().handoff_forwarded.fetch_add(1, Ordering::Relaxed);
                     let tag = streams.iter().position(|s| *s == (partition, to)).unwrap_or_else(|| {
                         streams.push((partition, to));
                         streams.len() - 1
                     });
-                    node.peers()
-                        .copy(cluster, &addr, key.clone(), value.clone(), tag, done.clone())
+                    cluster.peers()
+                        .copy(id, &addr, key.clone(), value.clone(), tag, done.clone())
                         .await;
                 }
             }
             Some((tag, ok)) = outcomes.recv() => {
-                let Some(node) = node.upgrade() else { return };
+                let Some(cluster) = weak.upgrade() else { return };
                 if let Some(&(partition, to)) = streams.get(tag) {
-                    node.handoff().answered(&node, partition, to, ok);
+                    cluster.handoff().answered(&cluster, partition, to, ok);
                 }
             }
         }
@@ -373,13 +398,13 @@ async fn forwarder(node: Weak<Node>, mut queue: mpsc::Receiver<Forward>) {
 /// Returns the view if the change `change` still asks `state` of `partition` and `check`
 /// holds for its move.
 fn wanted(
-    node: &Node,
+    cluster: &Cluster,
     change: u64,
     partition: PartitionId,
     state: MoveState,
     check: impl Fn(&haze_ring::PartitionMove, NodeId) -> bool,
 ) -> Option<Arc<ClusterView>> {
-    let view = node.view()?;
+    let view = cluster.view()?;
     let t = view.transition.as_ref()?;
     let m = t.get(partition)?;
     (t.change == change && m.state == state && check(m, view.me)).then_some(view)
@@ -387,26 +412,45 @@ fn wanted(
 
 /// Streams `partition` to `to` until a pass completes with every forwarded write delivered,
 /// or the change no longer asks it.
-async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: NodeId) {
+async fn stream_task(
+    weak: Weak<Cluster>,
+    change: u64,
+    partition: PartitionId,
+    to: NodeId,
+    stop: CancellationToken,
+) {
+    // Stopping drops the stream where it is (its batches in flight with it).
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => {}
+        () = stream(weak, change, partition, to) => {}
+    }
+}
+
+async fn stream(weak: Weak<Cluster>, change: u64, partition: PartitionId, to: NodeId) {
     let key = (partition, to);
     let ours = move |m: &haze_ring::PartitionMove, me: NodeId| {
         m.streams.iter().any(|s| s.source == me && s.to == to)
     };
     let mut delay = RETRY_FIRST;
     loop {
-        let Some(node) = node.upgrade() else { return };
-        let Some(view) = wanted(&node, change, partition, MoveState::Streaming, ours) else {
-            node.handoff().with_change(change, |r| {
+        let Some(cluster) = weak.upgrade() else {
+            return;
+        };
+        let Some(view) = wanted(&cluster, change, partition, MoveState::Streaming, ours) else {
+            cluster.handoff().with_change(change, |r| {
                 r.running.remove(&key);
             });
             return;
         };
-        let handoff = node.handoff();
+        let handoff = cluster.handoff();
         let failures = handoff.count(key).failed;
-        node.metrics()
+        cluster
+            .metrics()
             .handoff_passes
             .fetch_add(1, Ordering::Relaxed);
-        node.metrics()
+        cluster
+            .metrics()
             .handoff_streams
             .fetch_add(1, Ordering::Relaxed);
         handoff.update(change, key, |r| {
@@ -414,24 +458,28 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
             r.keys = 0;
             r.bytes = 0;
         });
-        let still = || wanted(&node, change, partition, MoveState::Streaming, ours).is_some();
-        let pass = send_partition(&node, &view, partition, &[to], Some(key), &still).await;
+        let still = || wanted(&cluster, change, partition, MoveState::Streaming, ours).is_some();
+        let pass = send_partition(&cluster, &view, partition, &[to], Some(key), &still).await;
         let pass = match pass {
             Ok(()) => handoff.drained(key).await,
             Err(e) => Err(e),
         };
-        node.metrics()
+        cluster
+            .metrics()
             .handoff_streams
             .fetch_sub(1, Ordering::Relaxed);
         let outcome = match pass {
             Ok(()) if handoff.count(key).failed == failures => None,
-            Ok(()) => Some("a write forwarded during the pass failed: streaming again".into()),
+            Ok(()) => Some(ClusterError::ForwardFailed),
             Err(e) => Some(e),
         };
         let Some(error) = outcome else {
             if planted!(DeleteEarly) {
                 let buckets = buckets_of(&view, partition);
-                let _ = on_store(&node, move |store| store.delete_buckets(buckets)).await;
+                let _ = cluster
+                    .replica()
+                    .on_store(move |store| store.delete_buckets(buckets))
+                    .await;
             }
             handoff.with_change(change, |r| {
                 r.done_at.insert(key, failures);
@@ -446,47 +494,62 @@ async fn stream_task(node: Weak<Node>, change: u64, partition: PartitionId, to: 
             return;
         };
         tracing::warn!(%partition, %to, %error, "a stream pass failed; trying again");
-        handoff.update(change, key, |r| r.error = Some(error));
-        drop(node);
+        handoff.update(change, key, |r| r.error = Some(error.to_string()));
+        drop(cluster);
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RETRY_MAX);
     }
 }
 
 /// Sends the new replicas what they lack of this node's copy of `partition`, then deletes it.
-async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
+async fn clean_task(
+    weak: Weak<Cluster>,
+    change: u64,
+    partition: PartitionId,
+    stop: CancellationToken,
+) {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => {}
+        () = clean_up(weak, change, partition) => {}
+    }
+}
+
+async fn clean_up(weak: Weak<Cluster>, change: u64, partition: PartitionId) {
     let mut delay = RETRY_FIRST;
     loop {
-        let Some(node) = node.upgrade() else { return };
-        let Some(view) = wanted(&node, change, partition, MoveState::Cleaning, |m, me| {
+        let Some(cluster) = weak.upgrade() else {
+            return;
+        };
+        let Some(view) = wanted(&cluster, change, partition, MoveState::Cleaning, |m, me| {
             m.departs(me)
         }) else {
-            node.handoff().with_change(change, |r| {
+            cluster.handoff().with_change(change, |r| {
                 r.cleaning.remove(&partition);
             });
             return;
         };
-        match clean(&node, &view, change, partition).await {
+        match clean(&cluster, &view, change, partition).await {
             Ok((keys, resent)) => {
-                count_deleted(&node, keys);
+                count_deleted(&cluster, keys);
                 tracing::info!(%partition, keys, resent, "partition deleted after it moved");
                 let report = CleanReport {
                     change,
                     partition,
                     keys,
                 };
-                node.handoff().with_change(change, |r| {
+                cluster.handoff().with_change(change, |r| {
                     r.cleaned.insert(partition, report);
                     r.cleaning.remove(&partition);
                 });
-                node.handoff().progressed.notify_one();
+                cluster.handoff().progressed.notify_one();
                 return;
             }
             Err(e) => {
                 tracing::warn!(%partition, error = %e, "cleaning up a moved partition failed; trying again")
             }
         }
-        drop(node);
+        drop(cluster);
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RETRY_MAX);
     }
@@ -495,22 +558,19 @@ async fn clean_task(node: Weak<Node>, change: u64, partition: PartitionId) {
 /// Sends the new replicas what they lack of this node's copy of `partition`, then deletes the
 /// copy. Returns the keys deleted and the keys that the last pass had to send.
 async fn clean(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     change: u64,
     partition: PartitionId,
-) -> Result<(u64, usize), String> {
+) -> Result<(u64, usize), ClusterError> {
     if view.table.replicas(partition).contains(&view.me) {
-        return Err(format!(
-            "the table of epoch {} still lists this node as a replica",
-            view.table.epoch().0
-        ));
+        return Err(ClusterError::StillReplica(view.table.epoch().0));
     }
     let m = view
         .transition
         .as_ref()
         .and_then(|t| t.get(partition))
-        .ok_or("the move is gone")?;
+        .ok_or(ClusterError::NotAsked)?;
     // The joining replicas first, then the others: one new replica holding this copy is
     // enough (anti-entropy spreads it among them), so one that is down does not hold it up.
     let mut targets: Vec<NodeId> = m.after.iter().copied().filter(|n| m.joins(*n)).collect();
@@ -525,36 +585,39 @@ async fn clean(
     if last_pass {
         let mut failures = Vec::new();
         for to in targets {
-            match push_partition_to(node, view, partition, to).await {
+            match push_partition_to(cluster, view, partition, to).await {
                 Ok(keys) => {
                     resent = keys;
                     break;
                 }
-                Err(e) => failures.push(format!("{to}: {e}")),
+                Err(e) => failures.push(e),
             }
         }
         if !failures.is_empty() && failures.len() == m.after.len() {
-            return Err(failures.join("; "));
+            return Err(ClusterError::Several(failures));
         }
     }
     // The last pass took a while: delete only if the change still asks it (a change that moved
     // on may give the partition back to this node).
-    if !still_cleaning(node, change, partition) {
-        return Err("the change no longer asks for this".into());
+    if !still_cleaning(cluster, change, partition) {
+        return Err(ClusterError::NotAsked);
     }
     let buckets = buckets_of(view, partition);
-    let deleted = on_store(node, move |store| store.delete_buckets(buckets))
-        .await?
-        .map_err(|e| e.to_string())?;
+    let deleted = cluster
+        .replica()
+        .on_store(move |store| store.delete_buckets(buckets))
+        .await??;
     Ok((deleted, resent))
 }
 
 /// Counts a partition of `keys` keys that this node deleted (moved away, or a leftover copy).
-pub(super) fn count_deleted(node: &Node, keys: u64) {
-    node.metrics()
+pub(super) fn count_deleted(cluster: &Cluster, keys: u64) {
+    cluster
+        .metrics()
         .partitions_deleted
         .fetch_add(1, Ordering::Relaxed);
-    node.metrics()
+    cluster
+        .metrics()
         .keys_deleted
         .fetch_add(keys, Ordering::Relaxed);
 }
@@ -564,18 +627,18 @@ pub(super) fn count_deleted(node: &Node, keys: u64) {
 /// Only the buckets whose digests differ are compared key by key, so a partition that streamed
 /// cleanly costs one small request. Returns the keys sent.
 pub(super) async fn push_partition_to(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     partition: PartitionId,
     to: NodeId,
-) -> Result<usize, String> {
-    let peer = client_of(node, view, to)?;
-    super::anti_entropy::push_differences(node, &peer, buckets_of(view, partition)).await
+) -> Result<usize, ClusterError> {
+    let peer = Peer::of(cluster.peers(), view, to)?;
+    super::anti_entropy::push_differences(cluster, &peer, buckets_of(view, partition)).await
 }
 
 /// Whether change `change` still asks this node to clean `partition` up.
-fn still_cleaning(node: &Node, change: u64, partition: PartitionId) -> bool {
-    wanted(node, change, partition, MoveState::Cleaning, |m, me| {
+fn still_cleaning(cluster: &Cluster, change: u64, partition: PartitionId) -> bool {
+    wanted(cluster, change, partition, MoveState::Cleaning, |m, me| {
         m.departs(me)
     })
     .is_some()
@@ -587,32 +650,17 @@ pub(super) fn buckets_of(view: &ClusterView, partition: PartitionId) -> std::ops
     digest_bucket(start)..digest_bucket(end) + 1
 }
 
-/// Runs `f` on the store off the threads that serve connections (inline when writes are: in
-/// a simulation no other thread may run).
-pub(super) async fn on_store<T: Send + 'static>(
-    node: &Arc<Node>,
-    f: impl FnOnce(&dyn Store) -> T + Send + 'static,
-) -> Result<T, String> {
-    if node.config().inline_writes {
-        return Ok(f(&**node.store()));
-    }
-    let store = node.store().clone();
-    tokio::task::spawn_blocking(move || f(&*store))
-        .await
-        .map_err(|e| format!("a store task failed: {e}"))
-}
-
 /// Sends every key of `partition` to each of `targets` in `Backfill` batches, throttled; counts
 /// progress under `progress`; stops with an error once `still` says the work is no longer
 /// asked for.
 async fn send_partition(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     partition: PartitionId,
     targets: &[NodeId],
     progress: Option<(PartitionId, NodeId)>,
     still: &impl Fn() -> bool,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -620,43 +668,44 @@ async fn send_partition(
     let change = view.transition.as_ref().map_or(0, |t| t.change);
     // Batches sent and not yet answered: a few at once, so that the receiver's commit, the
     // network and the next page's read overlap.
-    let mut in_flight: JoinSet<Result<(), String>> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<(), ClusterError>> = JoinSet::new();
     for bucket in buckets_of(view, partition) {
         let mut after: Option<Vec<u8>> = None;
         loop {
             if !still() {
-                return Err("the change no longer asks for this".into());
+                return Err(ClusterError::NotAsked);
             }
             let from = after.clone();
-            let (items, more) = on_store(node, move |store| {
-                store.bucket_values(bucket, from.as_deref(), PAGE_KEYS)
-            })
-            .await?
-            .map_err(|e| e.to_string())?;
+            let (items, more) = cluster
+                .replica()
+                .on_store(move |store| store.bucket_values(bucket, from.as_deref(), PAGE_KEYS))
+                .await??;
             let last = items.last().map(|(key, _)| key.clone());
             for batch in batches(items) {
                 let (keys, bytes) = (batch.0.len() as u64, batch.1);
-                node.handoff().throttle(bytes, rate).await;
+                cluster.handoff().throttle(bytes, rate).await;
                 // Each target but the last gets a copy of the batch; the last takes it.
                 if let Some((final_target, others)) = targets.split_last() {
                     for to in others {
-                        let client = client_of(node, view, *to)?;
-                        in_flight.spawn(backfill_to(client, *to, batch.0.clone()));
+                        let peer = Peer::of(cluster.peers(), view, *to)?;
+                        in_flight.spawn(backfill_to(peer, batch.0.clone()));
                     }
-                    let client = client_of(node, view, *final_target)?;
-                    in_flight.spawn(backfill_to(client, *final_target, batch.0));
+                    let peer = Peer::of(cluster.peers(), view, *final_target)?;
+                    in_flight.spawn(backfill_to(peer, batch.0));
                 }
                 while in_flight.len() >= STREAM_WINDOW * targets.len() {
                     landed(in_flight.join_next().await)?;
                 }
-                node.metrics()
+                cluster
+                    .metrics()
                     .handoff_keys
                     .fetch_add(keys, Ordering::Relaxed);
-                node.metrics()
+                cluster
+                    .metrics()
                     .handoff_bytes
                     .fetch_add(bytes as u64, Ordering::Relaxed);
                 if let Some(key) = progress {
-                    node.handoff().update(change, key, |r| {
+                    cluster.handoff().update(change, key, |r| {
                         r.keys += keys;
                         r.bytes += bytes as u64;
                     });
@@ -676,21 +725,13 @@ async fn send_partition(
 
 /// The outcome of a batch that was in flight.
 fn landed(
-    joined: Option<Result<Result<(), String>, tokio::task::JoinError>>,
-) -> Result<(), String> {
+    joined: Option<Result<Result<(), ClusterError>, tokio::task::JoinError>>,
+) -> Result<(), ClusterError> {
     match joined {
         Some(Ok(outcome)) => outcome,
-        Some(Err(e)) => Err(format!("a copy task failed: {e}")),
+        Some(Err(e)) => Err(e.into()),
         None => Ok(()),
     }
-}
-
-fn client_of(node: &Node, view: &ClusterView, to: NodeId) -> Result<Client, String> {
-    let addr = view
-        .addrs
-        .get(&to)
-        .ok_or_else(|| format!("no address for {to}"))?;
-    Ok(node.peers().client(view.cluster, addr))
 }
 
 /// Items of one `Backfill` request and their size in bytes.
@@ -714,19 +755,17 @@ fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
     out
 }
 
-/// Sends one `Backfill` batch to `to` and checks that every item was merged.
-async fn backfill_to(
-    client: Client,
-    to: NodeId,
-    items: Vec<(Vec<u8>, Value)>,
-) -> Result<(), String> {
-    let acks = client
-        .backfill(items)
-        .await
-        .map_err(|e| format!("{to}: {e}"))?;
-    match acks.into_iter().find_map(Result::err) {
+/// Sends one `Backfill` batch to `peer` and checks that every item was merged.
+async fn backfill_to(peer: Peer, items: Vec<(Vec<u8>, Value)>) -> Result<(), ClusterError> {
+    let acks = peer.merge_copies(items, Priority::Background).await?;
+    let refused: Vec<String> = acks.into_iter().filter_map(Result::err).collect();
+    match refused.first() {
         None => Ok(()),
-        Some(e) => Err(format!("{to} refused a key: {e}")),
+        Some(first) => Err(ClusterError::Refused {
+            peer: peer.id,
+            count: refused.len(),
+            first: first.clone(),
+        }),
     }
 }
 

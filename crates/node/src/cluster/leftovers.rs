@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use haze_ring::PartitionId;
 
-use super::ClusterView;
-use super::handoff::{buckets_of, count_deleted, on_store, push_partition_to};
-use crate::node::Node;
+use super::Cluster;
+use super::handoff::{buckets_of, count_deleted, push_partition_to};
+use super::{ClusterError, ClusterView};
 
 /// Whether `partition` is a leftover copy for this node in `view` (its data aside): not a
 /// replica of it, and no move of it under way.
@@ -37,8 +37,8 @@ fn unclaimed(view: &ClusterView, partition: PartitionId) -> bool {
 
 /// Hands every leftover copy of this node back to a majority of its partition's replicas and
 /// deletes it. Returns the partitions deleted. Errors are logged: the next round tries again.
-pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize {
-    let Ok(digests) = node.store().bucket_digests() else {
+pub async fn hand_back_leftovers(cluster: &Arc<Cluster>, view: &ClusterView) -> usize {
+    let Ok(digests) = cluster.replica().store().bucket_digests() else {
         return 0;
     };
     let mut deleted = 0;
@@ -51,11 +51,11 @@ pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize 
         if !held || !unclaimed(view, partition) {
             continue;
         }
-        let _mark = node.handoff().sweep(buckets);
-        match hand_back(node, partition).await {
+        let _mark = cluster.handoff().sweep(buckets);
+        match hand_back(cluster, partition).await {
             Ok(Some(keys)) => {
                 deleted += 1;
-                count_deleted(node, keys);
+                count_deleted(cluster, keys);
                 tracing::info!(%partition, keys, "a leftover copy was handed back and deleted");
             }
             Ok(None) => {}
@@ -70,8 +70,11 @@ pub async fn hand_back_leftovers(node: &Arc<Node>, view: &ClusterView) -> usize 
 /// Sends every replica of `partition` what this node's copy holds differently and, once a
 /// majority took it, deletes the copy. `Ok(None)`: the partition is no longer a leftover (the
 /// view changed). The caller has marked the partition (writes of it are refused).
-async fn hand_back(node: &Arc<Node>, partition: PartitionId) -> Result<Option<u64>, String> {
-    let Some(view) = node.view().filter(|v| unclaimed(v, partition)) else {
+async fn hand_back(
+    cluster: &Arc<Cluster>,
+    partition: PartitionId,
+) -> Result<Option<u64>, ClusterError> {
+    let Some(view) = cluster.view().filter(|v| unclaimed(v, partition)) else {
         return Ok(None);
     };
     // Every replica is offered the copy, and a majority must take it: one alone might be a
@@ -79,19 +82,20 @@ async fn hand_back(node: &Arc<Node>, partition: PartitionId) -> Result<Option<u6
     let replicas = view.table.replicas(partition);
     let mut failures = Vec::new();
     for &to in replicas {
-        if let Err(e) = push_partition_to(node, &view, partition, to).await {
-            failures.push(format!("{to}: {e}"));
+        if let Err(e) = push_partition_to(cluster, &view, partition, to).await {
+            failures.push(e);
         }
     }
     if replicas.len() - failures.len() < replicas.len() / 2 + 1 {
-        return Err(failures.join("; "));
+        return Err(ClusterError::Several(failures));
     }
-    if !node.view().is_some_and(|v| unclaimed(&v, partition)) {
+    if !cluster.view().is_some_and(|v| unclaimed(&v, partition)) {
         return Ok(None);
     }
     let buckets = buckets_of(&view, partition);
-    let deleted = on_store(node, move |store| store.delete_buckets(buckets))
-        .await?
-        .map_err(|e| e.to_string())?;
+    let deleted = cluster
+        .replica()
+        .on_store(move |store| store.delete_buckets(buckets))
+        .await??;
     Ok(Some(deleted))
 }

@@ -1,12 +1,16 @@
-//! The cluster: how a node that belongs to one routes, replicates and repairs.
+//! The cluster layer: how a node that belongs to a cluster routes, replicates and repairs. It
+//! sits above the local replica ([`crate::replica`]) and depends only on it.
 //!
 //! A node learns its [`ClusterView`] (the cluster's id, its own node id, the partition table and
-//! every member's address) from whoever runs it (the CLI polls the controller; a simulation
-//! installs views directly) through [`Node::install_view`](crate::Node::install_view). Without a
-//! view, a node serves every request from its own store, as a single node does.
+//! every member's address) from the controller ([`join`]: the loop that follows it, behind a
+//! [`ControlPlane`]), or a test installs it ([`Cluster::install_view`]). Without a view, a node
+//! serves every request from its own store, as a single node does.
 //!
 //! With a view:
 //!
+//! * `disposition` — one pure function decides, from the view, the key, the caller's role and
+//!   the operation, whether a request is served here, coordinated here, routed, passed on to a
+//!   partition's new replicas, or refused.
 //! * `route` — a client's request for a key goes to the key's replicas in table order: the
 //!   primary first, the next replica when one does not answer within the forward timeout. The
 //!   replica that takes a write *coordinates* it (`replicate`): applies it durably, then copies
@@ -15,202 +19,293 @@
 //! * `peers` — one pipelined connection per other node, opened on first use, whose hello names
 //!   the cluster (a node of another cluster is refused).
 //! * `handoff` — repartitioning on this node: streaming partitions to their new replicas,
-//!   forwarding writes meanwhile, deleting them once they moved.
+//!   forwarding writes meanwhile (a hook on the replica's one write path), deleting them once
+//!   they moved.
 //! * `anti_entropy` — every node compares its bucket digests with each node it shares partitions
 //!   with and exchanges the keys that differ, both ways.
 //! * `leftovers` — after each anti-entropy round, copies of partitions this node is no replica
 //!   of (and no move involves) are handed back to a replica and deleted.
+//!
+//! Every long-running task of this layer is started by the node's [`Supervisor`].
 
 mod anti_entropy;
+mod disposition;
+mod error;
 mod handoff;
+pub mod join;
 mod leftovers;
 mod peers;
 mod replicate;
 mod route;
+mod view;
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
 
-use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Transition};
-
-pub use anti_entropy::{RoundReport, run_anti_entropy, sync_round};
-pub(crate) use handoff::{Handoff, on_view};
-pub use leftovers::hand_back_leftovers;
-pub(crate) use peers::Peers;
-pub(crate) use route::{is_routed, route};
-
-use std::sync::Arc;
-
+use haze_crdt::Value;
 use haze_protocol::{Request, Response, Role};
 
+pub use crate::config::AckPolicy;
 use crate::error::RequestError;
-use crate::node::Node;
+use crate::metrics::Metrics;
+use crate::replica::{Replica, WriteHooks};
+use crate::supervisor::Supervisor;
+pub use anti_entropy::{RoundReport, sync_round};
+pub(crate) use disposition::{Disposition, Operation, dispose};
+pub use error::ClusterError;
+pub(crate) use handoff::Handoff;
+pub use join::{ControlError, ControlPlane, Registration};
+pub use leftovers::hand_back_leftovers;
+pub use peers::PeerError;
+pub(crate) use peers::Peers;
+pub(crate) use route::{Routing, route};
+pub use view::ClusterView;
 
-/// Answers a client's data request from outside the binary protocol (the HTTP API): routed in a
-/// cluster, refused while the node waits for its table, `None` on a single node.
-pub(crate) async fn answer(
-    node: &Arc<Node>,
-    request: Request,
-) -> Result<Option<Response>, RequestError> {
-    if !is_routed(&request, Role::Client) {
-        return Ok(None);
-    }
-    if let Some(view) = node.view() {
-        return Ok(Some(route(node.clone(), view, request, false).await));
-    }
-    if node.awaits_view() {
-        return Err(RequestError::Unavailable(
-            "this node has not received its cluster's partition table yet".into(),
-        ));
-    }
-    Ok(None)
+/// The settings of the cluster layer (from `NodeConfig`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) ack: AckPolicy,
+    pub(crate) anti_entropy_interval: Duration,
 }
 
-/// What a node knows of its cluster: enough to route any key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterView {
-    /// The cluster's id: node-to-node connections carry it.
-    pub cluster: u64,
-    /// This node's id.
-    pub me: NodeId,
-    /// The partition table.
-    pub table: PartitionTable,
-    /// The address of every member's binary protocol.
-    pub addrs: BTreeMap<NodeId, String>,
-    /// The membership change under way, if any: it changes, partition by partition, who
-    /// streams, forwards, proxies and deletes (docs/repartitioning.md).
-    pub transition: Option<Transition>,
+/// A node's cluster layer: its view, its peers, its part in the change under way.
+pub struct Cluster {
+    replica: Arc<Replica>,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    tasks: Arc<Supervisor>,
+    /// The cluster this node belongs to, once known: then requests are routed. When the node
+    /// leaves its cluster, the view it dropped stays here as a floor: a view of that cluster
+    /// no newer than it (a delayed answer of the controller) is never installed again.
+    view: RwLock<Option<Arc<ClusterView>>>,
+    left: RwLock<Option<Arc<ClusterView>>>,
+    /// Set when the node is to belong to a cluster: until its view comes, it refuses clients'
+    /// data requests rather than keep data outside the ring.
+    expects: AtomicBool,
+    peers: Peers,
+    handoff: Handoff,
 }
 
-impl ClusterView {
-    /// Returns the replicas a request for `key` goes to, primary first: the table's, or the
-    /// new replicas of a partition whose move has passed streaming.
-    pub fn replicas(&self, key: &[u8]) -> &[NodeId] {
-        self.replicas_of(self.table.partition_of_key(key))
-    }
-
-    /// Returns the replicas of `partition` requests go to (see [`replicas`](Self::replicas)).
-    pub fn replicas_of(&self, partition: PartitionId) -> &[NodeId] {
-        match &self.transition {
-            Some(t) => t.routing(&self.table, partition, self.me),
-            None => self.table.replicas(partition),
-        }
-    }
-
-    /// Returns whether this node applies writes to `key` as a replica: it is one, or the key's
-    /// partition is streaming to it.
-    pub fn holds(&self, key: &[u8]) -> bool {
-        let partition = self.table.partition_of_key(key);
-        match &self.transition {
-            Some(t) => t.accepts(&self.table, partition, self.me),
-            None => self.table.replicas(partition).contains(&self.me),
-        }
-    }
-
-    /// Returns the move of `key`'s partition while writes must reach both its old and new
-    /// replicas.
-    pub fn moving(&self, key: &[u8]) -> Option<&haze_ring::PartitionMove> {
-        self.transition
-            .as_ref()?
-            .moving(self.table.partition_of_key(key))
-    }
-
-    /// Returns whether `key`'s partition is moving (streaming or later, not done): reads then
-    /// merge a majority of replicas, since the replica that answers alone may change.
-    pub fn in_move(&self, key: &[u8]) -> bool {
-        self.transition.as_ref().is_some_and(|t| {
-            t.get(self.table.partition_of_key(key))
-                .is_some_and(|m| m.state >= MoveState::Streaming && m.state < MoveState::Done)
-        })
-    }
-
-    /// Returns whether this node takes a peer's copy of `key`: it holds the key, or it is leaving
-    /// the key's partition and has not begun to delete it.
-    pub fn takes_copy(&self, key: &[u8]) -> bool {
-        self.holds(key)
-            || self
-                .transition
-                .as_ref()
-                .is_some_and(|t| t.keeps(self.table.partition_of_key(key), self.me))
-    }
-
-    /// Returns whether this node is leaving `key`'s partition and has not deleted it: a write
-    /// another node forwards here is passed on to the new replicas, not refused.
-    pub fn departing(&self, key: &[u8]) -> bool {
-        self.transition
-            .as_ref()
-            .is_some_and(|t| t.departing(self.table.partition_of_key(key), self.me))
-    }
-}
-
-/// How many replicas must have a write durably before the coordinator acknowledges it. The
-/// coordinator always applies it durably itself first; the others receive a copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AckPolicy {
-    /// The coordinator alone (fastest; a write is lost if that node's disk is lost before
-    /// anti-entropy or the copies reached another replica).
-    Primary,
-    /// A majority of the key's replicas (N/2 + 1): survives the loss of any minority.
-    #[default]
-    Quorum,
-    /// Every replica: a write fails (though it stays where it was applied) if any replica does
-    /// not answer.
-    All,
-}
-
-impl AckPolicy {
-    /// Returns how many replicas (the coordinator included) must hold a write among `n`.
-    pub fn required(self, n: usize) -> usize {
-        match self {
-            AckPolicy::Primary => 1,
-            AckPolicy::Quorum => n / 2 + 1,
-            AckPolicy::All => n,
-        }
-        .min(n.max(1))
-    }
-
-    /// Returns the policy's name, as flags and docs spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            AckPolicy::Primary => "primary",
-            AckPolicy::Quorum => "quorum",
-            AckPolicy::All => "all",
-        }
-    }
-}
-
-impl std::fmt::Display for AckPolicy {
+impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.debug_struct("Cluster")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
-impl std::str::FromStr for AckPolicy {
-    type Err = String;
+/// The cluster layer's hooks on the replica's writes: a partition being handed back refuses
+/// them, and a partition streaming from this node forwards what is committed to it.
+struct Hooks(Weak<Cluster>);
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "primary" => Ok(AckPolicy::Primary),
-            "quorum" => Ok(AckPolicy::Quorum),
-            "all" => Ok(AckPolicy::All),
-            other => Err(format!(
-                "unknown acknowledgement policy {other:?}: use primary, quorum or all"
+impl WriteHooks for Hooks {
+    fn admit(&self, key: &[u8]) -> Result<(), RequestError> {
+        match self.0.upgrade() {
+            Some(cluster) if cluster.handoff.sweeps(key) => Err(RequestError::NotReplica(
+                "this node is handing its copy of the key's partition back to the replicas".into(),
             )),
+            _ => Ok(()),
+        }
+    }
+
+    fn committed(&self, key: &[u8], value: &Value) {
+        if let Some(cluster) = self.0.upgrade() {
+            cluster.handoff.note_write(&cluster, key, value);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policies_count_the_coordinator() {
-        assert_eq!(AckPolicy::Primary.required(3), 1);
-        assert_eq!(AckPolicy::Quorum.required(3), 2);
-        assert_eq!(AckPolicy::Quorum.required(2), 2);
-        assert_eq!(AckPolicy::Quorum.required(1), 1);
-        assert_eq!(AckPolicy::All.required(3), 3);
-        assert_eq!("all".parse::<AckPolicy>(), Ok(AckPolicy::All));
-        assert!("most".parse::<AckPolicy>().is_err());
+impl Cluster {
+    /// The cluster layer over `replica`, hooked into its writes.
+    pub(crate) fn new(
+        replica: Arc<Replica>,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        tasks: Arc<Supervisor>,
+        peers: Peers,
+    ) -> Arc<Cluster> {
+        let cluster = Arc::new(Cluster {
+            replica,
+            metrics,
+            settings,
+            tasks,
+            view: RwLock::new(None),
+            left: RwLock::new(None),
+            expects: AtomicBool::new(false),
+            peers,
+            handoff: Handoff::default(),
+        });
+        cluster
+            .replica
+            .writes()
+            .hook(Arc::new(Hooks(Arc::downgrade(&cluster))));
+        cluster
     }
+
+    pub(crate) fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn tasks(&self) -> &Supervisor {
+        &self.tasks
+    }
+
+    pub(crate) fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    pub(crate) fn handoff(&self) -> &Handoff {
+        &self.handoff
+    }
+
+    /// Returns this node's view of its cluster, if it belongs to one.
+    pub fn view(&self) -> Option<Arc<ClusterView>> {
+        self.view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Installs what this node knows of its cluster, unless it already has a view of the same
+    /// cluster at a later epoch (views may arrive out of order), and starts what the change
+    /// under way asks of this node (streams, deletions; docs/repartitioning.md).
+    pub fn install_view(self: &Arc<Self>, view: ClusterView) {
+        let view = {
+            let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
+            let left = self
+                .left
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let same = |old: &ClusterView| old.cluster == view.cluster && old.me == view.me;
+            if let Some(left) = left
+                && same(&left)
+                && left.table.epoch() >= view.table.epoch()
+                && !planted!(AcceptStaleView)
+            {
+                return; // what the node had when it left, or older
+            }
+            if let Some(old) = current.as_ref() {
+                let older = same(old)
+                    && old.table.epoch() > view.table.epoch()
+                    && !planted!(AcceptStaleView);
+                if older || **old == view {
+                    return;
+                }
+                if old.table != view.table {
+                    log_view(&view);
+                }
+            } else {
+                log_view(&view);
+            }
+            let view = Arc::new(view);
+            *current = Some(view.clone());
+            view
+        };
+        handoff::on_view(self, &view);
+    }
+
+    /// Drops this node's view because its cluster no longer counts it as a member (it was
+    /// removed): from then on it refuses clients' data requests, as a node waiting for its
+    /// view does, rather than serve copies nobody updates any more.
+    pub fn leave(&self) {
+        self.expect();
+        let mut current = self.view.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dropped) = current.take() {
+            *self.left.write().unwrap_or_else(PoisonError::into_inner) = Some(dropped);
+            tracing::error!(
+                "this node is no longer a member of its cluster (it was removed): it serves no \
+                 data any more; stop it, or start it with an empty --data to join again"
+            );
+        }
+    }
+
+    /// Declares that this node belongs to a cluster whose view is on its way: until
+    /// [`install_view`](Self::install_view), clients' data requests are refused with
+    /// `unavailable` (a write taken now would live outside the ring, where no read finds it).
+    pub fn expect(&self) {
+        self.expects.store(true, Ordering::Relaxed);
+    }
+
+    /// Returns whether the node waits for its cluster view (see [`expect`](Self::expect)).
+    pub(crate) fn awaits_view(&self) -> bool {
+        self.expects.load(Ordering::Relaxed) && self.view().is_none()
+    }
+
+    /// Returns the cluster's routing table as JSON, for clients that route themselves; `None`
+    /// outside a cluster.
+    pub(crate) fn routing_table_json(&self) -> Option<Vec<u8>> {
+        let view = self.view()?;
+        let routing = haze_ring::RoutingTable {
+            cluster: view.cluster,
+            table: view.table.clone(),
+            addrs: view.addrs.clone(),
+        };
+        serde_json::to_vec(&routing).ok()
+    }
+
+    /// Returns this node's progress in the change under way, for the controller: its streams
+    /// and the partitions it deleted.
+    pub fn handoff_reports(&self) -> (Vec<haze_ring::StreamReport>, Vec<haze_ring::CleanReport>) {
+        self.handoff.reports()
+    }
+
+    /// Returns what is signalled when this node has news for the controller (a stream
+    /// completed, a partition deleted): report it without waiting for the next poll.
+    pub fn handoff_progressed(&self) -> Arc<tokio::sync::Notify> {
+        self.handoff.progressed()
+    }
+
+    /// Starts anti-entropy: a round every `anti_entropy_interval` while the node has a view,
+    /// each followed by the hand-back of leftover copies, until the node stops.
+    pub fn start_anti_entropy(self: &Arc<Self>) {
+        let cluster = self.clone();
+        self.tasks.spawn_restarting("anti-entropy", move |stop| {
+            anti_entropy::run(cluster.clone(), stop)
+        });
+    }
+
+    /// Answers a client's data request from outside the binary protocol (the HTTP API): routed
+    /// in a cluster, refused while the node waits for its table, `None` on a single node.
+    pub(crate) async fn answer(
+        self: &Arc<Self>,
+        request: Request,
+    ) -> Result<Option<Response>, RequestError> {
+        let view = self.view();
+        match dispose(
+            view.as_deref(),
+            self.awaits_view(),
+            Role::Client,
+            &Operation::of(&request),
+        ) {
+            Disposition::Route { stale: _ } => {
+                let view = view.expect("routing needs a view");
+                Ok(Some(
+                    route(self.clone(), view, request, Routing::Replicas).await,
+                ))
+            }
+            Disposition::Refuse(e) => Err(e),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn log_view(view: &ClusterView) {
+    tracing::info!(
+        cluster = format_args!("{:016x}", view.cluster),
+        node = %view.me,
+        epoch = view.table.epoch().0,
+        partitions = view.table.partitions(),
+        replicas = view.table.replication(),
+        "cluster view installed"
+    );
 }

@@ -5,10 +5,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use haze_client::{Client, ClientConfig};
 use haze_crdt::Value;
-use haze_protocol::{Dial, Request, Response, Role};
+use haze_protocol::{CallError, Channel, ChannelConfig, Dial, Request, Response, Role};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use haze_ring::NodeId;
+
+use super::{ClusterError, ClusterView};
+use crate::supervisor::Supervisor;
+
+/// Why a request to another node failed.
+pub type PeerError = CallError;
 
 /// Copies waiting for one peer; past this, a coordinator waits for room (up to the forward
 /// timeout; then the copy is left to anti-entropy).
@@ -33,10 +42,10 @@ struct CopyJob {
     done: mpsc::UnboundedSender<(usize, bool)>,
 }
 
-/// A peer: its client and the queue its copier task drains.
+/// A peer: its channel and the queue its copier task drains.
 #[derive(Clone)]
 struct Link {
-    client: Client,
+    client: Channel,
     copies: mpsc::Sender<CopyJob>,
 }
 
@@ -56,6 +65,8 @@ pub(crate) struct Peers {
     /// Copies waiting for room in a full queue in tasks of their own (see `spill`): bounded,
     /// past which coordinators wait for room themselves (backpressure).
     spilled: Arc<Semaphore>,
+    /// Starts the copier of each peer.
+    tasks: Arc<Supervisor>,
 }
 
 /// The most copies waiting for room in full queues at once, node-wide.
@@ -78,6 +89,7 @@ impl Peers {
         timeout: Duration,
         largest_item: usize,
         failed: Arc<AtomicU64>,
+        tasks: Arc<Supervisor>,
     ) -> Peers {
         Peers {
             dial,
@@ -87,6 +99,7 @@ impl Peers {
             links: Mutex::new((0, BTreeMap::new())),
             failed,
             spilled: Arc::new(Semaphore::new(SPILLED_COPIES)),
+            tasks,
         }
     }
 
@@ -100,31 +113,30 @@ impl Peers {
             .1
             .entry(addr.to_string())
             .or_insert_with(|| {
-                let client = Client::lazy(
+                let client = Channel::lazy(
                     addr,
-                    ClientConfig {
+                    ChannelConfig {
                         dial: self.dial.clone(),
                         connect_timeout: self.timeout,
                         request_timeout: self.timeout,
                         role: Role::Peer { cluster },
                         reconnect_backoff: RECONNECT_BACKOFF,
-                        ..ClientConfig::default()
+                        ..ChannelConfig::default()
                     },
                 );
                 let (copies, queue) = mpsc::channel(COPY_QUEUE);
-                tokio::spawn(copier(
-                    client.clone(),
-                    queue,
-                    self.unmeasured_copies,
-                    self.failed.clone(),
-                ));
+                let (copying, unmeasured, failed) =
+                    (client.clone(), self.unmeasured_copies, self.failed.clone());
+                self.tasks.spawn(format!("copier to {addr}"), move |stop| {
+                    copier(copying, queue, unmeasured, failed, stop)
+                });
                 Link { client, copies }
             })
             .clone()
     }
 
-    /// Returns the client of the node at `addr`, as a member of cluster `cluster`.
-    pub(crate) fn client(&self, cluster: u64, addr: &str) -> Client {
+    /// Returns the channel to the node at `addr`, as a member of cluster `cluster`.
+    pub(crate) fn client(&self, cluster: u64, addr: &str) -> Channel {
         self.link(cluster, addr).client
     }
 
@@ -200,20 +212,30 @@ impl Peers {
 /// Sends a peer's queued copies: whatever has queued goes in one `Copy` request (up to
 /// [`COPIES_PER_REQUEST`] and [`COPY_REQUEST_BYTES`]), with a few requests in flight at once, so
 /// copies cost a request per batch, not per write, under load.
+/// Ends when the queue closes (the peer's link was dropped) or `stop` is cancelled; requests in
+/// flight then end with it (their copies count as failed; anti-entropy heals them).
 async fn copier(
-    client: Client,
+    client: Channel,
     mut queue: mpsc::Receiver<CopyJob>,
     unmeasured: usize,
     failed: Arc<AtomicU64>,
+    stop: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(COPY_REQUESTS_IN_FLIGHT));
+    let mut requests = JoinSet::new();
     let mut held: Option<CopyJob> = None;
     loop {
+        // Reap answered requests so the set stays small.
+        while requests.try_join_next().is_some() {}
         let first = match held.take() {
             Some(job) => job,
-            None => match queue.recv().await {
-                Some(job) => job,
-                None => return,
+            None => tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                job = queue.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
             },
         };
         let mut jobs = vec![first];
@@ -238,11 +260,16 @@ async fn copier(
             }
             jobs.push(job);
         }
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            permit = in_flight.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
         };
         let (client, failed) = (client.clone(), failed.clone());
-        tokio::spawn(async move {
+        requests.spawn(async move {
             let (items, waiters): (Vec<_>, Vec<_>) = jobs
                 .into_iter()
                 .map(|j| ((j.key, j.value), (j.tag, j.done)))
@@ -268,5 +295,98 @@ async fn copier(
             }
             drop(permit);
         });
+    }
+    requests.shutdown().await;
+}
+
+/// Another node, as background work (anti-entropy, streams, hand-backs) asks it: each error
+/// names the node.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    pub(crate) id: NodeId,
+    channel: Channel,
+}
+
+impl Peer {
+    /// The node `id` of `view`, over this node's connection to it.
+    pub(crate) fn of(peers: &Peers, view: &ClusterView, id: NodeId) -> Result<Peer, ClusterError> {
+        let addr = view.addrs.get(&id).ok_or(ClusterError::NoAddress(id))?;
+        Ok(Peer {
+            id,
+            channel: peers.client(view.cluster, addr),
+        })
+    }
+
+    /// Sends `request` (all of these may be sent twice) and returns the answer, an error answer
+    /// as an error.
+    async fn ask(&self, request: Request) -> Result<Response, ClusterError> {
+        match self.channel.send(request, true).await {
+            Ok(Response::Error(error)) => Err(ClusterError::Answered {
+                peer: self.id,
+                error,
+            }),
+            Ok(answer) => Ok(answer),
+            Err(source) => Err(ClusterError::Peer {
+                peer: self.id,
+                source,
+            }),
+        }
+    }
+
+    fn unexpected(&self, asked: &'static str, answer: &Response) -> ClusterError {
+        ClusterError::Unexpected {
+            peer: self.id,
+            asked,
+            answer: format!("{answer:?}").chars().take(200).collect(),
+        }
+    }
+
+    /// The digest of each of its buckets.
+    pub(crate) async fn buckets(&self) -> Result<Vec<u64>, ClusterError> {
+        match self.ask(Request::Buckets).await? {
+            Response::Buckets(digests) => Ok(digests),
+            other => Err(self.unexpected("bucket digests", &other)),
+        }
+    }
+
+    /// A page of the keys of one of its buckets, with their digests.
+    pub(crate) async fn bucket_keys(
+        &self,
+        bucket: u32,
+        after: Option<Vec<u8>>,
+    ) -> Result<(Vec<(Vec<u8>, u64)>, bool), ClusterError> {
+        match self.ask(Request::BucketKeys { bucket, after }).await? {
+            Response::KeyDigests { keys, more } => Ok((keys, more)),
+            other => Err(self.unexpected("a bucket's keys", &other)),
+        }
+    }
+
+    /// Its own copy of `key`.
+    pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Value>, ClusterError> {
+        match self.ask(Request::Get { key: key.to_vec() }).await? {
+            Response::Value(value) => Ok(value),
+            other => Err(self.unexpected("a value", &other)),
+        }
+    }
+
+    /// Merges `items` into its copies, in the foreground (`Copy`) or the background
+    /// (`Backfill`) queue of its writer; one outcome per item.
+    pub(crate) async fn merge_copies(
+        &self,
+        items: Vec<(Vec<u8>, Value)>,
+        priority: haze_storage::Priority,
+    ) -> Result<Vec<Result<(), String>>, ClusterError> {
+        let n = items.len();
+        let request = match priority {
+            haze_storage::Priority::Foreground => Request::Copy { items },
+            haze_storage::Priority::Background => Request::Backfill { items },
+        };
+        match self.ask(request).await? {
+            Response::Acks(acks) if acks.len() == n => Ok(acks
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect()),
+            other => Err(self.unexpected("acknowledgements", &other)),
+        }
     }
 }

@@ -7,9 +7,10 @@ use haze_ring::NodeId;
 use haze_storage::Priority;
 use tokio::sync::mpsc;
 
+use super::Cluster;
 use super::ClusterView;
 use crate::error::RequestError;
-use crate::node::{Node, WriteRequest};
+use crate::replica::WriteRequest;
 
 /// Applies `write` to `key` on this node (a replica of the key), durably, then copies the merged
 /// state to the key's other replicas, and returns the state once as many replicas hold it as
@@ -18,13 +19,17 @@ use crate::node::{Node, WriteRequest};
 /// A copy is the whole merged state, merged by the receiver: copies may arrive twice, late or
 /// out of order, and the replicas still converge. Copies that fail are left to anti-entropy.
 pub(crate) async fn coordinate(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     key: Vec<u8>,
     write: WriteRequest,
 ) -> Result<Value, RequestError> {
-    let value = node.write_request(key.clone(), write).await?;
-    let mut copied = copy_all(node, view, vec![(key, value.clone())]).await;
+    let value = cluster
+        .replica()
+        .writes()
+        .write(key.clone(), write, Priority::Foreground)
+        .await?;
+    let mut copied = copy_all(cluster, view, vec![(key, value.clone())]).await;
     copied.pop().unwrap_or(Ok(()))?;
     Ok(value)
 }
@@ -32,12 +37,16 @@ pub(crate) async fn coordinate(
 /// Merges several keys of one replica set here (committed together), then copies them to the
 /// other replicas; one outcome per item, in order.
 pub(crate) async fn coordinate_batch(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     items: Vec<(Vec<u8>, Value)>,
 ) -> Vec<Result<Value, RequestError>> {
     let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
-    let mut results = node.merge_batch(items, Priority::Foreground).await;
+    let mut results = cluster
+        .replica()
+        .writes()
+        .merge_batch(items, Priority::Foreground)
+        .await;
     let merged: Vec<(usize, (Vec<u8>, Value))> = results
         .iter()
         .zip(keys)
@@ -45,7 +54,10 @@ pub(crate) async fn coordinate_batch(
         .filter_map(|(i, (r, key))| Some((i, (key, r.as_ref().ok()?.clone()))))
         .collect();
     let (indices, copies): (Vec<usize>, Vec<_>) = merged.into_iter().unzip();
-    for (i, copied) in indices.into_iter().zip(copy_all(node, view, copies).await) {
+    for (i, copied) in indices
+        .into_iter()
+        .zip(copy_all(cluster, view, copies).await)
+    {
         if let Err(e) = copied {
             results[i] = Err(e);
         }
@@ -76,11 +88,11 @@ impl Waiting {
 /// acknowledgements the policy requires in every one of those replica sets, or every copy has
 /// answered (copies still in flight go on in the background). One outcome per item.
 async fn copy_all(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     items: Vec<(Vec<u8>, Value)>,
 ) -> Vec<Result<(), RequestError>> {
-    let policy = node.config().ack;
+    let policy = cluster.settings().ack;
     let mut waiting = Vec::with_capacity(items.len());
     // Each copy's tag indexes `sent`: its item and its receiving node.
     let mut sent: Vec<(usize, NodeId)> = Vec::new();
@@ -127,23 +139,27 @@ async fn copy_all(
             // A replica whose queue is full (a new replica busy taking a stream, say) must not
             // hold up the copies to the others: its copy waits for room in a task of its own,
             // and the write is answered as soon as the acknowledgements suffice.
-            let full =
-                node.peers()
-                    .try_copy(view.cluster, addr, key.clone(), value.clone(), tag, &done);
+            let full = cluster.peers().try_copy(
+                view.cluster,
+                addr,
+                key.clone(),
+                value.clone(),
+                tag,
+                &done,
+            );
             if let Some((key, value)) = full {
-                let Some(permit) = node.peers().spill() else {
+                let Some(permit) = cluster.peers().spill() else {
                     // Too many waiting already: wait here (backpressure).
-                    node.peers()
+                    cluster
+                        .peers()
                         .copy(view.cluster, addr, key, value, tag, done.clone())
                         .await;
                     continue;
                 };
-                let (node, addr, cluster, done) =
-                    (node.clone(), addr.clone(), view.cluster, done.clone());
+                let (cluster, addr, id, done) =
+                    (cluster.clone(), addr.clone(), view.cluster, done.clone());
                 tokio::spawn(async move {
-                    node.peers()
-                        .copy(cluster, &addr, key, value, tag, done)
-                        .await;
+                    cluster.peers().copy(id, &addr, key, value, tag, done).await;
                     drop(permit);
                 });
             }

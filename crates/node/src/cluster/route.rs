@@ -6,81 +6,68 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use haze_crdt::Value;
-use haze_protocol::{ErrorCode, Request, Response, Role, TypedOp, WireError};
+use haze_protocol::{CallError, ErrorCode, Request, Response, TypedOp, WireError};
 use haze_ring::NodeId;
+use haze_storage::Priority;
 use tokio::task::JoinSet;
 
+use super::Cluster;
 use super::ClusterView;
+use super::disposition::{Disposition, peer_write};
 use super::replicate::{coordinate, coordinate_batch};
 use crate::error::RequestError;
 use crate::metrics::Kind;
-use crate::node::{Node, WriteRequest};
+use crate::replica::WriteRequest;
 
-/// Returns whether a clustered node routes `request`, which came on a connection of `role`.
-/// A client's data requests are routed; a peer's reads and copies are served locally (the
-/// sender chose this node), its writes are coordinated here; `--local` connections are never
-/// routed.
-pub(crate) fn is_routed(request: &Request, role: Role) -> bool {
-    match role {
-        Role::Local => false,
-        Role::Client => matches!(
-            request,
-            Request::Get { .. }
-                | Request::Digest { .. }
-                | Request::GetMerged { .. }
-                | Request::Merge { .. }
-                | Request::Op { .. }
-                | Request::MergeBatch { .. }
-                | Request::DigestBatch { .. }
-                | Request::DigestList { .. }
-        ),
-        Role::Peer { .. } => matches!(
-            request,
-            Request::Merge { .. }
-                | Request::Op { .. }
-                | Request::MergeBatch { .. }
-                | Request::GetMerged { .. }
-        ),
-    }
+/// How a routed request came, and so how this node takes its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routing {
+    /// A client's request, or a peer's that this node passes on to a partition's new
+    /// replicas: sent to the key's replicas by this node's table.
+    Replicas,
+    /// A peer's write of a key this node holds: coordinated here, never sent on.
+    Coordinate,
+    /// A peer's batch or merged read: each group of keys is decided as a peer's write is
+    /// (`disposition::peer_write`).
+    ForPeer,
 }
 
-/// Serves a routed request (see [`is_routed`]). `from_peer`: another node forwarded it, so if
-/// this node is a replica of the key it coordinates the write itself instead of routing again.
+/// Serves a request the disposition sent to the replicas of its keys (see [`Routing`]).
 pub(crate) async fn route(
-    node: Arc<Node>,
+    cluster: Arc<Cluster>,
     view: Arc<ClusterView>,
     request: Request,
-    from_peer: bool,
+    routing: Routing,
 ) -> Response {
     let started = tokio::time::Instant::now();
     let (kind, result) = match request {
-        Request::Get { key } => (Kind::Get, read(&node, &view, key, false).await),
-        Request::Digest { key } => (Kind::Digest, read(&node, &view, key, true).await),
+        Request::Get { key } => (Kind::Get, read(&cluster, &view, key, false).await),
+        Request::Digest { key } => (Kind::Digest, read(&cluster, &view, key, true).await),
         Request::GetMerged { key } => (
             Kind::Get,
-            get_merged(&node, &view, key).await.map(Response::Value),
+            get_merged(&cluster, &view, key).await.map(Response::Value),
         ),
         Request::Merge { key, value } => (
             Kind::Merge,
-            write(&node, &view, key, WriteRequest::Merge(value), from_peer)
+            write(&cluster, &view, key, WriteRequest::Merge(value), routing)
                 .await
                 .map(|v| Response::Value(Some(v))),
         ),
         Request::Op { key, op } => (
             Kind::Op,
-            write(&node, &view, key, WriteRequest::Op(op), from_peer)
+            write(&cluster, &view, key, WriteRequest::Op(op), routing)
                 .await
                 .map(|v| Response::Value(Some(v))),
         ),
         Request::MergeBatch { items } => (
             Kind::MergeBatch,
-            Ok(merge_batch(&node, &view, items, from_peer).await),
+            Ok(merge_batch(&cluster, &view, items, routing == Routing::ForPeer).await),
         ),
-        Request::DigestBatch { keys } => (Kind::Digest, digests(&node, &view, keys).await),
+        Request::DigestBatch { keys } => (Kind::Digest, digests(&cluster, &view, keys).await),
         Request::DigestList { list, keys } => (
             Kind::Digest,
-            match node.resolve_list(list, keys) {
-                Ok(Some(keys)) => digests(&node, &view, keys.to_vec()).await,
+            match cluster.replica().resolve_list(list, keys) {
+                Ok(Some(keys)) => digests(&cluster, &view, keys.to_vec()).await,
                 Ok(None) => Ok(Response::UnknownList),
                 Err(e) => Err(e),
             },
@@ -90,27 +77,29 @@ pub(crate) async fn route(
             Err(RequestError::BadRequest(format!("{other:?} is not routed"))),
         ),
     };
-    node.metrics()
+    cluster
+        .metrics()
         .record(kind, result.is_ok(), started.elapsed());
     result.unwrap_or_else(|e| Response::Error(e.to_wire()))
 }
 
 /// Sends `request` to node `to`. `idempotent` requests are resent once if the connection broke.
 async fn forward(
-    node: &Node,
+    cluster: &Cluster,
     view: &ClusterView,
     to: NodeId,
     request: Request,
     idempotent: bool,
-) -> Result<Response, haze_client::Error> {
+) -> Result<Response, CallError> {
     let Some(addr) = view.addrs.get(&to) else {
-        return Err(haze_client::Error::Connect {
+        return Err(CallError::Connect {
             addr: to.to_string(),
             reason: "the cluster view has no address for it".into(),
         });
     };
-    node.metrics().forwarded.fetch_add(1, Ordering::Relaxed);
-    node.peers()
+    cluster.metrics().forwarded.fetch_add(1, Ordering::Relaxed);
+    cluster
+        .peers()
         .client(view.cluster, addr)
         .send(request, idempotent)
         .await
@@ -128,7 +117,7 @@ fn retry_elsewhere(e: &WireError) -> bool {
 /// the first answer and the position of the replica that gave it. A replica that cannot be
 /// reached, or does not answer in time, is skipped.
 async fn first_answer<F, Fut>(
-    node: &Node,
+    cluster: &Cluster,
     view: &ClusterView,
     replicas: &[NodeId],
     request: Request,
@@ -143,13 +132,13 @@ where
         if replica == view.me {
             return Ok((i, local().await?));
         }
-        match forward(node, view, replica, request.clone(), true).await {
+        match forward(cluster, view, replica, request.clone(), true).await {
             Ok(Response::Error(e)) if retry_elsewhere(&e) => tried.push(format!("{replica}: {e}")),
             Ok(Response::Error(e)) => return Err(RequestError::Remote(e)),
             Ok(answer) => return Ok((i, answer)),
             Err(e) => tried.push(format!("{replica}: {e}")),
         }
-        node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+        cluster.metrics().failovers.fetch_add(1, Ordering::Relaxed);
     }
     Err(no_replica(&tried))
 }
@@ -163,21 +152,21 @@ fn no_replica(tried: &[String]) -> RequestError {
 
 /// A read of a key (its value, or its digest) from the first replica that answers.
 async fn read(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     key: Vec<u8>,
     digest: bool,
 ) -> Result<Response, RequestError> {
-    node.check_key(&key)?;
+    cluster.replica().check_key(&key)?;
     if !digest && view.in_move(&key) {
-        return moving_read(node, view, key).await.map(Response::Value);
+        return moving_read(cluster, view, key).await.map(Response::Value);
     }
     let replicas = view.replicas(&key).to_vec();
     let local = || async {
         if digest {
-            node.digest(&key).map(Response::Digest)
+            cluster.replica().digest(&key).map(Response::Digest)
         } else {
-            node.get(&key).map(Response::Value)
+            cluster.replica().get(&key).map(Response::Value)
         }
     };
     let request = if digest {
@@ -188,7 +177,7 @@ async fn read(
     let (mut from, mut absent) = (0, 0);
     loop {
         let (i, answer) =
-            first_answer(node, view, &replicas[from..], request.clone(), local).await?;
+            first_answer(cluster, view, &replicas[from..], request.clone(), local).await?;
         // A replica without the key may be one that lost its disk or missed the writes while
         // down, not yet refilled by anti-entropy: "absent" is believed only when every replica
         // that answers says so, and they are a majority of the key's replicas (a write
@@ -218,7 +207,7 @@ async fn read(
 /// replace held), so any majority holds every acknowledged write, whichever replica answers
 /// alone before and after the switch.
 async fn moving_read(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     key: Vec<u8>,
 ) -> Result<Option<Value>, RequestError> {
@@ -227,9 +216,17 @@ async fn moving_read(
     let (mut answered, mut merged, mut tried) = (0usize, None::<Value>, Vec::new());
     for replica in replicas {
         let answer = if replica == view.me {
-            node.get(&key).map_err(|e| e.to_string())
+            cluster.replica().get(&key).map_err(|e| e.to_string())
         } else {
-            match forward(node, view, replica, Request::Get { key: key.clone() }, true).await {
+            match forward(
+                cluster,
+                view,
+                replica,
+                Request::Get { key: key.clone() },
+                true,
+            )
+            .await
+            {
                 Ok(Response::Value(v)) => Ok(v),
                 Ok(other) => Err(format!("{other:?}")),
                 Err(e) => Err(e.to_string()),
@@ -250,7 +247,7 @@ async fn moving_read(
                 }
             }
             Err(e) => {
-                node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+                cluster.metrics().failovers.fetch_add(1, Ordering::Relaxed);
                 tried.push(format!("{replica}: {e}"));
             }
         }
@@ -259,29 +256,17 @@ async fn moving_read(
 }
 
 /// A write, coordinated by the first replica that answers (this node, if it comes first or the
-/// ones before it do not answer).
+/// ones before it do not answer); or here, if a peer sent it to this node as a replica.
 async fn write(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     key: Vec<u8>,
     write: WriteRequest,
-    from_peer: bool,
+    routing: Routing,
 ) -> Result<Value, RequestError> {
-    node.check_key(&key)?;
-    // A node leaving the key's partition passes a write another node sent it on to the new
-    // replicas (they hold the partition, so they never send it back).
-    let from_peer = from_peer && (view.holds(&key) || !view.departing(&key));
-    if from_peer {
-        // Another node chose this one as a replica. Never send it on: with tables of two
-        // epochs, two nodes could pass a write back and forth. The sender tries elsewhere.
-        if view.holds(&key) {
-            return coordinate(node, view, key, write).await;
-        }
-        return Err(RequestError::NotReplica(format!(
-            "{} does not hold this key at epoch {}",
-            view.me,
-            view.table.epoch().0
-        )));
+    cluster.replica().check_key(&key)?;
+    if routing == Routing::Coordinate {
+        return coordinate(cluster, view, key, write).await;
     }
     // A merge may be sent again to the next replica whatever happened to the first try (merging
     // twice is merging once); so may a set addition (the member is present either way). A
@@ -294,7 +279,7 @@ async fn write(
     let mut tried = Vec::new();
     for &replica in view.replicas(&key) {
         if replica == view.me {
-            return coordinate(node, view, key, write).await;
+            return coordinate(cluster, view, key, write).await;
         }
         let request = match &write {
             WriteRequest::Merge(value) => Request::Merge {
@@ -306,7 +291,7 @@ async fn write(
                 op: op.clone(),
             },
         };
-        match forward(node, view, replica, request, retry).await {
+        match forward(cluster, view, replica, request, retry).await {
             Ok(Response::Value(Some(value))) => return Ok(value),
             // It applied nothing: any write may go to the next replica.
             Ok(Response::Error(e)) if e.code == ErrorCode::NotReplica => {
@@ -322,7 +307,7 @@ async fn write(
                 )));
             }
             // Not connected, or refused at the handshake: the request was never sent.
-            Err(e @ (haze_client::Error::Connect { .. } | haze_client::Error::Refused(_))) => {
+            Err(e @ (CallError::Connect { .. } | CallError::Refused(_))) => {
                 tried.push(format!("{replica}: {e}"));
             }
             Err(e) if retry => tried.push(format!("{replica}: {e}")),
@@ -333,7 +318,7 @@ async fn write(
                 )));
             }
         }
-        node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+        cluster.metrics().failovers.fetch_add(1, Ordering::Relaxed);
     }
     Err(no_replica(&tried))
 }
@@ -344,17 +329,17 @@ type Item = (Vec<u8>, Value);
 /// A batch of merges: one batch per group of keys that share their replicas, coordinated by the
 /// first replica of the group that answers; results reassembled in order.
 async fn merge_batch(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &Arc<ClusterView>,
     items: Vec<(Vec<u8>, Value)>,
-    from_peer: bool,
+    for_peer: bool,
 ) -> Response {
     let n = items.len();
     let mut results: Vec<Result<Value, WireError>> =
         vec![Err(WireError::new(ErrorCode::Internal, "not written")); n];
     let mut groups: BTreeMap<Vec<NodeId>, Vec<(usize, Item)>> = BTreeMap::new();
     for (i, (key, value)) in items.into_iter().enumerate() {
-        if let Err(e) = node.check_key(&key) {
+        if let Err(e) = cluster.replica().check_key(&key) {
             results[i] = Err(e.to_wire());
             continue;
         }
@@ -365,10 +350,10 @@ async fn merge_batch(
     }
     let mut tasks = JoinSet::new();
     for (replicas, group) in groups {
-        let (node, view) = (node.clone(), view.clone());
+        let (cluster, view) = (cluster.clone(), view.clone());
         tasks.spawn(async move {
             let (indices, items): (Vec<usize>, Vec<_>) = group.into_iter().unzip();
-            let written = group_batch(&node, &view, &replicas, items, from_peer).await;
+            let written = group_batch(&cluster, &view, &replicas, items, for_peer).await;
             (indices, written)
         });
     }
@@ -385,11 +370,11 @@ async fn merge_batch(
 /// Merges a batch of keys that share `replicas`: here if this node is the first of them that
 /// answers, else forwarded whole (merges may go to the next replica whatever happened).
 async fn group_batch(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &ClusterView,
     replicas: &[NodeId],
     items: Vec<(Vec<u8>, Value)>,
-    from_peer: bool,
+    for_peer: bool,
 ) -> Vec<Result<Value, WireError>> {
     let n = items.len();
     let wire = |results: Vec<Result<Value, RequestError>>| {
@@ -398,15 +383,17 @@ async fn group_batch(
             .map(|r| r.map_err(|e| e.to_wire()))
             .collect()
     };
-    // A node leaving these keys' partition passes them on to the new replicas (see `write`).
-    let from_peer = from_peer
-        && !items
-            .first()
-            .is_some_and(|(key, _)| view.departing(key) && !view.holds(key));
-    let holds = items.first().is_some_and(|(key, _)| view.holds(key));
-    if from_peer || replicas.first() == Some(&view.me) {
-        if holds {
-            return wire(coordinate_batch(node, view, items).await);
+    // A peer's group is decided as a peer's write of its first key (they share their replicas).
+    if for_peer && let Some((key, _)) = items.first() {
+        match peer_write(view, key) {
+            Disposition::Coordinate => return wire(coordinate_batch(cluster, view, items).await),
+            Disposition::Refuse(e) => return vec![Err(e.to_wire()); n],
+            _ => {} // passed on: routed as a client's
+        }
+    }
+    if replicas.first() == Some(&view.me) {
+        if items.first().is_some_and(|(key, _)| view.holds(key)) {
+            return wire(coordinate_batch(cluster, view, items).await);
         }
         let e = RequestError::NotReplica(format!(
             "{} does not hold these keys at epoch {}",
@@ -418,12 +405,12 @@ async fn group_batch(
     let mut tried = Vec::new();
     for &replica in replicas {
         if replica == view.me {
-            return wire(coordinate_batch(node, view, items).await);
+            return wire(coordinate_batch(cluster, view, items).await);
         }
         let request = Request::MergeBatch {
             items: items.clone(),
         };
-        match forward(node, view, replica, request, true).await {
+        match forward(cluster, view, replica, request, true).await {
             Ok(Response::Batch(results))
                 if results.len() == n
                     && !results
@@ -438,19 +425,19 @@ async fn group_batch(
             Ok(other) => tried.push(format!("{replica}: {other:?}")),
             Err(e) => tried.push(format!("{replica}: {e}")),
         }
-        node.metrics().failovers.fetch_add(1, Ordering::Relaxed);
+        cluster.metrics().failovers.fetch_add(1, Ordering::Relaxed);
     }
     vec![Err(no_replica(&tried).to_wire()); n]
 }
 
 /// Digests of many keys: one request per group of keys that share their replicas.
 async fn digests(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &Arc<ClusterView>,
     keys: Vec<Vec<u8>>,
 ) -> Result<Response, RequestError> {
     for key in &keys {
-        node.check_key(key)?;
+        cluster.replica().check_key(key)?;
     }
     let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
@@ -462,14 +449,14 @@ async fn digests(
     let keys = Arc::new(keys);
     let mut tasks = JoinSet::new();
     for (replicas, indices) in groups {
-        let (node, view, keys) = (node.clone(), view.clone(), keys.clone());
+        let (cluster, view, keys) = (cluster.clone(), view.clone(), keys.clone());
         tasks.spawn(async move {
             let group: Vec<Vec<u8>> = indices.iter().map(|&i| keys[i].clone()).collect();
             let request = Request::DigestBatch {
                 keys: group.clone(),
             };
-            let local = || node.local_digests(Arc::new(group));
-            let answer = first_answer(&node, &view, &replicas, request, local)
+            let local = || cluster.replica().digests(Arc::new(group));
+            let answer = first_answer(&cluster, &view, &replicas, request, local)
                 .await
                 .map(|(_, answer)| answer);
             (indices, answer)
@@ -498,19 +485,19 @@ async fn digests(
 /// Reads a key from every replica, merges what they hold, and sends the merge to those whose
 /// copy differed (read repair).
 async fn get_merged(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     view: &Arc<ClusterView>,
     key: Vec<u8>,
 ) -> Result<Option<Value>, RequestError> {
-    node.check_key(&key)?;
+    cluster.replica().check_key(&key)?;
     let mut tasks = JoinSet::new();
     for &replica in view.replicas(&key) {
-        let (node, view, key) = (node.clone(), view.clone(), key.clone());
+        let (cluster, view, key) = (cluster.clone(), view.clone(), key.clone());
         tasks.spawn(async move {
             let answer = if replica == view.me {
-                node.get(&key).map_err(|e| e.to_string())
+                cluster.replica().get(&key).map_err(|e| e.to_string())
             } else {
-                match forward(&node, &view, replica, Request::Get { key }, true).await {
+                match forward(&cluster, &view, replica, Request::Get { key }, true).await {
                     Ok(Response::Value(v)) => Ok(v),
                     Ok(other) => Err(format!("{other:?}")),
                     Err(e) => Err(e.to_string()),
@@ -546,12 +533,24 @@ async fn get_merged(
         if value.as_ref() == Some(&merged) {
             continue;
         }
-        node.metrics().read_repairs.fetch_add(1, Ordering::Relaxed);
+        cluster
+            .metrics()
+            .read_repairs
+            .fetch_add(1, Ordering::Relaxed);
         let repaired = if replica == view.me {
-            node.merge(key.clone(), merged.clone()).await.map(drop)
+            cluster
+                .replica()
+                .writes()
+                .write(
+                    key.clone(),
+                    WriteRequest::Merge(merged.clone()),
+                    Priority::Foreground,
+                )
+                .await
+                .map(drop)
         } else {
             let items = vec![(key.clone(), merged.clone())];
-            forward(node, view, replica, Request::Copy { items }, true)
+            forward(cluster, view, replica, Request::Copy { items }, true)
                 .await
                 .map(drop)
                 .map_err(|e| RequestError::Unavailable(e.to_string()))

@@ -77,7 +77,7 @@ type ApiResult = Result<Response, ApiError>;
 /// In a cluster, `request` routed to its key's replicas, as a client connection's would be;
 /// `None` on a single node (the handler then serves it from the store).
 async fn routed(node: &Arc<Node>, request: Request) -> Result<Option<Answer>, ApiError> {
-    match crate::cluster::answer(node, request).await? {
+    match node.cluster().answer(request).await? {
         Some(Answer::Error(e)) => Err(RequestError::Remote(e).into()),
         other => Ok(other),
     }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use haze_controller::api::SeenRequest;
+use haze_controller::api::{SeenRequest, Status};
 use haze_controller::{Change, ClusterId, ControllerState, MoveLimits, Tracker};
 use haze_node::Node;
 use haze_node::cluster::ClusterView;
@@ -25,6 +25,9 @@ pub struct Control {
     pub events: MoveEvents,
     /// Every (change, partition, note) counted in `events`.
     noted: std::collections::BTreeSet<(u64, u32, String)>,
+    /// Grows with every change of the state: what a node that has the current state sends
+    /// back to wait for the next (a long poll).
+    pub version: u64,
 }
 
 /// What happened to moves beyond the plan: how the controller reacted to nodes that stopped
@@ -71,6 +74,7 @@ impl Control {
             started_ms: 0,
             events: MoveEvents::default(),
             noted: std::collections::BTreeSet::new(),
+            version: 1,
         }
     }
 
@@ -102,6 +106,46 @@ impl Control {
             node.install_view(view);
         }
         changed
+    }
+
+    /// What `POST /v1/seen` does: records node `report.node`'s report at the test's time
+    /// `now_ms`, advances, and answers the state with its version; `None` for a node that is
+    /// not a member (the controller answers `unknown_node`).
+    pub fn seen(&mut self, report: &SeenRequest, now_ms: u64) -> Option<Status> {
+        if !self.state.members().contains_key(&report.node) {
+            return None;
+        }
+        let now = now_ms.saturating_sub(self.started_ms);
+        let change = self.state.transition().map(|t| t.change);
+        self.tracker.record(report, change, now);
+        let before = self.state.transition().cloned();
+        let changed = self
+            .state
+            .advance(&mut self.tracker, now, &self.limits)
+            .expect("the controller advances");
+        self.count_events(before);
+        if changed {
+            self.version += 1;
+        }
+        Some(self.status())
+    }
+
+    /// What `POST /v1/nodes` does: the id of the node at `addr`, registered afresh (on standby)
+    /// if the controller does not know the address (any more).
+    pub fn register(&mut self, addr: &str) -> NodeId {
+        let known = self.state.members().len();
+        let id = self.state.register(addr).expect("a well-formed address");
+        if self.state.members().len() != known {
+            self.version += 1;
+        }
+        id
+    }
+
+    /// The state as a node gets it, with its version.
+    pub fn status(&self) -> Status {
+        let mut status = Status::of(&self.state);
+        status.version = Some(self.version);
+        status
     }
 
     /// Counts what the last advance did to moves, from their notes (and, for a change that
@@ -166,6 +210,7 @@ impl Control {
     /// Plans and commits a change.
     pub fn commit(&mut self, change: Change) {
         self.state.carry_out(change, self.limits.rate).unwrap();
+        self.version += 1;
     }
 
     /// A crash and restart at the test's time `now_ms`: only what was persisted (the state,
@@ -175,6 +220,7 @@ impl Control {
         self.state = serde_json::from_slice(&saved).unwrap();
         self.tracker = Tracker::default();
         self.started_ms = now_ms;
+        self.version += 1;
     }
 
     /// Returns whether no change runs or waits.

@@ -8,7 +8,7 @@ use haze_client::{Client, ClientConfig, Error};
 use haze_crdt::{Scalar, Value};
 use haze_node::NodeConfig;
 use haze_node::cluster::{AckPolicy, ClusterView, sync_round};
-use haze_protocol::Role;
+use haze_protocol::{Request, Response, Role};
 use haze_ring::{NodeId, PartitionTable};
 use haze_storage::{MemStore, Store, StoreConfig};
 
@@ -118,7 +118,7 @@ impl Cluster {
         let mut repaired = 0;
         for node in self.nodes.iter().flatten() {
             let view = node.node.view().unwrap();
-            let report = sync_round(&node.node, &view).await;
+            let report = sync_round(node.node.cluster(), &view).await;
             repaired += report.pushed + report.pulled;
         }
         repaired
@@ -340,26 +340,19 @@ async fn a_node_of_another_cluster_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("wrong cluster"), "{err}");
     // Copies are for nodes (and --local diagnostics), not for clients.
-    let err = cluster
-        .client(NodeId(1))
-        .await
-        .copy(vec![(
-            b"k".to_vec(),
-            Value::from(haze_crdt::GCounter::new()),
-        )])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Refused(_)), "{err}");
-    let err = cluster
-        .client(NodeId(1))
-        .await
-        .backfill(vec![(
-            b"k".to_vec(),
-            Value::from(haze_crdt::GCounter::new()),
-        )])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Refused(_)), "{err}");
+    let client = cluster.client(NodeId(1)).await;
+    let items = vec![(b"k".to_vec(), Value::from(haze_crdt::GCounter::new()))];
+    for request in [
+        Request::Copy {
+            items: items.clone(),
+        },
+        Request::Backfill { items },
+    ] {
+        match client.send(request, true).await {
+            Ok(Response::Error(e)) => assert_eq!(e.code, haze_protocol::ErrorCode::BadRequest),
+            other => panic!("a client's copy was taken: {other:?}"),
+        }
+    }
 }
 
 /// Every replica of every key holds the same bytes.

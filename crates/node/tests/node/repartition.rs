@@ -391,7 +391,7 @@ async fn a_leftover_copy_is_handed_back_to_the_replicas_then_deleted() {
     assert!(stores[3].bucket_digests().unwrap().iter().any(|d| *d != 0));
 
     let view = control.view(NodeId(4)).unwrap();
-    let handed = haze_node::cluster::hand_back_leftovers(&nodes[3].node, &view).await;
+    let handed = haze_node::cluster::hand_back_leftovers(nodes[3].node.cluster(), &view).await;
     assert_eq!(handed, 1, "one partition held by n4");
     assert!(
         stores[3].bucket_digests().unwrap().iter().all(|d| *d == 0),
@@ -403,7 +403,7 @@ async fn a_leftover_copy_is_handed_back_to_the_replicas_then_deleted() {
         "the replicas have n4's increment too: {merged:?}"
     );
     assert_eq!(
-        haze_node::cluster::hand_back_leftovers(&nodes[3].node, &view).await,
+        haze_node::cluster::hand_back_leftovers(nodes[3].node.cluster(), &view).await,
         0,
         "nothing is left"
     );
@@ -492,7 +492,7 @@ async fn a_replica_down_through_its_cleanups_hands_its_old_partitions_back_when_
     // n2 reports again and gets the current view; its sweep hands its copies back.
     poll_all(&mut control, now + 50, None);
     let view = control.view(n2).unwrap();
-    let handed = haze_node::cluster::hand_back_leftovers(&nodes[1].node, &view).await;
+    let handed = haze_node::cluster::hand_back_leftovers(nodes[1].node.cluster(), &view).await;
     assert_eq!(handed, kept);
     assert_eq!(leftovers(&stores[1]), 0, "n2 holds only its own partitions");
     let total: i128 = {

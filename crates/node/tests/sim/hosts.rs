@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use haze_client::ClientConfig;
+use haze_controller::api::{Registered, SeenRequest, Status};
 use haze_crdt::ActorId;
-use haze_node::cluster::{AckPolicy, ClusterView, run_anti_entropy};
+use haze_node::cluster::{AckPolicy, ControlError, ControlPlane, Registration};
 use haze_node::{Node, NodeConfig};
-use haze_ring::NodeId;
+use haze_protocol::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::Control;
@@ -19,21 +20,21 @@ use crate::disk::SimDisk;
 use crate::net::{SimClock, SimDial, SimListener};
 
 pub const PORT: u16 = 7700;
-/// How often a node polls the controller.
-const POLL: Duration = Duration::from_millis(250);
 
 pub fn host(id: u64) -> String {
     format!("n{id}")
 }
 
 /// What the hosts share with the harness: the controller, whether it is up, who is cut off
-/// from it, stale views waiting to be delivered, and the simulated time in milliseconds.
+/// from it, stale answers waiting to be delivered, and the simulated time in milliseconds.
 #[derive(Clone)]
 pub struct Shared {
     pub control: Arc<Mutex<Control>>,
     pub up: Arc<AtomicBool>,
     pub cut: Arc<Mutex<BTreeSet<u64>>>,
-    pub stale: Arc<Mutex<BTreeMap<u64, ClusterView>>>,
+    pub stale: Arc<Mutex<BTreeMap<u64, Status>>>,
+    /// The epoch each node last reported having.
+    pub epochs: Arc<Mutex<BTreeMap<u64, u64>>>,
     pub now_ms: Arc<AtomicU64>,
 }
 
@@ -44,6 +45,7 @@ impl Shared {
             up: Arc::new(AtomicBool::new(true)),
             cut: Arc::default(),
             stale: Arc::default(),
+            epochs: Arc::default(),
             now_ms: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -52,20 +54,101 @@ impl Shared {
         self.control.lock().expect("not poisoned")
     }
 
-    /// One poll of the controller by node `id`, if it can reach it; or the delivery of a stale
-    /// view the harness left for it.
-    fn poll(&self, node: &Arc<Node>, id: u64) {
-        if let Some(view) = self.stale.lock().expect("not poisoned").remove(&id) {
-            node.install_view(view);
-            return;
-        }
-        if !self.up.load(Ordering::SeqCst) || self.cut.lock().expect("not poisoned").contains(&id) {
-            return;
-        }
-        let now = self.now_ms.load(Ordering::SeqCst);
-        self.control().poll(node, NodeId(id), now);
+    /// Whether node `id` can reach the controller now.
+    fn reaches(&self, id: u64) -> bool {
+        self.up.load(Ordering::SeqCst) && !self.cut.lock().expect("not poisoned").contains(&id)
     }
 }
+
+/// Node `id`'s side of the controller's API, in the simulation's process: what `haze serve
+/// --controller` does over HTTP, so that every node runs the real loop that follows the
+/// controller (`haze_node::cluster::join`). A node cut off from the controller, or one whose
+/// controller is down, hears "unreachable"; a long poll waits (in simulated time) until the
+/// state changes, as the controller's does.
+struct SimPlane {
+    shared: Shared,
+    id: u64,
+}
+
+fn unreachable() -> ControlError {
+    ControlError::Unreachable("the controller is down, or cut off from this node".into())
+}
+
+impl ControlPlane for SimPlane {
+    fn register<'a>(
+        &'a self,
+        advertise: &'a str,
+    ) -> BoxFuture<'a, Result<Registered, ControlError>> {
+        Box::pin(async move {
+            if !self.shared.reaches(self.id) {
+                return Err(unreachable());
+            }
+            // As the controller does: an address it knows keeps its id; one it released (a
+            // removed node started again) registers afresh, on standby.
+            let mut control = self.shared.control();
+            let node = control.register(advertise);
+            Ok(Registered {
+                node,
+                cluster: control.state.cluster,
+            })
+        })
+    }
+
+    fn seen<'a>(&'a self, report: &'a SeenRequest) -> BoxFuture<'a, Result<Status, ControlError>> {
+        Box::pin(async move {
+            // A long-delayed answer of the controller, left by the harness: delivered now.
+            if let Some(stale) = self
+                .shared
+                .stale
+                .lock()
+                .expect("not poisoned")
+                .remove(&self.id)
+            {
+                return Ok(stale);
+            }
+            if !self.shared.reaches(self.id) {
+                return Err(unreachable());
+            }
+            if let Some(epoch) = report.epoch {
+                self.shared
+                    .epochs
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(self.id, epoch);
+            }
+            let now = self.shared.now_ms.load(Ordering::SeqCst);
+            let status = self
+                .shared
+                .control()
+                .seen(report, now)
+                .ok_or(ControlError::Refused {
+                    code: "unknown_node".into(),
+                    message: report.node.to_string(),
+                })?;
+            let wait = report.wait_ms.unwrap_or(0).min(LONG_POLL_MAX_MS);
+            if report.known != status.version || wait == 0 {
+                return Ok(status);
+            }
+            let until = tokio::time::Instant::now() + Duration::from_millis(wait);
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(LONG_POLL_STEP).await;
+                if !self.shared.reaches(self.id) {
+                    return Err(unreachable());
+                }
+                let control = self.shared.control();
+                if Some(control.version) != status.version {
+                    return Ok(control.status());
+                }
+            }
+            Ok(status)
+        })
+    }
+}
+
+/// The longest a long poll is held: the controller's cap (a quarter of `dead_after`).
+const LONG_POLL_MAX_MS: u64 = crate::schedule::DEAD_AFTER_MS / 4;
+/// How often a held long poll looks for a change of state.
+const LONG_POLL_STEP: Duration = Duration::from_millis(50);
 
 /// The disk of every node, by id (index `id - 1`): a crash keeps it, a wipe or a power loss
 /// replaces it.
@@ -79,8 +162,8 @@ pub fn disks(count: usize) -> Disks {
 
 /// Adds a host for each node `1..=disks.len()`: a node over its disk with quorum
 /// acknowledgements, inline writes (only the simulation schedules work), anti-entropy every
-/// 2 s, polling the controller every 250 ms. Every start takes a fresh actor id, as `haze serve`
-/// does.
+/// 2 s, following the controller with the node's own loop. Every start takes a fresh actor id,
+/// as `haze serve` does.
 pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
     let starts = Arc::new(AtomicU64::new(0));
     for (i, slot) in disks.iter().enumerate() {
@@ -100,17 +183,16 @@ pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
                     ..NodeConfig::default()
                 };
                 let node = Node::start(config, store, actor, Arc::new(SimClock))?;
-                node.expect_cluster();
+                let plane = SimPlane { shared, id };
+                node.cluster().join(
+                    Arc::new(plane),
+                    Registration {
+                        advertise: format!("{}:{PORT}", host(id)),
+                    },
+                );
+                node.cluster().start_anti_entropy();
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let shutdown = CancellationToken::new();
-                tokio::spawn(run_anti_entropy(node.clone(), shutdown.clone()));
-                let poller = node.clone();
-                tokio::spawn(async move {
-                    loop {
-                        shared.poll(&poller, id);
-                        tokio::time::sleep(POLL).await;
-                    }
-                });
                 haze_node::serve(
                     node,
                     SimListener(listener),

@@ -30,6 +30,49 @@ use crate::schedule::{DEAD_AFTER_MS, Event, Faults, Rng, WORKLOAD, schedule};
 /// How long the healed cluster runs afterwards (anti-entropy every 2 s; the changes finish).
 const HEAL: Duration = Duration::from_secs(24);
 const KEYS: u64 = 8;
+/// Bytes per second each node streams.
+const STREAM_RATE: u64 = 8 * 1024;
+/// Keys of filler each partition holds from the start (not part of the workload), 512 bytes
+/// each: a stream of a partition lasts about a second.
+const FILLER_KEYS_PER_PARTITION: usize = 16;
+
+/// Writes the filler into the disks of its keys' replicas in `table`, as if written before.
+fn preload(table: &PartitionTable, disks: &crate::hosts::Disks) {
+    let filler = "x".repeat(512);
+    let wanted = FILLER_KEYS_PER_PARTITION * table.partitions() as usize;
+    let mut per_partition = BTreeMap::<u32, usize>::new();
+    for i in 0.. {
+        if per_partition.values().sum::<usize>() >= wanted {
+            break;
+        }
+        let key = format!("filler{i}");
+        let count = per_partition
+            .entry(table.partition_of_key(key.as_bytes()).0)
+            .or_default();
+        if *count >= FILLER_KEYS_PER_PARTITION {
+            continue;
+        }
+        *count += 1;
+        let mut set = OrSet::<Scalar>::default();
+        set.insert(
+            haze_crdt::ActorId::new(0xf111),
+            Scalar::from(filler.as_str()),
+        );
+        let value = Value::from(set);
+        for replica in table.replicas_of_key(key.as_bytes()) {
+            let disk = disks[replica.0 as usize - 1]
+                .lock()
+                .expect("not poisoned")
+                .clone();
+            let mut write = [haze_storage::Write::new(
+                key.clone().into_bytes(),
+                haze_storage::Mutation::Merge(value.clone()),
+            )];
+            disk.apply(&mut write).expect("memory");
+            disk.sync().expect("memory");
+        }
+    }
+}
 
 /// The sending and receiving node of the first stream under way, if any.
 fn streaming_ends(control: &Control) -> Option<(u64, u64)> {
@@ -135,10 +178,12 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         .iter()
         .map(|id| (*id, format!("{}:{PORT}", host(id.0))))
         .collect();
+    // Streams are throttled (a few KiB per second per node), so that a stream lasts long enough
+    // for faults to hit its ends, as a large partition's would.
     let limits = MoveLimits {
         partitions: 2,
         per_node: 2,
-        rate: 0,
+        rate: STREAM_RATE,
         grace_ms: 3_000,
         dead_after_ms: DEAD_AFTER_MS,
         stuck_after_ms: 60_000,
@@ -151,14 +196,13 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         nodes as usize,
         limits,
     );
-    // What each node is told at the start: a node given it again later must keep its newer one.
-    let first_views: BTreeMap<u64, _> = ids
-        .iter()
-        .filter_map(|id| Some((id.0, control.view(*id)?)))
-        .collect();
+    // What the controller answers at the start: a node given it again later (a long-delayed
+    // answer) must keep its newer view.
+    let first_status = control.status();
     let first_table = control.state.table().expect("a table").clone();
     let shared = Shared::new(control);
     let disks = disks(ids.len());
+    preload(&first_table, &disks);
     let mut events = schedule(&mut rng, nodes, faults_of);
     let faults_planned = events.iter().filter(|(_, e)| e.is_fault()).count();
 
@@ -218,14 +262,19 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
                     shared.cut.lock().expect("not poisoned").remove(&n);
                 }
                 Event::StaleView(n, ms) => {
-                    // Delivered at the node's next poll, which the cut keeps it from
-                    // correcting for `ms`.
-                    if let Some(view) = first_views.get(&n).filter(|_| up(&n, &down)) {
+                    // Views are ordered by their epochs: the stale answer is delivered once the
+                    // node reported an epoch past it (until then it would not be stale), as the
+                    // answer to its next poll, which the cut keeps it from correcting for `ms`.
+                    let epoch = shared.epochs.lock().expect("not poisoned").get(&n).copied();
+                    let moved_on = epoch > first_status.epoch;
+                    if !moved_on {
+                        later.push((now + 500, Event::StaleView(n, ms)));
+                    } else if up(&n, &down) {
                         shared
                             .stale
                             .lock()
                             .expect("not poisoned")
-                            .insert(n, view.clone());
+                            .insert(n, first_status.clone());
                         shared.cut.lock().expect("not poisoned").insert(n);
                         later.push((now + ms, Event::Uncut(n)));
                         fired.hit += 1;

@@ -38,10 +38,9 @@ pub enum CallError {
 impl CallError {
     /// Returns whether the request may have been applied although it failed (so a
     /// non-idempotent request must not be blindly retried): a timeout, a lost connection, or
-    /// a handshake refused as overloaded or unavailable. The last request was not sent itself,
-    /// but [`Channel::send`](crate::Channel::send) reports such a refusal for the second try of
-    /// a request whose first try was lost, so it counts as indeterminate (as `haze_client`
-    /// counts an unavailable node).
+    /// a handshake refused as overloaded or unavailable (the request was not sent, but the
+    /// node may be failing: it counts as indeterminate, as `haze_client` counts an unavailable
+    /// node).
     pub fn is_indeterminate(&self) -> bool {
         match self {
             CallError::Timeout(_) | CallError::ConnectionLost(_) => true,
@@ -57,14 +56,5 @@ pub(super) fn refused_as_unavailable(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::NotReplica
-    )
-}
-
-/// Whether a handshake refused with `code` refuses the caller itself (malformed, invalid, of
-/// another cluster): as final as a node that cannot be reached.
-pub(super) fn refused_as_invalid(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::BadRequest | ErrorCode::Refused | ErrorCode::WrongCluster
     )
 }

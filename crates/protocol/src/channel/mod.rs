@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use connection::Connection;
 pub use error::CallError;
-use error::refused_as_invalid;
 
 use crate::{Dial, Request, Response, Role, TcpDial};
 
@@ -170,11 +169,9 @@ impl Channel {
                     Err(e) => Err(e),
                 };
                 match again {
-                    Err(CallError::Connect { .. }) => Err(lost),
-                    // A handshake refused as invalid is as final as a failed connect; one
-                    // refused as overloaded or unavailable is reported as such (it counts as
-                    // indeterminate too), as is an unknown version.
-                    Err(CallError::Refused(e)) if refused_as_invalid(e.code) => Err(lost),
+                    // The second try was never sent (no connection, or its handshake was
+                    // refused, whatever the reason): only the first's fate counts.
+                    Err(CallError::Connect { .. } | CallError::Refused(_)) => Err(lost),
                     other => other,
                 }
             }

@@ -229,11 +229,10 @@ async fn an_idempotent_retry_that_cannot_be_sent_reports_the_first_try_lost() {
     let wrong_cluster = WireError::new(ErrorCode::WrongCluster, "not ours");
     let lost = retry_after_a_lost_connection_meets(Some(wrong_cluster)).await;
     assert!(matches!(lost, CallError::ConnectionLost(_)), "{lost:?}");
-    // A node too busy to take the second try is reported as such (indeterminate as well).
+    // A node too busy to take the second try did not take it: the first try's loss counts.
     let busy = WireError::new(ErrorCode::Overloaded, "too many connections");
-    let refused = retry_after_a_lost_connection_meets(Some(busy.clone())).await;
-    assert_eq!(refused, CallError::Refused(busy));
-    assert!(refused.is_indeterminate());
+    let lost = retry_after_a_lost_connection_meets(Some(busy)).await;
+    assert!(matches!(lost, CallError::ConnectionLost(_)), "{lost:?}");
 }
 
 #[tokio::test]

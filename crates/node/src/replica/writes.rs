@@ -1,0 +1,219 @@
+//! The one write path of a node: every write, whatever front end or peer it came from, is
+//! submitted here.
+//!
+//! [`Writes`] checks the key, asks its hooks whether the write may be taken
+//! ([`WriteHooks::admit`]), applies it (on the writer thread with group commit, or inline on
+//! the calling task in a simulation, where no other thread may run), and after the commit tells
+//! every hook ([`WriteHooks::committed`]) before the caller hears the outcome. The cluster layer
+//! hooks in there: a partition streaming from this node forwards what is committed to it (no
+//! acknowledged write is lost while a partition streams), and a partition being handed back
+//! refuses writes. A new front end gets both for free.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use haze_crdt::Value;
+use haze_protocol::TypedOp;
+use haze_storage::{Mutation, Priority, Store, Write, WriteError, WriterHandle};
+use tokio::sync::oneshot;
+
+use super::ops::OpContext;
+use crate::error::RequestError;
+
+/// A write, as [`Writes`] takes it.
+#[derive(Debug, Clone)]
+pub enum WriteRequest {
+    /// Merge a full state.
+    Merge(Value),
+    /// Apply a typed operation with the node's actor id.
+    Op(TypedOp),
+}
+
+/// What the layers above the local replica do around each write.
+pub trait WriteHooks: Send + Sync {
+    /// Whether `key` may be written now; an error refuses the write before it is queued.
+    fn admit(&self, key: &[u8]) -> Result<(), RequestError> {
+        let _ = key;
+        Ok(())
+    }
+
+    /// Called after every commit of a write to `key`, with the merged value, before the writer
+    /// answers (on the writer's thread, or the caller's task when writes are inline): it must
+    /// not block.
+    fn committed(&self, key: &[u8], value: &Value);
+}
+
+/// Where a write's outcome goes.
+pub type Reply = Box<dyn FnOnce(Result<Value, RequestError>) + Send>;
+
+/// The node's write handle: the only way to write to its store.
+pub struct Writes {
+    store: Arc<dyn Store>,
+    writer: WriterHandle,
+    ops: OpContext,
+    max_key_bytes: usize,
+    /// Apply on the caller's task (a simulation) rather than the writer thread.
+    inline: bool,
+    /// Replaced whole when a hook is added (rarely: at start), so that a write takes them with
+    /// one reference count.
+    hooks: RwLock<Arc<[Arc<dyn WriteHooks>]>>,
+}
+
+impl std::fmt::Debug for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writes")
+            .field("inline", &self.inline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writes {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        writer: WriterHandle,
+        ops: OpContext,
+        inline: bool,
+    ) -> Writes {
+        Writes {
+            max_key_bytes: store.config().max_key_bytes,
+            store,
+            writer,
+            ops,
+            inline,
+            hooks: RwLock::new(Arc::new([])),
+        }
+    }
+
+    /// Adds hooks called around every write from now on.
+    pub fn hook(&self, hooks: Arc<dyn WriteHooks>) {
+        let mut current = self.hooks.write().unwrap_or_else(PoisonError::into_inner);
+        let mut all = current.to_vec();
+        all.push(hooks);
+        *current = all.into();
+    }
+
+    fn hooks(&self) -> Arc<[Arc<dyn WriteHooks>]> {
+        self.hooks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn writer(&self) -> &WriterHandle {
+        &self.writer
+    }
+
+    /// Refuses a key over the limit.
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), RequestError> {
+        if key.len() > self.max_key_bytes {
+            return Err(WriteError::KeyTooLarge {
+                size: key.len(),
+                limit: self.max_key_bytes,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Queues a write (in the writer's queue of `priority`) and returns at once; `reply` gets
+    /// the merged value once it is durable, after every hook heard of the commit.
+    pub fn submit(&self, key: Vec<u8>, write: WriteRequest, priority: Priority, reply: Reply) {
+        let hooks = self.hooks();
+        if let Err(e) = self
+            .check_key(&key)
+            .and_then(|()| hooks.iter().try_for_each(|h| h.admit(&key)))
+        {
+            return reply(Err(e));
+        }
+        let mutation = match write {
+            WriteRequest::Merge(value) => Mutation::Merge(value),
+            WriteRequest::Op(op) => self.ops.mutation(op),
+        };
+        // Whether a hook cares about the key is decided after the commit (a partition may
+        // start streaming meanwhile), so the key is kept: a clone costs little beside a commit.
+        let noted = key.clone();
+        let done: haze_storage::Reply = Box::new(move |outcome| {
+            if let Ok(value) = &outcome {
+                for hook in hooks.iter() {
+                    hook.committed(&noted, value);
+                }
+            }
+            reply(outcome.map_err(RequestError::from));
+        });
+        if self.inline {
+            return done(self.apply_inline(key, mutation));
+        }
+        if let Err((done, e)) = self.writer.submit_with(priority, key, mutation, done) {
+            done(Err(WriteError::NotQueued(e)));
+        }
+    }
+
+    /// Applies a write and returns the merged value once it is durable.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`]: type mismatch, too large, refused, overloaded, unavailable.
+    pub async fn write(
+        &self,
+        key: Vec<u8>,
+        write: WriteRequest,
+        priority: Priority,
+    ) -> Result<Value, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(
+            key,
+            write,
+            priority,
+            Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+        );
+        rx.await
+            .unwrap_or_else(|_| Err(RequestError::Unavailable("the writer stopped".into())))
+    }
+
+    /// Merges several keys: all are queued before any is awaited, so the writer commits them
+    /// together. One outcome per item, in order.
+    pub async fn merge_batch(
+        &self,
+        items: Vec<(Vec<u8>, Value)>,
+        priority: Priority,
+    ) -> Vec<Result<Value, RequestError>> {
+        let pending: Vec<_> = items
+            .into_iter()
+            .map(|(key, value)| {
+                let (tx, rx) = oneshot::channel();
+                let reply: Reply = Box::new(move |outcome| {
+                    let _ = tx.send(outcome);
+                });
+                self.submit(key, WriteRequest::Merge(value), priority, reply);
+                rx
+            })
+            .collect();
+        let mut results = Vec::with_capacity(pending.len());
+        for rx in pending {
+            results.push(
+                rx.await.unwrap_or_else(|_| {
+                    Err(RequestError::Unavailable("the writer stopped".into()))
+                }),
+            );
+        }
+        results
+    }
+
+    /// Applies one write on the calling thread (inline writes).
+    fn apply_inline(&self, key: Vec<u8>, mutation: Mutation) -> Result<Value, WriteError> {
+        let mut batch = [Write::new(key, mutation)];
+        self.store.apply(&mut batch)?;
+        if self.store.config().durability == haze_storage::Durability::Sync
+            && !planted!(AckBeforeDurable)
+        {
+            self.store.sync()?;
+        }
+        let [write] = batch;
+        write.outcome.unwrap_or_else(|| {
+            Err(WriteError::Store(haze_storage::Error::Io(
+                "the store left a write unapplied".into(),
+            )))
+        })
+    }
+}
