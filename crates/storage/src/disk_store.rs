@@ -150,6 +150,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Checks that `db` holds this build's layout (`meta.format`), marking a new database with it.
+///
+/// # Errors
+///
+/// [`Error::UnsupportedFormat`] for another version (nothing is written then).
+fn check_format(db: &Database) -> Result<()> {
+    let txn = db.begin_write().map_err(io)?;
+    {
+        let mut meta = txn.open_table(META).map_err(io)?;
+        let found = meta.get("format").map_err(io)?.map(|v| v.value());
+        match found {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(Error::UnsupportedFormat {
+                    found,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            None => {
+                meta.insert("format", FORMAT_VERSION).map_err(io)?;
+            }
+        }
+        txn.open_table(VALUES).map_err(io)?;
+        txn.open_table(DIGESTS).map_err(io)?;
+    }
+    txn.commit().map_err(io)
+}
+
 impl DiskStore {
     /// Opens (or creates) the store in directory `dir`, creating the directory if needed, and
     /// replays its log.
@@ -161,6 +189,9 @@ impl DiskStore {
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let db = Database::create(dir.join("haze.redb")).map_err(io)?;
+        // The format first: a directory of another version is refused before its log is read,
+        // cut short or given a new segment (it stays as that version left it).
+        check_format(&db)?;
         let old = segments(dir)?;
         let mut replay = Vec::new();
         for (_, path) in &old {
@@ -184,7 +215,6 @@ impl DiskStore {
             deletes_waiting: AtomicUsize::new(0),
             config,
         };
-        store.check_format()?;
         *lock(&store.buckets) = store.stored_buckets()?;
         store.replay(replay)?;
         lock(&store.writer).opened = true;
@@ -474,29 +504,6 @@ impl DiskStore {
             Some(blob) => parse_digests(blob.value()),
             None => Ok(vec![0; DIGEST_BUCKETS]),
         }
-    }
-
-    fn check_format(&self) -> Result<()> {
-        let txn = self.db.begin_write().map_err(io)?;
-        {
-            let mut meta = txn.open_table(META).map_err(io)?;
-            let found = meta.get("format").map_err(io)?.map(|v| v.value());
-            match found {
-                Some(FORMAT_VERSION) => {}
-                Some(found) => {
-                    return Err(Error::UnsupportedFormat {
-                        found,
-                        expected: FORMAT_VERSION,
-                    });
-                }
-                None => {
-                    meta.insert("format", FORMAT_VERSION).map_err(io)?;
-                }
-            }
-            txn.open_table(VALUES).map_err(io)?;
-            txn.open_table(DIGESTS).map_err(io)?;
-        }
-        txn.commit().map_err(io)
     }
 
     /// Up to `limit` entries of `bucket` after `after`, each as its user key and `item` of its

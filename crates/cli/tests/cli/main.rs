@@ -7,6 +7,8 @@ mod cluster;
 mod crash;
 mod harness;
 mod local;
+mod outside;
 mod repartition;
 mod replication;
+mod state_files;
 mod tour;

@@ -8,6 +8,8 @@ mod cluster;
 mod control;
 mod harness;
 mod http;
+mod move_failures;
+mod outside;
 mod repartition;
 mod requests;
 mod transport;

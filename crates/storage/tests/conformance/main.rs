@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod committer;
+mod format;
 mod model;
 mod suite;
 
