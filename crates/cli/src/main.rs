@@ -92,9 +92,40 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, each cause once: a cause an error's own message
+/// already quotes (many say "what failed: why") is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_its_error_quotes_is_printed_once() {
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire"))
+            .context("opening /data: disk on fire");
+        assert_eq!(super::one_line(&e), "opening /data: disk on fire");
+        let e = anyhow::anyhow!("connection refused").context("reaching the controller");
+        assert_eq!(
+            super::one_line(&e),
+            "reaching the controller: connection refused"
+        );
     }
 }

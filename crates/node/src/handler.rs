@@ -126,7 +126,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         Some(e) => Disposition::Refuse(e),
         None => dispose(
             view.as_deref(),
-            cluster.awaits_view(),
+            cluster.expects(),
             role,
             &Operation::of(&request),
         ),

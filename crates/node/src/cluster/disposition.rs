@@ -104,7 +104,8 @@ pub(crate) enum Disposition {
 }
 
 /// Decides where a request is served (see the module's rules). `view` is the node's cluster
-/// view, if any; `awaiting`, whether it waits for one.
+/// view, if any; `awaiting`, whether the node belongs to a cluster (it waits for a view when it
+/// has none).
 pub(crate) fn dispose(
     view: Option<&ClusterView>,
     awaiting: bool,

@@ -238,7 +238,15 @@ impl Cluster {
 
     /// Returns whether the node waits for its cluster view (see [`expect`](Self::expect)).
     pub(crate) fn awaits_view(&self) -> bool {
-        self.expects.load(Ordering::Relaxed) && self.view().is_none()
+        self.expects() && self.view().is_none()
+    }
+
+    /// Returns whether the node belongs to a cluster (its view may not have come yet). A caller
+    /// that read the view already asks this rather than [`awaits_view`](Self::awaits_view),
+    /// which reads the view again: a view installed between the two reads would let a request
+    /// be served from this node's store, outside the ring.
+    pub(crate) fn expects(&self) -> bool {
+        self.expects.load(Ordering::Relaxed)
     }
 
     /// Returns the cluster's routing table as JSON, for clients that route themselves; `None`
@@ -283,7 +291,7 @@ impl Cluster {
         let view = self.view();
         match dispose(
             view.as_deref(),
-            self.awaits_view(),
+            self.expects(),
             Role::Client,
             &Operation::of(&request),
         ) {

@@ -153,27 +153,40 @@ impl Control {
     /// replicas though it planned others was rolled back).
     fn count_events(&mut self, before: Option<haze_ring::Transition>) {
         let mut fresh = Vec::new();
-        match (self.state.transition(), &before) {
-            (Some(t), _) => {
-                for m in &t.moves {
-                    if let Some(note) = &m.note {
-                        fresh.push((t.change, m.partition.0, note.clone()));
-                    }
+        let now = self.state.transition();
+        if let Some(t) = now {
+            for m in &t.moves {
+                if let Some(note) = &m.note {
+                    fresh.push((t.change, m.partition.0, note.clone()));
                 }
             }
-            (None, Some(t)) => {
+        }
+        // The change that was running ended in this advance (the next queued one may have
+        // started in it too).
+        let ended = before.filter(|b| now.is_none_or(|t| t.change != b.change));
+        match ended {
+            None => {}
+            Some(t) => {
                 let table = self.state.table().expect("a table");
                 for m in t
                     .moves
                     .iter()
                     .filter(|m| m.state < haze_ring::MoveState::Done)
                 {
-                    if m.after != m.before && table.replicas(m.partition) == m.before.as_slice() {
+                    // As sets: the change's new order of replicas may still apply.
+                    let set = |nodes: &[NodeId]| {
+                        nodes
+                            .iter()
+                            .copied()
+                            .collect::<std::collections::BTreeSet<_>>()
+                    };
+                    if set(&m.after) != set(&m.before)
+                        && set(table.replicas(m.partition)) == set(&m.before)
+                    {
                         fresh.push((t.change, m.partition.0, "rolled back".to_string()));
                     }
                 }
             }
-            (None, None) => {}
         }
         for (change, partition, note) in fresh {
             let kind = if note.ends_with("rolled back") {
