@@ -129,6 +129,39 @@ impl Supervisor {
         out
     }
 
+    /// The tasks running now and those that panicked, by kind (the first word of their
+    /// names: `stream`, `copier`, `anti-entropy`...), in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let kind = |name: &str| name.split(' ').next().unwrap_or(name).to_string();
+        let mut running = BTreeMap::<String, usize>::new();
+        for (name, count) in self.running() {
+            *running.entry(kind(&name)).or_default() += count;
+        }
+        let mut panics = BTreeMap::<String, u64>::new();
+        for (name, count) in self.panics() {
+            *panics.entry(kind(&name)).or_default() += count;
+        }
+        let mut out = String::from(
+            "# HELP haze_background_tasks Background tasks running, by kind.\n\
+             # TYPE haze_background_tasks gauge\n",
+        );
+        for (kind, count) in running {
+            out.push_str(&format!(
+                "haze_background_tasks{{kind=\"{kind}\"}} {count}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP haze_background_task_panics_total Background tasks that panicked (a bug), by kind.\n\
+             # TYPE haze_background_task_panics_total counter\n",
+        );
+        for (kind, count) in panics {
+            out.push_str(&format!(
+                "haze_background_task_panics_total{{kind=\"{kind}\"}} {count}\n"
+            ));
+        }
+        out
+    }
+
     /// Returns how many tasks ended by panicking, by name.
     pub fn panics(&self) -> BTreeMap<String, u64> {
         self.panics
@@ -149,5 +182,76 @@ impl Supervisor {
                 self.note_panic(&task.name);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn stopping_cancels_and_joins_every_task() {
+        let supervisor = Supervisor::default();
+        let ended = Arc::new(AtomicUsize::new(0));
+        for name in ["stream 1 to n2", "stream 2 to n2", "anti-entropy"] {
+            let ended = ended.clone();
+            supervisor.spawn(name, move |stop| async move {
+                stop.cancelled().await;
+                ended.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        assert_eq!(
+            supervisor.running(),
+            BTreeMap::from([
+                ("anti-entropy".into(), 1),
+                ("stream 1 to n2".into(), 1),
+                ("stream 2 to n2".into(), 1)
+            ])
+        );
+        assert!(
+            supervisor
+                .render()
+                .contains("haze_background_tasks{kind=\"stream\"} 2")
+        );
+        supervisor.stop().await;
+        assert_eq!(
+            ended.load(Ordering::SeqCst),
+            3,
+            "each task saw the stop and ended"
+        );
+        assert!(supervisor.running().is_empty());
+        // Nothing starts once stopped.
+        supervisor.spawn("late", |_| async {});
+        assert!(supervisor.running().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_counted_and_one_that_may_restart_runs_again() {
+        let supervisor = Supervisor::default();
+        supervisor.spawn("doomed", |_| async { panic!("a planted panic") });
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        supervisor.spawn_restarting("loop", move |_| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // A hang guard, not a timing assertion: a restart comes after a pause of one second.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while runs.load(Ordering::SeqCst) < 2 || supervisor.panics().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no restart or no panic noted"
+            );
+            let _ = supervisor.running(); // reaps the finished task, noting its panic
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(supervisor.panics(), BTreeMap::from([("doomed".into(), 1)]));
+        supervisor.stop().await;
+        assert!(supervisor.running().is_empty());
     }
 }

@@ -201,3 +201,350 @@ pub(crate) fn peer_write(view: &ClusterView, key: &[u8]) -> Disposition {
 fn refuse(why: &str) -> Disposition {
     Disposition::Refuse(RequestError::BadRequest(why.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use haze_ring::{MoveState, NodeId, PartitionTable, Transition};
+
+    use super::*;
+
+    const ME: NodeId = NodeId(1);
+
+    /// A view of n1..n3 (N = 2) seen by n1; with a move in `state`, a change that gives one
+    /// of n1's partitions to n4.
+    fn view(state: Option<MoveState>) -> ClusterView {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let table = PartitionTable::place(None, &nodes, 16, 2).expect("a table");
+        let transition = state.map(|state| {
+            let moved = (0..16)
+                .map(haze_ring::PartitionId)
+                .find(|p| table.replicas(*p).contains(&ME))
+                .expect("n1 holds a partition");
+            let after: Vec<NodeId> = table
+                .replicas(moved)
+                .iter()
+                .map(|n| if *n == ME { NodeId(4) } else { *n })
+                .collect();
+            let target = table.successor(&[(moved, &after)]).expect("a target");
+            let mut t = Transition::plan(1, "remove n1".into(), &table, target, 0);
+            for m in &mut t.moves {
+                m.state = state;
+            }
+            t
+        });
+        ClusterView {
+            cluster: 7,
+            me: ME,
+            addrs: BTreeMap::new(),
+            table,
+            transition,
+        }
+    }
+
+    /// A key of each kind for `view`: n1 its primary, n1 a secondary, n1 no replica; and a key
+    /// of the partition that moves (if any).
+    fn keys(view: &ClusterView) -> [Vec<u8>; 4] {
+        let find = |want: &dyn Fn(&[u8]) -> bool| {
+            (0..)
+                .map(|i| format!("key{i}").into_bytes())
+                .find(|k| want(k))
+                .expect("such a key")
+        };
+        let table = &view.table;
+        let moves = |k: &[u8]| {
+            view.transition
+                .as_ref()
+                .and_then(|t| t.get(table.partition_of_key(k)))
+                .is_some()
+        };
+        [
+            find(&|k| table.replicas_of_key(k)[0] == ME && !moves(k)),
+            find(&|k| table.replicas_of_key(k)[1] == ME && !moves(k)),
+            find(&|k| !table.replicas_of_key(k).contains(&ME)),
+            if view.transition.is_some() {
+                find(&|k| moves(k))
+            } else {
+                b"unused".to_vec()
+            },
+        ]
+    }
+
+    fn name(d: &Disposition) -> &'static str {
+        match d {
+            Disposition::Local => "local",
+            Disposition::ReadHere => "read here",
+            Disposition::Route { stale: None } => "route",
+            Disposition::Route { stale: Some(_) } => "route, tell the epoch",
+            Disposition::Coordinate => "coordinate",
+            Disposition::RouteForPeer => "route for a peer",
+            Disposition::PassOn => "pass on",
+            Disposition::Refuse(RequestError::Unavailable(_)) => "refuse: unavailable",
+            Disposition::Refuse(RequestError::NotReplica(_)) => "refuse: not a replica",
+            Disposition::Refuse(RequestError::BadRequest(_)) => "refuse: bad request",
+            Disposition::Refuse(_) => "refuse: other",
+        }
+    }
+
+    const CLIENT: Role = Role::Client;
+    const PEER: Role = Role::Peer { cluster: 7 };
+    const LOCAL: Role = Role::Local;
+
+    #[test]
+    fn where_each_request_is_served() {
+        let still = view(None);
+        let [primary, secondary, elsewhere, _] = keys(&still);
+        let batch = [primary.clone(), elsewhere.clone()];
+        // (view, waiting for one, role, operation, expected)
+        let cases: Vec<(Option<&ClusterView>, bool, Role, Operation<'_>, &str)> = vec![
+            // A single node serves everything itself; a node waiting for its table refuses
+            // clients' data and peers' routed requests, nothing else.
+            (None, false, CLIENT, Operation::Write(&primary), "local"),
+            (None, false, CLIENT, Operation::Copy, "refuse: bad request"),
+            (
+                None,
+                true,
+                CLIENT,
+                Operation::Read(&primary),
+                "refuse: unavailable",
+            ),
+            (
+                None,
+                true,
+                CLIENT,
+                Operation::MergeBatch,
+                "refuse: unavailable",
+            ),
+            (None, true, CLIENT, Operation::Meta, "local"),
+            (
+                None,
+                true,
+                PEER,
+                Operation::Write(&primary),
+                "refuse: unavailable",
+            ),
+            (None, true, PEER, Operation::Read(&primary), "local"),
+            (None, true, LOCAL, Operation::Write(&primary), "local"),
+            // Local connections: always this node's store.
+            (
+                Some(&still),
+                false,
+                LOCAL,
+                Operation::Read(&elsewhere),
+                "local",
+            ),
+            (Some(&still), false, LOCAL, Operation::Buckets, "local"),
+            // Clients: node calls refused; reads of a key this node is the primary of read
+            // here; the rest routed, telling the epoch when this node does not hold the key.
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Copy,
+                "refuse: bad request",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Buckets,
+                "refuse: bad request",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Read(&primary),
+                "read here",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Read(&secondary),
+                "route",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Read(&elsewhere),
+                "route, tell the epoch",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Digest(&primary),
+                "route",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::ReadMerged(&primary),
+                "route",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Write(&primary),
+                "route",
+            ),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::Write(&elsewhere),
+                "route, tell the epoch",
+            ),
+            (Some(&still), false, CLIENT, Operation::MergeBatch, "route"),
+            (
+                Some(&still),
+                false,
+                CLIENT,
+                Operation::DigestBatch(&batch),
+                "route",
+            ),
+            (Some(&still), false, CLIENT, Operation::DigestList, "route"),
+            (Some(&still), false, CLIENT, Operation::Meta, "local"),
+            // Peers: writes of held keys coordinated here, others refused; reads, copies and
+            // listings from this node's store; batches and merged reads decided per group.
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::Write(&secondary),
+                "coordinate",
+            ),
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::Write(&elsewhere),
+                "refuse: not a replica",
+            ),
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::Read(&elsewhere),
+                "local",
+            ),
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::Digest(&primary),
+                "local",
+            ),
+            (Some(&still), false, PEER, Operation::Copy, "local"),
+            (Some(&still), false, PEER, Operation::Buckets, "local"),
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::MergeBatch,
+                "route for a peer",
+            ),
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::ReadMerged(&primary),
+                "route for a peer",
+            ),
+            (
+                Some(&still),
+                false,
+                PEER,
+                Operation::DigestBatch(&batch),
+                "local",
+            ),
+        ];
+        for (view, awaiting, role, op, want) in cases {
+            let got = dispose(view, awaiting, role, &op);
+            assert_eq!(
+                name(&got),
+                want,
+                "{role:?} {op:?} (view: {}, waiting: {awaiting})",
+                view.is_some()
+            );
+        }
+    }
+
+    /// While n1 leaves a partition: a peer's write of it is passed on to the new replicas
+    /// (never refused, never coordinated here once n1 no longer holds it), its reads of it are
+    /// passed on once the new replicas serve them, and a client's read of it is routed
+    /// (reads of a moving partition merge a majority).
+    #[test]
+    fn where_requests_of_a_partition_this_node_leaves_are_served() {
+        let cases = [
+            // (state, peer's write, peer's read, client's read)
+            (MoveState::Pending, "coordinate", "local", "read here"),
+            (MoveState::Streaming, "coordinate", "local", "route"),
+            (
+                MoveState::Proxying,
+                "pass on",
+                "pass on",
+                "route, tell the epoch",
+            ),
+            (
+                MoveState::Routed,
+                "pass on",
+                "pass on",
+                "route, tell the epoch",
+            ),
+            (
+                MoveState::Cleaning,
+                "pass on",
+                "pass on",
+                "route, tell the epoch",
+            ),
+            (
+                MoveState::Done,
+                "refuse: not a replica",
+                "local",
+                "route, tell the epoch",
+            ),
+        ];
+        for (state, write, read, client_read) in cases {
+            let v = view(Some(state));
+            let moving = keys(&v)[3].clone();
+            let is_primary = v.table.replicas_of_key(&moving)[0] == ME;
+            let client_read = if !is_primary && client_read == "read here" {
+                "route"
+            } else {
+                client_read
+            };
+            let batch = [moving.clone()];
+            assert_eq!(
+                name(&dispose(Some(&v), false, PEER, &Operation::Write(&moving))),
+                write,
+                "{state:?}: a peer's write"
+            );
+            assert_eq!(
+                name(&dispose(Some(&v), false, PEER, &Operation::Read(&moving))),
+                read,
+                "{state:?}: a peer's read"
+            );
+            assert_eq!(
+                name(&dispose(
+                    Some(&v),
+                    false,
+                    PEER,
+                    &Operation::DigestBatch(&batch)
+                )),
+                read,
+                "{state:?}: a peer's digests"
+            );
+            assert_eq!(
+                name(&dispose(Some(&v), false, CLIENT, &Operation::Read(&moving))),
+                client_read,
+                "{state:?}: a client's read"
+            );
+        }
+    }
+}

@@ -163,7 +163,12 @@ pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
     };
     json_response(
         status,
-        &json!({"status": state, "actor": node.actor().to_string(), "durability": durability}),
+        &json!({
+            "status": state,
+            "actor": node.actor().to_string(),
+            "durability": durability,
+            "tasks": node.tasks().running(),
+        }),
     )
 }
 
@@ -174,6 +179,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         "# HELP haze_cluster_epoch The epoch of the partition table this node routes with (0: none).\n\
          # TYPE haze_cluster_epoch gauge\nhaze_cluster_epoch {epoch}\n"
     ));
+    text.push_str(&node.tasks().render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
