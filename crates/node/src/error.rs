@@ -37,8 +37,20 @@ impl From<SubmitError> for RequestError {
 }
 
 impl From<haze_storage::Error> for RequestError {
+    /// The store's error and its causes, on one line: a client hears why ("no space left on
+    /// device"), not only what failed.
     fn from(e: haze_storage::Error) -> Self {
-        RequestError::Unavailable(e.to_string())
+        let mut message = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = c.source();
+        }
+        RequestError::Unavailable(message)
     }
 }
 

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable};
 
-use crate::disk_store::{DIGESTS, DIGESTS_KEY, VALUES, digests_blob, io, parse_digests};
+use crate::disk_store::{DIGESTS, DIGESTS_KEY, VALUES, digests_blob, parse_digests};
+use crate::error::{engine, io, io_at};
 use crate::key::{digest_bucket, key_digest};
 use crate::wal::{segments, sync_dir};
 use crate::{DIGEST_BUCKETS, Error, Result};
@@ -68,7 +69,7 @@ impl Flusher {
                 );
                 delete_segments_before(&dir, seq)
             })
-            .map_err(io)?;
+            .map_err(io("starting the flusher thread"))?;
         Ok(Flusher { thread, hurry })
     }
 
@@ -99,6 +100,7 @@ fn write_to_redb(
     values: &BTreeMap<Vec<u8>, Vec<u8>>,
     hurry: &AtomicBool,
 ) -> Result<Vec<u64>> {
+    const CONTEXT: &str = "flushing recent values to redb";
     let mut entries = values.iter().peekable();
     let mut digests: Option<Vec<u64>> = None;
     loop {
@@ -107,17 +109,17 @@ fn write_to_redb(
             reason = "the flusher thread paces itself by the time its commits take; simulations use the memory store"
         )]
         let started = Instant::now();
-        let txn = db.begin_write().map_err(io)?;
+        let txn = db.begin_write().map_err(engine(CONTEXT))?;
         {
-            let mut digests_table = txn.open_table(DIGESTS).map_err(io)?;
+            let mut digests_table = txn.open_table(DIGESTS).map_err(engine(CONTEXT))?;
             let mut current = match digests.take() {
                 Some(current) => current,
-                None => match digests_table.get(DIGESTS_KEY).map_err(io)? {
+                None => match digests_table.get(DIGESTS_KEY).map_err(engine(CONTEXT))? {
                     Some(blob) => parse_digests(blob.value())?,
                     None => vec![0; DIGEST_BUCKETS],
                 },
             };
-            let mut table = txn.open_table(VALUES).map_err(io)?;
+            let mut table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
             for (skey, value) in entries.by_ref().take(CHUNK) {
                 let key = &skey[8..];
                 let bucket = digest_bucket(u64::from_be_bytes(
@@ -127,7 +129,7 @@ fn write_to_redb(
                 ));
                 if let Some(old) = table
                     .insert(skey.as_slice(), value.as_slice())
-                    .map_err(io)?
+                    .map_err(engine(CONTEXT))?
                 {
                     current[bucket] ^= key_digest(key, old.value());
                 }
@@ -135,10 +137,10 @@ fn write_to_redb(
             }
             digests_table
                 .insert(DIGESTS_KEY, digests_blob(&current).as_slice())
-                .map_err(io)?;
+                .map_err(engine(CONTEXT))?;
             digests = Some(current);
         }
-        txn.commit().map_err(io)?;
+        txn.commit().map_err(engine(CONTEXT))?;
         if entries.peek().is_none() {
             return Ok(digests.expect("set by the commit"));
         }
@@ -153,7 +155,8 @@ fn write_to_redb(
 fn delete_segments_before(dir: &Path, seq: u64) -> Result<()> {
     for (old, path) in segments(dir)? {
         if old < seq {
-            std::fs::remove_file(&path).map_err(io)?;
+            std::fs::remove_file(&path)
+                .map_err(io_at("deleting the flushed log segment", &path))?;
         }
     }
     sync_dir(dir)

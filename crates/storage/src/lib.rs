@@ -16,12 +16,15 @@
 //! * `key` — ring hashing, ring-ordered store keys, digest buckets.
 //! * `store` — the [`Store`] trait, writes and their outcomes, configuration.
 //! * `mem_store` — [`MemStore`], in memory, for tests and simulations.
-//! * `disk_store` — [`DiskStore`], durable: the log, the recent tables, redb.
+//! * `disk_store` — [`DiskStore`], durable: the log, the recent tables, redb (opening and
+//!   recovery, reads, writes and flushes, deletes, each in a file of its own).
 //! * `flush` — the flusher: recent values into redb in paced, small commits.
 //! * `wal` — the write-ahead log's segments and records.
 //! * `apply` — the merge of one write into a stored value, shared by both stores.
-//! * `group_commit` — the writer thread, with a foreground and a background queue.
-//! * `error` — [`Error`] (the store failed) and [`WriteError`] (one write was refused).
+//! * `group_commit` — the writer thread, with a foreground and a background queue (its handle,
+//!   its counters and its loop apart).
+//! * `error` — [`Error`] (the store failed, keeping the cause: an [`IoError`], an
+//!   [`EngineError`]) and [`WriteError`] (one write was refused).
 
 mod apply;
 mod disk_store;
@@ -34,7 +37,7 @@ mod store;
 mod wal;
 
 pub use disk_store::DiskStore;
-pub use error::{Error, Result, WriteError};
+pub use error::{EngineError, Error, IoError, Result, WriteError};
 pub use group_commit::{
     BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS,
     CommitStats, GroupCommitter, Priority, Reply, SubmitError, WriterHandle,

@@ -4,6 +4,7 @@
 
 mod committer;
 mod format;
+mod log_format;
 mod model;
 mod suite;
 

@@ -32,24 +32,27 @@ use std::path::{Path, PathBuf};
 use haze_crdt::encode::{Reader, writer};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::error::io_at;
 use crate::{Error, Result};
 
 /// The magic of a segment that holds deletes.
 const MAGIC: &[u8; 8] = b"HAZEWAL2";
 /// The magic of a segment without deletes (the first format, which every version reads).
 const MAGIC_V1: &[u8; 8] = b"HAZEWAL1";
+/// What every version's magic starts with; the digit after it is the version.
+const MAGIC_PREFIX: &[u8; 7] = b"HAZEWAL";
+/// The newest version of the log this build reads (the digit of [`MAGIC`]).
+const VERSION: u64 = 2;
 /// The kind byte of a delete record.
 const DELETE: u8 = 1;
 const RECORD_HEADER: usize = 12;
-
-fn io(e: impl std::fmt::Display) -> Error {
-    Error::Io(e.to_string())
-}
 
 /// An open log, positioned at its end.
 #[derive(Debug)]
 pub(crate) struct Wal {
     file: File,
+    /// Where the file is, for error messages.
+    path: PathBuf,
     len: u64,
     /// Whether the file is marked as holding deletes ([`MAGIC`]).
     deletes: bool,
@@ -77,28 +80,25 @@ impl Wal {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(io)?;
+            .map_err(io_at("opening the log segment", path))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
+        file.read_to_end(&mut bytes)
+            .map_err(io_at("reading the log segment", path))?;
         if bytes.is_empty() {
-            file.write_all(MAGIC_V1).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            file.write_all(MAGIC_V1)
+                .and_then(|()| file.sync_all())
+                .map_err(io_at("starting the log segment", path))?;
             return Ok((
                 Wal {
                     file,
+                    path: path.to_path_buf(),
                     len: MAGIC_V1.len() as u64,
                     deletes: false,
                 },
                 Vec::new(),
             ));
         }
-        let magic = bytes.get(..MAGIC.len());
-        if magic != Some(MAGIC.as_slice()) && magic != Some(MAGIC_V1.as_slice()) {
-            return Err(Error::Corrupt(format!(
-                "{} is not a Haze write-ahead log",
-                path.display()
-            )));
-        }
+        let deletes = holds_deletes(&bytes, path)?;
         let mut records = Vec::new();
         let mut at = MAGIC.len();
         while let Some((payload, next)) = record_at(&bytes, at) {
@@ -110,15 +110,18 @@ impl Wal {
         }
         if at < bytes.len() {
             // A torn or corrupt tail: the last group, never acknowledged. Cut it off.
-            file.set_len(at as u64).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            file.set_len(at as u64)
+                .and_then(|()| file.sync_all())
+                .map_err(io_at("cutting the torn tail of the log segment", path))?;
         }
-        file.seek(SeekFrom::Start(at as u64)).map_err(io)?;
+        file.seek(SeekFrom::Start(at as u64))
+            .map_err(io_at("seeking in the log segment", path))?;
         Ok((
             Wal {
                 file,
+                path: path.to_path_buf(),
                 len: at as u64,
-                deletes: magic == Some(MAGIC.as_slice()),
+                deletes,
             },
             records,
         ))
@@ -150,8 +153,12 @@ impl Wal {
     pub(crate) fn append_delete(&mut self, buckets: std::ops::Range<usize>) -> Result<()> {
         if !self.deletes {
             // Marked first (and synced): a binary that cannot read deletes must refuse the file.
-            std::os::unix::fs::FileExt::write_all_at(&self.file, MAGIC, 0).map_err(io)?;
-            self.file.sync_data().map_err(io)?;
+            std::os::unix::fs::FileExt::write_all_at(&self.file, MAGIC, 0)
+                .and_then(|()| self.file.sync_data())
+                .map_err(io_at(
+                    "marking as holding deletes the log segment",
+                    &self.path,
+                ))?;
             self.deletes = true;
         }
         let mut payload = Vec::with_capacity(24);
@@ -163,13 +170,16 @@ impl Wal {
     }
 
     fn append_record(&mut self, payload: &[u8], sync: bool) -> Result<()> {
-        let len = u32::try_from(payload.len())
-            .map_err(|_| Error::Io("a group larger than 4 GiB".into()))?;
+        let len = u32::try_from(payload.len()).map_err(|_| {
+            Error::Io(format!("a log record of {} bytes (4 GiB at most)", payload.len()).into())
+        })?;
         let mut record = Vec::with_capacity(RECORD_HEADER + payload.len());
         record.extend_from_slice(&len.to_be_bytes());
         record.extend_from_slice(&xxh3_64(payload).to_be_bytes());
         record.extend_from_slice(payload);
-        self.file.write_all(&record).map_err(io)?;
+        self.file
+            .write_all(&record)
+            .map_err(io_at("appending to the log segment", &self.path))?;
         self.len += record.len() as u64;
         if sync {
             self.sync()?;
@@ -179,7 +189,9 @@ impl Wal {
 
     /// Waits until everything appended is on the disk.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.file.sync_data().map_err(io)
+        self.file
+            .sync_data()
+            .map_err(io_at("syncing the log segment", &self.path))
     }
 
     /// Returns the log's size in bytes.
@@ -196,8 +208,9 @@ pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 /// Returns the log segments in `dir`, oldest first.
 pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
+    let listing = || io_at("listing the data directory", dir);
+    for entry in std::fs::read_dir(dir).map_err(listing())? {
+        let path = entry.map_err(listing())?.path();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -215,7 +228,50 @@ pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 
 /// Makes the creation or removal of files in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at("syncing the data directory", dir))
+}
+
+/// Checks that the segment at `path` is a log of a version this build reads (or empty: a
+/// segment whose creation a crash cut short), reading only its magic.
+///
+/// # Errors
+///
+/// As [`holds_deletes`].
+pub(crate) fn check_segment(path: &Path) -> Result<()> {
+    let mut head = Vec::with_capacity(MAGIC.len());
+    File::open(path)
+        .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head))
+        .map_err(io_at("reading the log segment", path))?;
+    if head.is_empty() {
+        return Ok(());
+    }
+    holds_deletes(&head, path).map(|_| ())
+}
+
+/// Returns whether a segment starting with `head` (at least its magic) is marked as holding
+/// deletes ([`MAGIC`]) or not ([`MAGIC_V1`]).
+///
+/// # Errors
+///
+/// [`Error::UnsupportedFormat`] for the magic of another version of the log ("HAZEWAL"
+/// and a digit), [`Error::Corrupt`] for anything else: it is not a Haze log.
+fn holds_deletes(head: &[u8], path: &Path) -> Result<bool> {
+    match head.get(..MAGIC.len()) {
+        Some(magic) if magic == MAGIC => Ok(true),
+        Some(magic) if magic == MAGIC_V1 => Ok(false),
+        Some([prefix @ .., digit]) if prefix == MAGIC_PREFIX && digit.is_ascii_digit() => {
+            Err(Error::UnsupportedFormat {
+                found: u64::from(digit - b'0'),
+                expected: VERSION,
+            })
+        }
+        _ => Err(Error::Corrupt(format!(
+            "{} is not a Haze write-ahead log",
+            path.display()
+        ))),
+    }
 }
 
 /// Returns the payload of the record at `at` and where the next starts, if the record is
@@ -250,110 +306,4 @@ fn parse_payload(payload: &[u8]) -> Option<Logged> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The merged entries of `records`, in order.
-    fn entries(records: Vec<Logged>) -> Vec<Entry> {
-        records
-            .into_iter()
-            .flat_map(|r| match r {
-                Logged::Merge(entries) => entries,
-                Logged::Delete(_) => Vec::new(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn records_round_trip_and_a_torn_tail_is_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.log");
-        {
-            let (mut wal, entries) = Wal::open(&path).unwrap();
-            assert!(entries.is_empty());
-            wal.append(&[(b"a", b"1"), (b"b", b"22")], true).unwrap();
-            wal.append(&[(b"c", b"333")], true).unwrap();
-        }
-        // Tear the last record: keep all but its last byte.
-        let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len - 1)
-            .unwrap();
-        let (mut wal, records) = Wal::open(&path).unwrap();
-        assert_eq!(
-            entries(records),
-            vec![
-                (b"a".to_vec(), b"1".to_vec()),
-                (b"b".to_vec(), b"22".to_vec())
-            ]
-        );
-        // Appending after recovery continues a valid log.
-        wal.append(&[(b"d", b"4")], true).unwrap();
-        drop(wal);
-        let (_, records) = Wal::open(&path).unwrap();
-        assert_eq!(entries(records).len(), 3);
-    }
-
-    #[test]
-    fn a_corrupt_record_ends_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.log");
-        {
-            let (mut wal, _) = Wal::open(&path).unwrap();
-            wal.append(&[(b"a", b"1")], true).unwrap();
-            wal.append(&[(b"b", b"2")], true).unwrap();
-        }
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        std::fs::write(&path, &bytes).unwrap();
-        let (_, records) = Wal::open(&path).unwrap();
-        assert_eq!(entries(records), vec![(b"a".to_vec(), b"1".to_vec())]);
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_log_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.log");
-        std::fs::write(&path, b"something else entirely").unwrap();
-        assert!(matches!(Wal::open(&path), Err(Error::Corrupt(_))));
-    }
-
-    #[test]
-    fn deletes_replay_in_log_order_and_first_format_logs_still_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.log");
-        {
-            let (mut wal, _) = Wal::open(&path).unwrap();
-            wal.append(&[(b"a", b"1")], true).unwrap();
-            wal.append_delete(16..32).unwrap();
-            wal.append(&[(b"b", b"2")], true).unwrap();
-        }
-        let (_, records) = Wal::open(&path).unwrap();
-        assert_eq!(
-            records,
-            vec![
-                Logged::Merge(vec![(b"a".to_vec(), b"1".to_vec())]),
-                Logged::Delete(16..32),
-                Logged::Merge(vec![(b"b".to_vec(), b"2".to_vec())]),
-            ]
-        );
-        // Marked by its delete, so that an older binary refuses it; a log without deletes keeps
-        // the first format's magic, which every version reads.
-        assert_eq!(&std::fs::read(&path).unwrap()[..8], MAGIC);
-        let plain = dir.path().join("plain.log");
-        Wal::open(&plain)
-            .unwrap()
-            .0
-            .append(&[(b"c", b"3")], true)
-            .unwrap();
-        assert_eq!(&std::fs::read(&plain).unwrap()[..8], MAGIC_V1);
-        // Reopened, a marked log appends more deletes without marking it again.
-        let (mut wal, _) = Wal::open(&path).unwrap();
-        wal.append_delete(0..1).unwrap();
-        assert_eq!(Wal::open(&path).unwrap().1.len(), 4);
-    }
-}
+mod tests;

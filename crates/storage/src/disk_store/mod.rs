@@ -1,0 +1,166 @@
+//! The durable store: a write-ahead log and in-memory tables of recent writes, flushed to redb
+//! in the background.
+//!
+//! * `layout` — redb's tables, the format marker, the stored bucket digests.
+//! * `open` — opening a directory: the format check, then the log's replay.
+//! * `read` — reads: the recent tables first, then redb.
+//! * `write` — the writer's commits, and starting and finishing flushes.
+//! * `delete` — deleting the keys of digest buckets (a partition that moved away).
+
+mod delete;
+mod layout;
+mod open;
+mod read;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use haze_crdt::Value;
+use redb::Database;
+
+pub(crate) use self::layout::{DIGESTS, DIGESTS_KEY, VALUES, digests_blob, parse_digests};
+use crate::flush::Flusher;
+use crate::key::{decode, decode_page, key_digest};
+use crate::wal::Wal;
+use crate::{Error, KeyPage, Result, Store, StoreConfig, ValuePage, Write};
+
+/// A [`Store`] in a data directory: a write-ahead log (`wal-<seq>.log` segments, see the `wal`
+/// module), in-memory tables of the values written since the last flush, and redb
+/// (`haze.redb`).
+///
+/// A group of writes is durable once its record in the log is (one append, one fdatasync); its
+/// values then join the active in-memory table, where reads find them first. When that table
+/// (or the log) grows past a threshold, the writer starts a new log segment and freezes the
+/// table, and a flusher thread writes the frozen values to redb in a paced series of small,
+/// durable, sorted commits (the `flush` module says why), then deletes the older segments; the
+/// writer goes on meanwhile. redb thus writes each B-tree page about once per flush rather than
+/// once per group, and its MVCC readers never wait. On open,
+/// the log is replayed (merged). `docs/storage-format.md` says why redb, and why the log.
+pub struct DiskStore {
+    db: Arc<Database>,
+    dir: PathBuf,
+    /// The values written since the last completed flush; the log holds each durably.
+    recent: RwLock<Tables>,
+    /// The writer's state: only `apply`, `sync` and flushes take it.
+    writer: Mutex<WriterState>,
+    /// The bucket digests of everything acknowledged (redb and the recent writes together).
+    buckets: Mutex<Vec<u64>>,
+    /// Deletes waiting for the flush under way to end: no other flush starts meanwhile (unless
+    /// writes must wait for one), so a delete is not starved by flushes that follow each other.
+    deletes_waiting: AtomicUsize,
+    config: StoreConfig,
+}
+
+/// The recent writes: the table taking writes, and the frozen one being flushed, if any.
+#[derive(Debug, Default)]
+struct Tables {
+    active: Recent,
+    frozen: Option<Arc<BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    /// Ring-ordered key → encoded value.
+    values: BTreeMap<Vec<u8>, Vec<u8>>,
+    bytes: usize,
+}
+
+impl Tables {
+    /// Returns the newest recent encoding of a ring-ordered key.
+    fn newest(&self, skey: &[u8]) -> Option<&Vec<u8>> {
+        self.active
+            .values
+            .get(skey)
+            .or_else(|| self.frozen.as_ref()?.get(skey))
+    }
+}
+
+#[derive(Debug)]
+struct WriterState {
+    wal: Wal,
+    /// The sequence number of the current log segment.
+    seq: u64,
+    /// The flush in progress; it ends by deleting the segments before `seq`.
+    flusher: Option<Flusher>,
+    /// Set once the store opened (its log replayed): only then may closing it flush.
+    opened: bool,
+    /// The first failure of a flush: the store then refuses writes, and closing it leaves the
+    /// log alone for the next open to replay.
+    failed: Option<Error>,
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DiskStore {
+    /// A clean close flushes, so the next open has no log to replay. A store that failed, or
+    /// never finished opening, leaves its log as it is: only a replay may consume it.
+    fn drop(&mut self) {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if writer.opened && writer.failed.is_none() {
+            let _ = self.flush_now(&mut writer);
+        } else if let Some(flusher) = writer.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is our bug; the data behind each lock stays consistent
+    // because every update replaces whole entries.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store for DiskStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.encoded(key)?.as_deref().map(decode).transpose()
+    }
+
+    fn apply(&self, batch: &mut [Write]) -> Result<()> {
+        self.apply_logged(batch)
+    }
+
+    fn sync(&self) -> Result<()> {
+        lock(&self.writer).wal.sync()
+    }
+
+    fn digest(&self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self.encoded(key)?.map(|v| key_digest(key, &v)))
+    }
+
+    fn bucket_digests(&self) -> Result<Vec<u64>> {
+        Ok(lock(&self.buckets).clone())
+    }
+
+    fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
+        self.bucket_page(bucket, after, limit, |skey, encoded| {
+            key_digest(&skey[8..], encoded)
+        })
+    }
+
+    fn bucket_values(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ValuePage> {
+        decode_page(self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec())?)
+    }
+
+    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
+        self.delete(buckets)
+    }
+
+    fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+}

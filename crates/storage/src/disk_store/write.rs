@@ -1,0 +1,201 @@
+//! The writer's side: commits (merge, log, publish) and the flushes they start.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use redb::{ReadOnlyTable, ReadableDatabase};
+
+use super::layout::VALUES;
+use super::{DiskStore, WriterState, lock};
+use crate::apply::merged_value;
+use crate::error::engine;
+use crate::flush::Flusher;
+use crate::key::{decode, digest_bucket, key_digest, ring_hash, store_key};
+use crate::wal::{Wal, segment_path, sync_dir};
+use crate::{Durability, Error, Result, StoreConfig, Write, WriteError};
+
+impl DiskStore {
+    /// [`Store::apply`](crate::Store::apply): commits `batch` with logging, then starts a flush
+    /// if one is due.
+    pub(super) fn apply_logged(&self, batch: &mut [Write]) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        self.ready(&mut writer)?;
+        self.commit(&mut writer.wal, batch, &self.config, true)?;
+        let active_bytes = self
+            .recent
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .active
+            .bytes;
+        let flush_bytes = self.config.flush_bytes;
+        let due = active_bytes > flush_bytes || writer.wal.len() > 4 * flush_bytes as u64;
+        // While a flush runs, the writer goes on and lets the active table grow, up to four
+        // times the threshold; only past that does it wait (backpressure when writes outrun
+        // redb), instead of stalling every time a flush is due.
+        let busy = writer.flusher.as_ref().is_some_and(|f| !f.is_finished());
+        let must = active_bytes > 4 * flush_bytes || writer.wal.len() > 8 * flush_bytes as u64;
+        if due
+            && busy
+            && let Some(flusher) = &writer.flusher
+        {
+            // The next flush is due before this one ended: it paces itself no longer.
+            flusher.hurry();
+        }
+        let delete_waits = self.deletes_waiting.load(Ordering::SeqCst) > 0;
+        if due
+            && (must || (!busy && !delete_waits))
+            && let Err(e) = self.start_flush(&mut writer)
+        {
+            // This batch is durable (its log record is synced) and visible: acknowledge it.
+            // The store refuses the next one.
+            writer.failed = Some(e);
+        }
+        Ok(())
+    }
+
+    /// Applies `batch`: merges each write against the newest value (this batch's, then the
+    /// recent tables', then redb's), logs the results (and fdatasyncs in `sync` mode) when
+    /// `log`, then publishes them to readers.
+    pub(super) fn commit(
+        &self,
+        wal: &mut Wal,
+        batch: &mut [Write],
+        config: &StoreConfig,
+        log: bool,
+    ) -> Result<()> {
+        const CONTEXT: &str = "reading a value to merge into";
+        // Each key's newest value in this batch. Its final values are what the log records (one
+        // entry per key: replaying them gives what replaying every step would, merges being
+        // idempotent) and what joins the active table.
+        let mut staged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut next = lock(&self.buckets).clone();
+        {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            // Opened at the first key that no recent table holds, then reused.
+            let mut stored: Option<ReadOnlyTable<&'static [u8], &'static [u8]>> = None;
+            for write in batch.iter_mut() {
+                let Some(mutation) = write.mutation.take() else {
+                    continue;
+                };
+                let skey = store_key(&write.key);
+                let recent = staged.get(&skey).or_else(|| tables.newest(&skey));
+                let from_redb = match recent {
+                    Some(_) => None,
+                    None => {
+                        if stored.is_none() {
+                            stored = Some(
+                                self.db
+                                    .begin_read()
+                                    .map_err(engine(CONTEXT))?
+                                    .open_table(VALUES)
+                                    .map_err(engine(CONTEXT))?,
+                            );
+                        }
+                        let table = stored.as_ref().expect("just set");
+                        table
+                            .get(skey.as_slice())
+                            .map_err(engine(CONTEXT))?
+                            .map(|v| v.value().to_vec())
+                    }
+                };
+                let old: Option<&[u8]> = recent.map(Vec::as_slice).or(from_redb.as_deref());
+                let old_digest = old.map(|old| key_digest(&write.key, old));
+                // A stored value that does not decode fails its own write, not the store.
+                let outcome = match old.map(decode).transpose() {
+                    Ok(current) => merged_value(config, &write.key, current, mutation),
+                    Err(e) => Err(WriteError::Store(e)),
+                };
+                write.outcome = Some(outcome.map(|(value, encoded)| {
+                    let bucket = digest_bucket(ring_hash(&write.key));
+                    if let Some(old) = old_digest {
+                        next[bucket] ^= old;
+                    }
+                    next[bucket] ^= key_digest(&write.key, &encoded);
+                    staged.insert(skey, encoded);
+                    value
+                }));
+            }
+        }
+        if log && !staged.is_empty() {
+            // Durable (in sync mode) before anyone can read it.
+            let entries: Vec<(&[u8], &[u8])> = staged
+                .iter()
+                .map(|(skey, encoded)| (&skey[8..], encoded.as_slice()))
+                .collect();
+            wal.append(&entries, matches!(config.durability, Durability::Sync))?;
+        }
+        let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+        let active = &mut tables.active;
+        for (key, value) in staged {
+            let (key_len, value_len) = (key.len(), value.len());
+            match active.values.insert(key, value) {
+                Some(previous) => active.bytes = active.bytes - previous.len() + value_len,
+                None => active.bytes += key_len + value_len,
+            }
+        }
+        drop(tables);
+        *lock(&self.buckets) = next;
+        Ok(())
+    }
+
+    /// Waits for the flush in progress, if any, then forgets its frozen table.
+    pub(super) fn finish_flush(&self, writer: &mut WriterState) -> Result<()> {
+        if let Some(flusher) = writer.flusher.take() {
+            flusher.join()?;
+            self.recent
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .frozen = None;
+        }
+        Ok(())
+    }
+
+    /// Starts a flush: a new log segment takes the next writes, the active table is frozen, and
+    /// a thread writes it to redb durably, then deletes the older segments. Waits first for a
+    /// flush still in progress (backpressure when writes outrun flushes).
+    fn start_flush(&self, writer: &mut WriterState) -> Result<()> {
+        self.finish_flush(writer)?;
+        // In `periodic` mode the old segment may hold unsynced records: sync them before a
+        // newer segment exists, so recovery never finds a gap.
+        writer.wal.sync()?;
+        let seq = writer.seq + 1;
+        let (wal, _) = Wal::open(&segment_path(&self.dir, seq))?;
+        sync_dir(&self.dir)?;
+        writer.wal = wal;
+        writer.seq = seq;
+        let frozen = {
+            let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+            let frozen = Arc::new(std::mem::take(&mut tables.active).values);
+            tables.frozen = Some(frozen.clone());
+            frozen
+        };
+        // The digests of exactly redb plus the frozen table (the writer is held: nothing newer):
+        // what redb's own digests will be after the flush.
+        let buckets = lock(&self.buckets).clone();
+        let flusher = Flusher::start(self.db.clone(), self.dir.clone(), seq, frozen, buckets)?;
+        writer.flusher = Some(flusher);
+        Ok(())
+    }
+
+    /// Checks that the store still takes writes, and forgets a finished flush (a failed one
+    /// stops the store).
+    pub(super) fn ready(&self, writer: &mut WriterState) -> Result<()> {
+        if let Some(failure) = &writer.failed {
+            return Err(Error::stopped(failure));
+        }
+        if writer.flusher.as_ref().is_some_and(Flusher::is_finished)
+            && let Err(e) = self.finish_flush(writer)
+        {
+            writer.failed = Some(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Flushes everything now, on this thread (at open and close).
+    pub(super) fn flush_now(&self, writer: &mut WriterState) -> Result<()> {
+        self.start_flush(writer)?;
+        self.finish_flush(writer)
+    }
+}

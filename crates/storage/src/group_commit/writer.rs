@@ -1,0 +1,176 @@
+//! The writer thread's loop: it takes every write queued while it was busy (and a share of the
+//! background queue), applies them as one commit, and answers each.
+
+// Timing here only paces the periodic fsync and feeds metrics; simulations use a `Store`
+// directly, without this thread.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use super::{
+    BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, CommitStats, MAX_BATCH, Message, Queued, Reply,
+};
+use crate::{Durability, Error, Store, Write, WriteError};
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) receiver: Receiver<Message>,
+    pub(super) background: Receiver<Queued>,
+    /// See [`WriterHandle`](super::WriterHandle)'s field of the name.
+    pub(super) wake_sent: Arc<AtomicBool>,
+    pub(super) stats: Arc<CommitStats>,
+    pub(super) failed: Arc<AtomicBool>,
+    /// The first failure: once set, every later write is answered with it, unacknowledged.
+    pub(super) failure: Option<Error>,
+}
+
+impl Writer {
+    /// Runs until stopped: by [`Message::Stop`], or once every handle is gone.
+    pub(super) fn run(mut self) {
+        let interval = match self.store.config().durability {
+            Durability::Sync => None,
+            Durability::Periodic { interval_ms } => Some(Duration::from_millis(interval_ms.max(1))),
+        };
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        let mut stopping = false;
+        // A background write taken out of its queue past a commit's share: the queue is not
+        // empty, so the writer must not sleep.
+        let mut held: Option<Queued> = None;
+        while !stopping || held.is_some() {
+            let first = if held.is_some() {
+                self.receiver.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                match interval {
+                    None => self
+                        .receiver
+                        .recv()
+                        .map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(every) => self
+                        .receiver
+                        .recv_timeout(every.saturating_sub(last_sync.elapsed())),
+                }
+            };
+            self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+            let mut batch = Vec::new();
+            match first {
+                Ok(Message::Write(queued)) => batch.push(queued),
+                Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
+            }
+            while batch.len() < MAX_BATCH {
+                match self.receiver.try_recv() {
+                    Ok(Message::Write(queued)) => batch.push(queued),
+                    Ok(Message::Wake) => {}
+                    Ok(Message::Stop) => stopping = true,
+                    Err(_) => break,
+                }
+            }
+            held = self.take_background(&mut batch, held.take());
+            if !batch.is_empty() {
+                self.commit(batch);
+                dirty = true;
+            }
+            // Stopping, the sync comes once both queues are drained (not after every share).
+            let drained = stopping && held.is_none();
+            if let Some(every) = interval
+                && (drained || last_sync.elapsed() >= every)
+            {
+                // Restart the interval even when there was nothing to sync: otherwise an idle
+                // writer would wait zero time, again and again (a busy loop).
+                if dirty {
+                    self.sync();
+                }
+                last_sync = Instant::now();
+                dirty = false;
+            }
+        }
+    }
+
+    /// Adds this commit's share of background writes to `batch` (`held` first); returns one
+    /// more if the queue holds more than the share.
+    fn take_background(&self, batch: &mut Vec<Queued>, held: Option<Queued>) -> Option<Queued> {
+        // Cleared first, as a read-modify-write: a write queued after this is either taken
+        // below or followed by a `Wake` (see `WriterHandle::wake_sent`).
+        self.wake_sent.swap(false, Ordering::SeqCst);
+        let share = if batch.is_empty() {
+            BACKGROUND_ALONE
+        } else {
+            BACKGROUND_PER_COMMIT
+        };
+        let mut taken = 0;
+        if let Some(queued) = held {
+            batch.push(queued);
+            taken += 1;
+        }
+        while taken < share {
+            match self.background.try_recv() {
+                Ok(queued) => {
+                    batch.push(queued);
+                    taken += 1;
+                }
+                Err(_) => return None,
+            }
+        }
+        self.background.try_recv().ok()
+    }
+
+    fn commit(&mut self, batch: Vec<Queued>) {
+        let (mut writes, replies): (Vec<Write>, Vec<Reply>) = batch
+            .into_iter()
+            .map(|q| (Write::new(q.key, q.mutation), q.reply))
+            .unzip();
+        if let Some(failure) = &self.failure {
+            for reply in replies {
+                reply(Err(WriteError::Store(Error::stopped(failure))));
+            }
+            return;
+        }
+        let started = Instant::now();
+        let result = self.store.apply(&mut writes);
+        self.stats.record(writes.len(), started.elapsed());
+        match result {
+            Ok(()) => {
+                for (write, reply) in writes.into_iter().zip(replies) {
+                    let outcome = write.outcome.unwrap_or(Err(WriteError::Store(Error::Io(
+                        "write not applied".into(),
+                    ))));
+                    reply(outcome);
+                }
+            }
+            Err(e) => {
+                // The commit (or its fsync) failed: nothing of the batch may be acknowledged,
+                // and after an fsync failure the kernel may have dropped dirty pages, so no later
+                // write can be trusted either (PostgreSQL's "fsyncgate"). Stop acknowledging.
+                self.fail(e.clone());
+                for reply in replies {
+                    reply(Err(WriteError::Store(e.clone())));
+                }
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
+        match self.store.sync() {
+            Ok(()) => {
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.failed.store(true, Ordering::Relaxed);
+        self.failure = Some(e);
+    }
+}
