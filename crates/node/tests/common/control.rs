@@ -93,28 +93,16 @@ impl Control {
             known: None,
             wait_ms: None,
         };
-        let now = now_ms.saturating_sub(self.started_ms);
-        let change = self.state.transition().map(|t| t.change);
-        self.tracker.record(&report, change, now);
-        let before = self.state.transition().cloned();
-        let changed = self
-            .state
-            .advance(&mut self.tracker, now, &self.limits)
-            .expect("the controller advances");
-        self.count_events(before);
+        let changed = self.record_and_advance(&report, now_ms);
         if let Some(view) = self.view(id) {
             node.install_view(view);
         }
         changed
     }
 
-    /// What `POST /v1/seen` does: records node `report.node`'s report at the test's time
-    /// `now_ms`, advances, and answers the state with its version; `None` for a node that is
-    /// not a member (the controller answers `unknown_node`).
-    pub fn seen(&mut self, report: &SeenRequest, now_ms: u64) -> Option<Status> {
-        if !self.state.members().contains_key(&report.node) {
-            return None;
-        }
+    /// Records a node's report at the test's time `now_ms` and advances; counts what the
+    /// advance did to moves. Returns whether the state changed (its version grows then).
+    fn record_and_advance(&mut self, report: &SeenRequest, now_ms: u64) -> bool {
         let now = now_ms.saturating_sub(self.started_ms);
         let change = self.state.transition().map(|t| t.change);
         self.tracker.record(report, change, now);
@@ -127,6 +115,17 @@ impl Control {
         if changed {
             self.version += 1;
         }
+        changed
+    }
+
+    /// What `POST /v1/seen` does: records node `report.node`'s report at the test's time
+    /// `now_ms`, advances, and answers the state with its version; `None` for a node that is
+    /// not a member (the controller answers `unknown_node`).
+    pub fn seen(&mut self, report: &SeenRequest, now_ms: u64) -> Option<Status> {
+        if !self.state.members().contains_key(&report.node) {
+            return None;
+        }
+        self.record_and_advance(report, now_ms);
         Some(self.status())
     }
 

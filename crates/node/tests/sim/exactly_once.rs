@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use haze_client::Client;
 use haze_controller::MoveLimits;
@@ -15,7 +15,7 @@ use haze_storage::Store;
 
 use crate::control::Control;
 use crate::history::{History, Told, check_counter};
-use crate::hosts::{PORT, Shared, add_hosts, client_config, disks, host};
+use crate::hosts::{PORT, Shared, add_hosts, client_config, disks, host, run_to_end, simulation};
 
 /// What one run saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +45,7 @@ pub fn run(seed: u64) -> Once {
         .collect();
     let shared = Shared::new(control);
     let disks = disks(3);
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(Duration::from_secs(60))
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_790_000_000))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(10))
-        .rng_seed(seed)
-        .build();
+    let mut sim = simulation(seed, Duration::from_secs(60));
     add_hosts(&mut sim, &disks, &shared);
     let history = Rc::new(RefCell::new(History::default()));
     let (record, key, warm) = (history.clone(), keys[0].clone(), keys[1].clone());
@@ -68,13 +62,7 @@ pub fn run(seed: u64) -> Once {
         tokio::time::sleep(Duration::from_secs(8)).await;
         Ok(())
     });
-    loop {
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => panic!("seed {seed}: the simulation failed: {e}"),
-        }
-    }
+    run_to_end(&mut sim, seed, |_| {});
     let history = history.borrow();
     let key = &keys[0];
     let values: Vec<i128> = disks

@@ -206,6 +206,33 @@ pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
     }
 }
 
+/// A simulation of `seed` lasting at most `duration` (simulated), with 1–10 ms between hosts.
+pub fn simulation<'a>(seed: u64, duration: Duration) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .simulation_duration(duration)
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(10))
+        .rng_seed(seed)
+        .build()
+}
+
+/// Steps `sim` until its clients are done; a failed step fails the seed.
+pub fn run_to_end(
+    sim: &mut turmoil::Sim<'_>,
+    seed: u64,
+    mut between: impl FnMut(&mut turmoil::Sim<'_>),
+) {
+    loop {
+        between(sim);
+        match sim.step() {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => panic!("seed {seed}: the simulation failed: {e}"),
+        }
+    }
+}
+
 /// The workload's client settings: every request has a deadline, and a connection is opened
 /// again after a failure.
 pub fn client_config() -> ClientConfig {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use haze_client::Client;
 use haze_controller::{Change, MoveLimits};
@@ -23,7 +23,7 @@ use haze_storage::{DIGEST_BUCKETS, Store};
 use crate::control::Control;
 use crate::disk::SimDisk;
 use crate::history::{Breaches, History, Told, check_counter, check_set};
-use crate::hosts::{PORT, Shared, add_hosts, client_config, disks, host};
+use crate::hosts::{PORT, Shared, add_hosts, client_config, disks, host, run_to_end, simulation};
 use crate::outcome::Outcome;
 use crate::schedule::{DEAD_AFTER_MS, Event, Faults, Rng, WORKLOAD, schedule};
 
@@ -206,13 +206,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
     let mut events = schedule(&mut rng, nodes, faults_of);
     let faults_planned = events.iter().filter(|(_, e)| e.is_fault()).count();
 
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(WORKLOAD + HEAL + Duration::from_secs(60))
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_790_000_000))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(10))
-        .rng_seed(seed)
-        .build();
+    let mut sim = simulation(seed, WORKLOAD + HEAL + Duration::from_secs(60));
     add_hosts(&mut sim, &disks, &shared);
     let history = Rc::new(RefCell::new(History::default()));
     let (targets, record) = (addrs.values().cloned().collect(), history.clone());
@@ -227,7 +221,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
     // scheduled for later.
     let mut down = BTreeSet::new();
     let mut later: Vec<(u64, Event)> = Vec::new();
-    loop {
+    run_to_end(&mut sim, seed, |sim| {
         shared
             .now_ms
             .store(sim.elapsed().as_millis() as u64, Ordering::SeqCst);
@@ -286,9 +280,9 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
                     sim.partition(host(a), host(b));
                 }
                 Event::Repair(a, b) => sim.repair(host(a), host(b)),
-                Event::Crash(n) => fired.hit += usize::from(crash(&mut sim, &mut down, n)),
+                Event::Crash(n) => fired.hit += usize::from(crash(sim, &mut down, n)),
                 Event::Wipe(n) => {
-                    fired.hit += usize::from(crash(&mut sim, &mut down, n));
+                    fired.hit += usize::from(crash(sim, &mut down, n));
                     *disks[n as usize - 1].lock().expect("not poisoned") = Arc::new(SimDisk::new());
                 }
                 Event::Restart(n) => {
@@ -297,7 +291,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
                 }
                 Event::PowerLoss => {
                     for n in 1..=ids.len() as u64 {
-                        crash(&mut sim, &mut down, n);
+                        crash(sim, &mut down, n);
                         let mut disk = disks[n as usize - 1].lock().expect("not poisoned");
                         fired.unsynced_dropped += disk.unsynced();
                         *disk = Arc::new(disk.after_power_loss());
@@ -315,7 +309,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
                 Event::CrashMover(source, ms) => {
                     if let Some((from, to)) = streaming_ends(&control) {
                         let victim = if source { from } else { to };
-                        if crash(&mut sim, &mut down, victim) {
+                        if crash(sim, &mut down, victim) {
                             later.push((now + ms, Event::Restart(victim)));
                             fired.hit += 1;
                             fired.movers_hit += 1;
@@ -339,12 +333,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
             }
             events.sort_by_key(|(at, _)| *at);
         }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => panic!("seed {seed}: the simulation failed: {e}"),
-        }
-    }
+    });
 
     let stores: Vec<Arc<SimDisk>> = disks
         .iter()
