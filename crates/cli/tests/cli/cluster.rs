@@ -1,10 +1,10 @@
 //! Forming a cluster with the CLI: a controller, nodes that register, `haze cluster
 //! add|plan|commit|remove|status`.
 
-use crate::harness::{Server, cluster_ok, haze};
+use crate::harness::{HAZE, Process, cluster_ok, haze};
 
 /// Runs `haze cluster ARGS --controller ADDR`; returns (succeeded, stdout, stderr).
-fn cluster(controller: &Server, args: &[&str]) -> (bool, String, String) {
+fn cluster(controller: &Process, args: &[&str]) -> (bool, String, String) {
     let out = haze()
         .arg("cluster")
         .args(args)
@@ -28,21 +28,12 @@ fn row<'a>(status: &'a str, node: &str) -> &'a str {
 #[test]
 fn nodes_register_and_are_added_with_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = Server::start_controller_with(
-        &dir.path().join("controller"),
-        "127.0.0.1:0",
+    let (controller, nodes) = HAZE.cluster(
+        dir.path(),
+        2,
         &["--partitions", "16", "--move-partitions", "16"],
+        &[],
     );
-    let nodes: Vec<Server> = (1..=2)
-        .map(|i| {
-            let node = Server::start(
-                &dir.path().join(format!("node{i}")),
-                &["--controller", &controller.addr],
-            );
-            node.wait_for_log("registered with the controller");
-            node
-        })
-        .collect();
 
     let (ok, status, err) = cluster(&controller, &["status"]);
     assert!(ok, "{err}");
@@ -69,11 +60,7 @@ fn nodes_register_and_are_added_with_the_cli() {
     assert!(json["table"].is_object(), "{json}");
 
     // A third node takes data from the others: the plan shows it, the commit carries it out.
-    let third = Server::start(
-        &dir.path().join("node3"),
-        &["--controller", &controller.addr],
-    );
-    third.wait_for_log("registered with the controller");
+    let _third = HAZE.join(&dir.path().join("node3"), &controller.addr, &[]);
     let (ok, plan, err) = cluster(&controller, &["plan", "add", "n3"]);
     assert!(ok, "{err}");
     assert!(plan.contains("plan: add n3"), "{plan}");
@@ -124,7 +111,7 @@ fn nodes_register_and_are_added_with_the_cli() {
     let (_, before, _) = cluster(&controller, &["status", "--json"]);
     let (exit, clean) = controller.terminate();
     assert!(exit.success() && clean);
-    let controller = Server::start_controller_with(
+    let controller = HAZE.controller_with(
         &dir.path().join("controller"),
         "127.0.0.1:0",
         &["--partitions", "16"],
@@ -203,8 +190,7 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
         printed.iter().any(|l| l.starts_with("grow: haze serve")),
         "{printed:?}"
     );
-    let fourth = Server::start(&dir.path().join("node4"), &["--controller", &controller]);
-    fourth.wait_for_log("registered with the controller");
+    let fourth = HAZE.join(&dir.path().join("node4"), &controller, &[]);
     let cluster_cmd = |args: &[&str]| cluster_ok(&controller, args);
     let out = cluster_cmd(&["add", "n4", "--wait"]);
     assert!(out.contains("done: epoch"), "{out}");
@@ -234,12 +220,12 @@ fn a_node_started_before_its_controller_registers_when_it_comes_up() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let controller_addr = free.local_addr().unwrap().to_string();
     drop(free);
-    let node = Server::start(
+    let node = HAZE.serve(
         &dir.path().join("node"),
         &["--controller", &controller_addr],
     );
     node.wait_for_log("retrying");
-    let controller = Server::start_controller_at(&dir.path().join("controller"), &controller_addr);
+    let controller = HAZE.controller_at(&dir.path().join("controller"), &controller_addr);
     node.wait_for_log("registered with the controller");
     let (ok, status, err) = cluster(&controller, &["status"]);
     assert!(ok, "{err}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use haze_client::{Client, ClientConfig, Scalar};
 use haze_crdt::{OrSet, PnCounter};
 
-use crate::harness::Server;
+use crate::harness::HAZE;
 
 const WRITERS: usize = 8;
 
@@ -52,7 +52,7 @@ fn every_acknowledged_write_survives_sigkill_in_sync_mode() {
     let mut total_acked = 0usize;
     let mut total_lost = 0usize;
     for round in 0..2 {
-        let server = Server::start(dir.path(), &["--durability", "sync"]);
+        let server = HAZE.serve(dir.path(), &["--durability", "sync"]);
         let addr = server.addr.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let config = ClientConfig {
@@ -82,7 +82,7 @@ fn every_acknowledged_write_survives_sigkill_in_sync_mode() {
             all
         });
 
-        let server = Server::start(dir.path(), &[]);
+        let server = HAZE.serve(dir.path(), &[]);
         let lost = runtime.block_on(async {
             let client = Client::connect(&server.addr).await.unwrap();
             let mut lost = 0;

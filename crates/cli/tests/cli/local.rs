@@ -1,10 +1,10 @@
 //! `haze local`: replica files edited offline, synced, and the recovery drill after the store
 //! lost its data.
 
-use crate::harness::{Server, haze, ok};
+use crate::harness::{HAZE, Process, haze, ok};
 
 /// Runs `haze local --replica FILE ARGS [--addr ADDR]` and returns stdout; it must succeed.
-fn local(replica: &std::path::Path, args: &[&str], server: Option<&Server>) -> String {
+fn local(replica: &std::path::Path, args: &[&str], server: Option<&Process>) -> String {
     let mut cmd = haze();
     cmd.arg("local").arg("--replica").arg(replica).args(args);
     if let Some(server) = server {
@@ -41,7 +41,7 @@ fn the_recovery_drill_restores_a_wiped_store_from_two_devices() {
 
     // Both sync; the laptop learns the phone's list by name... it holds "list" already, so a
     // sync merges it; the phone fetches "title", which it has never seen.
-    let server = Server::start(&data, &[]);
+    let server = HAZE.serve(&data, &[]);
     assert!(local(&phone, &["sync"], Some(&server)).starts_with("synced 2 keys: 2 sent"));
     local(&laptop, &["sync"], Some(&server));
     local(&phone, &["fetch", "title"], Some(&server));
@@ -59,7 +59,7 @@ fn the_recovery_drill_restores_a_wiped_store_from_two_devices() {
     // The node's disk is lost.
     server.kill();
     std::fs::remove_dir_all(&data).unwrap();
-    let server = Server::start(&data, &[]);
+    let server = HAZE.serve(&data, &[]);
     assert_eq!(
         ok(&server, &["counter", "get", "visits"]),
         "0\n",

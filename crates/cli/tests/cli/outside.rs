@@ -6,10 +6,10 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::harness::{Server, cluster_ok, run};
+use crate::harness::{HAZE, Process, cluster_ok, run};
 
 /// `POST /v1/keys/outside/counter` to the node's HTTP API: the status and body.
-fn http_increment(server: &Server) -> (u16, String) {
+fn http_increment(server: &Process) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(&server.http).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -29,7 +29,7 @@ fn http_increment(server: &Server) -> (u16, String) {
 
 /// Checks that `node` refuses a counter increment through the binary protocol (the CLI) and
 /// through HTTP with `unavailable`.
-fn assert_refuses(node: &Server, why: &str) {
+fn assert_refuses(node: &Process, why: &str) {
     let out = run(node, &["counter", "incr", "outside"]);
     assert!(
         !out.ok,
@@ -57,21 +57,12 @@ fn assert_refuses(node: &Server, why: &str) {
 fn a_node_outside_its_clusters_table_refuses_data_requests() {
     let dir = tempfile::tempdir().unwrap();
     // One replica per partition: two nodes can shrink to one.
-    let controller = Server::start_controller_with(
-        &dir.path().join("controller"),
-        "127.0.0.1:0",
+    let (controller, nodes) = HAZE.cluster(
+        dir.path(),
+        2,
         &["--partitions", "16", "--replicas", "1"],
+        &[],
     );
-    let nodes: Vec<Server> = (1..=2)
-        .map(|i| {
-            let node = Server::start(
-                &dir.path().join(format!("node{i}")),
-                &["--controller", &controller.addr],
-            );
-            node.wait_for_log("registered with the controller");
-            node
-        })
-        .collect();
     // Registered, standby, no table yet.
     for node in &nodes {
         assert_refuses(node, "before the first table");

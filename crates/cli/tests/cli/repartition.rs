@@ -11,7 +11,7 @@ use std::time::Duration;
 use haze_client::{Client, ClientConfig};
 use haze_crdt::{Scalar, Value};
 
-use crate::harness::{Server, cluster_ok, cluster_status, pause};
+use crate::harness::{HAZE, Process, cluster_ok, cluster_status, pause};
 
 const NODE_FLAGS: [&str; 4] = ["--anti-entropy-ms", "500", "--forward-timeout-ms", "1000"];
 /// Slow streams (256 KiB/s per node), so a kill lands mid-stream; quick failure detection.
@@ -30,17 +30,17 @@ const CONTROLLER_FLAGS: [&str; 10] = [
 /// Preloaded keys, each about 2 KB: about 250 KB per partition to stream.
 const PRELOAD: usize = 2000;
 
-fn status(controller: &Server) -> serde_json::Value {
+fn status(controller: &Process) -> serde_json::Value {
     cluster_status(&controller.addr)
 }
 
-fn cluster(controller: &Server, args: &[&str]) -> String {
+fn cluster(controller: &Process, args: &[&str]) -> String {
     cluster_ok(&controller.addr, args)
 }
 
 /// Waits up to `seconds` for a partition streaming with keys sent, whose source is not one of
 /// `spare`; returns its source and receiving node (`n<id>`).
-fn streaming(controller: &Server, spare: &[&str], seconds: u64) -> Option<(String, String)> {
+fn streaming(controller: &Process, spare: &[&str], seconds: u64) -> Option<(String, String)> {
     for _ in 0..seconds * 10 {
         let s = status(controller);
         for m in s["progress"]["moves"].as_array().into_iter().flatten() {
@@ -61,7 +61,7 @@ fn streaming(controller: &Server, spare: &[&str], seconds: u64) -> Option<(Strin
     None
 }
 
-fn wait_idle(controller: &Server, seconds: u64) {
+fn wait_idle(controller: &Process, seconds: u64) {
     for _ in 0..seconds * 5 {
         let s = status(controller);
         if s["progress"].is_null() && s["queued"].as_array().is_none_or(Vec::is_empty) {
@@ -184,36 +184,25 @@ where
     out.into_iter().map(|v| v.expect("ready")).collect()
 }
 
-fn start(dir: &Path, name: &str, controller: &Server, at: Option<&str>) -> Server {
-    let mut flags = vec!["--controller", controller.addr.as_str()];
-    flags.extend(NODE_FLAGS);
+fn start(dir: &Path, name: &str, controller: &Process, at: Option<&str>) -> Process {
     let data = dir.join(name);
     match at {
-        Some(addr) => Server::start_at(&data, addr, &flags),
-        None => {
-            let node = Server::start(&data, &flags);
-            node.wait_for_log("registered with the controller");
-            node
+        Some(addr) => {
+            let mut flags = vec!["--controller", controller.addr.as_str()];
+            flags.extend(NODE_FLAGS);
+            HAZE.serve_at(&data, addr, &flags)
         }
+        None => HAZE.join(&data, &controller.addr, &NODE_FLAGS),
     }
 }
 
 #[test]
 fn three_nodes_grow_to_four_and_shrink_back_under_load_with_owners_killed_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = Server::start_controller_with(
-        &dir.path().join("controller"),
-        "127.0.0.1:0",
-        &CONTROLLER_FLAGS,
-    );
     // Node i is n<i>: started one at a time.
-    let mut nodes: BTreeMap<String, Server> = BTreeMap::new();
-    for i in 1..=3 {
-        nodes.insert(
-            format!("n{i}"),
-            start(dir.path(), &format!("node{i}"), &controller, None),
-        );
-    }
+    let (controller, started) = HAZE.cluster(dir.path(), 3, &CONTROLLER_FLAGS, &NODE_FLAGS);
+    let mut nodes: BTreeMap<String, Process> =
+        (1..).map(|i| format!("n{i}")).zip(started).collect();
     cluster(&controller, &["add", "n1", "n2", "n3", "--wait"]);
     for node in nodes.values() {
         node.wait_for_log("cluster view installed");

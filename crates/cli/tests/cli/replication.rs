@@ -4,18 +4,18 @@ use std::path::Path;
 
 use haze_ring::{NodeId, PartitionTable};
 
-use crate::harness::{Server, cluster_ok, cluster_status, haze, ok, pause, run};
+use crate::harness::{HAZE, Process, cluster_ok, cluster_status, haze, ok, pause, run};
 
 /// Flags that make a test cluster fail over and heal quickly.
 const FAST: [&str; 4] = ["--anti-entropy-ms", "300", "--forward-timeout-ms", "1000"];
 
-fn node_args(controller: &Server) -> Vec<&str> {
+fn node_args(controller: &Process) -> Vec<&str> {
     let mut args = vec!["--controller", controller.addr.as_str()];
     args.extend(FAST);
     args
 }
 
-fn table(controller: &Server) -> PartitionTable {
+fn table(controller: &Process) -> PartitionTable {
     serde_json::from_value(cluster_status(&controller.addr)["table"].clone()).unwrap()
 }
 
@@ -30,18 +30,12 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("never: {what}");
 }
 
-fn node(nodes: &[Option<Server>], id: NodeId) -> &Server {
+fn node(nodes: &[Option<Process>], id: NodeId) -> &Process {
     nodes[id.0 as usize - 1].as_ref().expect("running")
 }
 
-fn start_node(dir: &Path, i: usize, controller: &Server) -> Server {
-    let node = Server::start(&dir.join(format!("node{i}")), &node_args(controller));
-    node.wait_for_log("registered with the controller");
-    node
-}
-
-fn restart(dir: &Path, i: usize, addr: &str, controller: &Server) -> Server {
-    let node = Server::start_at(&dir.join(format!("node{i}")), addr, &node_args(controller));
+fn restart(dir: &Path, i: usize, addr: &str, controller: &Process) -> Process {
+    let node = HAZE.serve_at(&dir.join(format!("node{i}")), addr, &node_args(controller));
     node.wait_for_log("cluster view installed");
     node
 }
@@ -49,11 +43,9 @@ fn restart(dir: &Path, i: usize, addr: &str, controller: &Server) -> Server {
 #[test]
 fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wiped_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let controller = Server::start_controller(&dir.path().join("controller"));
     // One at a time, so node i is n<i>.
-    let mut nodes: Vec<Option<Server>> = (1..=3)
-        .map(|i| Some(start_node(dir.path(), i, &controller)))
-        .collect();
+    let (controller, nodes) = HAZE.cluster(dir.path(), 3, &[], &FAST);
+    let mut nodes: Vec<Option<Process>> = nodes.into_iter().map(Some).collect();
     cluster_ok(&controller.addr, &["add", "n1", "n2", "n3"]);
     for node in nodes.iter().flatten() {
         node.wait_for_log("cluster view installed");

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Server, cluster_status, haze, pause};
+use crate::harness::{HAZE, cluster_status, haze, pause};
 
 /// The file size limit (`ulimit -f`, in 512-byte blocks: 4 KiB) of the controller that is
 /// killed while it saves: its first states fit, a few dozen registrations later one does not.
@@ -221,7 +221,7 @@ fn a_controller_killed_while_it_saves_restarts_with_its_last_acknowledged_state(
 fn a_damaged_controller_json_stops_the_controller_with_the_file_and_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("controller");
-    let controller = Server::start_controller(&data);
+    let controller = HAZE.controller(&data);
     for port in [7701, 7702] {
         register(&controller.addr, &format!("127.0.0.1:{port}")).expect("registered");
     }
@@ -260,7 +260,7 @@ fn a_damaged_controller_json_stops_the_controller_with_the_file_and_the_reason()
     // Restored, beside a temporary file a crash left, it serves its state again.
     std::fs::write(&path, &good).unwrap();
     std::fs::write(data.join("controller.json.tmp"), &good[..good.len() / 3]).unwrap();
-    let controller = Server::start_controller(&data);
+    let controller = HAZE.controller(&data);
     assert_eq!(members(&controller.addr).len(), 2);
 }
 

@@ -1,11 +1,11 @@
 //! The README's tour, command by command, and the errors a user sees.
 
-use crate::harness::{Server, haze, ok, run, serve_command};
+use crate::harness::{HAZE, Process, haze, ok, run, serve_command};
 
 #[test]
 fn the_data_commands_work_as_documented() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = HAZE.serve(dir.path(), &[]);
 
     assert_eq!(ok(&server, &["counter", "incr", "visits"]), "1\n");
     assert_eq!(ok(&server, &["counter", "incr", "visits", "5"]), "6\n");
@@ -56,7 +56,7 @@ fn the_data_commands_work_as_documented() {
 #[test]
 fn failures_exit_non_zero_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = HAZE.serve(dir.path(), &[]);
     ok(&server, &["counter", "incr", "n"]);
     for (args, expected) in [
         (vec!["set", "add", "n", "x"], "type mismatch"),
@@ -99,7 +99,7 @@ fn failures_exit_non_zero_with_one_line() {
 #[test]
 fn sigterm_stops_the_node_cleanly_and_writes_survive() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = HAZE.serve(
         dir.path(),
         &["--durability", "periodic", "--sync-interval-ms", "60000"],
     );
@@ -108,7 +108,7 @@ fn sigterm_stops_the_node_cleanly_and_writes_survive() {
     assert!(status.success(), "{status}");
     assert!(clean, "the node logs a clean stop");
     // Periodic mode syncs on shutdown: the write is there after a restart.
-    let server = Server::start(dir.path(), &[]);
+    let server = HAZE.serve(dir.path(), &[]);
     assert_eq!(ok(&server, &["counter", "get", "k"]), "7\n");
 }
 
@@ -158,7 +158,7 @@ fn sigterm_stops_the_node_even_when_its_log_pipe_is_gone() {
 }
 
 /// The node's count of requests of `kind` with `outcome` ("ok" or "error"), from its `/metrics`.
-fn requests_served(server: &Server, kind: &str, outcome: &str) -> u64 {
+fn requests_served(server: &Process, kind: &str, outcome: &str) -> u64 {
     use std::io::{Read, Write};
     let mut http = std::net::TcpStream::connect(&server.http).unwrap();
     http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -176,7 +176,7 @@ fn requests_served(server: &Server, kind: &str, outcome: &str) -> u64 {
 #[test]
 fn the_bench_command_drives_every_operation_without_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--durability", "periodic"]);
+    let server = HAZE.serve(dir.path(), &["--durability", "periodic"]);
     // The request kinds each operation sends (typed operations are "op"; `get` and `mixed`
     // write their keys first).
     for (op, kinds) in [

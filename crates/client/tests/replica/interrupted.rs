@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use haze_client::{Client, ClientConfig, Replica};
 use haze_crdt::{ActorId, PnCounter, TypedValue};
+use haze_testkit::TestNode;
 
 use crate::cut::{Cut, CutDial};
-use crate::harness::{NODE_ACTOR, TestNode, replica, scratch_dir};
+use crate::harness::{NODE_ACTOR, replica, scratch_dir, start_node};
 
 /// Keys in the sync: two merge requests' worth (a request holds 256 states).
 const KEYS: usize = 300;
@@ -66,7 +67,7 @@ async fn a_sync_cut_at_any_point_loses_nothing_and_the_next_sync_converges() {
         ("in the second merge answer", answers(4, 100), all, some),
     ];
     for (point, cut, node_merged, device_merged) in cuts {
-        let node = TestNode::start().await;
+        let node = start_node().await;
         let client = node.client().await;
         let dir = scratch_dir();
         let mut device = replica(dir.path(), "device", DEVICE);
@@ -82,7 +83,9 @@ async fn a_sync_cut_at_any_point_loses_nothing_and_the_next_sync_converges() {
             dial: dial.clone(),
             ..ClientConfig::default()
         };
-        let result = device.sync(&Client::lazy(&node.addr, config)).await;
+        let result = device
+            .sync(&Client::lazy(&node.addr.to_string(), config))
+            .await;
         node.settle(total + dial.dials(), open).await;
         assert!(result.is_err(), "a sync cut {point} succeeded: {result:?}");
 

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use haze_client::{Client, ClientConfig, Error, Replica, Scalar};
 use haze_crdt::{ActorId, ManualClock, Value};
+use haze_testkit::TestNode;
 use proptest::prelude::*;
 
 use crate::cut::{Cut, CutDial};
-use crate::harness::{NODE_ACTOR, TestNode, scratch_dir};
+use crate::harness::{NODE_ACTOR, scratch_dir, start_node};
 use crate::model::{Model, Op, Place, Shown, name, show};
 use crate::script::{BULK_KEYS, Edit, Step, bulk_key, step};
 
@@ -130,7 +131,7 @@ impl World {
             dial: dial.clone(),
             ..ClientConfig::default()
         };
-        let cut_client = Client::lazy(&self.node.addr, config);
+        let cut_client = Client::lazy(&self.node.addr.to_string(), config);
         let synced = self.devices[who].sync(&cut_client).await;
         drop(cut_client);
         // The node finishes what it received (a merge request that arrived whole commits).
@@ -345,7 +346,7 @@ fn run(clocks: Vec<u64>, steps: Vec<Step>) -> Result<(), TestCaseError> {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let node = TestNode::start().await;
+        let node = start_node().await;
         let client = node.client().await;
         let dir = scratch_dir();
         let clocks: Vec<_> = (clocks.into_iter())

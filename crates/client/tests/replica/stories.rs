@@ -3,7 +3,7 @@
 use haze_client::{Scalar, SyncReport};
 use haze_crdt::{OrSet, PnCounter};
 
-use crate::harness::{TestNode, replica};
+use crate::harness::{replica, start_node, wipe};
 
 fn members(set: &OrSet<Scalar>) -> Vec<String> {
     set.iter().map(ToString::to_string).collect()
@@ -75,7 +75,7 @@ fn a_damaged_file_is_refused_not_replaced() {
 
 #[tokio::test]
 async fn two_devices_converge_after_each_syncs_twice() {
-    let node = TestNode::start().await;
+    let node = start_node().await;
     let client = node.client().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut phone, mut laptop) = (
@@ -130,7 +130,7 @@ async fn two_devices_converge_after_each_syncs_twice() {
 
 #[tokio::test]
 async fn a_sync_when_nothing_changed_sends_only_digests() {
-    let node = TestNode::start().await;
+    let node = start_node().await;
     let client = node.client().await;
     let dir = tempfile::tempdir().unwrap();
     let mut phone = replica(dir.path(), "phone", 1);
@@ -157,7 +157,7 @@ async fn a_sync_when_nothing_changed_sends_only_digests() {
 
 #[tokio::test]
 async fn after_the_store_lost_its_data_the_next_syncs_restore_it() {
-    let node = TestNode::start().await;
+    let node = start_node().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut phone, mut laptop) = (
         replica(dir.path(), "phone", 1),
@@ -170,7 +170,7 @@ async fn after_the_store_lost_its_data_the_next_syncs_restore_it() {
     phone.sync(&client).await.unwrap();
     laptop.sync(&client).await.unwrap();
 
-    let node = node.wipe().await; // the store's disk is gone
+    let node = wipe(node).await; // the store's disk is gone
     let client = node.client().await;
     assert_eq!(client.get("list").await.unwrap(), None);
     let report = phone.sync(&client).await.unwrap();
@@ -210,7 +210,7 @@ fn a_replica_file_is_edited_by_one_process_at_a_time() {
 async fn a_state_claiming_this_actor_is_out_of_dots_is_refused_not_a_panic() {
     // Found in review: a merged state with the actor's count at 2^63 - 1 made the next add
     // mint a dot past what decodes (on a node: every later write of the key failed).
-    let node = TestNode::start().await;
+    let node = start_node().await;
     let client = node.client().await;
     let dir = tempfile::tempdir().unwrap();
     let mut phone = replica(dir.path(), "phone", 1);

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use haze_node::NodeConfig;
 use haze_protocol::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+use haze_testkit::TestNode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::harness::{TestNode, frame, is_closed, raw, read_response, short_timeouts};
+use crate::harness::{frame, is_closed, raw, read_response, short_timeouts};
 
 async fn expect_error(stream: &mut TcpStream, code: ErrorCode) {
     match read_response(stream).await {

@@ -11,8 +11,7 @@ use haze_node::cluster::{AckPolicy, ClusterView, sync_round};
 use haze_protocol::{Request, Response, Role};
 use haze_ring::{NodeId, PartitionTable};
 use haze_storage::{MemStore, Store, StoreConfig};
-
-use crate::harness::TestNode;
+use haze_testkit::TestNode;
 
 const CLUSTER: u64 = 0xc1a5_7e00_0000_0001;
 

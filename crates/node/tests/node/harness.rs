@@ -1,81 +1,13 @@
-//! Starting a node on loopback and talking to it byte by byte.
+//! Talking to a node byte by byte: raw frames, raw HTTP, timeouts short enough to watch. The
+//! node itself is `haze_testkit::TestNode`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use haze_crdt::{ActorId, ManualClock};
-use haze_node::{Node, NodeConfig};
+use haze_node::NodeConfig;
 use haze_protocol::{PROTOCOL_VERSION, Request, Response, write_frame};
-use haze_storage::{MemStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-
-/// A node serving on loopback; dropped, it shuts down.
-pub struct TestNode {
-    pub addr: SocketAddr,
-    pub http: SocketAddr,
-    pub node: Arc<Node>,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl TestNode {
-    pub async fn start(config: NodeConfig) -> TestNode {
-        let store = MemStore::new(config.store);
-        TestNode::start_with(config, Arc::new(store)).await
-    }
-
-    pub async fn start_with(config: NodeConfig, store: Arc<dyn Store>) -> TestNode {
-        TestNode::start_as(config, store, ActorId::new(0x0de0)).await
-    }
-
-    /// Starts a node with its own actor id (nodes of one cluster must not share one).
-    pub async fn start_as(config: NodeConfig, store: Arc<dyn Store>, actor: ActorId) -> TestNode {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, http) = (
-            listener.local_addr().unwrap(),
-            http_listener.local_addr().unwrap(),
-        );
-        let node = Node::start(config, store, actor, Arc::new(ManualClock::new(1_000))).unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(haze_node::serve(
-            node.clone(),
-            listener,
-            http_listener,
-            shutdown.clone(),
-        ));
-        TestNode {
-            addr,
-            http,
-            node,
-            shutdown,
-            task: Some(task),
-        }
-    }
-
-    pub async fn client(&self) -> haze_client::Client {
-        haze_client::Client::connect(&self.addr.to_string())
-            .await
-            .unwrap()
-    }
-
-    /// Shuts down and waits until the node has stopped.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
+use tokio::net::TcpStream;
 
 pub fn short_timeouts() -> NodeConfig {
     NodeConfig {

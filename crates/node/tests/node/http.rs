@@ -2,9 +2,10 @@
 
 use haze_node::NodeConfig;
 use haze_storage::StoreConfig;
+use haze_testkit::TestNode;
 use serde_json::Value as Json;
 
-use crate::harness::{TestNode, http};
+use crate::harness::http;
 
 fn json(body: &str) -> Json {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))

@@ -13,40 +13,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use haze_client::Client;
-use haze_controller::api::{SeenRequest, Status};
-use haze_controller::{Change, ClusterId, Controller, ControllerClient, MemberState, MoveLimits};
+use haze_controller::api::Status;
+use haze_controller::{Change, ClusterId, Controller, MemberState, MoveLimits};
 use haze_crdt::Value;
 use haze_node::NodeConfig;
-use haze_node::cluster::{AckPolicy, ClusterView};
+use haze_node::cluster::AckPolicy;
 use haze_ring::{MoveState, NodeId, PartitionTable};
-use haze_storage::{MemStore, Store, StoreConfig};
-use tokio_util::sync::CancellationToken;
+use haze_storage::{MemStore, Store};
+use haze_testkit::{TestController, TestNode, poll_controller, start_nodes};
 
 use crate::control::Control;
-use crate::harness::TestNode;
 
 const CLUSTER: u64 = 0xc1a5_7e00_0000_0021;
 /// Keys written before the change: enough for every partition to hold keys in several buckets
 /// (so its stream needs several throttled batches).
 const KEYS: i64 = 200;
 
-/// Nodes in this process, each on its own memory store (returned too, to look at what a node
-/// holds), and their addresses.
+/// Nodes in this process (quorum writes), each on its own memory store (returned too, to look
+/// at what a node holds), and their addresses.
 async fn nodes(n: u64, actors: u64) -> (Vec<TestNode>, Vec<Arc<MemStore>>, Vec<String>) {
     let config = NodeConfig {
         ack: AckPolicy::Quorum,
         forward_timeout: Duration::from_millis(1000),
         ..NodeConfig::default()
     };
-    let (mut nodes, mut stores) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let store = Arc::new(MemStore::new(StoreConfig::default()));
-        let actor = haze_crdt::ActorId::new(actors + i);
-        nodes.push(TestNode::start_as(config.clone(), store.clone(), actor).await);
-        stores.push(store);
-    }
-    let addrs = nodes.iter().map(|n| n.addr.to_string()).collect();
-    (nodes, stores, addrs)
+    start_nodes(n, &config, actors).await
 }
 
 /// Moves that stall: one byte per second, every move of the change streaming at once.
@@ -318,36 +309,6 @@ async fn a_queued_change_that_no_longer_fits_is_dropped_with_the_reason_and_the_
     }
 }
 
-/// One poll of the loop a node follows its controller with (`haze serve --controller`):
-/// report, and install the view the controller's answer gives.
-async fn poll_controller(client: &ControllerClient, node: &TestNode, id: NodeId) {
-    let (streams, cleaned) = node.node.handoff_reports();
-    let report = SeenRequest {
-        node: id,
-        epoch: node.node.view().map(|v| v.table.epoch().0),
-        streams,
-        cleaned,
-        known: None,
-        wait_ms: None,
-    };
-    let Ok(status) = client.seen(&report).await else {
-        return;
-    };
-    if let Some(table) = status.table.clone() {
-        node.node.install_view(ClusterView {
-            cluster: status.cluster.0,
-            me: id,
-            table,
-            addrs: status
-                .members
-                .iter()
-                .map(|m| (m.id, m.addr.clone()))
-                .collect(),
-            transition: status.transition.clone(),
-        });
-    }
-}
-
 /// `GET /metrics` of the controller at `addr`: the value of `name`.
 async fn metric(addr: &str, name: &str) -> u64 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -375,16 +336,8 @@ async fn a_move_in_one_state_too_long_is_flagged_stuck_in_the_status_and_the_met
         ..stalling()
     };
     let controller = Controller::open(dir.path(), ClusterId(CLUSTER), 16, 3).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let caddr = listener.local_addr().unwrap().to_string();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(haze_controller::serve(
-        controller,
-        limits,
-        listener,
-        shutdown.clone(),
-    ));
-    let admin = ControllerClient::new(&caddr);
+    let controller = TestController::start(controller, limits).await;
+    let admin = controller.client();
     for addr in &addrs {
         admin.register(addr).await.unwrap();
     }
@@ -453,7 +406,7 @@ async fn a_move_in_one_state_too_long_is_flagged_stuck_in_the_status_and_the_met
         "a pending move waits its turn and is never stuck"
     );
     assert_eq!(
-        metric(&caddr, "haze_controller_moves_stuck").await,
+        metric(&controller.addr, "haze_controller_moves_stuck").await,
         stuck.len() as u64,
         "the metrics count the moves the status flags"
     );
@@ -468,8 +421,7 @@ async fn a_move_in_one_state_too_long_is_flagged_stuck_in_the_status_and_the_met
 
     polling.store(false, Ordering::Relaxed);
     poller.await.unwrap();
-    shutdown.cancel();
-    server.await.unwrap().unwrap();
+    controller.stop().await;
     for node in handles {
         Arc::into_inner(node)
             .expect("the poller let go of the nodes")

@@ -14,10 +14,11 @@ use haze_node::cluster::AckPolicy;
 use haze_protocol::{ErrorCode, Request, Response};
 use haze_ring::NodeId;
 use haze_storage::{MemStore, Store, StoreConfig};
+use haze_testkit::{TestNode, start_nodes};
 use tokio::io::AsyncWriteExt;
 
 use crate::control::Control;
-use crate::harness::{TestNode, frame, http, raw, read_response};
+use crate::harness::{frame, http, raw, read_response};
 
 const CLUSTER: u64 = 0xc1a5_7e00_0000_0011;
 
@@ -177,15 +178,7 @@ async fn a_node_removed_from_its_cluster_drops_its_view_and_refuses_data_request
         ack: AckPolicy::Quorum,
         ..NodeConfig::default()
     };
-    let mut nodes = Vec::new();
-    let mut stores = Vec::new();
-    for i in 0..3u64 {
-        let store = Arc::new(MemStore::new(StoreConfig::default()));
-        let actor = haze_crdt::ActorId::new(0x0a00 + i);
-        nodes.push(TestNode::start_as(config.clone(), store.clone(), actor).await);
-        stores.push(store);
-    }
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let (nodes, stores, addrs) = start_nodes(3, &config, 0x0a00).await;
     let limits = MoveLimits {
         rate: 0,
         grace_ms: 60_000,

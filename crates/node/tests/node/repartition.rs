@@ -13,11 +13,11 @@ use haze_crdt::{Scalar, Value};
 use haze_node::NodeConfig;
 use haze_node::cluster::AckPolicy;
 use haze_ring::{MoveState, NodeId};
-use haze_storage::{MemStore, Store, StoreConfig};
+use haze_storage::{MemStore, Store};
+use haze_testkit::{TestNode, start_nodes};
 use tokio::sync::Mutex;
 
 use crate::control::Control;
-use crate::harness::TestNode;
 
 const CLUSTER: u64 = 0xc1a5_7e00_0000_0005;
 
@@ -44,24 +44,6 @@ async fn client_of(node: &TestNode) -> Client {
     Client::connect_with(&node.addr.to_string(), config)
         .await
         .unwrap()
-}
-
-/// Four nodes in this process, each on its own memory store (returned too, to look at what a
-/// node holds), with actor ids from `actors`, and their addresses.
-async fn four_nodes(
-    config: &NodeConfig,
-    actors: u64,
-) -> (Vec<TestNode>, Vec<Arc<MemStore>>, Vec<String>) {
-    let mut nodes = Vec::new();
-    let mut stores = Vec::new();
-    for i in 0..4u64 {
-        let store = Arc::new(MemStore::new(StoreConfig::default()));
-        let actor = haze_crdt::ActorId::new(actors + i);
-        nodes.push(TestNode::start_as(config.clone(), store.clone(), actor).await);
-        stores.push(store);
-    }
-    let addrs = nodes.iter().map(|n| n.addr.to_string()).collect();
-    (nodes, stores, addrs)
 }
 
 /// Writes counters and set members through `write_via`, reading each key back through
@@ -107,7 +89,7 @@ async fn a_node_joins_and_another_leaves_under_load_without_loss_or_errors() {
         forward_timeout: Duration::from_millis(1000),
         ..NodeConfig::default()
     };
-    let (nodes, stores, addrs) = four_nodes(&config, 0x5000).await;
+    let (nodes, stores, addrs) = start_nodes(4, &config, 0x5000).await;
     let limits = MoveLimits {
         partitions: 3,
         per_node: 2,
@@ -292,7 +274,7 @@ async fn a_departing_replica_passes_a_peers_digest_batch_on_to_the_new_replicas(
         ack: AckPolicy::Quorum,
         ..NodeConfig::default()
     };
-    let (nodes, _, addrs) = four_nodes(&config, 0x6000).await;
+    let (nodes, _, addrs) = start_nodes(4, &config, 0x6000).await;
     let limits = MoveLimits {
         partitions: 16,
         per_node: 16,
@@ -375,7 +357,7 @@ async fn a_leftover_copy_is_handed_back_to_the_replicas_then_deleted() {
     // A node that was down while its old partitions were cleaned up keeps them, possibly with
     // writes the replicas missed: here n4, a member that holds no partition, has a counter's
     // increment that no replica has.
-    let (nodes, stores, addrs) = four_nodes(&NodeConfig::default(), 0x7000).await;
+    let (nodes, stores, addrs) = start_nodes(4, &NodeConfig::default(), 0x7000).await;
     let limits = MoveLimits::default();
     let mut control = Control::new(CLUSTER, 16, 3, &addrs, 3, limits);
     for (i, node) in nodes.iter().enumerate() {
@@ -422,7 +404,7 @@ async fn a_replica_down_through_its_cleanups_hands_its_old_partitions_back_when_
         ack: AckPolicy::Quorum,
         ..NodeConfig::default()
     };
-    let (nodes, stores, addrs) = four_nodes(&config, 0x8000).await;
+    let (nodes, stores, addrs) = start_nodes(4, &config, 0x8000).await;
     let limits = MoveLimits {
         partitions: 16,
         per_node: 16,

@@ -4,8 +4,7 @@ use haze_client::{Error, Scalar};
 use haze_crdt::{ActorId, Crdt, GCounter, OrSet, PnCounter, Value};
 use haze_node::NodeConfig;
 use haze_storage::StoreConfig;
-
-use crate::harness::TestNode;
+use haze_testkit::{FailingStore, TestNode};
 
 #[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn every_request_kind_round_trips() {
@@ -170,52 +169,9 @@ async fn the_client_reconnects_after_the_connection_breaks() {
     node.stop().await;
 }
 
-/// A store whose commits always fail, as after a disk error.
-struct FailingStore(haze_storage::MemStore);
-
-impl haze_storage::Store for FailingStore {
-    fn get(&self, key: &[u8]) -> haze_storage::Result<Option<Value>> {
-        self.0.get(key)
-    }
-    fn apply(&self, _: &mut [haze_storage::Write]) -> haze_storage::Result<()> {
-        Err(haze_storage::Error::Io("injected: fsync failed".into()))
-    }
-    fn sync(&self) -> haze_storage::Result<()> {
-        Ok(())
-    }
-    fn digest(&self, key: &[u8]) -> haze_storage::Result<Option<u64>> {
-        self.0.digest(key)
-    }
-    fn bucket_digests(&self) -> haze_storage::Result<Vec<u64>> {
-        self.0.bucket_digests()
-    }
-    fn bucket_keys(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> haze_storage::Result<haze_storage::KeyPage> {
-        self.0.bucket_keys(bucket, after, limit)
-    }
-    fn bucket_values(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> haze_storage::Result<haze_storage::ValuePage> {
-        self.0.bucket_values(bucket, after, limit)
-    }
-    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> haze_storage::Result<u64> {
-        self.0.delete_buckets(buckets)
-    }
-    fn config(&self) -> &StoreConfig {
-        self.0.config()
-    }
-}
-
 #[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn after_a_storage_failure_writes_are_unavailable_and_health_says_so() {
-    let store = FailingStore(haze_storage::MemStore::new(StoreConfig::default()));
+    let store = FailingStore::new(StoreConfig::default());
     let node = TestNode::start_with(NodeConfig::default(), std::sync::Arc::new(store)).await;
     let client = node.client().await;
     for _ in 0..2 {

@@ -1,117 +1,18 @@
 //! The group committer: writes that arrive together share one commit, and a failed commit stops
 //! every later acknowledgement.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
 
 use haze_crdt::Value;
 use haze_storage::{
-    BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, Durability, Error, GroupCommitter, MemStore, Mutation,
-    Priority, Reply, Store, StoreConfig, Write, WriteError,
+    BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, Durability, Error, GroupCommitter, Mutation, Priority,
+    Reply, Store, StoreConfig, WriteError,
 };
+use haze_testkit::Gated;
 
 use crate::suite::counter;
-
-/// A store that can hold its first commit until released, fail its n-th commit, and count syncs
-/// (and tell who waits for one).
-struct Gated {
-    inner: MemStore,
-    gate: Mutex<bool>,
-    opened: Condvar,
-    applies: AtomicUsize,
-    fail_on: Option<usize>,
-    syncs: Mutex<usize>,
-    synced: Condvar,
-}
-
-impl Gated {
-    fn new(config: StoreConfig, held: bool, fail_on: Option<usize>) -> Arc<Self> {
-        Arc::new(Gated {
-            inner: MemStore::new(config),
-            gate: Mutex::new(held),
-            opened: Condvar::new(),
-            applies: AtomicUsize::new(0),
-            fail_on,
-            syncs: Mutex::new(0),
-            synced: Condvar::new(),
-        })
-    }
-
-    fn syncs(&self) -> usize {
-        *self.syncs.lock().unwrap()
-    }
-
-    /// Waits until the store has been synced at least once.
-    fn wait_for_a_sync(&self) {
-        // A hang guard, not a timing assertion: without the sync this would wait forever.
-        let (syncs, waited) = self
-            .synced
-            .wait_timeout_while(
-                self.syncs.lock().unwrap(),
-                std::time::Duration::from_secs(10),
-                |syncs| *syncs == 0,
-            )
-            .unwrap();
-        drop(syncs);
-        assert!(!waited.timed_out(), "the store was never synced");
-    }
-
-    fn release(&self) {
-        *self.gate.lock().unwrap() = false;
-        self.opened.notify_all();
-    }
-}
-
-impl Store for Gated {
-    fn get(&self, key: &[u8]) -> haze_storage::Result<Option<Value>> {
-        self.inner.get(key)
-    }
-    fn apply(&self, batch: &mut [Write]) -> haze_storage::Result<()> {
-        let n = self.applies.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut held = self.gate.lock().unwrap();
-        while *held {
-            held = self.opened.wait(held).unwrap();
-        }
-        if self.fail_on == Some(n) {
-            return Err(Error::Io("injected fsync failure".into()));
-        }
-        self.inner.apply(batch)
-    }
-    fn sync(&self) -> haze_storage::Result<()> {
-        *self.syncs.lock().unwrap() += 1;
-        self.synced.notify_all();
-        Ok(())
-    }
-    fn digest(&self, key: &[u8]) -> haze_storage::Result<Option<u64>> {
-        self.inner.digest(key)
-    }
-    fn bucket_digests(&self) -> haze_storage::Result<Vec<u64>> {
-        self.inner.bucket_digests()
-    }
-    fn bucket_keys(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> haze_storage::Result<haze_storage::KeyPage> {
-        self.inner.bucket_keys(bucket, after, limit)
-    }
-    fn bucket_values(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> haze_storage::Result<haze_storage::ValuePage> {
-        self.inner.bucket_values(bucket, after, limit)
-    }
-    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> haze_storage::Result<u64> {
-        self.inner.delete_buckets(buckets)
-    }
-    fn config(&self) -> &StoreConfig {
-        self.inner.config()
-    }
-}
 
 fn reply_to(tx: &mpsc::Sender<Result<Value, WriteError>>) -> Reply {
     let tx = tx.clone();
@@ -139,7 +40,7 @@ fn writes_that_arrive_during_a_commit_share_the_next_one() {
     let committer = GroupCommitter::start(store.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
     submit(&committer, b"first", counter(1, 1), &tx);
-    while store.applies.load(Ordering::SeqCst) == 0 {
+    while store.applies() == 0 {
         std::thread::yield_now(); // the writer is now inside the first commit, held
     }
     for i in 0..100u64 {
@@ -194,7 +95,7 @@ fn foreground_writes_overtake_a_queue_of_background_writes() {
     let (tx, rx) = mpsc::channel();
     let first = (b"first".as_slice(), counter(1, 1));
     submit_tagged(&committer, Priority::Foreground, first, usize::MAX, &tx);
-    while store.applies.load(Ordering::SeqCst) == 0 {
+    while store.applies() == 0 {
         std::thread::yield_now(); // the writer is now inside the first commit, held
     }
     // A stream's worth of background writes, then a few clients' writes behind them.
@@ -251,7 +152,7 @@ fn shutdown_applies_every_queued_background_write_then_syncs_once() {
     let (tx, rx) = mpsc::channel();
     let first = (b"first".as_slice(), counter(1, 1));
     submit_tagged(&committer, Priority::Foreground, first, usize::MAX, &tx);
-    while store.applies.load(Ordering::SeqCst) == 0 {
+    while store.applies() == 0 {
         std::thread::yield_now(); // the writer is now inside the first commit, held
     }
     // Several commits' worth, so the writer receives the stop with background writes left.
@@ -274,11 +175,7 @@ fn shutdown_applies_every_queued_background_write_then_syncs_once() {
         })
         .collect();
     first_return.recv().unwrap();
-    assert_eq!(
-        store.applies.load(Ordering::SeqCst),
-        1,
-        "the writer is still held"
-    );
+    assert_eq!(store.applies(), 1, "the writer is still held");
     store.release();
     for thread in stopping {
         thread.join().unwrap();
@@ -312,11 +209,7 @@ fn a_failed_commit_stops_every_later_acknowledgement() {
         rx.recv().unwrap(),
         Err(WriteError::Store(Error::Stopped(_)))
     ));
-    assert_eq!(
-        store.applies.load(Ordering::SeqCst),
-        2,
-        "nothing is applied after the failure"
-    );
+    assert_eq!(store.applies(), 2, "nothing is applied after the failure");
 }
 
 #[test]
