@@ -216,9 +216,11 @@ impl Node {
             .await
     }
 
-    /// Stops the node's background tasks and waits for them to end.
+    /// Stops the node's background tasks and waits for them to end, then closes its
+    /// connections to other nodes.
     pub async fn stop_tasks(&self) {
         self.tasks.stop().await;
+        self.cluster.peers().close();
     }
 
     /// Stops the writer after the queued writes, making everything durable.

@@ -135,6 +135,16 @@ impl Peers {
             .clone()
     }
 
+    /// Closes every connection to other nodes (the node is stopping; its copiers have ended):
+    /// each connection's tasks end with it.
+    pub(crate) fn close(&self) {
+        self.links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clear();
+    }
+
     /// Returns the channel to the node at `addr`, as a member of cluster `cluster`.
     pub(crate) fn client(&self, cluster: u64, addr: &str) -> Channel {
         self.link(cluster, addr).client

@@ -8,6 +8,7 @@ mod cluster;
 mod control;
 mod harness;
 mod http;
+mod layers;
 mod move_failures;
 mod outside;
 mod repartition;
