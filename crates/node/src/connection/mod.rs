@@ -1,0 +1,329 @@
+//! One client connection: the handshake (`handshake`), then pipelined requests, read here and
+//! answered through one writer task (`writer`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use haze_protocol::{
+    ErrorCode, FrameError, Request, RequestId, Response, Role, WireError, read_frame, write_frame,
+};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufReader};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use haze_storage::Priority;
+
+use crate::handler::{self, Plan};
+use crate::node::Node;
+
+mod handshake;
+mod writer;
+
+/// Why a connection ended (for logs).
+#[derive(Debug)]
+enum End {
+    Closed,
+    Shutdown,
+    Timeout(&'static str),
+    Protocol(String),
+}
+
+/// Serves one connection until the client closes it, misbehaves, idles out, or the node shuts
+/// down: the handshake, then pipelined requests answered as soon as each completes, in any
+/// order, through one writer task.
+pub(crate) async fn serve_connection<S>(node: Arc<Node>, stream: S, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read_half, mut write_half) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut body = Vec::new();
+    let role = match handshake::greet(&node, &mut reader, &mut write_half, &mut body).await {
+        Ok(role) => role,
+        Err(None) => return,
+        Err(Some(why)) => return end(&node, why),
+    };
+    let (responses, writer) =
+        writer::spawn(write_half, node.config().idle_timeout, shutdown.clone());
+    let ended = Reader {
+        node: &node,
+        role,
+        reader,
+        body,
+        responses: &responses,
+        budgets: Budgets::new(node.config()),
+        epoch_told: 0,
+    }
+    .run(&shutdown)
+    .await;
+    // The writer ends once every in-flight request has sent its response.
+    drop(responses);
+    let _ = writer.await;
+    end(&node, ended);
+}
+
+/// The per-connection budgets, clamped to what works: at least one request and one whole
+/// frame.
+struct Budgets {
+    requests: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    byte_budget: usize,
+}
+
+impl Budgets {
+    fn new(config: &crate::NodeConfig) -> Budgets {
+        let byte_budget = config
+            .max_in_flight_bytes
+            .clamp(config.max_frame_bytes.max(1), Semaphore::MAX_PERMITS);
+        Budgets {
+            requests: Arc::new(Semaphore::new(
+                config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            bytes: Arc::new(Semaphore::new(byte_budget)),
+            byte_budget,
+        }
+    }
+}
+
+/// Takes a frame's `len` bytes from this connection's budget and the node's: memory follows the
+/// bytes of the requests in flight, not their number, and many connections cannot add up to
+/// more than the node allows either.
+async fn reserve_bytes(
+    budgets: &Budgets,
+    node: &Node,
+    role: Role,
+    len: usize,
+) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+    let weight = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+    let mine = budgets.bytes.clone().acquire_many_owned(weight).await;
+    // Other nodes' requests (copies, forwarded writes) are exempt from the node-wide budget:
+    // clients' writes waiting for copies hold that budget, and the copies must not wait for
+    // it. A peer connection still has its own budget, and peers are few.
+    let node_wide = if matches!(role, Role::Peer { .. }) {
+        None
+    } else {
+        node.in_flight_bytes().acquire_many_owned(weight).await.ok()
+    };
+    (mine.ok(), node_wide)
+}
+
+/// The reading side of a connection after its handshake.
+struct Reader<'a, R> {
+    node: &'a Arc<Node>,
+    role: Role,
+    reader: BufReader<R>,
+    body: Vec<u8>,
+    responses: &'a writer::Responses,
+    budgets: Budgets,
+    /// The latest epoch this connection's client was told of (see `Plan::Route`).
+    epoch_told: u64,
+}
+
+impl<R: AsyncRead + Unpin> Reader<'_, R> {
+    /// Reads and answers requests until the connection ends; returns why it did.
+    async fn run(mut self, shutdown: &CancellationToken) -> End {
+        let config = self.node.config().clone();
+        let idle = config.idle_timeout;
+        loop {
+            if self.responses.is_closed() {
+                // The writer gave up on a client that does not read: stop reading it too.
+                return End::Timeout("responses not read");
+            }
+            let count = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Shutdown,
+                permit = self.budgets.requests.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
+            // Pipelined requests are usually already buffered: take them without arming a
+            // timer.
+            let frame = match buffered_frame(
+                &mut self.reader,
+                &mut self.body,
+                config.max_frame_bytes,
+            ) {
+                Some(frame) => Ok(frame),
+                None => tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return End::Shutdown,
+                    () = self.responses.closed() => return End::Timeout("responses not read"),
+                    frame = tokio::time::timeout(idle, read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes)) => frame,
+                },
+            };
+            if matches!(frame, Ok(Ok(true))) && self.body.len() > self.budgets.byte_budget {
+                return End::Protocol("a frame larger than the in-flight budget".into());
+            }
+            let (bytes, node_bytes) = if matches!(frame, Ok(Ok(true))) {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return End::Shutdown,
+                    permits = reserve_bytes(&self.budgets, self.node, self.role, self.body.len()) => permits,
+                }
+            } else {
+                (None, None)
+            };
+            let permit = Slot {
+                _count: count,
+                _bytes: bytes,
+                _node_bytes: node_bytes,
+            };
+            match frame {
+                Err(_) => return End::Timeout("idle"),
+                Ok(Ok(false)) => return End::Closed,
+                Ok(Err(FrameError::Io(e))) => return End::Protocol(e.to_string()),
+                Ok(Err(e)) => {
+                    let error = WireError::new(ErrorCode::BadRequest, e.to_string());
+                    let _ = self
+                        .responses
+                        .send((encode(0, &Response::Error(error)), permit));
+                    return End::Protocol(e.to_string());
+                }
+                Ok(Ok(true)) => match Request::decode(&self.body) {
+                    Ok((id, request)) => {
+                        let plan = handler::plan(self.node, request, self.body.len(), self.role);
+                        self.dispatch(id, plan, permit);
+                    }
+                    Err(e) => {
+                        let error = WireError::new(ErrorCode::BadRequest, e.reason.clone());
+                        let _ = self.responses.send((
+                            encode(e.request_id.unwrap_or(0), &Response::Error(error)),
+                            permit,
+                        ));
+                        return End::Protocol(e.to_string());
+                    }
+                },
+            }
+        }
+    }
+
+    /// Carries out the plan of request `id`: answers at once, submits a write whose callback
+    /// answers, or starts the task that answers.
+    fn dispatch(&mut self, id: RequestId, plan: Plan, permit: Slot) {
+        let answer = self.responses.clone();
+        let node = self.node.clone();
+        match plan {
+            Plan::Now(response) => {
+                let _ = answer.send((encode(id, &response), permit));
+            }
+            Plan::Write { kind, key, write } => {
+                let (started, writer_node) = (tokio::time::Instant::now(), node.clone());
+                node.writes().submit(
+                    key,
+                    write,
+                    Priority::Foreground,
+                    Box::new(move |outcome| {
+                        let response = handler::written(&writer_node, kind, started, outcome);
+                        let _ = answer.send((encode(id, &response), permit));
+                    }),
+                );
+            }
+            Plan::Batch {
+                items,
+                acks,
+                held_only,
+                priority,
+            } => {
+                tokio::spawn(async move {
+                    let response = handler::batch(node, items, acks, held_only, priority).await;
+                    let _ = answer.send((encode(id, &response), permit));
+                });
+            }
+            Plan::Route {
+                view,
+                request,
+                routing,
+                stale,
+            } => {
+                // Once per epoch, a client that reached a node without the key hears the
+                // current epoch, before the answer.
+                let notice = stale.filter(|e| *e > self.epoch_told).map(|e| {
+                    self.epoch_told = e;
+                    encode(0, &Response::Epoch(e))
+                });
+                tokio::spawn(async move {
+                    let response =
+                        crate::cluster::route(node.cluster().clone(), view, request, routing).await;
+                    let mut frames = notice.unwrap_or_default();
+                    frames.extend_from_slice(&encode(id, &response));
+                    let _ = answer.send((frames, permit));
+                });
+            }
+            Plan::Digests { list, keys } => {
+                tokio::spawn(async move {
+                    let response = handler::digests(node, list, keys).await;
+                    let _ = answer.send((encode(id, &response), permit));
+                });
+            }
+        }
+    }
+}
+
+/// The longest a client may leave its responses unread before it is cut off.
+const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long responses may still take to reach a client once the node is shutting down.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a request in flight holds until its response is written: one of the connection's
+/// request slots, and its frame's bytes of the connection's and of the node's byte budgets.
+struct Slot {
+    _count: OwnedSemaphorePermit,
+    _bytes: Option<OwnedSemaphorePermit>,
+    _node_bytes: Option<OwnedSemaphorePermit>,
+}
+
+/// Takes a whole frame from the reader's buffer if one is there, without touching the socket.
+/// Returns `None` when more bytes are needed, and an error for a frame over the limit.
+fn buffered_frame<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    body: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Option<Result<bool, FrameError>> {
+    let buffered = reader.buffer();
+    let size = u32::from_be_bytes(buffered.get(..4)?.try_into().expect("4 bytes")) as usize;
+    if size > max_bytes {
+        return Some(Err(FrameError::TooLarge {
+            size,
+            limit: max_bytes,
+        }));
+    }
+    let frame = buffered.get(4..4 + size)?;
+    body.clear();
+    body.extend_from_slice(frame);
+    std::pin::Pin::new(reader).consume(4 + size);
+    Some(Ok(true))
+}
+
+fn encode(id: RequestId, response: &Response) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64);
+    response.encode(id, &mut body);
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    write_frame(&mut frame, &body);
+    frame
+}
+
+async fn send<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    id: RequestId,
+    response: &Response,
+) -> std::io::Result<()> {
+    haze_protocol::flush_frames(writer, &encode(id, response)).await
+}
+
+fn end(node: &Node, why: End) {
+    match &why {
+        End::Closed | End::Shutdown => tracing::debug!(?why, "connection ended"),
+        End::Timeout(during) => {
+            node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(during, "connection timed out");
+        }
+        End::Protocol(reason) => {
+            node.metrics()
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                reason = reason.as_str(),
+                "connection closed for a protocol error"
+            );
+        }
+    }
+}
