@@ -122,17 +122,20 @@ impl std::fmt::Display for AckPolicy {
     }
 }
 
+/// A name that is no acknowledgement policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown acknowledgement policy {0:?}: use primary, quorum or all")]
+pub struct UnknownAckPolicy(pub String);
+
 impl std::str::FromStr for AckPolicy {
-    type Err = String;
+    type Err = UnknownAckPolicy;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "primary" => Ok(AckPolicy::Primary),
             "quorum" => Ok(AckPolicy::Quorum),
             "all" => Ok(AckPolicy::All),
-            other => Err(format!(
-                "unknown acknowledgement policy {other:?}: use primary, quorum or all"
-            )),
+            other => Err(UnknownAckPolicy(other.to_string())),
         }
     }
 }

@@ -59,7 +59,7 @@ mod supervisor;
 
 use std::sync::Arc;
 
-pub use config::{AckPolicy, NodeConfig};
+pub use config::{AckPolicy, NodeConfig, UnknownAckPolicy};
 pub use error::RequestError;
 use haze_protocol::Listener;
 pub use metrics::{Kind, Metrics};

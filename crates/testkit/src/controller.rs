@@ -83,17 +83,7 @@ pub async fn poll_controller(client: &ControllerClient, node: &TestNode, id: Nod
     let Ok(status) = client.seen(&report).await else {
         return;
     };
-    if let Some(table) = status.table.clone() {
-        node.node.install_view(ClusterView {
-            cluster: status.cluster.0,
-            me: id,
-            table,
-            addrs: status
-                .members
-                .iter()
-                .map(|m| (m.id, m.addr.clone()))
-                .collect(),
-            transition: status.transition.clone(),
-        });
+    if let Some(view) = ClusterView::from_status(&status, id) {
+        node.node.install_view(view);
     }
 }

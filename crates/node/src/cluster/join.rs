@@ -179,16 +179,5 @@ fn view_of(status: &Status, registered: &Registered) -> Option<ClusterView> {
         );
         return None;
     }
-    let table = status.table.clone()?;
-    Some(ClusterView {
-        cluster: status.cluster.0,
-        me: registered.node,
-        table,
-        addrs: status
-            .members
-            .iter()
-            .map(|m| (m.id, m.addr.clone()))
-            .collect(),
-        transition: status.transition.clone(),
-    })
+    ClusterView::from_status(status, registered.node)
 }

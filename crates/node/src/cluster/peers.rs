@@ -385,17 +385,14 @@ impl Peer {
         &self,
         items: Vec<(Vec<u8>, Value)>,
         priority: haze_storage::Priority,
-    ) -> Result<Vec<Result<(), String>>, ClusterError> {
+    ) -> Result<Vec<Result<(), haze_protocol::WireError>>, ClusterError> {
         let n = items.len();
         let request = match priority {
             haze_storage::Priority::Foreground => Request::Copy { items },
             haze_storage::Priority::Background => Request::Backfill { items },
         };
         match self.ask(request).await? {
-            Response::Acks(acks) if acks.len() == n => Ok(acks
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect()),
+            Response::Acks(acks) if acks.len() == n => Ok(acks),
             other => Err(self.unexpected("acknowledgements", &other)),
         }
     }

@@ -22,6 +22,21 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
+    /// The view node `me` takes from the controller's `status`, once it has a table.
+    pub fn from_status(status: &haze_controller::api::Status, me: NodeId) -> Option<ClusterView> {
+        Some(ClusterView {
+            cluster: status.cluster.0,
+            me,
+            table: status.table.clone()?,
+            addrs: status
+                .members
+                .iter()
+                .map(|m| (m.id, m.addr.clone()))
+                .collect(),
+            transition: status.transition.clone(),
+        })
+    }
+
     /// Returns the replicas a request for `key` goes to, primary first: the table's, or the
     /// new replicas of a partition whose move has passed streaming.
     pub fn replicas(&self, key: &[u8]) -> &[NodeId] {

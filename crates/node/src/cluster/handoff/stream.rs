@@ -222,13 +222,13 @@ fn batches(items: Vec<(Vec<u8>, Value)>) -> Vec<Batch> {
 /// Sends one `Backfill` batch to `peer` and checks that every item was merged.
 async fn backfill_to(peer: Peer, items: Vec<(Vec<u8>, Value)>) -> Result<(), ClusterError> {
     let acks = peer.merge_copies(items, Priority::Background).await?;
-    let refused: Vec<String> = acks.into_iter().filter_map(Result::err).collect();
+    let refused: Vec<haze_protocol::WireError> = acks.into_iter().filter_map(Result::err).collect();
     match refused.first() {
         None => Ok(()),
         Some(first) => Err(ClusterError::Refused {
             peer: peer.id,
             count: refused.len(),
-            first: first.clone(),
+            first: first.to_string(),
         }),
     }
 }
