@@ -198,7 +198,16 @@ impl Cluster {
                 let older = same(old)
                     && old.table.epoch() > view.table.epoch()
                     && !planted!(AcceptStaleView);
-                if older || **old == view {
+                if older {
+                    return;
+                }
+                if **old == view {
+                    // Nothing new; but what the change asks may need starting again (a stream
+                    // that completed was reopened by a forwarded write that failed since, and
+                    // the controller, waiting for it, will not change the view).
+                    let same = old.clone();
+                    drop(current);
+                    handoff::on_view(self, &same);
                     return;
                 }
                 if old.table != view.table {

@@ -27,8 +27,11 @@ use crate::hosts::{PORT, Shared, add_hosts, client_config, disks, host, run_to_e
 use crate::outcome::Outcome;
 use crate::schedule::{DEAD_AFTER_MS, Event, Faults, Rng, WORKLOAD, schedule};
 
-/// How long the healed cluster runs afterwards (anti-entropy every 2 s; the changes finish).
-const HEAL: Duration = Duration::from_secs(24);
+/// After the workload, the healed cluster runs until both changes finished (at most this long:
+/// a change still running then is reported unfinished)...
+const HEAL_MAX: Duration = Duration::from_secs(60);
+/// ...and then this long, for anti-entropy (every 2 s) to bring every replica level.
+const SETTLE: Duration = Duration::from_secs(10);
 const KEYS: u64 = 8;
 /// Bytes per second each node streams.
 const STREAM_RATE: u64 = 8 * 1024;
@@ -206,13 +209,20 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
     let mut events = schedule(&mut rng, nodes, faults_of);
     let faults_planned = events.iter().filter(|(_, e)| e.is_fault()).count();
 
-    let mut sim = simulation(seed, WORKLOAD + HEAL + Duration::from_secs(60));
+    let mut sim = simulation(seed, WORKLOAD + HEAL_MAX + SETTLE + Duration::from_secs(30));
     add_hosts(&mut sim, &disks, &shared);
     let history = Rc::new(RefCell::new(History::default()));
     let (targets, record) = (addrs.values().cloned().collect(), history.clone());
+    // Whether no change runs or waits, as the harness last saw it.
+    let idle = Rc::new(std::cell::Cell::new(false));
+    let seen_idle = idle.clone();
     sim.client("workload", async move {
         workload(seed, targets, record).await;
-        tokio::time::sleep(HEAL).await;
+        let healed = tokio::time::Instant::now() + HEAL_MAX;
+        while !idle.get() && tokio::time::Instant::now() < healed {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(SETTLE).await;
         Ok(())
     });
 
@@ -222,6 +232,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
     let mut down = BTreeSet::new();
     let mut later: Vec<(u64, Event)> = Vec::new();
     run_to_end(&mut sim, seed, |sim| {
+        seen_idle.set(events.is_empty() && shared.control().idle());
         shared
             .now_ms
             .store(sim.elapsed().as_millis() as u64, Ordering::SeqCst);
