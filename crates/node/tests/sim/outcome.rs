@@ -67,7 +67,10 @@ impl Outcome {
                 self.phantom > 0 || self.reads.phantom > 0,
                 "value nobody wrote (or written twice)",
             ),
-            (moves_alone && self.reads.not_found > 0, "read found nothing"),
+            (
+                moves_alone && self.reads.not_found > 0,
+                "read found nothing",
+            ),
             (
                 moves_alone && self.reads.stale > 0,
                 "read went back in time",
