@@ -29,6 +29,8 @@ enum Command {
     Controller(command::cluster::ControllerArgs),
     /// Administer a cluster through its controller: add, status.
     Cluster(command::cluster::ClusterArgs),
+    /// Client tokens, through the controller: create, list, revoke.
+    Token(command::token::TokenArgs),
     /// A local cluster in one process: a controller and --nodes nodes, formed and ready.
     Dev(command::dev::DevArgs),
     /// Counters: incr, decr, get.
@@ -48,6 +50,8 @@ enum Command {
     Local(command::local::LocalArgs),
     /// Load-test a node (and Redis, side by side, with --redis).
     Bench(command::bench::BenchArgs),
+    /// A cluster CA and the node and client certificates it issues: init, issue.
+    Certs(command::certs::CertsArgs),
 }
 
 /// The exit status of a process killed by SIGPIPE, as shells report it.
@@ -80,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => command::serve::run(args),
         Command::Controller(args) => command::cluster::run_controller(args),
         Command::Cluster(args) => command::cluster::run_cluster(args),
+        Command::Token(args) => command::token::run(args),
         Command::Dev(args) => command::dev::run(args),
         Command::Counter(cmd) => command::data::run_counter(cmd),
         Command::Set(cmd) => command::data::run_set(cmd),
@@ -88,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::Merge(args) => command::data::run_merge(args),
         Command::Local(args) => command::local::run(args),
         Command::Bench(args) => command::bench::run(args),
+        Command::Certs(args) => command::certs::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

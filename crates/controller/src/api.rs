@@ -5,6 +5,7 @@
 pub use haze_ring::{CleanReport, StreamReport};
 use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Stream, Transition};
 
+use crate::tokens::{Right, Token, TokenId, TokenTable};
 use crate::{ClusterId, MemberState, MoveLimits};
 
 /// `POST /v1/nodes`: a node announcing itself.
@@ -127,6 +128,11 @@ pub struct Status {
     /// controller process starts elsewhere), what a node sends back as [`SeenRequest::known`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// In answers to `/v1/seen` only (never in `GET /v1/cluster`): every client token's hash,
+    /// scope and expiry, which nodes check presented tokens against (`Some` and empty: there
+    /// is none; `None`: a controller that does not send them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenTable>,
 }
 
 /// One member in a [`Status`].
@@ -184,12 +190,97 @@ pub struct SeenRequest {
 /// The longest a `/v1/seen` request waits for the state to change.
 pub const MAX_WAIT_MS: u64 = 5_000;
 
+/// `POST /v1/tokens`: a token to create. The expiry is given one way or neither (never).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// Key prefixes it may touch (byte prefixes; none: every key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    /// Its rights: `read`, `write`, `admin` (at least one).
+    pub rights: Vec<Right>,
+    /// It expires this many milliseconds after it is created (by the controller's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+    /// It expires at this time, in milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// What it is for, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// A token as people see it (`GET /v1/tokens`): never its text or hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenInfo {
+    /// Its id (`t3`).
+    pub id: TokenId,
+    /// The key prefixes it may touch (none: every key).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Its rights.
+    pub rights: Vec<Right>,
+    /// When it expires, in milliseconds since the epoch (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// Whether it has expired, by the controller's clock.
+    #[serde(default)]
+    pub expired: bool,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// When it was created, in milliseconds since the epoch.
+    pub created_ms: u64,
+}
+
+impl TokenInfo {
+    /// What people see of `token` at `now_ms`.
+    pub fn of(token: &Token, now_ms: u64) -> TokenInfo {
+        TokenInfo {
+            id: token.id,
+            prefixes: token.prefixes.clone(),
+            rights: token.rights.iter().copied().collect(),
+            expires_at_ms: token.expires_at_ms,
+            expired: token.expired(now_ms),
+            description: token.description.clone(),
+            created_ms: token.created_ms,
+        }
+    }
+}
+
+/// The answer to `POST /v1/tokens`: the token's text, given this once, and what it grants.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CreatedToken {
+    /// The token (`haze_` and 64 hex digits): the controller keeps only its hash.
+    pub token: String,
+    /// What it grants.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &"..")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// `GET /v1/tokens`: every token, by id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenList {
+    /// The tokens.
+    pub tokens: Vec<TokenInfo>,
+}
+
 /// An error, as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiError {
     /// A stable code: `unknown_node`, `nothing_to_add`, `not_active`, `too_few_nodes`,
     /// `nothing_proposed`, `no_room`, `too_many_members`, `bad_request`, `state`, `not_found`,
-    /// `internal` (docs/cluster.md).
+    /// `internal`, `unauthorized`, `forbidden`, `unknown_token`, `too_many_tokens`
+    /// (docs/cluster.md).
     pub error: String,
     /// What happened, for people.
     pub message: String,

@@ -10,8 +10,10 @@ use tokio::net::TcpStream;
 
 use crate::Plan;
 use crate::api::{
-    AddRequest, ApiError, PlanRequest, RegisterRequest, Registered, SeenRequest, Status,
+    AddRequest, ApiError, CreateTokenRequest, CreatedToken, PlanRequest, RegisterRequest,
+    Registered, SeenRequest, Status, TokenInfo, TokenList,
 };
+use crate::tokens::{TokenId, well_formed};
 
 /// The largest answer read (a full table of 4096 partitions × a few replicas is far less).
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -43,6 +45,10 @@ pub enum ClientError {
         #[source]
         source: AnswerError,
     },
+    /// The token given to [`ControllerClient::with_token`] is not a Haze token (the error
+    /// does not quote it).
+    #[error("the token given is not a Haze token (haze_ and 64 lowercase hex digits)")]
+    BadToken,
     /// The request's body could not be written as JSON (the API's bodies always can).
     #[error("a request to controller {addr} could not be encoded: {source}")]
     Encode {
@@ -85,10 +91,22 @@ pub enum AnswerError {
 }
 
 /// Talks to the controller at one address.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControllerClient {
     addr: String,
     timeout: Duration,
+    /// Sent as `Authorization: Bearer` with every request.
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for ControllerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerClient")
+            .field("addr", &self.addr)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl ControllerClient {
@@ -97,7 +115,51 @@ impl ControllerClient {
         ControllerClient {
             addr: addr.into(),
             timeout: Duration::from_secs(10),
+            token: None,
         }
+    }
+
+    /// Sends `token` (surrounding whitespace ignored) as `Authorization: Bearer` with every
+    /// request: an admin token, for a controller that requires one for changes. A token of
+    /// the wrong shape fails every call with [`ClientError::BadToken`], before connecting.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> ControllerClient {
+        self.token = Some(token.into().trim().to_string());
+        self
+    }
+
+    /// Creates a client token; the answer holds its text, which the controller never shows
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; [`ClientError::Refused`] with `bad_request` for a scope the controller
+    /// refuses, `unauthorized` or `forbidden` without an admin token where one is required.
+    pub async fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+    ) -> Result<CreatedToken, ClientError> {
+        self.call("POST", "/v1/tokens", Some(request)).await
+    }
+
+    /// Lists the client tokens, by id (never their texts).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_token`](Self::create_token).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, ClientError> {
+        let list: TokenList = self.call::<(), _>("GET", "/v1/tokens", None).await?;
+        Ok(list.tokens)
+    }
+
+    /// Revokes the token `id`, and returns what it was: nodes refuse it from their next poll.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_token`](Self::create_token); `unknown_token` for no such token.
+    pub async fn revoke_token(&self, id: TokenId) -> Result<TokenInfo, ClientError> {
+        self.call::<(), _>("DELETE", &format!("/v1/tokens/{id}"), None)
+            .await
     }
 
     /// Registers the node reachable at `addr`.
@@ -198,8 +260,14 @@ impl ControllerClient {
             })?,
             None => Vec::new(),
         };
+        // Checked, so nothing but a token's characters ever goes into the header.
+        let authorization = match &self.token {
+            Some(token) if well_formed(token) => format!("Authorization: Bearer {token}\r\n"),
+            Some(_) => return Err(ClientError::BadToken),
+            None => String::new(),
+        };
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{authorization}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             self.addr,
             body.len()

@@ -3,6 +3,8 @@
 
 use haze_ring::NodeId;
 
+use crate::tokens::{AuthError, TokenError, TokenId};
+
 /// Why a controller operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +47,24 @@ pub enum Error {
     /// Nothing to do: the nodes are already active, or the change is empty.
     #[error("nothing to change: name standby nodes to add or active nodes to remove")]
     NothingToAdd,
+    /// A request that needs a token came without a valid one (the controller requires
+    /// tokens).
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// A valid token without the right the request needs.
+    #[error("token {token} lacks the {needs} right this request needs")]
+    Forbidden {
+        /// The token's id.
+        token: TokenId,
+        /// The right it lacks.
+        needs: crate::tokens::Right,
+    },
+    /// No token has this id (never created, or revoked already).
+    #[error("no token is {0:?}")]
+    UnknownToken(String),
+    /// A token cannot be created as asked.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// The ring refused the change (a bad partition count, no nodes).
     #[error(transparent)]
     Ring(#[from] haze_ring::Error),
@@ -120,6 +140,14 @@ pub enum Inconsistency {
     /// A change is under way but there is no table.
     #[error("a change is under way but there is no table")]
     ChangeWithoutTable,
+    /// A token's id is not below the id the next token gets.
+    #[error("token {id} is not below the next token id {next}")]
+    TokenIdNotBelowNext {
+        /// The highest token id.
+        id: TokenId,
+        /// The next id.
+        next: u64,
+    },
     /// A member's id is not below the id the next registered node gets.
     #[error("{id} is not below the next id {next}")]
     IdNotBelowNext {

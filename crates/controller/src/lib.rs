@@ -21,9 +21,13 @@
 //! * `persist` — [`Controller`]: the state kept in a file.
 //! * `api` — the bodies of the HTTP/JSON API; `status` summarizes the state in one;
 //!   `server` serves it; `client` calls it.
+//! * `tokens` — client tokens: their model and the [`TokenTable`](tokens::TokenTable) nodes
+//!   check them against (pure); `bootstrap` — the first admin token of a controller that
+//!   requires tokens.
 //! * `error` — [`Error`] and the causes it keeps.
 
 pub mod api;
+mod bootstrap;
 mod change;
 mod client;
 mod error;
@@ -34,13 +38,16 @@ mod progress;
 mod server;
 mod state;
 mod status;
+pub mod tokens;
 mod tracker;
+
+pub use bootstrap::{ADMIN_TOKEN_FILE, Bootstrap};
 
 pub use change::{Change, Plan, PlannedMove};
 pub use client::{AnswerError, ClientError, ControllerClient};
 pub use error::{Error, Inconsistency, Result, StateError};
 pub use limits::MoveLimits;
 pub use persist::Controller;
-pub use server::{router, serve};
+pub use server::{ServeOptions, WallClock, router, serve, serve_with};
 pub use state::{ClusterId, ControllerState, MAX_MEMBERS, Member, MemberState};
 pub use tracker::{NodeSeen, Tracker};

@@ -29,7 +29,7 @@ struct StateFile<S> {
     state: S,
 }
 
-fn state_error(path: &Path, source: impl Into<StateError>) -> Error {
+pub(crate) fn state_error(path: &Path, source: impl Into<StateError>) -> Error {
     Error::State {
         path: path.display().to_string(),
         source: source.into(),
@@ -100,6 +100,11 @@ impl Controller {
     /// Returns the state.
     pub fn state(&self) -> &ControllerState {
         &self.state
+    }
+
+    /// Returns the folder it keeps its state in.
+    pub fn dir(&self) -> &Path {
+        parent(&self.path)
     }
 
     /// Returns how many times the state changed since the controller opened.
@@ -175,7 +180,7 @@ fn parent(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 

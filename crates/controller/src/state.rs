@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use haze_ring::{NodeId, PartitionTable, Transition};
 
 use crate::change::Change;
+use crate::tokens::{NewToken, Token, TokenHash, TokenId, TokenTable};
 
 use crate::{Error, Inconsistency, Result};
 
@@ -79,6 +80,18 @@ pub struct ControllerState {
     /// Queued changes that could not start, and why (the last few).
     #[serde(default)]
     pub(crate) dropped: VecDeque<String>,
+    /// Client tokens: hashes and scopes, never a token's text. Left out of the file while
+    /// there is none, so a cluster that never made one keeps the file older versions read.
+    #[serde(default, skip_serializing_if = "TokenTable::is_empty")]
+    pub(crate) tokens: TokenTable,
+    /// The number of the next token's id (0 reads as 1). Ids are never reused: a revoked id
+    /// names nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) next_token: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ControllerState {
@@ -101,6 +114,8 @@ impl ControllerState {
             proposed: None,
             next_change: 1,
             dropped: VecDeque::new(),
+            tokens: TokenTable::default(),
+            next_token: 0,
         })
     }
 
@@ -203,6 +218,14 @@ impl ControllerState {
         } else if self.transition.is_some() {
             return Err(Inconsistency::ChangeWithoutTable);
         }
+        if let Some(last) = self.tokens.last_id()
+            && last.0 >= self.next_token.max(1)
+        {
+            return Err(Inconsistency::TokenIdNotBelowNext {
+                id: last,
+                next: self.next_token.max(1),
+            });
+        }
         match self.members.keys().next_back() {
             Some(last) if last.0 >= self.next_node => Err(Inconsistency::IdNotBelowNext {
                 id: *last,
@@ -210,6 +233,36 @@ impl ControllerState {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Returns the client tokens.
+    pub fn tokens(&self) -> &TokenTable {
+        &self.tokens
+    }
+
+    /// Adds a token of `new`'s scope whose text hashes to `hash`, created at `now_ms`, with
+    /// the next id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Token`] for a scope [`TokenTable::insert`] refuses.
+    pub fn create_token(&mut self, new: NewToken, hash: TokenHash, now_ms: u64) -> Result<Token> {
+        let id = TokenId(self.next_token.max(1));
+        let token = self.tokens.insert(id, hash, new, now_ms)?.clone();
+        self.next_token = id.0 + 1;
+        Ok(token)
+    }
+
+    /// Revokes the token `id` (it is removed: nodes refuse it once they have the table), and
+    /// returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownToken`].
+    pub fn revoke_token(&mut self, id: TokenId) -> Result<Token> {
+        self.tokens
+            .revoke(id)
+            .ok_or_else(|| Error::UnknownToken(id.to_string()))
     }
 
     /// Returns the registered nodes.

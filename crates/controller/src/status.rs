@@ -41,6 +41,7 @@ impl Status {
             dropped: state.dropped().cloned().collect(),
             limits: None,
             version: None,
+            tokens: None,
         }
     }
 

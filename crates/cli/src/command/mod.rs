@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub(crate) mod bench;
+pub(crate) mod certs;
 pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod dev;
@@ -8,3 +9,4 @@ pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod progress;
 pub(crate) mod serve;
+pub(crate) mod token;

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::{App, Inner};
 use crate::Error;
 use crate::api::ApiError;
+use crate::tokens::TokenError;
 
 /// Runs `f` on the controller off the runtime's threads (a change fsyncs), and answers with its
 /// result as JSON.
@@ -64,8 +65,21 @@ pub(super) fn respond<T: serde::Serialize>(outcome: Result<T, Failed>) -> Respon
                 Error::State { .. } | Error::Locked(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "state")
                 }
+                Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+                Error::UnknownToken(_) => (StatusCode::NOT_FOUND, "unknown_token"),
+                Error::Token(TokenError::TooMany) => (StatusCode::CONFLICT, "too_many_tokens"),
+                Error::Token(TokenError::Random) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                Error::Token(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             };
-            failure(status, code, &e.to_string())
+            let mut response = failure(status, code, &e.to_string());
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
         }
         Err(Failed::Panicked) => failure(
             StatusCode::INTERNAL_SERVER_ERROR,

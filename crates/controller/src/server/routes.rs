@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::respond::{parse, respond, run, with};
+use super::tokens::authorize;
 use super::{App, Inner, advance};
 use crate::Change;
 use crate::Error;
@@ -106,6 +107,7 @@ fn node_status(inner: &Inner, app: &App) -> Status {
     let mut status = status_seen(inner, app);
     status.progress = None;
     status.version = Some(app.version(inner));
+    status.tokens = Some(inner.controller.state().tokens().for_nodes());
     status
 }
 
@@ -125,7 +127,10 @@ pub(super) async fn register(State(app): State<App>, body: Bytes) -> Response {
 }
 
 /// Plans and commits a change of `nodes` (added, or removed), then answers the status.
-async fn change_nodes(app: App, body: Bytes, adding: bool) -> Response {
+async fn change_nodes(app: App, headers: HeaderMap, body: Bytes, adding: bool) -> Response {
+    if let Err(response) = authorize(&app, &headers).await {
+        return *response;
+    }
     let request: AddRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
@@ -153,15 +158,18 @@ async fn change_nodes(app: App, body: Bytes, adding: bool) -> Response {
     .await
 }
 
-pub(super) async fn add(State(app): State<App>, body: Bytes) -> Response {
-    change_nodes(app, body, true).await
+pub(super) async fn add(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    change_nodes(app, headers, body, true).await
 }
 
-pub(super) async fn remove(State(app): State<App>, body: Bytes) -> Response {
-    change_nodes(app, body, false).await
+pub(super) async fn remove(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    change_nodes(app, headers, body, false).await
 }
 
-pub(super) async fn plan(State(app): State<App>, body: Bytes) -> Response {
+pub(super) async fn plan(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorize(&app, &headers).await {
+        return *response;
+    }
     let request: PlanRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
@@ -178,7 +186,10 @@ pub(super) async fn plan(State(app): State<App>, body: Bytes) -> Response {
     .await
 }
 
-pub(super) async fn commit(State(app): State<App>) -> Response {
+pub(super) async fn commit(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(response) = authorize(&app, &headers).await {
+        return *response;
+    }
     with(app.clone(), move |inner| {
         let rate = app.limits.rate;
         inner.controller.change(|s| s.commit(rate).map(drop))?;
