@@ -139,6 +139,7 @@ async fn one_address_past_its_cap_is_refused_while_another_gets_in() {
 /// anonymous; a client trusting another CA is refused at the handshake; plaintext to the TLS
 /// port gets no answer.
 #[tokio::test]
+#[allow(clippy::disallowed_methods)] // certificates are valid from now (real time, for rustls)
 async fn over_tls_requests_know_their_peer_and_strangers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
