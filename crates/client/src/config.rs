@@ -31,6 +31,9 @@ pub struct ClientConfig {
     /// to the replicas that own their keys; [`Role::Local`]: served by the contacted node's
     /// own copy).
     pub role: Role,
+    /// The bearer token the client presents (its hello carries it): what it may read and
+    /// write, in a cluster that requires tokens (default none).
+    pub token: Option<String>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("role", &self.role)
             .field("direct", &self.direct)
             .field("reconnect_backoff", &self.reconnect_backoff)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +60,7 @@ impl ClientConfig {
             max_frame_bytes: self.max_frame_bytes,
             reconnect_backoff: self.reconnect_backoff,
             role: self.role,
+            token: self.token.clone(),
         }
     }
 }
@@ -71,6 +76,7 @@ impl Default for ClientConfig {
             max_frame_bytes,
             reconnect_backoff,
             role,
+            token,
         } = ChannelConfig::default();
         ClientConfig {
             dial,
@@ -80,6 +86,7 @@ impl Default for ClientConfig {
             role,
             direct: false,
             reconnect_backoff,
+            token,
         }
     }
 }

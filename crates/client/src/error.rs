@@ -32,6 +32,14 @@ pub enum Error {
     /// [`Error::is_indeterminate`]).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The node does not know who the client is: no token, or one it does not accept (unknown,
+    /// revoked, expired). Nothing was done.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The client's token does not allow this (a key outside its prefixes, a write with a
+    /// read-only token, an administrative request). Nothing was done.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The node refused the request as malformed, or the operation as invalid.
     #[error("refused: {0}")]
     Refused(String),
@@ -70,6 +78,9 @@ impl From<WireError> for Error {
             }
             ErrorCode::BadRequest | ErrorCode::Refused => Error::Refused(message),
             ErrorCode::WrongCluster => Error::Refused(format!("wrong cluster: {message}")),
+            ErrorCode::Unauthorized => Error::Unauthorized(message),
+            ErrorCode::Forbidden => Error::Forbidden(message),
+            ErrorCode::ClockSkew => Error::Refused(format!("clock skew: {message}")),
             ErrorCode::UnsupportedVersion => Error::Protocol(message),
             _ => Error::Protocol(format!("{}: {message}", e.code)),
         }

@@ -1,12 +1,11 @@
-//! A client of the controller's API, for nodes and the `haze cluster` commands.
-//!
-//! The API is a handful of small JSON requests, so this speaks just enough HTTP/1.1 (one request
-//! per connection, `Connection: close`) rather than pull in an HTTP client library.
+//! A client of the controller's API, for nodes and the `haze cluster` commands: JSON over
+//! HTTP/1 (`haze_http::HttpClient`: hyper), over TLS when given a configuration (a node's is
+//! its own certificate, which the controller reads its identity from).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use haze_http::{HttpClient, HttpError};
 
 use crate::Plan;
 use crate::api::{
@@ -15,29 +14,26 @@ use crate::api::{
 };
 use crate::tokens::{TokenId, well_formed};
 
-/// The largest answer read (a full table of 4096 partitions × a few replicas is far less).
-const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
-
 /// Why a controller request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The controller could not be reached or did not answer in time (a timeout is an error of
-    /// kind [`TimedOut`](std::io::ErrorKind::TimedOut)).
-    #[error("controller {addr}: {source}")]
+    /// The controller could not be reached, refused the TLS handshake, or did not answer in
+    /// time.
+    #[error("controller {addr}")]
     Unreachable {
         /// Its address.
         addr: String,
         /// What failed.
         #[source]
-        source: std::io::Error,
+        source: HttpError,
     },
     /// The controller refused the request: `.0.error` is the API's stable code
     /// (`unknown_node`, ...).
     #[error("{}", .0.message)]
     Refused(ApiError),
     /// The answer was not the API's.
-    #[error("controller {addr} answered something else than its API: {source}")]
+    #[error("controller {addr} answered something else than its API")]
     BadAnswer {
         /// Its address.
         addr: String,
@@ -50,7 +46,7 @@ pub enum ClientError {
     #[error("the token given is not a Haze token (haze_ and 64 lowercase hex digits)")]
     BadToken,
     /// The request's body could not be written as JSON (the API's bodies always can).
-    #[error("a request to controller {addr} could not be encoded: {source}")]
+    #[error("a request to controller {addr} could not be encoded")]
     Encode {
         /// Its address.
         addr: String,
@@ -64,18 +60,6 @@ pub enum ClientError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnswerError {
-    /// The connection closed before the end of the headers.
-    #[error("an incomplete HTTP response")]
-    Incomplete,
-    /// The headers are not UTF-8.
-    #[error("a non-UTF-8 header")]
-    NonUtf8Header,
-    /// The answer does not start with an HTTP/1 status line.
-    #[error("not an HTTP response")]
-    NotHttp,
-    /// A chunked body, which this client does not read (the controller never sends one).
-    #[error("a chunked response")]
-    Chunked,
     /// A success whose body is not the JSON asked for.
     #[error(transparent)]
     Json(serde_json::Error),
@@ -95,6 +79,8 @@ pub enum AnswerError {
 pub struct ControllerClient {
     addr: String,
     timeout: Duration,
+    /// TLS towards the controller (and this client's certificate, if it has one).
+    tls: Option<Arc<haze_tls::rustls::ClientConfig>>,
     /// Sent as `Authorization: Bearer` with every request.
     token: Option<String>,
 }
@@ -115,8 +101,17 @@ impl ControllerClient {
         ControllerClient {
             addr: addr.into(),
             timeout: Duration::from_secs(10),
+            tls: None,
             token: None,
         }
+    }
+
+    /// Speaks TLS to the controller with `config` (its roots, and this side's certificate if
+    /// it has one: a node presents its own, which names it).
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<haze_tls::rustls::ClientConfig>) -> ControllerClient {
+        self.tls = Some(config);
+        self
     }
 
     /// Sends `token` (surrounding whitespace ignored) as `Authorization: Bearer` with every
@@ -245,7 +240,7 @@ impl ControllerClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let unreachable = |source: std::io::Error| ClientError::Unreachable {
+        let unreachable = |source: HttpError| ClientError::Unreachable {
             addr: self.addr.clone(),
             source,
         };
@@ -262,38 +257,21 @@ impl ControllerClient {
         };
         // Checked, so nothing but a token's characters ever goes into the header.
         let authorization = match &self.token {
-            Some(token) if well_formed(token) => format!("Authorization: Bearer {token}\r\n"),
+            Some(token) if well_formed(token) => Some(format!("Bearer {token}")),
             Some(_) => return Err(ClientError::BadToken),
-            None => String::new(),
+            None => None,
         };
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{authorization}\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(&body);
-        let exchange = async {
-            let mut stream = TcpStream::connect(&self.addr).await?;
-            stream.write_all(&request).await?;
-            let mut answer = Vec::new();
-            stream
-                .take(MAX_RESPONSE_BYTES)
-                .read_to_end(&mut answer)
-                .await?;
-            Ok::<_, std::io::Error>(answer)
-        };
-        let answer = tokio::time::timeout(self.timeout, exchange)
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        let http = HttpClient::new(self.addr.clone(), self.tls.clone(), self.timeout);
+        let answer = http
+            .request(method, path, &headers, Some(body))
             .await
-            .map_err(|_| {
-                unreachable(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {:?}", self.timeout),
-                ))
-            })?
             .map_err(unreachable)?;
-        let (status, body) = split_response(&answer).map_err(bad)?;
+        let (status, body) = (answer.status, &answer.body[..]);
         if status == 200 {
             serde_json::from_slice(body).map_err(|e| bad(AnswerError::Json(e)))
         } else {
@@ -301,53 +279,5 @@ impl ControllerClient {
                 .map_err(|source| bad(AnswerError::NotAnApiError { status, source }))?;
             Err(ClientError::Refused(error))
         }
-    }
-}
-
-/// Splits an HTTP/1.1 response into its status and body (the server sends a `Content-Length`
-/// body and closes, so the body is what follows the headers).
-fn split_response(answer: &[u8]) -> Result<(u16, &[u8]), AnswerError> {
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(AnswerError::Incomplete)?;
-    let head = std::str::from_utf8(&answer[..end]).map_err(|_| AnswerError::NonUtf8Header)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|_| head.starts_with("HTTP/1."))
-        .ok_or(AnswerError::NotHttp)?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Err(AnswerError::Chunked);
-    }
-    Ok((status, &answer[end + 4..]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{AnswerError, split_response};
-
-    #[test]
-    fn responses_are_split_or_refused() {
-        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert!(matches!(split_response(ok), Ok((200, b"{}"))));
-        assert!(matches!(
-            split_response(b"HTTP/1.1 200 OK\r\n"),
-            Err(AnswerError::Incomplete)
-        ));
-        assert!(matches!(
-            split_response(b"SSH-2.0-OpenSSH\r\n\r\n"),
-            Err(AnswerError::NotHttp)
-        ));
-        assert!(matches!(
-            split_response(b"HTTP/1.1 200 \xff\r\n\r\n"),
-            Err(AnswerError::NonUtf8Header)
-        ));
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        assert!(matches!(split_response(chunked), Err(AnswerError::Chunked)));
     }
 }

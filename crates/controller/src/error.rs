@@ -41,6 +41,10 @@ pub enum Error {
     /// A node's address is not `host:port`.
     #[error("{0:?} is not an address (host:port, printable ASCII, at most 256 bytes)")]
     BadAddress(String),
+    /// A node's certificate does not match the node it reports as, or the address it
+    /// registers belongs to another node's certificate.
+    #[error("{0}")]
+    IdentityMismatch(String),
     /// The data folder is in use by another controller.
     #[error("{0} is in use by another controller")]
     Locked(String),

@@ -44,6 +44,10 @@ pub struct Member {
     pub addr: String,
     /// Whether it holds partitions.
     pub state: MemberState,
+    /// The node name its certificate proves (`haze://node/NAME`), when the controller serves
+    /// TLS: only a caller presenting that certificate reports as this member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// The most registered nodes a cluster takes (every change rewrites the whole state file).
@@ -127,6 +131,19 @@ impl ControllerState {
     /// [`Error::BadAddress`] unless `addr` is `host:port` in printable ASCII, at most 256 bytes;
     /// [`Error::TooManyMembers`] past [`MAX_MEMBERS`].
     pub fn register(&mut self, addr: &str) -> Result<NodeId> {
+        self.register_as(addr, None)
+    }
+
+    /// Registers the node listening at `addr` whose certificate names it `identity` (a
+    /// controller serving TLS registers nodes only so), or returns its id if it is registered.
+    /// A node keeps its id across restarts: found by its identity first (its address may have
+    /// changed, and is updated), then by its address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadAddress`], [`Error::TooManyMembers`]; [`Error::IdentityMismatch`] if another
+    /// node's certificate already holds `addr`.
+    pub fn register_as(&mut self, addr: &str, identity: Option<&str>) -> Result<NodeId> {
         let well_formed = addr.len() <= 256
             && addr.bytes().all(|b| b.is_ascii_graphic())
             && addr
@@ -135,8 +152,35 @@ impl ControllerState {
         if !well_formed {
             return Err(Error::BadAddress(addr.to_string()));
         }
-        if let Some((id, _)) = self.members.iter().find(|(_, m)| m.addr == addr) {
-            return Ok(*id);
+        if let Some(name) = identity
+            && let Some(id) = self.member_of(name)
+        {
+            if self
+                .members
+                .iter()
+                .any(|(other, m)| *other != id && m.addr == addr)
+            {
+                return Err(Error::IdentityMismatch(format!(
+                    "{addr} is another registered node's address"
+                )));
+            }
+            if let Some(member) = self.members.get_mut(&id) {
+                member.addr = addr.to_string();
+            }
+            return Ok(id);
+        }
+        if let Some((id, member)) = self.members.iter_mut().find(|(_, m)| m.addr == addr) {
+            return match (&member.identity, identity) {
+                (None, None) => Ok(*id),
+                // A node registered before the cluster had certificates claims its entry once.
+                (None, Some(name)) => {
+                    member.identity = Some(name.to_string());
+                    Ok(*id)
+                }
+                (Some(_), _) => Err(Error::IdentityMismatch(format!(
+                    "{addr} is registered to a node with another certificate"
+                ))),
+            };
         }
         if self.members.len() >= MAX_MEMBERS {
             return Err(Error::TooManyMembers(self.members.len()));
@@ -148,9 +192,19 @@ impl ControllerState {
             Member {
                 addr: addr.to_string(),
                 state: MemberState::Standby,
+                identity: identity.map(str::to_string),
             },
         );
         Ok(id)
+    }
+
+    /// The member whose certificate names it `identity`.
+    #[must_use]
+    pub fn member_of(&self, identity: &str) -> Option<NodeId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.identity.as_deref() == Some(identity))
+            .map(|(id, _)| *id)
     }
 
     /// Finds a member by id (`"3"` or `"n3"`) or address.

@@ -35,6 +35,9 @@ pub struct NodeConfig {
     pub anti_entropy_interval: Duration,
     /// How connections to other nodes are opened: TCP, or a simulated network.
     pub dial: Arc<dyn Dial>,
+    /// TLS, node certificates and client tokens (default: none of them: a single node on
+    /// loopback).
+    pub security: crate::Security,
     /// Apply each write on the task that submits it instead of the writer thread (no group
     /// commit; in `sync` mode, one fsync per write, on a runtime thread): for deterministic
     /// simulations, where no other thread may run. Not for serving.
@@ -56,6 +59,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("forward_timeout", &self.forward_timeout)
             .field("anti_entropy_interval", &self.anti_entropy_interval)
             .field("inline_writes", &self.inline_writes)
+            .field("security", &self.security)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +80,7 @@ impl Default for NodeConfig {
             anti_entropy_interval: Duration::from_secs(10),
             dial: Arc::new(TcpDial),
             inline_writes: false,
+            security: crate::Security::default(),
         }
     }
 }

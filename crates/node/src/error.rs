@@ -22,6 +22,24 @@ pub enum RequestError {
     /// A node-to-node write for a key this node does not hold (stale tables); nothing applied.
     #[error("not a replica: {0}")]
     NotReplica(String),
+    /// The caller did not prove who it is (no token, or one the cluster does not accept; a
+    /// peer without a node's certificate).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The caller's token does not allow this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A register stamped further ahead of this node's clock than `--max-clock-skew` allows.
+    #[error(
+        "a register stamped {ahead_ms} ms ahead of this node's clock (at most {max_ms} ms \
+         allowed): the writer's clock is wrong; nothing was written"
+    )]
+    ClockSkew {
+        /// How far ahead the stamp is.
+        ahead_ms: u64,
+        /// How far ahead a stamp may be.
+        max_ms: u64,
+    },
     /// Another node of the cluster answered with this error.
     #[error("{0}")]
     Remote(WireError),
@@ -71,6 +89,9 @@ impl RequestError {
             RequestError::Overloaded(_) => ErrorCode::Overloaded,
             RequestError::BadRequest(_) => ErrorCode::BadRequest,
             RequestError::NotReplica(_) => ErrorCode::NotReplica,
+            RequestError::Unauthorized(_) => ErrorCode::Unauthorized,
+            RequestError::Forbidden(_) => ErrorCode::Forbidden,
+            RequestError::ClockSkew { .. } => ErrorCode::ClockSkew,
             RequestError::Remote(e) => e.code,
         }
     }

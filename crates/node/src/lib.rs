@@ -54,6 +54,7 @@ mod node;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
 pub mod replica;
+mod security;
 mod server;
 mod supervisor;
 
@@ -65,6 +66,7 @@ use haze_protocol::Listener;
 pub use metrics::{Kind, Metrics};
 pub use node::Node;
 pub use replica::WriteRequest;
+pub use security::{Caller, Security};
 pub use supervisor::Supervisor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

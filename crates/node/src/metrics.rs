@@ -103,6 +103,9 @@ pub struct Metrics {
     pub keys_deleted: AtomicU64,
     /// Streams it is sending now.
     pub handoff_streams: AtomicU64,
+    /// Connections and requests refused because the caller did not prove who it is or its
+    /// token does not allow what it asked.
+    pub auth_failures: AtomicU64,
     /// Tasks of the node that panicked (a bug: each is logged at error level with its
     /// message).
     pub task_panics: AtomicU64,
@@ -200,6 +203,11 @@ impl Metrics {
                 "haze_protocol_errors_total",
                 "Connections closed for a protocol error.",
                 &self.protocol_errors,
+            ),
+            (
+                "haze_auth_failures_total",
+                "Connections and requests refused for want of a valid token or certificate, or of a right.",
+                &self.auth_failures,
             ),
             (
                 "haze_task_panics_total",

@@ -60,8 +60,14 @@ impl Node {
             .saturating_add(64);
         let metrics = Arc::new(Metrics::default());
         let tasks = Arc::new(Supervisor::default());
+        // Other nodes are dialled over TLS with this node's certificate when it has one: they
+        // take a peer only from a node of the cluster's CA.
+        let dial: Arc<dyn haze_protocol::Dial> = match &config.security.peer_tls {
+            Some(tls) => Arc::new(haze_tls::TlsDial::new(config.dial.clone(), tls.clone())),
+            None => config.dial.clone(),
+        };
         let peers = Peers::new(
-            config.dial.clone(),
+            dial,
             config.forward_timeout,
             largest_item,
             metrics.copies_failed.clone(),

@@ -22,6 +22,11 @@ pub(crate) async fn accept_loop(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(node.config().max_connections));
+    let security = node.config().security.clone();
+    let acceptor = security
+        .tls
+        .clone()
+        .map(haze_tls::tokio_rustls::TlsAcceptor::from);
     let mut connections = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -64,10 +69,25 @@ pub(crate) async fn accept_loop(
         };
         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-        let node = node.clone();
-        let shutdown = shutdown.clone();
+        let (node, shutdown, acceptor) = (node.clone(), shutdown.clone(), acceptor.clone());
+        let handshake = security.handshake_timeout;
         connections.spawn(async move {
-            serve_connection(node.clone(), stream, shutdown).await;
+            // The TLS handshake runs in the connection's task: a slow one holds up no other.
+            match acceptor {
+                None => serve_connection(node.clone(), stream, None, shutdown).await,
+                Some(acceptor) => match haze_tls::accept(&acceptor, stream, handshake).await {
+                    Ok((tls, identity)) => {
+                        let tls: haze_protocol::BoxStream = Box::new(tls);
+                        serve_connection(node.clone(), tls, identity, shutdown).await;
+                    }
+                    Err(e) => {
+                        node.metrics()
+                            .protocol_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    }
+                },
+            }
             node.metrics()
                 .connections_open
                 .fetch_sub(1, Ordering::Relaxed);

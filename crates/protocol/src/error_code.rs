@@ -31,6 +31,19 @@ pub enum ErrorCode {
     /// A node was sent a write for a key it does not hold under its table (its table or the
     /// sender's is stale). Nothing was applied: try another replica.
     NotReplica,
+    /// The caller did not prove who it is: no token, or one the cluster does not know (or has
+    /// revoked, or that expired), or a node-to-node connection without a node's certificate.
+    /// Nothing was done.
+    Unauthorized,
+    /// The caller's token does not allow this: a key outside its prefixes, a write with a
+    /// read-only token, an administrative request without `admin`. Nothing was done.
+    Forbidden,
+    /// A register's stamp is further ahead of the node's clock than it allows
+    /// (`--max-clock-skew`): the writer's clock is wrong. Nothing was written; fix the clock.
+    ClockSkew,
+    /// The stored value of the key is corrupt (it failed its checksum): it is never served.
+    /// The node quarantined it until a healthy copy is merged into it; read another replica.
+    Corrupt,
     /// A code this build does not know (sent by a newer peer).
     Unknown(u16),
 }
@@ -50,6 +63,10 @@ impl ErrorCode {
             ErrorCode::Internal => 9,
             ErrorCode::WrongCluster => 10,
             ErrorCode::NotReplica => 11,
+            ErrorCode::Unauthorized => 12,
+            ErrorCode::Forbidden => 13,
+            ErrorCode::ClockSkew => 14,
+            ErrorCode::Corrupt => 15,
             ErrorCode::Unknown(n) => n,
         }
     }
@@ -68,6 +85,10 @@ impl ErrorCode {
             9 => ErrorCode::Internal,
             10 => ErrorCode::WrongCluster,
             11 => ErrorCode::NotReplica,
+            12 => ErrorCode::Unauthorized,
+            13 => ErrorCode::Forbidden,
+            14 => ErrorCode::ClockSkew,
+            15 => ErrorCode::Corrupt,
             n => ErrorCode::Unknown(n),
         }
     }
@@ -86,6 +107,10 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::WrongCluster => "wrong_cluster",
             ErrorCode::NotReplica => "not_replica",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ClockSkew => "clock_skew",
+            ErrorCode::Corrupt => "corrupt",
             ErrorCode::Unknown(_) => "unknown",
         }
     }

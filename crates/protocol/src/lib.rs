@@ -29,6 +29,7 @@ pub use frame::{
     FRAME_HEADER_BYTES, FrameError, MAX_FRAME_BYTES, flush_frames, read_frame, write_frame,
 };
 pub use message::{
-    HELLO_MAGIC, PROTOCOL_VERSION, Request, RequestId, Response, Role, TypedOp, WireError,
+    HELLO_MAGIC, MAX_TOKEN_BYTES, PROTOCOL_VERSION, Request, RequestId, Response, Role, TypedOp,
+    WireError,
 };
 pub use transport::{BoxFuture, BoxStream, Dial, Listener, Stream, TcpDial};

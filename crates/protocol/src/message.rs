@@ -14,6 +14,9 @@ pub const HELLO_MAGIC: [u8; 4] = *b"HAZE";
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// The longest bearer token a hello may carry; a longer one is malformed.
+pub const MAX_TOKEN_BYTES: usize = 256;
+
 /// A request from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -23,6 +26,9 @@ pub enum Request {
         version: u16,
         /// Who is connecting, and so how the node serves the connection's requests.
         role: Role,
+        /// The bearer token of a client (what it may read and write), if it has one. At most
+        /// [`MAX_TOKEN_BYTES`] bytes.
+        token: Option<String>,
     },
     /// Read a key's value.
     Get {

@@ -30,16 +30,24 @@ pub(crate) fn requests() -> Vec<Request> {
         Request::Hello {
             version: 1,
             role: Role::Client,
+            token: None,
+        },
+        Request::Hello {
+            version: 1,
+            role: Role::Client,
+            token: Some(format!("haze_{}", "0a".repeat(32))),
         },
         Request::Hello {
             version: 1,
             role: Role::Local,
+            token: None,
         },
         Request::Hello {
             version: 1,
             role: Role::Peer {
                 cluster: 0xfeed_beef_0000_0001,
             },
+            token: None,
         },
         Request::GetMerged { key: b"k".to_vec() },
         Request::Copy {
@@ -178,7 +186,8 @@ fn malformed_bodies_say_what_is_wrong_and_keep_the_request_id() {
         Request::decode(&old_hello).unwrap().1,
         Request::Hello {
             version: 1,
-            role: Role::Client
+            role: Role::Client,
+            token: None,
         }
     );
     assert!(
@@ -187,6 +196,32 @@ fn malformed_bodies_say_what_is_wrong_and_keep_the_request_id() {
             .reason
             .contains("trailing")
     );
+}
+
+#[test]
+fn a_hello_token_too_long_or_not_text_is_malformed() {
+    let hello = |token: &[u8]| {
+        let mut body = encoded_request(&Request::Hello {
+            version: 1,
+            role: Role::Client,
+            token: None,
+        });
+        haze_crdt::encode::writer::bytes(&mut body, token);
+        body
+    };
+    let longest = "t".repeat(haze_protocol::MAX_TOKEN_BYTES);
+    assert_eq!(
+        Request::decode(&hello(longest.as_bytes())).unwrap().1,
+        Request::Hello {
+            version: 1,
+            role: Role::Client,
+            token: Some(longest.clone()),
+        }
+    );
+    let too_long = Request::decode(&hello(&[b't'; 257])).unwrap_err();
+    assert!(too_long.reason.contains("257 bytes"), "{too_long}");
+    let not_text = Request::decode(&hello(&[0xff, 0xfe])).unwrap_err();
+    assert!(not_text.reason.contains("UTF-8"), "{not_text}");
 }
 
 pub(crate) fn encoded_request(request: &Request) -> Vec<u8> {

@@ -256,6 +256,7 @@ async fn connect(target: Target, addr: &str) -> anyhow::Result<TcpStream> {
         Request::Hello {
             version: PROTOCOL_VERSION,
             role: haze_protocol::Role::Client,
+            token: None,
         }
         .encode(0, &mut body);
         let mut frame = Vec::new();

@@ -34,6 +34,10 @@ pub struct ServeOptions {
     pub auth: bool,
     /// The wall clock tokens' creation times and expiries are read on.
     pub clock: WallClock,
+    /// How the listener serves: TLS (with client certificates optional: nodes present theirs,
+    /// people's tools need not), connection caps, deadlines. With TLS, only a caller whose
+    /// certificate names a node may register or report, and as that node only.
+    pub http: haze_http::ServeOptions,
 }
 
 impl ServeOptions {
@@ -43,7 +47,15 @@ impl ServeOptions {
             limits,
             auth: false,
             clock: Arc::new(system_clock),
+            http: haze_http::ServeOptions::default(),
         }
+    }
+
+    /// Serving over TLS with `config`.
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<haze_tls::rustls::ServerConfig>) -> ServeOptions {
+        self.http.tls = Some(config);
+        self
     }
 
     /// Requiring admin tokens, or not.
@@ -66,6 +78,7 @@ impl std::fmt::Debug for ServeOptions {
         f.debug_struct("ServeOptions")
             .field("limits", &self.limits)
             .field("auth", &self.auth)
+            .field("tls", &self.http.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +113,8 @@ struct App {
     base: u64,
     /// Whether changes need an admin token.
     auth: bool,
+    /// Whether the controller serves TLS, so nodes prove who they are with certificates.
+    node_certificates: bool,
     /// The wall clock, for tokens.
     clock: WallClock,
     /// Where new tokens' bits come from.
@@ -146,6 +161,7 @@ fn app(controller: Controller, options: ServeOptions) -> App {
         version: Arc::new(tokio::sync::watch::Sender::new(0)),
         base: random_base(),
         auth: options.auth,
+        node_certificates: options.http.tls.is_some(),
         clock: options.clock,
         random: ring::rand::SystemRandom::new(),
     }
@@ -229,11 +245,12 @@ pub async fn serve_with(
     } else {
         controller
     };
+    let http = options.http.clone();
     let app = app(controller, options);
     let ticker = tokio::spawn(tick(app.clone(), shutdown.clone()));
-    let serving = axum::serve(listener, routes(app))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    // A client that never finishes its request would hold a graceful shutdown forever.
+    // haze_http stops accepting on `shutdown`; a client that never finishes its request would
+    // hold it forever, so open connections get a grace period, then are dropped.
+    let serving = haze_http::serve(listener, routes(app), http, shutdown.clone());
     let cut = async {
         shutdown.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;

@@ -66,7 +66,9 @@ pub(super) fn respond<T: serde::Serialize>(outcome: Result<T, Failed>) -> Respon
                     (StatusCode::INTERNAL_SERVER_ERROR, "state")
                 }
                 Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-                Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+                Error::Forbidden { .. } | Error::IdentityMismatch(_) => {
+                    (StatusCode::FORBIDDEN, "forbidden")
+                }
                 Error::UnknownToken(_) => (StatusCode::NOT_FOUND, "unknown_token"),
                 Error::Token(TokenError::TooMany) => (StatusCode::CONFLICT, "too_many_tokens"),
                 Error::Token(TokenError::Random) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -4,12 +4,16 @@
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::respond::{parse, respond, run, with};
+use haze_http::Peer;
+use haze_tls::Identity;
+
+use super::respond::{failure, parse, respond, run, with};
 use super::tokens::authorize;
 use super::{App, Inner, advance};
 use crate::Change;
@@ -52,7 +56,15 @@ pub(super) async fn metrics(State(app): State<App>) -> Response {
 
 /// A node reports the epoch it has and its streams' progress, and gets the current status
 /// (how nodes poll for the table and the change under way).
-pub(super) async fn seen(State(app): State<App>, body: Bytes) -> Response {
+pub(super) async fn seen(
+    State(app): State<App>,
+    peer: Option<Extension<Peer>>,
+    body: Bytes,
+) -> Response {
+    let identity = match node_identity(&app, peer.as_ref().map(|p| &p.0)) {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
     let request: SeenRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
@@ -71,6 +83,15 @@ pub(super) async fn seen(State(app): State<App>, body: Bytes) -> Response {
         let state = inner.controller.state();
         if !state.members().contains_key(&request.node) {
             return Err(Error::UnknownNode(request.node.to_string()));
+        }
+        // With certificates, the node reported on is the one the certificate names.
+        if let Some(name) = &identity
+            && state.member_of(name) != Some(request.node)
+        {
+            return Err(Error::IdentityMismatch(format!(
+                "this certificate names node {name:?}, which is not {}",
+                request.node
+            )));
         }
         let change = state.transition().map(|t| t.change);
         inner.tracker.record(&request, change, app2.now_ms());
@@ -111,19 +132,50 @@ fn node_status(inner: &Inner, app: &App) -> Status {
     status
 }
 
-pub(super) async fn register(State(app): State<App>, body: Bytes) -> Response {
+pub(super) async fn register(
+    State(app): State<App>,
+    peer: Option<Extension<Peer>>,
+    body: Bytes,
+) -> Response {
+    let identity = match node_identity(&app, peer.as_ref().map(|p| &p.0)) {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
     let request: RegisterRequest = match parse(&body) {
         Ok(r) => r,
         Err(response) => return *response,
     };
     with(app, move |inner| {
-        let node = inner.controller.change(|s| s.register(&request.addr))?;
+        let node = inner
+            .controller
+            .change(|s| s.register_as(&request.addr, identity.as_deref()))?;
         Ok(Registered {
             node,
             cluster: inner.controller.state().cluster,
         })
     })
     .await
+}
+
+/// With TLS, the node name the caller's certificate proves (a node endpoint's only caller);
+/// the answer to send instead if it has no node certificate. Without TLS, nobody is proven.
+fn node_identity(app: &App, peer: Option<&Peer>) -> Result<Option<String>, Box<Response>> {
+    if !app.node_certificates {
+        return Ok(None);
+    }
+    match peer.and_then(|p| p.identity.as_ref()) {
+        Some(Identity::Node(name)) => Ok(Some(name.clone())),
+        Some(Identity::Client(name)) => Err(Box::new(failure(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("client {name:?} presented a client certificate: only nodes report here"),
+        ))),
+        None => Err(Box::new(failure(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "only a node presenting its certificate (from the cluster CA) reports here",
+        ))),
+    }
 }
 
 /// Plans and commits a change of `nodes` (added, or removed), then answers the status.

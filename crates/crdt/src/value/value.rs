@@ -1,6 +1,7 @@
 //! The `Value` enum.
 
 use super::{Scalar, ValueKind, ValueMap};
+use crate::clock::HlcTimestamp;
 use crate::{
     Crdt, EnableWinsFlag, Error, GCounter, LwwRegister, Max, Min, MvRegister, OrSet, PnCounter,
     Result,
@@ -96,6 +97,21 @@ impl Value {
             Value::Flag(_) => ValueKind::Flag,
             Value::Max(_) => ValueKind::Max,
             Value::Min(_) => ValueKind::Min,
+        }
+    }
+
+    /// Returns the latest time any last-writer-wins register in this value (nested in maps
+    /// too) was stamped with, if it holds one: what a node compares with its own clock, since a
+    /// stamp far in the future would win every later write.
+    pub fn newest_stamp(&self) -> Option<HlcTimestamp> {
+        match self {
+            Value::LwwRegister(r) => r.stamp().map(|s| s.time),
+            Value::OrMap(map) => map
+                .entries()
+                .flat_map(|(_, values)| values.iter())
+                .filter_map(|(_, v)| v.newest_stamp())
+                .max(),
+            _ => None,
         }
     }
 

@@ -117,6 +117,9 @@ async fn follow(
                 if status.transition.is_some() {
                     interval = MOVING_INTERVAL;
                 }
+                if let Some(tokens) = status.tokens.clone() {
+                    cluster.install_tokens(tokens);
+                }
                 if let Some(view) = view_of(&status, &registered) {
                     cluster.install_view(view);
                 }

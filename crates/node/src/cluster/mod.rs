@@ -85,6 +85,8 @@ pub struct Cluster {
     expects: AtomicBool,
     peers: Peers,
     handoff: Handoff,
+    /// The cluster's client tokens, as the controller last sent them.
+    tokens: crate::security::Tokens,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -135,6 +137,7 @@ impl Cluster {
             expects: AtomicBool::new(false),
             peers,
             handoff: Handoff::default(),
+            tokens: crate::security::Tokens::default(),
         });
         cluster
             .replica
@@ -165,6 +168,17 @@ impl Cluster {
 
     pub(crate) fn handoff(&self) -> &Handoff {
         &self.handoff
+    }
+
+    /// The cluster's client tokens as this node knows them.
+    pub(crate) fn tokens(&self) -> &crate::security::Tokens {
+        &self.tokens
+    }
+
+    /// Installs the cluster's token table (the controller sends it with every answer): a token
+    /// revoked there is refused here from the next request on.
+    pub fn install_tokens(&self, table: haze_controller::tokens::TokenTable) {
+        self.tokens.install(table);
     }
 
     /// Returns this node's view of its cluster, if it belongs to one.

@@ -6,15 +6,18 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 
 use super::{End, send};
 use crate::node::Node;
+use crate::security::Caller;
 
-/// Reads the hello and answers it. Returns the caller's role; `Err(None)` if the caller closed
-/// the connection before saying anything, `Err(Some(why))` if it was refused (it was told).
+/// Reads the hello and answers it. Returns the caller's role and what it proved (`identity`:
+/// what its TLS certificate names, if any); `Err(None)` if the caller closed the connection
+/// before saying anything, `Err(Some(why))` if it was refused (it was told why).
 pub(super) async fn greet<R, W>(
     node: &Node,
     reader: &mut BufReader<R>,
     writer: &mut W,
     body: &mut Vec<u8>,
-) -> Result<Role, Option<End>>
+    identity: Option<&haze_tls::Identity>,
+) -> Result<(Role, Caller), Option<End>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -25,12 +28,19 @@ where
         read_frame(reader, body, config.max_frame_bytes),
     )
     .await;
-    let (id, version, role) = match hello {
+    let (id, version, role, token) = match hello {
         Err(_) => return Err(Some(End::Timeout("handshake"))),
         Ok(Ok(false)) => return Err(None),
         Ok(Err(e)) => return Err(Some(End::Protocol(e.to_string()))),
         Ok(Ok(true)) => match Request::decode(body) {
-            Ok((id, Request::Hello { version, role })) => (id, version, role),
+            Ok((
+                id,
+                Request::Hello {
+                    version,
+                    role,
+                    token,
+                },
+            )) => (id, version, role, token),
             Ok((id, _)) => {
                 let error =
                     WireError::new(ErrorCode::BadRequest, "the first request must be a hello");
@@ -66,9 +76,26 @@ where
             return Err(Some(End::Protocol("a peer of another cluster".into())));
         }
     }
+    let caller = match crate::security::authenticate(
+        &config.security,
+        node.cluster().tokens(),
+        role,
+        token.as_deref(),
+        identity,
+        node.replica().now_ms(),
+    ) {
+        Ok(caller) => caller,
+        Err(e) => {
+            let _ = send(writer, id, &Response::Error(e.to_wire())).await;
+            node.metrics()
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Some(End::Protocol(e.to_string())));
+        }
+    };
     let welcome = Response::Hello {
         version: PROTOCOL_VERSION,
     };
     send(writer, id, &welcome).await.map_err(|_| None)?;
-    Ok(role)
+    Ok((role, caller))
 }

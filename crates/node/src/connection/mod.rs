@@ -15,6 +15,7 @@ use haze_storage::Priority;
 
 use crate::handler::{self, Plan};
 use crate::node::Node;
+use crate::security::Caller;
 
 mod handshake;
 mod writer;
@@ -31,15 +32,27 @@ enum End {
 /// Serves one connection until the client closes it, misbehaves, idles out, or the node shuts
 /// down: the handshake, then pipelined requests answered as soon as each completes, in any
 /// order, through one writer task.
-pub(crate) async fn serve_connection<S>(node: Arc<Node>, stream: S, shutdown: CancellationToken)
-where
+pub(crate) async fn serve_connection<S>(
+    node: Arc<Node>,
+    stream: S,
+    identity: Option<haze_tls::Identity>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (read_half, mut write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut body = Vec::new();
-    let role = match handshake::greet(&node, &mut reader, &mut write_half, &mut body).await {
-        Ok(role) => role,
+    let greeted = handshake::greet(
+        &node,
+        &mut reader,
+        &mut write_half,
+        &mut body,
+        identity.as_ref(),
+    )
+    .await;
+    let (role, caller) = match greeted {
+        Ok(greeted) => greeted,
         Err(None) => return,
         Err(Some(why)) => return end(&node, why),
     };
@@ -48,6 +61,7 @@ where
     let ended = Reader {
         node: &node,
         role,
+        caller,
         reader,
         body,
         responses: &responses,
@@ -111,6 +125,8 @@ async fn reserve_bytes(
 struct Reader<'a, R> {
     node: &'a Arc<Node>,
     role: Role,
+    /// What the connection proved about who is calling.
+    caller: Caller,
     reader: BufReader<R>,
     body: Vec<u8>,
     responses: &'a writer::Responses,
@@ -179,6 +195,11 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 }
                 Ok(Ok(true)) => match Request::decode(&self.body) {
                     Ok((id, request)) => {
+                        if let Err(e) = self.authorize(&request) {
+                            let response = Response::Error(e.to_wire());
+                            let _ = self.responses.send((encode(id, &response), permit));
+                            continue;
+                        }
                         let plan = handler::plan(self.node, request, self.body.len(), self.role);
                         self.dispatch(id, plan, permit);
                     }
@@ -193,6 +214,38 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 },
             }
         }
+    }
+
+    /// Whether this connection's caller may make `request` (its token read again if the
+    /// cluster's tokens changed since: a revocation takes effect on open connections too).
+    fn authorize(&mut self, request: &Request) -> Result<(), crate::error::RequestError> {
+        if matches!(self.caller, Caller::Node) {
+            return Ok(());
+        }
+        let now_ms = self.node.replica().now_ms();
+        let max_skew = self.node.config().security.max_clock_skew;
+        let checked = self
+            .caller
+            .refresh(self.node.cluster().tokens(), now_ms)
+            .and_then(|()| crate::security::authorize(&self.caller, request))
+            .and_then(|()| crate::security::check_stamps(request, now_ms, max_skew))
+            .and_then(|()| match request {
+                // A list named by id alone: its keys, as this node remembers them.
+                Request::DigestList { list, keys: None } => {
+                    match self.node.replica().resolve_list(*list, None) {
+                        Ok(Some(keys)) => crate::security::authorize_keys(&self.caller, &keys),
+                        _ => Ok(()),
+                    }
+                }
+                _ => Ok(()),
+            });
+        if checked.is_err() {
+            self.node
+                .metrics()
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        checked
     }
 
     /// Carries out the plan of request `id`: answers at once, submits a write whose callback

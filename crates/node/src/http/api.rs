@@ -49,11 +49,12 @@ pub(super) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::BadRequest | ErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
         ErrorCode::TypeMismatch => StatusCode::CONFLICT,
         ErrorCode::ValueTooLarge | ErrorCode::KeyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Refused | ErrorCode::ClockSkew => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::NotReplica => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        ErrorCode::WrongCluster => StatusCode::FORBIDDEN,
+        ErrorCode::WrongCluster | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -77,6 +78,9 @@ type ApiResult = Result<Response, ApiError>;
 /// In a cluster, `request` routed to its key's replicas, as a client connection's would be;
 /// `None` on a single node (the handler then serves it from the store).
 async fn routed(node: &Arc<Node>, request: Request) -> Result<Option<Answer>, ApiError> {
+    // Every HTTP caller is a client: its registers' stamps are checked against this clock.
+    let max_skew = node.config().security.max_clock_skew;
+    crate::security::check_stamps(&request, node.replica().now_ms(), max_skew)?;
     match node.cluster().answer(request).await? {
         Some(Answer::Error(e)) => Err(RequestError::Remote(e).into()),
         other => Ok(other),

@@ -2,7 +2,7 @@
 //! `docs/http-api.md` documents every endpoint with curl examples.
 
 mod api;
-mod guard;
+mod auth;
 mod view;
 
 use std::sync::Arc;
@@ -28,21 +28,30 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/keys/{key}/set/add", post(api::set_add))
         .route("/v1/keys/{key}/set/remove", post(api::set_remove))
         .route("/v1/keys/{key}/register", post(api::register))
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            auth::authorize,
+        ))
         .fallback(api::not_found)
         .with_state(node)
 }
 
-/// Serves the API on `listener` until `shutdown`, with the node's connection cap and idle
-/// timeout.
+/// Serves the API on `listener` until `shutdown`: over TLS if the node has it, with the node's
+/// connection cap (a quarter of it per client address), its handshake timeout as the deadline
+/// for a request's headers, and its idle timeout (`haze_http::serve`).
 pub(crate) async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let config = node.config();
-    let listener =
-        guard::GuardedListener::new(listener, config.idle_timeout, config.max_connections);
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let options = haze_http::ServeOptions {
+        tls: config.security.tls.clone(),
+        max_connections: config.max_connections,
+        max_per_address: (config.max_connections / 4).max(1),
+        handshake_timeout: config.security.handshake_timeout,
+        header_timeout: config.handshake_timeout,
+        idle_timeout: config.idle_timeout,
+    };
+    haze_http::serve(listener, router(node), options, shutdown).await
 }

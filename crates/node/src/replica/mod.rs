@@ -78,6 +78,12 @@ impl Replica {
         &self.writes
     }
 
+    /// The node's clock now, in milliseconds since the epoch (the one its registers are stamped
+    /// with).
+    pub fn now_ms(&self) -> u64 {
+        self.writes.clock().now_millis()
+    }
+
     /// Returns the actor id of this replica's typed operations.
     pub fn actor(&self) -> ActorId {
         self.actor

@@ -98,6 +98,10 @@ impl Writes {
             .clone()
     }
 
+    pub(crate) fn clock(&self) -> &dyn haze_crdt::PhysicalClock {
+        &*self.ops.clock
+    }
+
     pub(crate) fn writer(&self) -> &WriterHandle {
         &self.writer
     }

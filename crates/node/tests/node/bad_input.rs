@@ -62,6 +62,7 @@ async fn an_unsupported_protocol_version_is_refused_with_its_code() {
         &Request::Hello {
             version: PROTOCOL_VERSION + 1,
             role: haze_protocol::Role::Client,
+            token: None,
         },
     ))
     .await

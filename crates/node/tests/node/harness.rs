@@ -34,6 +34,7 @@ pub async fn raw(addr: SocketAddr) -> TcpStream {
             &Request::Hello {
                 version: PROTOCOL_VERSION,
                 role: haze_protocol::Role::Client,
+                token: None,
             },
         ))
         .await

@@ -53,6 +53,7 @@ impl Connection {
         timeout: Duration,
         max_frame: usize,
         role: Role,
+        token: Option<String>,
         epochs: Arc<AtomicU64>,
     ) -> Result<Connection> {
         let connect_err = |reason: String| CallError::Connect {
@@ -71,6 +72,7 @@ impl Connection {
         Request::Hello {
             version: PROTOCOL_VERSION,
             role,
+            token,
         }
         .encode(0, &mut body);
         write_frame(&mut hello, &body);

@@ -42,6 +42,9 @@ pub struct ChannelConfig {
     pub reconnect_backoff: Duration,
     /// Who the channel says it is in its hello (default [`Role::Client`]).
     pub role: Role,
+    /// The bearer token the hello carries: what the caller may read and write (default none,
+    /// for a cluster without tokens, or a node dialling a peer, which its certificate names).
+    pub token: Option<String>,
 }
 
 impl std::fmt::Debug for ChannelConfig {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for ChannelConfig {
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("role", &self.role)
             .field("reconnect_backoff", &self.reconnect_backoff)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +69,7 @@ impl Default for ChannelConfig {
             max_frame_bytes: 16 * crate::MAX_FRAME_BYTES,
             reconnect_backoff: Duration::ZERO,
             role: Role::Client,
+            token: None,
         }
     }
 }
@@ -214,6 +219,7 @@ impl Channel {
             self.config.connect_timeout,
             self.config.max_frame_bytes,
             self.config.role,
+            self.config.token.clone(),
             self.epochs.clone(),
         )
         .await;

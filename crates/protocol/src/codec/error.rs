@@ -50,6 +50,12 @@ pub enum Malformed {
     /// A hello's role byte names no role.
     #[error("unknown role {0}")]
     UnknownRole(u8),
+    /// A hello's token is longer than any token.
+    #[error("a token of {0} bytes (at most 256)")]
+    TokenTooLong(usize),
+    /// A hello's token is not text.
+    #[error("a token that is not UTF-8")]
+    TokenNotUtf8,
     /// An `Op`'s operation byte names no operation.
     #[error("unknown operation {0}")]
     UnknownOperation(u8),

@@ -7,14 +7,18 @@ use super::{
     DecodeError, Decoded, Malformed, decode_body, kind, read_items, read_presence, read_scalars,
     read_u16, read_u32, read_u64, read_value, write_items, write_scalars, write_value,
 };
-use crate::{HELLO_MAGIC, Request, RequestId, Role, TypedOp};
+use crate::{HELLO_MAGIC, MAX_TOKEN_BYTES, Request, RequestId, Role, TypedOp};
 
 impl Request {
     /// Appends the frame body of this request, with id `id`, to `out`.
     pub fn encode(&self, id: RequestId, out: &mut Vec<u8>) {
         out.extend_from_slice(&id.to_be_bytes());
         match self {
-            Request::Hello { version, role } => {
+            Request::Hello {
+                version,
+                role,
+                token,
+            } => {
                 out.push(kind::HELLO);
                 out.extend_from_slice(&HELLO_MAGIC);
                 out.extend_from_slice(&version.to_be_bytes());
@@ -25,6 +29,11 @@ impl Request {
                         out.push(kind::ROLE_PEER);
                         out.extend_from_slice(&cluster.to_be_bytes());
                     }
+                }
+                // The token last, and only when there is one: a hello without one is the hello
+                // of the releases before tokens.
+                if let Some(token) = token {
+                    writer::bytes(out, token.as_bytes());
                 }
             }
             Request::Get { key } => {
@@ -144,7 +153,20 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
                     other => return Err(Malformed::UnknownRole(other)),
                 }
             };
-            Request::Hello { version, role }
+            let token = if r.remaining() == 0 {
+                None
+            } else {
+                let bytes = r.bytes()?;
+                if bytes.len() > MAX_TOKEN_BYTES {
+                    return Err(Malformed::TokenTooLong(bytes.len()));
+                }
+                Some(String::from_utf8(bytes.to_vec()).map_err(|_| Malformed::TokenNotUtf8)?)
+            };
+            Request::Hello {
+                version,
+                role,
+                token,
+            }
         }
         kind::GET => Request::Get {
             key: r.bytes()?.to_vec(),

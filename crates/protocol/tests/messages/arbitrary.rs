@@ -45,8 +45,16 @@ pub(crate) fn any_response(examples: &[Response]) -> BoxedStrategy<Response> {
 /// Requests of `like`'s variant. No wildcard arm: see the module's comment.
 fn request_like(like: &Request, examples: &[Request]) -> BoxedStrategy<Request> {
     match like {
-        Request::Hello { .. } => (any::<u16>(), any_role(examples))
-            .prop_map(|(version, role)| Request::Hello { version, role })
+        Request::Hello { .. } => (
+            any::<u16>(),
+            any_role(examples),
+            proptest::option::of("[ -~]{0,80}"),
+        )
+            .prop_map(|(version, role, token)| Request::Hello {
+                version,
+                role,
+                token,
+            })
             .boxed(),
         Request::Get { .. } => key().prop_map(|key| Request::Get { key }).boxed(),
         Request::Merge { .. } => (key(), value())

@@ -63,6 +63,7 @@ fn the_generators_cover_every_kind_the_decoders_accept() {
     let hello = encoded_request(&Request::Hello {
         version: 1,
         role: Role::Client,
+        token: None,
     });
     let role_at = hello.len() - 1;
     let op_of = |op: &TypedOp| Request::Op {

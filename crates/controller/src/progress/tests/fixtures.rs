@@ -58,7 +58,14 @@ pub(super) fn members() -> BTreeMap<NodeId, Member> {
                 MemberState::Active
             };
             let addr = format!("127.0.0.1:{}", 7700 + i);
-            (NodeId(i), Member { addr, state })
+            (
+                NodeId(i),
+                Member {
+                    addr,
+                    state,
+                    identity: None,
+                },
+            )
         })
         .collect()
 }
