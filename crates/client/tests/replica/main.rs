@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod cut;
+mod file_and_types;
 mod harness;
 mod interrupted;
 mod model;
