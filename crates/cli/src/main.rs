@@ -52,6 +52,11 @@ enum Command {
     Bench(command::bench::BenchArgs),
     /// A cluster CA and the node and client certificates it issues: init, issue.
     Certs(command::certs::CertsArgs),
+    /// Salvage a stopped node's damaged write-ahead log: keep every intact record, set the
+    /// damaged files aside, report what was lost.
+    Repair(command::repair::RepairArgs),
+    /// Verify every value of a stopped node's data against its checksum; fail if any is corrupt.
+    Scrub(command::scrub::ScrubArgs),
 }
 
 /// The exit status of a process killed by SIGPIPE, as shells report it.
@@ -94,6 +99,8 @@ fn main() -> std::process::ExitCode {
         Command::Local(args) => command::local::run(args),
         Command::Bench(args) => command::bench::run(args),
         Command::Certs(args) => command::certs::run(args),
+        Command::Repair(args) => command::repair::run(args),
+        Command::Scrub(args) => command::scrub::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

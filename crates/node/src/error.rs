@@ -58,6 +58,10 @@ impl From<haze_storage::Error> for RequestError {
     /// The store's error and its causes, on one line: a client hears why ("no space left on
     /// device"), not only what failed.
     fn from(e: haze_storage::Error) -> Self {
+        if e.corrupt_key().is_some() {
+            // A corrupt value: the store is fine; this key's copy is not (`corrupt`).
+            return RequestError::Write(WriteError::Store(e));
+        }
         let mut message = e.to_string();
         let mut cause = std::error::Error::source(&e);
         while let Some(c) = cause {
@@ -82,6 +86,9 @@ impl RequestError {
             RequestError::Write(WriteError::Refused(_)) => ErrorCode::Refused,
             RequestError::Write(WriteError::NotQueued(SubmitError::Full)) => ErrorCode::Overloaded,
             RequestError::Write(WriteError::NotQueued(_)) => ErrorCode::Unavailable,
+            RequestError::Write(WriteError::Store(haze_storage::Error::CorruptValue {
+                ..
+            })) => ErrorCode::Corrupt,
             RequestError::Write(WriteError::Store(_)) | RequestError::Unavailable(_) => {
                 ErrorCode::Unavailable
             }

@@ -21,9 +21,50 @@ pub enum Error {
     /// The storage engine (redb) failed otherwise.
     #[error(transparent)]
     Engine(EngineError),
-    /// A stored value does not decode: the data on disk is damaged.
+    /// Stored data is damaged in a way no key names: a file that is not a Haze log, the bucket
+    /// digests' blob, a log record that passed its checksum but does not parse.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The stored value of `key` failed its checksum (or does not decode): it is never served
+    /// nor sent. It is quarantined: reads of the key fail with this error until a merge of a
+    /// healthy copy (from another replica, or a client) replaces it, which treats it as absent.
+    #[error(
+        "the stored value of key {} is corrupt: {detail}",
+        crate::entry::printable(key)
+    )]
+    CorruptValue {
+        /// The key (user bytes).
+        key: Vec<u8>,
+        /// What failed, and where the value was found.
+        detail: String,
+    },
+    /// The write-ahead log is damaged where no crash could have damaged it (anywhere but the
+    /// incomplete last record of the last segment): the store does not open, so that no
+    /// acknowledged write after the damage is lost in silence. `haze repair` salvages every
+    /// intact record and sets the damaged files aside.
+    #[error(
+        "the write-ahead log is damaged: {} at byte {offset}: {reason}; {records_after} intact \
+         records follow the damage (`haze repair --data DIR` salvages them and sets the \
+         damaged file aside)",
+        file.display()
+    )]
+    LogDamaged {
+        /// The damaged segment.
+        file: std::path::PathBuf,
+        /// Where in it the damage starts.
+        offset: u64,
+        /// How many intact records follow the damage, in that segment and the later ones:
+        /// what a silent truncation would lose.
+        records_after: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// The disk (or a quota) is full. Nothing of the commit that met it was applied or
+    /// acknowledged, and the log was rewound to its last complete record: the store takes writes
+    /// again once there is room. Only a write can fail so; an fsync that fails is an
+    /// [`Error::Io`], which stops the store for good.
+    #[error("the disk is full: the commit was not applied")]
+    NoSpace(#[source] IoError),
     /// An earlier failure (the source) stopped the store: it acknowledges nothing more until
     /// restarted.
     #[error("the store stopped after an earlier failure")]
@@ -45,6 +86,20 @@ impl Error {
         match failure {
             Error::Stopped(_) => failure.clone(),
             other => Error::Stopped(Box::new(other.clone())),
+        }
+    }
+
+    /// Returns whether the error leaves the store able to take writes again (the disk was full:
+    /// [`Error::NoSpace`]); every other failure of a commit stops it.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::NoSpace(_))
+    }
+
+    /// Returns the key whose stored value is corrupt, if that is the error.
+    pub fn corrupt_key(&self) -> Option<&[u8]> {
+        match self {
+            Error::CorruptValue { key, .. } => Some(key),
+            _ => None,
         }
     }
 
@@ -72,6 +127,32 @@ pub(crate) fn io_at<'a>(
     path: &'a std::path::Path,
 ) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io(IoError::new(format!("{what} {}", path.display()), source))
+}
+
+/// Whether an I/O error says the disk (or a quota) is full.
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    // ENOSPC is 28 and EDQUOT 122 on Linux, should the kind be another.
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+        || matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// Maps the error of a *write* to the file at `path`, done while `what`: [`Error::NoSpace`] if
+/// the disk is full, else [`Error::Io`]. (An fsync's error is always [`Error::Io`]: see
+/// [`Error::NoSpace`].)
+pub(crate) fn write_at<'a>(
+    what: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| {
+        let full = is_no_space(&source);
+        let e = IoError::new(format!("{what} {}", path.display()), source);
+        if full {
+            Error::NoSpace(e)
+        } else {
+            Error::Io(e)
+        }
+    }
 }
 
 /// Maps an error of redb to an [`Error`], done while `context` (see [`Error::engine`]).

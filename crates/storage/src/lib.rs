@@ -19,24 +19,30 @@
 //! * `disk_store` — [`DiskStore`], durable: the log, the recent tables, redb (opening and
 //!   recovery, reads, writes and flushes, deletes, each in a file of its own).
 //! * `flush` — the flusher: recent values into redb in paced, small commits.
-//! * `wal` — the write-ahead log's segments and records.
+//! * `entry` — what a key's stored entry is: a value and its checksum, or a quarantine marker.
+//! * `scrub` — walking the store to verify every value at a given rate; integrity counters.
+//! * `wal` — the write-ahead log's segments and records, recovery that tells the truth, and
+//!   [`repair_log`], which salvages a damaged log.
 //! * `apply` — the merge of one write into a stored value, shared by both stores.
 //! * `group_commit` — the writer thread, with a foreground and a background queue (its handle,
 //!   its counters and its loop apart).
 //! * `error` — [`Error`] (the store failed, keeping the cause: an [`IoError`], an
-//!   [`EngineError`]) and [`WriteError`] (one write was refused).
+//!   [`EngineError`]; or a value is corrupt; or the log is damaged; or the disk is full) and
+//!   [`WriteError`] (one write was refused).
 
 mod apply;
 mod disk_store;
+mod entry;
 mod error;
 mod flush;
 mod group_commit;
 mod key;
 mod mem_store;
+mod scrub;
 mod store;
 mod wal;
 
-pub use disk_store::DiskStore;
+pub use disk_store::{DiskStore, TornTail};
 pub use error::{EngineError, Error, IoError, Result, WriteError};
 pub use group_commit::{
     BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS,
@@ -44,4 +50,8 @@ pub use group_commit::{
 };
 pub use key::{DIGEST_BUCKETS, digest_bucket, key_digest, ring_hash};
 pub use mem_store::MemStore;
+pub use scrub::{
+    CorruptKey, IntegrityStats, ScrubCursor, ScrubStep, ScrubSummary, Scrubber, scrub_pass,
+};
 pub use store::{Durability, KeyPage, Mutation, Store, StoreConfig, ValuePage, Write};
+pub use wal::{LostRange, RepairReport, SegmentRepair, repair_log};

@@ -2,7 +2,7 @@
 
 use haze_crdt::Value;
 
-use crate::{Result, WriteError};
+use crate::{IntegrityStats, Result, ScrubCursor, ScrubStep, WriteError};
 
 /// How writes are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,9 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`Error`](crate::Error) if the store cannot read or the stored bytes are damaged.
+    /// [`Error`](crate::Error) if the store cannot read;
+    /// [`Error::CorruptValue`](crate::Error::CorruptValue) if the stored value is damaged (it
+    /// is then quarantined: never served, and replaced by the next merge into the key).
     fn get(&self, key: &[u8]) -> Result<Option<Value>>;
 
     /// Applies a batch of writes, in order, as one atomic commit: each write reads the key's
@@ -111,8 +113,12 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     ///
+    /// [`Error::NoSpace`](crate::Error::NoSpace) if the disk is full: nothing of the batch was
+    /// applied, and the store takes the next batch (see [`Error::is_retryable`]). Any other
     /// [`Error`](crate::Error) if the commit failed: then no write of the batch may be
     /// acknowledged, and the store must not be used again.
+    ///
+    /// [`Error::is_retryable`]: crate::Error::is_retryable
     fn apply(&self, batch: &mut [Write]) -> Result<()>;
 
     /// Makes every applied write durable (for [`Durability::Periodic`]).
@@ -141,7 +147,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns up to `limit` keys of digest bucket `bucket` (see
     /// [`digest_bucket`](crate::digest_bucket)) with their digests, in ring order, starting after
     /// key `after` if given, and whether more follow: how anti-entropy finds which keys of a
-    /// bucket differ between two replicas. A bucket past the last holds no keys.
+    /// bucket differ between two replicas. A bucket past the last holds no keys. A corrupt
+    /// value is left out (and quarantined), as if absent: its bucket's digest counts it so, and
+    /// a healthy replica's copy is fetched to replace it.
     ///
     /// # Errors
     ///
@@ -171,4 +179,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns the configuration.
     fn config(&self) -> &StoreConfig;
+
+    /// Verifies the stored values from `from` on, in ring order, until about `budget_bytes`
+    /// were read (whole pages of keys) or the ring ends, and returns what it found and where to
+    /// go on. A damaged value is quarantined, as a read that finds it would. [`Scrubber`]
+    /// paces the steps; [`scrub_pass`](crate::scrub_pass) walks the ring once. A store without
+    /// checksums (the default) walks its key pages only.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// [`Scrubber`]: crate::Scrubber
+    fn scrub(&self, from: &ScrubCursor, budget_bytes: u64) -> Result<ScrubStep> {
+        crate::scrub::scrub_by_pages(self, from, budget_bytes)
+    }
+
+    /// Returns the integrity counters: corrupt values found, reads refused, repairs, scrubbing
+    /// (all 0 for a store without checksums, the default).
+    fn integrity(&self) -> IntegrityStats {
+        IntegrityStats::default()
+    }
 }

@@ -7,7 +7,7 @@
 //!
 //! | module | what | feature |
 //! | --- | --- | --- |
-//! | [`store`] | [`FailingStore`] (every commit fails), [`Gated`] (holds, fails the n-th commit, counts syncs) | always |
+//! | [`store`] | [`FailingStore`] (every commit fails), [`Gated`] (holds, fails the n-th commit, counts syncs), [`Faulty`] (a disk that fails on cue: ENOSPC or EIO from a write or an fsync, and what a crash would keep) | always |
 //! | `node` | `TestNode`: a node in this process on loopback (protocol and HTTP ports); `start_nodes`: several, for a cluster | `node` |
 //! | `controller` | `TestController`: the real controller's API on loopback; `poll_controller`: one poll of the loop a node follows it with | `node` |
 //! | `process` | `Haze` (the binary at a path), `Process` (a running `haze serve` / `haze controller`: its log, panic detection, kill, SIGTERM), a cluster of processes, `haze` commands | `process` |
@@ -33,4 +33,4 @@ pub use controller::{TestController, poll_controller};
 pub use node::{TestNode, start_nodes};
 #[cfg(feature = "process")]
 pub use process::{Haze, Output, Process, pause};
-pub use store::{FailingStore, Gated};
+pub use store::{FailingStore, Fault, Faulty, Gated};

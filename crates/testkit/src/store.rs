@@ -1,12 +1,16 @@
 //! Stores that fail or wait on purpose, over a [`MemStore`]: what the tests of the node and of
 //! the group committer put under a writer to see what it does when a commit fails or is slow.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use haze_crdt::Value;
-use haze_storage::{Error, KeyPage, MemStore, Result, Store, StoreConfig, ValuePage, Write};
+use haze_storage::{
+    Durability, Error, IoError, KeyPage, MemStore, Mutation, Result, Store, StoreConfig, ValuePage,
+    Write,
+};
 
 /// A store whose commits always fail, as after a disk error; reads go to an empty
 /// [`MemStore`].
@@ -163,5 +167,156 @@ impl Store for Gated {
     }
     fn config(&self) -> &StoreConfig {
         self.inner.config()
+    }
+}
+
+/// What the disk does to one commit of a [`Faulty`] store (or to one of its periodic fsyncs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The log append fails with ENOSPC. As the disk store does, nothing is applied (the log is
+    /// rewound) and the error is [`Error::NoSpace`]: the store takes writes again after.
+    WriteNoSpace,
+    /// The log append fails with EIO: nothing is applied, [`Error::Io`].
+    WriteEio,
+    /// The fsync after the append fails with EIO: the record reached the kernel, not surely
+    /// the disk; nothing is published, [`Error::Io`].
+    FsyncEio,
+    /// The fsync fails with ENOSPC (writeback found no room): [`Error::Io`] as well: an fsync
+    /// that failed is never retried.
+    FsyncNoSpace,
+}
+
+impl Fault {
+    fn error(self) -> Error {
+        let (context, errno) = match self {
+            Fault::WriteNoSpace => ("injected: appending to the log", 28),
+            Fault::WriteEio => ("injected: appending to the log", 5),
+            Fault::FsyncEio => ("injected: syncing the log", 5),
+            Fault::FsyncNoSpace => ("injected: syncing the log", 28),
+        };
+        let io = IoError::new(context, std::io::Error::from_raw_os_error(errno));
+        match self {
+            Fault::WriteNoSpace => Error::NoSpace(io),
+            _ => Error::Io(io),
+        }
+    }
+}
+
+/// A store whose disk fails on cue, modelled on the disk store's contract: a commit is
+/// published to readers only once its log record is written (and, in `sync` mode, synced), a
+/// write that finds the disk full changes nothing, and what a crash would keep is tracked apart
+/// ([`durable`](Self::durable)): in `sync` mode every commit that succeeded, in `periodic` mode
+/// only what a successful [`sync`](Store::sync) covered.
+#[derive(Debug)]
+pub struct Faulty {
+    /// What readers see.
+    applied: MemStore,
+    /// What a crash would keep.
+    durable: MemStore,
+    /// Applied in `periodic` mode and not yet synced.
+    unsynced: Mutex<Vec<(Vec<u8>, Value)>>,
+    /// The fault each next commit meets (`None`: it succeeds); after the script, none.
+    commits: Mutex<VecDeque<Option<Fault>>>,
+    /// The same for the periodic fsyncs.
+    syncs: Mutex<VecDeque<Option<Fault>>>,
+    applies: AtomicUsize,
+}
+
+impl Faulty {
+    /// An empty store with `config` whose commits meet `commits` in turn, and whose periodic
+    /// fsyncs meet `syncs` (then succeed).
+    pub fn new(
+        config: StoreConfig,
+        commits: impl IntoIterator<Item = Option<Fault>>,
+        syncs: impl IntoIterator<Item = Option<Fault>>,
+    ) -> Arc<Faulty> {
+        Arc::new(Faulty {
+            applied: MemStore::new(config),
+            durable: MemStore::new(config),
+            unsynced: Mutex::new(Vec::new()),
+            commits: Mutex::new(commits.into_iter().collect()),
+            syncs: Mutex::new(syncs.into_iter().collect()),
+            applies: AtomicUsize::new(0),
+        })
+    }
+
+    /// Returns how many commits were tried (failed ones included).
+    pub fn applies(&self) -> usize {
+        self.applies.load(Ordering::SeqCst)
+    }
+
+    /// Returns what a crash now would leave of `key`.
+    pub fn durable(&self, key: &[u8]) -> Option<Value> {
+        self.durable.get(key).expect("a memory store reads")
+    }
+
+    fn make_durable(&self, merged: Vec<(Vec<u8>, Value)>) {
+        let mut batch: Vec<Write> = merged
+            .into_iter()
+            .map(|(key, value)| Write::new(key, Mutation::Merge(value)))
+            .collect();
+        self.durable
+            .apply(&mut batch)
+            .expect("a memory store applies");
+    }
+}
+
+impl Store for Faulty {
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.applied.get(key)
+    }
+    fn apply(&self, batch: &mut [Write]) -> Result<()> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        let fault = self.commits.lock().unwrap().pop_front().flatten();
+        let sync = matches!(self.config().durability, Durability::Sync);
+        match fault {
+            // Nothing reached readers (nor the disk, for certain).
+            Some(f @ (Fault::WriteNoSpace | Fault::WriteEio)) => return Err(f.error()),
+            Some(f) if sync => return Err(f.error()),
+            _ => {}
+        }
+        self.applied.apply(batch)?;
+        let merged: Vec<(Vec<u8>, Value)> = batch
+            .iter()
+            .filter_map(|w| Some((w.key.clone(), w.outcome.clone()?.ok()?)))
+            .collect();
+        if sync {
+            self.make_durable(merged);
+        } else {
+            self.unsynced.lock().unwrap().extend(merged);
+        }
+        Ok(())
+    }
+    fn sync(&self) -> Result<()> {
+        if let Some(fault) = self.syncs.lock().unwrap().pop_front().flatten() {
+            return Err(fault.error());
+        }
+        let pending = std::mem::take(&mut *self.unsynced.lock().unwrap());
+        self.make_durable(pending);
+        Ok(())
+    }
+    fn digest(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.applied.digest(key)
+    }
+    fn bucket_digests(&self) -> Result<Vec<u64>> {
+        self.applied.bucket_digests()
+    }
+    fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
+        self.applied.bucket_keys(bucket, after, limit)
+    }
+    fn bucket_values(
+        &self,
+        bucket: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ValuePage> {
+        self.applied.bucket_values(bucket, after, limit)
+    }
+    fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
+        self.durable.delete_buckets(buckets.clone())?;
+        self.applied.delete_buckets(buckets)
+    }
+    fn config(&self) -> &StoreConfig {
+        self.applied.config()
     }
 }

@@ -8,5 +8,7 @@ pub(crate) mod dev;
 pub(crate) mod join;
 pub(crate) mod local;
 pub(crate) mod progress;
+pub(crate) mod repair;
+pub(crate) mod scrub;
 pub(crate) mod serve;
 pub(crate) mod token;

@@ -6,6 +6,7 @@
 mod cluster;
 mod crash;
 mod harness;
+mod integrity;
 mod local;
 mod outside;
 mod repartition;

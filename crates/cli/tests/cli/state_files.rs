@@ -327,7 +327,7 @@ fn haze_serve_refuses_a_data_directory_of_another_format_and_changes_nothing_in_
     {
         let db = redb::Database::create(data.join("haze.redb")).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().insert("format", 2).unwrap();
+        txn.open_table(META).unwrap().insert("format", 3).unwrap();
         txn.commit().unwrap();
     }
     let before = data_files(&data);
@@ -349,7 +349,7 @@ fn haze_serve_refuses_a_data_directory_of_another_format_and_changes_nothing_in_
     assert_eq!(errors.len(), 1, "one error line: {stderr}");
     assert!(
         errors[0].contains(&data.display().to_string())
-            && errors[0].contains("unsupported storage format 2 (this build reads 1)"),
+            && errors[0].contains("unsupported storage format 3 (this build reads 2)"),
         "the error names the directory and both versions: {}",
         errors[0]
     );

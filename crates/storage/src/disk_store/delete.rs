@@ -34,8 +34,11 @@ impl DiskStore {
             .finish_flush(&mut writer)
             .and_then(|()| writer.wal.append_delete(buckets.clone()))
             .and_then(|()| self.delete_range(buckets));
-        if let Err(e) = &deleted {
-            // The log and redb may disagree until a replay: take no more writes.
+        if let Err(e) = &deleted
+            && !e.is_retryable()
+        {
+            // The log and redb may disagree until a replay: take no more writes. (No room for
+            // the delete's record changed nothing: the log was rewound.)
             writer.failed = Some(e.clone());
         }
         deleted

@@ -3,13 +3,15 @@
 //!
 //! * `layout` — redb's tables, the format marker, the stored bucket digests.
 //! * `open` — opening a directory: the format check, then the log's replay.
-//! * `read` — reads: the recent tables first, then redb.
+//! * `read` — reads: the recent tables first, then redb; every entry served is verified.
+//! * `quarantine` — what happens to a value found damaged, and the scrub.
 //! * `write` — the writer's commits, and starting and finishing flushes.
 //! * `delete` — deleting the keys of digest buckets (a partition that moved away).
 
 mod delete;
 mod layout;
 mod open;
+mod quarantine;
 mod read;
 mod write;
 
@@ -21,11 +23,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use haze_crdt::Value;
 use redb::Database;
 
-pub(crate) use self::layout::{DIGESTS, DIGESTS_KEY, VALUES, digests_blob, parse_digests};
+pub(crate) use self::layout::{
+    DIGESTS, DIGESTS_KEY, VALUES, bucket_of, bucket_sum, digests_blob, parse_digests,
+};
+pub use self::open::TornTail;
 use crate::flush::Flusher;
-use crate::key::{decode, decode_page, key_digest};
+use crate::key::decode_page;
+use crate::scrub::Integrity;
 use crate::wal::Wal;
-use crate::{Error, KeyPage, Result, Store, StoreConfig, ValuePage, Write};
+use crate::{
+    Error, IntegrityStats, KeyPage, Result, ScrubCursor, ScrubStep, Store, StoreConfig, ValuePage,
+    Write,
+};
 
 /// A [`Store`] in a data directory: a write-ahead log (`wal-<seq>.log` segments, see the `wal`
 /// module), in-memory tables of the values written since the last flush, and redb
@@ -39,6 +48,11 @@ use crate::{Error, KeyPage, Result, Store, StoreConfig, ValuePage, Write};
 /// writer goes on meanwhile. redb thus writes each B-tree page about once per flush rather than
 /// once per group, and its MVCC readers never wait. On open,
 /// the log is replayed (merged). `docs/storage-format.md` says why redb, and why the log.
+///
+/// Every stored value carries its checksum (`crate::entry`), verified by every read that serves
+/// or sends it; a damaged one is quarantined (`quarantine`). A commit that meets a full disk is
+/// refused without effect and the store goes on ([`Error::NoSpace`]); any other failure of a
+/// commit, or of an fsync, stops it.
 pub struct DiskStore {
     db: Arc<Database>,
     dir: PathBuf,
@@ -52,6 +66,10 @@ pub struct DiskStore {
     /// writes must wait for one), so a delete is not starved by flushes that follow each other.
     deletes_waiting: AtomicUsize,
     config: StoreConfig,
+    /// Corrupt values found, reads refused, repairs, scrubbing.
+    integrity: Integrity,
+    /// The torn tail the open cut off, if any.
+    torn_tail: Option<TornTail>,
 }
 
 /// The recent writes: the table taking writes, and the frozen one being flushed, if any.
@@ -63,7 +81,8 @@ struct Tables {
 
 #[derive(Debug, Default)]
 struct Recent {
-    /// Ring-ordered key → encoded value.
+    /// Ring-ordered key → entry (`crate::entry`: a value with its checksum, or a quarantine
+    /// marker), as redb will store it.
     values: BTreeMap<Vec<u8>, Vec<u8>>,
     bytes: usize,
 }
@@ -120,9 +139,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl DiskStore {
+    /// Returns the torn tail the open cut off the log, if it found one.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
+    }
+}
+
 impl Store for DiskStore {
     fn get(&self, key: &[u8]) -> Result<Option<Value>> {
-        self.encoded(key)?.as_deref().map(decode).transpose()
+        match self.verified(key)? {
+            Some((_, encoded)) => Value::decode(&encoded).map(Some).map_err(|e| {
+                Integrity::add(&self.integrity.corrupt_reads, 1);
+                Error::CorruptValue {
+                    key: key.to_vec(),
+                    detail: format!("it passes its checksum but does not decode: {e}"),
+                }
+            }),
+            None => Ok(None),
+        }
     }
 
     fn apply(&self, batch: &mut [Write]) -> Result<()> {
@@ -130,11 +165,21 @@ impl Store for DiskStore {
     }
 
     fn sync(&self) -> Result<()> {
-        lock(&self.writer).wal.sync()
+        let mut writer = lock(&self.writer);
+        if let Some(failure) = &writer.failed {
+            // A later fsync that succeeds would prove nothing about what an earlier one lost.
+            return Err(Error::stopped(failure));
+        }
+        let synced = writer.wal.sync();
+        if let Err(e) = &synced {
+            writer.failed = Some(e.clone());
+        }
+        synced
     }
 
     fn digest(&self, key: &[u8]) -> Result<Option<u64>> {
-        Ok(self.encoded(key)?.map(|v| key_digest(key, &v)))
+        // A value's checksum is its digest.
+        Ok(self.verified(key)?.map(|(checksum, _)| checksum))
     }
 
     fn bucket_digests(&self) -> Result<Vec<u64>> {
@@ -142,9 +187,7 @@ impl Store for DiskStore {
     }
 
     fn bucket_keys(&self, bucket: usize, after: Option<&[u8]>, limit: usize) -> Result<KeyPage> {
-        self.bucket_page(bucket, after, limit, |skey, encoded| {
-            key_digest(&skey[8..], encoded)
-        })
+        self.bucket_page(bucket, after, limit, |checksum, _| checksum)
     }
 
     fn bucket_values(
@@ -156,6 +199,14 @@ impl Store for DiskStore {
         decode_page(self.bucket_page(bucket, after, limit, |_, encoded| encoded.to_vec())?)
     }
 
+    fn scrub(&self, from: &ScrubCursor, budget_bytes: u64) -> Result<ScrubStep> {
+        self.scrub_from(from, budget_bytes)
+    }
+
+    fn integrity(&self) -> IntegrityStats {
+        self.integrity.stats()
+    }
+
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
         self.delete(buckets)
     }
@@ -164,3 +215,6 @@ impl Store for DiskStore {
         &self.config
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,86 +1,161 @@
-//! Reads: the newest value of a key, pages of a bucket. The recent tables first (the active
-//! one, then the frozen one), then redb; none of them waits for the writer.
+//! Reads: the newest entry of a key, pages of a bucket. The recent tables first (the active
+//! one, then the frozen one), then redb; none of them waits for the writer. Every entry served
+//! is verified (`crate::entry`); a damaged one is quarantined and never served.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::PoisonError;
 
 use redb::ReadableDatabase;
 
 use super::DiskStore;
 use super::layout::VALUES;
-use crate::Result;
+use crate::entry::{self, Slot};
 use crate::error::engine;
-use crate::key::{Page, bucket_bounds, key_page, store_key};
+use crate::key::{Page, bucket_bounds, store_key};
+use crate::scrub::Integrity;
+use crate::{Error, Result};
+
+/// Entries of a range, newest first: (store key, entry).
+pub(super) type RawPage = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl DiskStore {
-    /// Up to `limit` entries of `bucket` after `after`, each as its user key and `item` of its
-    /// store key and encoded value, and whether more follow.
+    /// Up to `limit` sound values of `bucket` after `after`, each as its user key and `item` of
+    /// its checksum and encoding, and whether more follow. Quarantined values are left out;
+    /// damaged ones too, and quarantined.
     pub(super) fn bucket_page<T>(
         &self,
         bucket: usize,
         after: Option<&[u8]>,
         limit: usize,
-        item: impl Fn(&[u8], &[u8]) -> T,
+        item: impl Fn(u64, &[u8]) -> T,
     ) -> Result<Page<T>> {
-        const CONTEXT: &str = "reading a bucket";
-        let Some(bounds) = bucket_bounds(bucket, after) else {
+        let Some((mut start, end)) = bucket_bounds(bucket, after) else {
             return Ok((Vec::new(), false));
         };
-        let take = limit.saturating_add(1);
-        // Newest first: the active table, the frozen one, then redb. A reader of redb that
-        // starts after a flush committed may also see values still in the tables: same bytes.
-        let (active, frozen) = {
-            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let page = |t: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<(Vec<u8>, T)> {
-                t.range(bounds.clone())
-                    .take(take)
-                    .map(|(k, v)| (k.clone(), item(k, v)))
-                    .collect()
-            };
-            (
-                page(&tables.active.values),
-                tables.frozen.as_deref().map(page).unwrap_or_default(),
-            )
+        let mut page = Vec::new();
+        let mut damaged = Vec::new();
+        // Values left out do not count against the page: read on until it is full or the
+        // bucket ends (so a caller paging by the last key always advances).
+        let more = 'pages: loop {
+            let (raw, more) =
+                self.raw_range(start.clone(), end.clone(), limit.saturating_add(1))?;
+            for (skey, stored) in raw {
+                if page.len() == limit {
+                    break 'pages true;
+                }
+                match entry::parse(&skey[8..], &stored) {
+                    Slot::Value { checksum, encoded } => {
+                        page.push((skey[8..].to_vec(), item(checksum, encoded)));
+                    }
+                    Slot::Quarantined => {}
+                    Slot::Damaged(why) => damaged.push((skey.clone(), stored.clone(), why)),
+                }
+                start = Bound::Excluded(skey);
+            }
+            if !more {
+                break false;
+            }
         };
-        let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
-        let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
-        let (start, end) = (
-            bounds.0.as_ref().map(Vec::as_slice),
-            bounds.1.as_ref().map(Vec::as_slice),
-        );
-        let mut stored = Vec::new();
-        let range = table
-            .range::<&[u8]>((start, end))
-            .map_err(engine(CONTEXT))?;
-        for entry in range.take(take) {
-            let (k, v) = entry.map_err(engine(CONTEXT))?;
-            stored.push((k.value().to_vec(), item(k.value(), v.value())));
+        for (skey, stored, why) in damaged {
+            self.quarantine(&skey, &stored, why);
         }
-        Ok(key_page([active, frozen, stored], limit))
+        Ok((page, more))
     }
 
-    /// The active table's entries (store key → encoded value), for tests of the flusher.
+    /// Up to `take` entries of the store-key range `start..end`, newest source first (the
+    /// active table, the frozen one, redb), in ring order, and whether more follow.
+    pub(super) fn raw_range(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        take: usize,
+    ) -> Result<(RawPage, bool)> {
+        const CONTEXT: &str = "reading a range of keys";
+        // One more than asked from each source: if any has more, the merge has more.
+        let each = take.saturating_add(1);
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let sources = [Some(&tables.active.values), tables.frozen.as_deref()];
+            for table in sources.into_iter().flatten() {
+                for (k, v) in table.range((start.clone(), end.clone())).take(each) {
+                    merged.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        // A reader of redb that starts after a flush committed may also see values still in
+        // the tables: the same bytes, and the tables' come first.
+        let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
+        let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
+        let range = (
+            start.as_ref().map(Vec::as_slice),
+            end.as_ref().map(Vec::as_slice),
+        );
+        for item in table
+            .range::<&[u8]>(range)
+            .map_err(engine(CONTEXT))?
+            .take(each)
+        {
+            let (k, v) = item.map_err(engine(CONTEXT))?;
+            merged
+                .entry(k.value().to_vec())
+                .or_insert_with(|| v.value().to_vec());
+        }
+        let more = merged.len() > take;
+        Ok((merged.into_iter().take(take).collect(), more))
+    }
+
+    /// The active table's entries (store key → entry), for tests of the flusher.
     #[cfg(test)]
     pub(crate) fn recent_values(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
         tables.active.values.clone()
     }
 
-    /// Returns the newest encoding of `key`: a recent write's, else redb's.
-    pub(super) fn encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    /// Returns the newest entry of the store key `skey`: a recent write's, else redb's.
+    pub(super) fn entry(&self, skey: &[u8]) -> Result<Option<Vec<u8>>> {
         const CONTEXT: &str = "reading a value";
-        let skey = store_key(key);
         if let Some(v) = self
             .recent
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .newest(&skey)
+            .newest(skey)
         {
             return Ok(Some(v.clone()));
         }
         let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
         let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
-        let found = table.get(skey.as_slice()).map_err(engine(CONTEXT))?;
+        let found = table.get(skey).map_err(engine(CONTEXT))?;
         Ok(found.map(|v| v.value().to_vec()))
+    }
+
+    /// Returns the checksum and the encoding of `key`'s value, verified.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptValue`] if it is quarantined, or damaged (then it is quarantined now).
+    pub(super) fn verified(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        let skey = store_key(key);
+        let Some(stored) = self.entry(&skey)? else {
+            return Ok(None);
+        };
+        let detail = match entry::parse(key, &stored) {
+            Slot::Value { checksum, encoded } => return Ok(Some((checksum, encoded.to_vec()))),
+            Slot::Quarantined => {
+                "it was found damaged earlier and is quarantined until a healthy copy is merged \
+                 into it"
+                    .to_string()
+            }
+            Slot::Damaged(why) => {
+                self.quarantine(&skey, &stored, why);
+                format!("{why}; it is quarantined until a healthy copy is merged into it")
+            }
+        };
+        Integrity::add(&self.integrity.corrupt_reads, 1);
+        Err(Error::CorruptValue {
+            key: key.to_vec(),
+            detail,
+        })
     }
 }

@@ -9,11 +9,13 @@ use redb::{ReadOnlyTable, ReadableDatabase};
 use super::layout::VALUES;
 use super::{DiskStore, WriterState, lock};
 use crate::apply::merged_value;
+use crate::entry::{self, Slot, printable};
 use crate::error::engine;
 use crate::flush::Flusher;
-use crate::key::{decode, digest_bucket, key_digest, ring_hash, store_key};
+use crate::key::{decode, digest_bucket, ring_hash, store_key};
+use crate::scrub::Integrity;
 use crate::wal::{Wal, segment_path, sync_dir};
-use crate::{Durability, Error, Result, StoreConfig, Write, WriteError};
+use crate::{Durability, Error, Mutation, Result, StoreConfig, Write, WriteError};
 
 impl DiskStore {
     /// [`Store::apply`](crate::Store::apply): commits `batch` with logging, then starts a flush
@@ -21,7 +23,17 @@ impl DiskStore {
     pub(super) fn apply_logged(&self, batch: &mut [Write]) -> Result<()> {
         let mut writer = lock(&self.writer);
         self.ready(&mut writer)?;
-        self.commit(&mut writer.wal, batch, &self.config, true)?;
+        if let Err(e) = self.commit(&mut writer.wal, batch, &self.config, true) {
+            for write in batch.iter_mut() {
+                write.outcome = None; // nothing of it was applied
+            }
+            if !e.is_retryable() {
+                // An fsync (or a write other than for room) failed: the log can no longer be
+                // trusted to hold what it was given. Refuse every later commit.
+                writer.failed = Some(e.clone());
+            }
+            return Err(e);
+        }
         let active_bytes = self
             .recent
             .read()
@@ -46,9 +58,11 @@ impl DiskStore {
         if due
             && (must || (!busy && !delete_waits))
             && let Err(e) = self.start_flush(&mut writer)
+            && !e.is_retryable()
         {
             // This batch is durable (its log record is synced) and visible: acknowledge it.
-            // The store refuses the next one.
+            // The store refuses the next one. (No room for a new segment is no failure: the
+            // flush starts with a later commit.)
             writer.failed = Some(e);
         }
         Ok(())
@@ -56,7 +70,13 @@ impl DiskStore {
 
     /// Applies `batch`: merges each write against the newest value (this batch's, then the
     /// recent tables', then redb's), logs the results (and fdatasyncs in `sync` mode) when
-    /// `log`, then publishes them to readers.
+    /// `log`, then publishes them to readers. A stored value that fails its check counts as
+    /// absent for a merge (a healthy copy replaces it) and refuses an update (an operation on
+    /// nothing would reuse what the lost state counted); it is quarantined.
+    ///
+    /// # Errors
+    ///
+    /// If logging failed: nothing of the batch was published.
     pub(super) fn commit(
         &self,
         wal: &mut Wal,
@@ -65,15 +85,21 @@ impl DiskStore {
         log: bool,
     ) -> Result<()> {
         const CONTEXT: &str = "reading a value to merge into";
-        // Each key's newest value in this batch. Its final values are what the log records (one
+        // Each key's newest entry in this batch. Its final values are what the log records (one
         // entry per key: replaying them gives what replaying every step would, merges being
         // idempotent) and what joins the active table.
         let mut staged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let mut next = lock(&self.buckets).clone();
+        // What this batch changes in the bucket digests: a bucket whose damaged entry was found
+        // is computed again (`exact`), then every change XORs in (`delta`).
+        let mut delta: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut exact: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut found: Vec<(Vec<u8>, &'static str)> = Vec::new();
+        let mut repaired = 0;
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            // Opened at the first key that no recent table holds, then reused.
-            let mut stored: Option<ReadOnlyTable<&'static [u8], &'static [u8]>> = None;
+            let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
+            let stored: ReadOnlyTable<&'static [u8], &'static [u8]> =
+                txn.open_table(VALUES).map_err(engine(CONTEXT))?;
             for write in batch.iter_mut() {
                 let Some(mutation) = write.mutation.take() else {
                     continue;
@@ -82,48 +108,66 @@ impl DiskStore {
                 let recent = staged.get(&skey).or_else(|| tables.newest(&skey));
                 let from_redb = match recent {
                     Some(_) => None,
-                    None => {
-                        if stored.is_none() {
-                            stored = Some(
-                                self.db
-                                    .begin_read()
-                                    .map_err(engine(CONTEXT))?
-                                    .open_table(VALUES)
-                                    .map_err(engine(CONTEXT))?,
-                            );
-                        }
-                        let table = stored.as_ref().expect("just set");
-                        table
-                            .get(skey.as_slice())
-                            .map_err(engine(CONTEXT))?
-                            .map(|v| v.value().to_vec())
-                    }
+                    None => stored
+                        .get(skey.as_slice())
+                        .map_err(engine(CONTEXT))?
+                        .map(|v| v.value().to_vec()),
                 };
                 let old: Option<&[u8]> = recent.map(Vec::as_slice).or(from_redb.as_deref());
-                let old_digest = old.map(|old| key_digest(&write.key, old));
-                // A stored value that does not decode fails its own write, not the store.
-                let outcome = match old.map(decode).transpose() {
-                    Ok(current) => merged_value(config, &write.key, current, mutation),
-                    Err(e) => Err(WriteError::Store(e)),
-                };
-                write.outcome = Some(outcome.map(|(value, encoded)| {
-                    let bucket = digest_bucket(ring_hash(&write.key));
-                    if let Some(old) = old_digest {
-                        next[bucket] ^= old;
+                let bucket = digest_bucket(ring_hash(&write.key));
+                let slot = old.map(|old| entry::parse(&write.key, old));
+                let old_contribution = slot.map_or(0, |s| s.contribution());
+                // The marker that quarantines a damaged value an operation finds.
+                let marker = match (slot, &mutation) {
+                    (Some(Slot::Damaged(_)), Mutation::Update(_)) => {
+                        old.map(entry::quarantine_entry)
                     }
-                    next[bucket] ^= key_digest(&write.key, &encoded);
-                    staged.insert(skey, encoded);
+                    _ => None,
+                };
+                if let Some(Slot::Damaged(why)) = slot {
+                    if let std::collections::btree_map::Entry::Vacant(e) = exact.entry(bucket) {
+                        e.insert(self.bucket_digest(&tables, &stored, bucket)?);
+                    }
+                    found.push((write.key.clone(), why));
+                }
+                let outcome = match (slot, mutation) {
+                    (None, mutation) => merged_value(config, &write.key, None, mutation),
+                    (Some(Slot::Value { encoded, .. }), mutation) => match decode(encoded) {
+                        Ok(current) => merged_value(config, &write.key, Some(current), mutation),
+                        // A sound checksum over bytes that do not decode: refused, left alone.
+                        Err(e) => Err(WriteError::Store(e)),
+                    },
+                    (Some(_), Mutation::Merge(given)) => {
+                        repaired += 1;
+                        merged_value(config, &write.key, None, Mutation::Merge(given))
+                    }
+                    (Some(_), Mutation::Update(_)) => Err(WriteError::Store(Error::CorruptValue {
+                        key: write.key.clone(),
+                        detail: "the stored value is corrupt (quarantined): an operation \
+                                     needs it; merge a healthy copy first"
+                            .into(),
+                    })),
+                };
+                if let Some(marker) = marker {
+                    // Quarantined now, with this commit.
+                    staged.insert(skey.clone(), marker);
+                }
+                write.outcome = Some(outcome.map(|(value, encoded)| {
+                    let (stored_entry, checksum) = entry::value_entry(&write.key, &encoded);
+                    *delta.entry(bucket).or_default() ^= old_contribution ^ checksum;
+                    staged.insert(skey, stored_entry);
                     value
                 }));
             }
         }
-        if log && !staged.is_empty() {
+        let logged: Vec<(&[u8], &[u8])> = staged
+            .iter()
+            .filter(|(_, e)| e.first() == Some(&entry::VALUE))
+            .map(|(skey, e)| (&skey[8..], &e[entry::VALUE_HEADER..]))
+            .collect();
+        if log && !logged.is_empty() {
             // Durable (in sync mode) before anyone can read it.
-            let entries: Vec<(&[u8], &[u8])> = staged
-                .iter()
-                .map(|(skey, encoded)| (&skey[8..], encoded.as_slice()))
-                .collect();
-            wal.append(&entries, matches!(config.durability, Durability::Sync))?;
+            wal.append(&logged, matches!(config.durability, Durability::Sync))?;
         }
         let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
         let active = &mut tables.active;
@@ -135,7 +179,24 @@ impl DiskStore {
             }
         }
         drop(tables);
-        *lock(&self.buckets) = next;
+        {
+            let mut buckets = lock(&self.buckets);
+            for (bucket, digest) in exact {
+                buckets[bucket] = digest;
+            }
+            for (bucket, change) in delta {
+                buckets[bucket] ^= change;
+            }
+        }
+        Integrity::add(&self.integrity.corrupt_found, found.len() as u64);
+        Integrity::add(&self.integrity.repaired, repaired);
+        for (key, why) in found {
+            tracing::error!(
+                key = %printable(&key),
+                why,
+                "a stored value is corrupt: a write treats it as absent (a merge replaces it, an operation is refused)"
+            );
+        }
         Ok(())
     }
 
@@ -160,7 +221,7 @@ impl DiskStore {
         // newer segment exists, so recovery never finds a gap.
         writer.wal.sync()?;
         let seq = writer.seq + 1;
-        let (wal, _) = Wal::open(&segment_path(&self.dir, seq))?;
+        let wal = Wal::create(&segment_path(&self.dir, seq), writer.wal.next_seq())?;
         sync_dir(&self.dir)?;
         writer.wal = wal;
         writer.seq = seq;

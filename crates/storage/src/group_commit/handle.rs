@@ -19,12 +19,14 @@ pub struct WriterHandle {
     pub(super) wake_sent: Arc<AtomicBool>,
     pub(super) stats: Arc<CommitStats>,
     pub(super) failed: Arc<AtomicBool>,
+    pub(super) disk_full: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for WriterHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriterHandle")
             .field("failed", &self.failed)
+            .field("disk_full", &self.disk_full)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +96,15 @@ impl WriterHandle {
     /// Returns whether the store failed (an fsync or write error): nothing more is acknowledged.
     pub fn has_failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Returns whether the last commit found the disk full ([`Error::NoSpace`]): writes are
+    /// refused, reads go on, and the writer takes writes again once a commit finds room (for
+    /// `/health`).
+    ///
+    /// [`Error::NoSpace`]: crate::Error::NoSpace
+    pub fn disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::Relaxed)
     }
 }
 

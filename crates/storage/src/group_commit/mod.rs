@@ -88,6 +88,7 @@ impl GroupCommitter {
         let wake_sent = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(CommitStats::default());
         let failed = Arc::new(AtomicBool::new(false));
+        let disk_full = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             store,
             receiver,
@@ -95,6 +96,7 @@ impl GroupCommitter {
             wake_sent: wake_sent.clone(),
             stats: stats.clone(),
             failed: failed.clone(),
+            disk_full: disk_full.clone(),
             failure: None,
         };
         let thread = std::thread::Builder::new()
@@ -108,6 +110,7 @@ impl GroupCommitter {
                 wake_sent,
                 stats,
                 failed,
+                disk_full,
             },
             thread: Mutex::new(Some(thread)),
         })

@@ -18,6 +18,8 @@ pub struct CommitStats {
     pub commit_size_buckets: [AtomicU64; 8],
     /// Periodic fsyncs (in `periodic` mode).
     pub syncs: AtomicU64,
+    /// Commits refused because the disk was full (their writes answered with the error).
+    pub no_space: AtomicU64,
     /// Passes of the writer's loop: it woke up (for a write, a `Wake`, a stop, or a periodic
     /// fsync), or went on without sleeping because background writes were left.
     pub wakeups: AtomicU64,

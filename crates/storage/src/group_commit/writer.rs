@@ -1,5 +1,15 @@
 //! The writer thread's loop: it takes every write queued while it was busy (and a share of the
 //! background queue), applies them as one commit, and answers each.
+//!
+//! Failures, as a state machine (docs/storage-format.md, "A full or failing disk"):
+//!
+//! ```text
+//!  healthy ──commit fails with Error::NoSpace──▶ full (the batch refused; nothing applied)
+//!     ▲                                            │ the next commit tries again
+//!     └──────────────a commit succeeds─────────────┘
+//!  healthy | full ──any other failure of a commit, or of a periodic fsync──▶ failed (final:
+//!                   every later write is answered with Error::Stopped, never applied)
+//! ```
 
 // Timing here only paces the periodic fsync and feeds metrics; simulations use a `Store`
 // directly, without this thread.
@@ -24,6 +34,8 @@ pub(super) struct Writer {
     pub(super) wake_sent: Arc<AtomicBool>,
     pub(super) stats: Arc<CommitStats>,
     pub(super) failed: Arc<AtomicBool>,
+    /// Set while the last commit found the disk full; cleared by the next that succeeds.
+    pub(super) disk_full: Arc<AtomicBool>,
     /// The first failure: once set, every later write is answered with it, unacknowledged.
     pub(super) failure: Option<Error>,
 }
@@ -138,11 +150,21 @@ impl Writer {
         self.stats.record(writes.len(), started.elapsed());
         match result {
             Ok(()) => {
+                self.disk_full.store(false, Ordering::Relaxed);
                 for (write, reply) in writes.into_iter().zip(replies) {
                     let outcome = write.outcome.unwrap_or(Err(WriteError::Store(Error::Io(
                         "write not applied".into(),
                     ))));
                     reply(outcome);
+                }
+            }
+            Err(e) if e.is_retryable() => {
+                // The disk is full: nothing of the batch was applied (the store rewound its
+                // log), so it is refused and the writer goes on; the next commit tries again.
+                self.stats.no_space.fetch_add(1, Ordering::Relaxed);
+                self.disk_full.store(true, Ordering::Relaxed);
+                for reply in replies {
+                    reply(Err(WriteError::Store(e.clone())));
                 }
             }
             Err(e) => {

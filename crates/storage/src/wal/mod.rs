@@ -8,54 +8,66 @@
 //! redb already holds is harmless (merge is idempotent).
 //!
 //! ```text
-//! file   = magic ("HAZEWAL1", or "HAZEWAL2" once it holds a delete) record*
-//! record = payload_len:u32 BE, checksum:u64 BE (xxh3 of payload), payload
+//! file    = magic ("HAZEWAL3"; older: "HAZEWAL1", or "HAZEWAL2" once it holds a delete) record*
+//! record  = see `record` (version 3: marker, length, number, checksums of payload and header)
 //! payload = count:varint (> 0), then count × (key: len-prefixed bytes, value: len-prefixed encoding)
 //!         | 0:varint, 1:u8, first:varint, end:varint      (delete digest buckets first..end)
 //! ```
 //!
 //! A delete record is how a partition that moved away is dropped without flushing first: the
 //! records before it put the partition's keys back on replay, and the delete takes them out
-//! again (of the tables and of redb), in log order. A segment is written as version 1 and
-//! marked version 2 before its first delete: a binary that only knows version 1 refuses such a
-//! segment instead of misreading it, and reads every other (a rollback works unless a delete
-//! is waiting in the log).
+//! again (of the tables and of redb), in log order. This build writes version 3 only; it reads
+//! every version (a binary that knows versions 1 and 2 only refuses a version-3 segment).
 //!
-//! The log is a sequence of segment files (`wal-<seq>.log`). A record that is truncated or fails
-//! its checksum ends its segment (a torn write of the last, unacknowledged group); recovery
-//! truncates the file there.
+//! The log is a sequence of segment files (`wal-<seq>.log`). Opening them (`scan`) finds every
+//! intact record and every damaged range; only the incomplete last record of the last segment
+//! (a crash in the middle of an append) may be cut off, and the store says so. `repair`
+//! salvages the intact records of a damaged log.
+//!
+//! A write that fails (the disk is full) rewinds the segment to its last complete record, so
+//! the next append continues a valid log; an fsync that fails is never retried.
+
+mod record;
+mod repair;
+mod scan;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use haze_crdt::encode::{Reader, writer};
-use xxhash_rust::xxh3::xxh3_64;
-
-use crate::error::io_at;
+pub(crate) use self::record::Layout;
+pub use self::repair::{LostRange, RepairReport, SegmentRepair, repair_log};
+pub(crate) use self::scan::{Damage, Scanned, scan};
+use crate::error::{io_at, write_at};
 use crate::{Error, Result};
 
-/// The magic of a segment that holds deletes.
-const MAGIC: &[u8; 8] = b"HAZEWAL2";
-/// The magic of a segment without deletes (the first format, which every version reads).
+/// The magic of the segments this build writes.
+const MAGIC: &[u8; 8] = b"HAZEWAL3";
+/// The magic of a version-2 segment: version 1's records, and deletes.
+const MAGIC_V2: &[u8; 8] = b"HAZEWAL2";
+/// The magic of a version-1 segment (no deletes).
 const MAGIC_V1: &[u8; 8] = b"HAZEWAL1";
 /// What every version's magic starts with; the digit after it is the version.
 const MAGIC_PREFIX: &[u8; 7] = b"HAZEWAL";
+/// A magic's length.
+pub(crate) const MAGIC_LEN: usize = 8;
 /// The newest version of the log this build reads (the digit of [`MAGIC`]).
-const VERSION: u64 = 2;
-/// The kind byte of a delete record.
-const DELETE: u8 = 1;
-const RECORD_HEADER: usize = 12;
+const VERSION: u64 = 3;
 
-/// An open log, positioned at its end.
+/// The segment being written, positioned at its end.
 #[derive(Debug)]
 pub(crate) struct Wal {
     file: File,
     /// Where the file is, for error messages.
     path: PathBuf,
+    /// The length of its complete records: where the next append goes, and what a failed
+    /// append rewinds to.
     len: u64,
-    /// Whether the file is marked as holding deletes ([`MAGIC`]).
-    deletes: bool,
+    /// The number of the next record.
+    next_seq: u64,
+    /// A failure to inject into the next append (tests of the rewind).
+    #[cfg(test)]
+    pub(crate) fail_next_write: Option<(usize, std::io::ErrorKind)>,
 }
 
 /// One replayed entry: a key and the encoding of a value merged into it.
@@ -71,130 +83,129 @@ pub(crate) enum Logged {
 }
 
 impl Wal {
-    /// Opens the log at `path`, creating it if needed, and returns it with every complete
-    /// record, in order. A torn or corrupt tail is cut off.
-    pub(crate) fn open(path: &Path) -> Result<(Wal, Vec<Logged>)> {
+    /// Starts a new segment at `path` whose first record is numbered `next_seq` (an empty file
+    /// there, left by a creation a crash cut short, is reused).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] if the disk is full (no file is left behind), [`Error::Io`] otherwise;
+    /// [`Error::Corrupt`] if a segment with contents is already there.
+    pub(crate) fn create(path: &Path, next_seq: u64) -> Result<Wal> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(io_at("opening the log segment", path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(io_at("reading the log segment", path))?;
-        if bytes.is_empty() {
-            file.write_all(MAGIC_V1)
-                .and_then(|()| file.sync_all())
-                .map_err(io_at("starting the log segment", path))?;
-            return Ok((
-                Wal {
-                    file,
-                    path: path.to_path_buf(),
-                    len: MAGIC_V1.len() as u64,
-                    deletes: false,
-                },
-                Vec::new(),
-            ));
+            .map_err(write_at("creating the log segment", path))?;
+        let existing = file
+            .metadata()
+            .map_err(io_at("reading the log segment", path))?
+            .len();
+        if existing != 0 {
+            return Err(Error::Corrupt(format!(
+                "{} already holds {existing} bytes: a new segment cannot start there",
+                path.display()
+            )));
         }
-        let deletes = holds_deletes(&bytes, path)?;
-        let mut records = Vec::new();
-        let mut at = MAGIC.len();
-        while let Some((payload, next)) = record_at(&bytes, at) {
-            match parse_payload(payload) {
-                Some(parsed) => records.push(parsed),
-                None => break,
-            }
-            at = next;
+        if let Err(e) = file.write_all(MAGIC) {
+            // Nothing of it is needed: remove it, so that a full disk leaves no stray segment.
+            let _ = std::fs::remove_file(path);
+            return Err(write_at("starting the log segment", path)(e));
         }
-        if at < bytes.len() {
-            // A torn or corrupt tail: the last group, never acknowledged. Cut it off.
-            file.set_len(at as u64)
-                .and_then(|()| file.sync_all())
-                .map_err(io_at("cutting the torn tail of the log segment", path))?;
-        }
-        file.seek(SeekFrom::Start(at as u64))
-            .map_err(io_at("seeking in the log segment", path))?;
-        Ok((
-            Wal {
-                file,
-                path: path.to_path_buf(),
-                len: at as u64,
-                deletes,
-            },
-            records,
-        ))
+        file.sync_all()
+            .map_err(io_at("syncing the new log segment", path))?;
+        Ok(Wal {
+            file,
+            path: path.to_path_buf(),
+            len: MAGIC.len() as u64,
+            next_seq,
+            #[cfg(test)]
+            fail_next_write: None,
+        })
     }
 
     /// Appends one record holding `entries` (keys and encoded values) and, if `sync`, waits for
     /// it to reach the disk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] if the disk is full: the segment was rewound, nothing was appended.
+    /// [`Error::Io`] for any other failure, and for a failed fsync: the store must stop.
     pub(crate) fn append(&mut self, entries: &[(&[u8], &[u8])], sync: bool) -> Result<()> {
         if entries.is_empty() {
             // A record of no entries would read as a delete of another kind: write nothing.
             return Ok(());
         }
-        let mut payload = Vec::with_capacity(
-            16 + entries
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 6)
-                .sum::<usize>(),
-        );
-        writer::len(&mut payload, entries.len());
-        for (key, value) in entries {
-            writer::bytes(&mut payload, key);
-            writer::bytes(&mut payload, value);
-        }
-        self.append_record(&payload, sync)
+        self.append_record(&record::merge_payload(entries), sync)
     }
 
     /// Appends a record deleting every key of the digest buckets `buckets`, and waits for it
     /// to reach the disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append).
     pub(crate) fn append_delete(&mut self, buckets: std::ops::Range<usize>) -> Result<()> {
-        if !self.deletes {
-            // Marked first (and synced): a binary that cannot read deletes must refuse the file.
-            std::os::unix::fs::FileExt::write_all_at(&self.file, MAGIC, 0)
-                .and_then(|()| self.file.sync_data())
-                .map_err(io_at(
-                    "marking as holding deletes the log segment",
-                    &self.path,
-                ))?;
-            self.deletes = true;
-        }
-        let mut payload = Vec::with_capacity(24);
-        writer::len(&mut payload, 0);
-        payload.push(DELETE);
-        writer::len(&mut payload, buckets.start);
-        writer::len(&mut payload, buckets.end);
-        self.append_record(&payload, true)
+        self.append_record(&record::delete_payload(buckets), true)
     }
 
     fn append_record(&mut self, payload: &[u8], sync: bool) -> Result<()> {
-        let len = u32::try_from(payload.len()).map_err(|_| {
-            Error::Io(format!("a log record of {} bytes (4 GiB at most)", payload.len()).into())
-        })?;
-        let mut record = Vec::with_capacity(RECORD_HEADER + payload.len());
-        record.extend_from_slice(&len.to_be_bytes());
-        record.extend_from_slice(&xxh3_64(payload).to_be_bytes());
-        record.extend_from_slice(payload);
-        self.file
-            .write_all(&record)
-            .map_err(io_at("appending to the log segment", &self.path))?;
+        if u32::try_from(payload.len()).is_err() {
+            return Err(Error::Io(
+                format!("a log record of {} bytes (4 GiB at most)", payload.len()).into(),
+            ));
+        }
+        let record = record::encode(self.len, self.next_seq, payload);
+        if let Err(e) = self.write(&record) {
+            // Whatever part of the record reached the file goes: the next append continues
+            // a valid log. If even that fails, the store must stop (the tail is torn).
+            self.file
+                .set_len(self.len)
+                .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop))
+                .map_err(io_at(
+                    "rewinding the log segment after a failed append",
+                    &self.path,
+                ))?;
+            return Err(write_at("appending to the log segment", &self.path)(e));
+        }
         self.len += record.len() as u64;
+        self.next_seq += 1;
         if sync {
             self.sync()?;
         }
         Ok(())
     }
 
+    /// Writes `bytes` at the end of the file (or fails the way a test asked).
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some((written, kind)) = self.fail_next_write.take() {
+            self.file.write_all(&bytes[..written.min(bytes.len())])?;
+            return Err(std::io::Error::from(kind));
+        }
+        self.file.write_all(bytes)
+    }
+
     /// Waits until everything appended is on the disk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`], whatever the cause: after a failed fsync the kernel may have dropped the
+    /// pages it could not write, so a later fsync that succeeds proves nothing (PostgreSQL's
+    /// "fsyncgate"); the store must stop.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.file
             .sync_data()
             .map_err(io_at("syncing the log segment", &self.path))
     }
 
-    /// Returns the log's size in bytes.
+    /// Returns the number the next record will have.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Returns the segment's size in bytes.
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -233,76 +244,59 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_at("syncing the data directory", dir))
 }
 
-/// Checks that the segment at `path` is a log of a version this build reads (or empty: a
-/// segment whose creation a crash cut short), reading only its magic.
+/// Checks that the segment at `path` is a log of a version this build reads (or empty, or a
+/// magic cut short: a segment whose creation a crash interrupted), reading only its magic.
 ///
 /// # Errors
 ///
-/// As [`holds_deletes`].
+/// As [`magic_layout`].
 pub(crate) fn check_segment(path: &Path) -> Result<()> {
-    let mut head = Vec::with_capacity(MAGIC.len());
+    let mut head = Vec::with_capacity(MAGIC_LEN);
     File::open(path)
-        .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head))
+        .and_then(|f| f.take(MAGIC_LEN as u64).read_to_end(&mut head))
         .map_err(io_at("reading the log segment", path))?;
     if head.is_empty() {
         return Ok(());
     }
-    holds_deletes(&head, path).map(|_| ())
+    magic_layout(&head, path).map(|_| ())
 }
 
-/// Returns whether a segment starting with `head` (at least its magic) is marked as holding
-/// deletes ([`MAGIC`]) or not ([`MAGIC_V1`]).
+/// Reads the segment at `path` whole.
+pub(crate) fn read_segment(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io_at("reading the log segment", path))
+}
+
+/// Returns the record layout of a segment starting with `head` (its magic, or the start of one
+/// that a crash cut short).
 ///
 /// # Errors
 ///
 /// [`Error::UnsupportedFormat`] for the magic of another version of the log ("HAZEWAL"
 /// and a digit), [`Error::Corrupt`] for anything else: it is not a Haze log.
-fn holds_deletes(head: &[u8], path: &Path) -> Result<bool> {
-    match head.get(..MAGIC.len()) {
-        Some(magic) if magic == MAGIC => Ok(true),
-        Some(magic) if magic == MAGIC_V1 => Ok(false),
-        Some([prefix @ .., digit]) if prefix == MAGIC_PREFIX && digit.is_ascii_digit() => {
-            Err(Error::UnsupportedFormat {
-                found: u64::from(digit - b'0'),
-                expected: VERSION,
-            })
+pub(crate) fn magic_layout(head: &[u8], path: &Path) -> Result<Layout> {
+    let magic = &head[..head.len().min(MAGIC_LEN)];
+    if magic.len() < MAGIC_LEN {
+        // A magic cut short: any of ours starts so.
+        if MAGIC.starts_with(magic) || MAGIC_V1.starts_with(magic) || MAGIC_V2.starts_with(magic) {
+            return Ok(Layout::Numbered);
         }
-        _ => Err(Error::Corrupt(format!(
-            "{} is not a Haze write-ahead log",
-            path.display()
-        ))),
+    } else if magic == MAGIC {
+        return Ok(Layout::Numbered);
+    } else if magic == MAGIC_V1 || magic == MAGIC_V2 {
+        return Ok(Layout::Plain);
+    } else if let [prefix @ .., digit] = magic
+        && prefix == MAGIC_PREFIX
+        && digit.is_ascii_digit()
+    {
+        return Err(Error::UnsupportedFormat {
+            found: u64::from(digit - b'0'),
+            expected: VERSION,
+        });
     }
-}
-
-/// Returns the payload of the record at `at` and where the next starts, if the record is
-/// complete and its checksum matches.
-fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let header = bytes.get(at..at + RECORD_HEADER)?;
-    let len = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
-    let checksum = u64::from_be_bytes(header[4..].try_into().ok()?);
-    let start = at + RECORD_HEADER;
-    let payload = bytes.get(start..start.checked_add(len)?)?;
-    (xxh3_64(payload) == checksum).then_some((payload, start + len))
-}
-
-fn parse_payload(payload: &[u8]) -> Option<Logged> {
-    let mut r = Reader::new(payload);
-    let n = r.count(2).ok()?;
-    if n == 0 {
-        if r.u8().ok()? != DELETE {
-            return None;
-        }
-        let start = usize::try_from(r.varint().ok()?).ok()?;
-        let end = usize::try_from(r.varint().ok()?).ok()?;
-        return (r.remaining() == 0 && start <= end).then_some(Logged::Delete(start..end));
-    }
-    let mut entries = Vec::with_capacity(n.min(1024));
-    for _ in 0..n {
-        let key = r.bytes().ok()?.to_vec();
-        let value = r.bytes().ok()?.to_vec();
-        entries.push((key, value));
-    }
-    (r.remaining() == 0).then_some(Logged::Merge(entries))
+    Err(Error::Corrupt(format!(
+        "{} is not a Haze write-ahead log",
+        path.display()
+    )))
 }
 
 #[cfg(test)]

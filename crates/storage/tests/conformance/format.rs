@@ -88,11 +88,11 @@ fn contents(dir: &Path) -> Contents {
     }
 }
 
-/// Opens `dir`, which must be refused as format 2, and checks that nothing in it changed.
+/// Opens `dir`, which must be refused as format 3, and checks that nothing in it changed.
 fn assert_refused_untouched(dir: &Path) {
     let before = contents(dir);
     assert!(
-        before.meta.contains(&("format".to_string(), 2)),
+        before.meta.contains(&("format".to_string(), 3)),
         "{:?}",
         before.meta
     );
@@ -100,13 +100,13 @@ fn assert_refused_untouched(dir: &Path) {
     assert_eq!(
         err,
         Error::UnsupportedFormat {
-            found: 2,
-            expected: 1
+            found: 3,
+            expected: 2
         }
     );
     let message = err.to_string();
     assert!(
-        message.contains("format 2") && message.contains("reads 1"),
+        message.contains("format 3") && message.contains("reads 2"),
         "the message names both versions: {message}"
     );
     let after = contents(dir);
@@ -133,14 +133,14 @@ fn a_directory_of_another_format_is_refused_and_left_as_it_was() {
             merge(&disk, format!("k{i}").as_bytes(), counter(i, i + 1)).unwrap();
         }
     } // a clean close: flushed, one empty log segment left
-    mark_format(dir.path(), 2);
+    mark_format(dir.path(), 3);
     assert_refused_untouched(dir.path());
     // Refused again the same way: the first refusal left nothing that changes the answer.
     assert_refused_untouched(dir.path());
 
     // The refusal was about the version alone: marked as this build's format, it opens with
     // its data.
-    mark_format(dir.path(), 1);
+    mark_format(dir.path(), 2);
     let disk = DiskStore::open(dir.path(), StoreConfig::default()).unwrap();
     for i in 0..20u64 {
         assert_eq!(
@@ -168,7 +168,7 @@ fn a_crashed_directory_of_another_format_keeps_its_log_unreplayed_and_uncut() {
         std::fs::copy(&path, image.path().join(path.file_name().unwrap())).unwrap();
     }
     drop(disk);
-    mark_format(image.path(), 2);
+    mark_format(image.path(), 3);
     let segment = std::fs::read_dir(image.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -183,7 +183,7 @@ fn a_crashed_directory_of_another_format_keeps_its_log_unreplayed_and_uncut() {
     assert_refused_untouched(image.path());
 
     // Marked as this build's format, the same directory replays every logged write.
-    mark_format(image.path(), 1);
+    mark_format(image.path(), 2);
     let disk = DiskStore::open(image.path(), StoreConfig::default()).unwrap();
     for i in 0..20u64 {
         assert_eq!(

@@ -83,7 +83,7 @@ fn a_log_segment_of_an_unknown_version_is_refused_and_the_log_left_as_it_was() {
     let seq = u64::from_str_radix(&name["wal-".len()..name.len() - ".log".len()], 16).unwrap();
     let newer = image.path().join(format!("wal-{:016x}.log", seq + 1));
     std::fs::copy(&segment, &newer).unwrap();
-    set_magic(&newer, b"HAZEWAL3");
+    set_magic(&newer, b"HAZEWAL4");
     let mut torn = std::fs::read(&segment).unwrap();
     torn.extend_from_slice(&[0, 0, 0, 40, 1, 2, 3]); // a record's header, cut short
     std::fs::write(&segment, &torn).unwrap();
@@ -93,11 +93,11 @@ fn a_log_segment_of_an_unknown_version_is_refused_and_the_log_left_as_it_was() {
     assert_eq!(
         err,
         Error::UnsupportedFormat {
-            found: 3,
-            expected: 2
+            found: 4,
+            expected: 3
         }
     );
-    assert!(err.to_string().contains("format 3"), "{err}");
+    assert!(err.to_string().contains("format 4"), "{err}");
     assert_eq!(
         log_files(image.path()),
         before,

@@ -1,11 +1,16 @@
 //! One suite for every `Store` implementation, a model test, and the group committer.
 
 #![allow(unreachable_pub)]
+#![allow(clippy::print_stdout)] // the fault tests print what they injected and what held
 
 mod committer;
+mod corruption;
 mod format;
+mod full_disk;
+mod log_bytes;
 mod log_format;
 mod model;
+mod recovery;
 mod suite;
 
 use haze_storage::{DiskStore, MemStore, StoreConfig};

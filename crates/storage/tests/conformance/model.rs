@@ -217,9 +217,8 @@ fn a_log_that_fails_to_replay_is_kept_for_the_next_try() {
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
         .unwrap();
     let payload = [1u8, 1, b'x', 2, 0xff, 0xff];
-    let mut record = (payload.len() as u32).to_be_bytes().to_vec();
-    record.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_be_bytes());
-    record.extend_from_slice(&payload);
+    let offset = std::fs::metadata(&segment).unwrap().len();
+    let record = crate::log_bytes::record(offset, 2, &payload);
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&segment)

@@ -1,0 +1,341 @@
+//! Damage on disk, through the real binary (docs/storage-format.md, "What is checked, what is
+//! repaired"): a byte flipped in the middle of the write-ahead log stops the node, naming the
+//! file and the offset, and `haze repair` recovers every record but the damaged one; a torn
+//! last record is cut and the node starts with every acknowledged write; a value damaged in
+//! the B-tree fails its read with `corrupt`, and `haze scrub` finds it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use haze_client::{Client, Scalar};
+use haze_crdt::LwwRegister;
+
+use crate::harness::{HAZE, haze, ok, run};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn key(i: usize) -> String {
+    format!("reg:{i:04}")
+}
+
+fn value(i: usize) -> String {
+    format!("value-{i:04}-end")
+}
+
+/// Writes registers `from..to` through a client, one acknowledged write (one commit, one log
+/// record) at a time.
+fn write_registers(addr: &str, range: std::ops::Range<usize>) {
+    runtime().block_on(async {
+        let client = Client::connect(addr).await.unwrap();
+        for i in range {
+            let written = Scalar::String(value(i));
+            client.register_set(key(i), written).await.unwrap();
+        }
+    });
+}
+
+/// Reads registers `0..n`: each one's value, `None` if absent.
+fn read_registers(addr: &str, n: usize) -> Vec<Option<String>> {
+    runtime().block_on(async {
+        let client = Client::connect(addr).await.unwrap();
+        let mut found = Vec::new();
+        for i in 0..n {
+            let register: Option<LwwRegister<Scalar>> = client.get_typed(key(i)).await.unwrap();
+            found.push(register.and_then(|r| match r.get() {
+                Some(Scalar::String(s)) => Some(s.clone()),
+                _ => None,
+            }));
+        }
+        found
+    })
+}
+
+/// The newest log segment of `data` (the one a running node writes).
+fn newest_segment(data: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a log segment")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A `haze serve` this test reads the whole log of; killed when dropped.
+struct Started {
+    child: Child,
+    addr: String,
+    /// Every log line before "haze node ready".
+    before_ready: Vec<String>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `haze serve` on `data`: `Ok` once it is ready (with its log until then), `Err` with its
+/// exit status and whole log if it exits first.
+fn serve(data: &Path) -> Result<Started, (ExitStatus, String)> {
+    let mut child = HAZE
+        .serve_command(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("haze serve starts");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut started = Started {
+        child,
+        addr: String::new(),
+        before_ready: Vec::new(),
+    };
+    loop {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("haze node ready") => {
+                started.addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+                    .expect("the ready line names the address")
+                    .to_string();
+                // Drain the rest, so that the node never blocks on a full pipe.
+                std::thread::spawn(move || lines.into_iter().for_each(drop));
+                return Ok(started);
+            }
+            Ok(line) => started.before_ready.push(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = started.child.wait().unwrap();
+                return Err((status, started.before_ready.join("\n")));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("haze serve neither started nor ended"),
+        }
+    }
+}
+
+#[test]
+fn a_byte_flipped_mid_log_stops_the_node_and_haze_repair_recovers_every_other_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let n = 300;
+    let node = HAZE.serve(&data, &["--durability", "sync"]);
+    write_registers(&node.addr, 0..n);
+    node.kill(); // SIGKILL: every acknowledged write is only in the log
+    let segment = newest_segment(&data);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = value(n / 2);
+    let [at] = find(&bytes, middle.as_bytes())[..] else {
+        panic!("{middle} is in one record")
+    };
+    let flipped = at + 7; // a digit of the value
+    bytes[flipped] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+    println!(
+        "injected: {n} acknowledged sync-mode writes, SIGKILL, a bit of byte {flipped} of {name} \
+         ({} bytes) flipped, in the value of {}",
+        bytes.len(),
+        key(n / 2)
+    );
+
+    let Err((status, log)) = serve(&data) else {
+        panic!("the node started on a damaged log")
+    };
+    let error = log
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or(&log);
+    println!("held: haze serve refused to start ({status}): {error}");
+    assert!(!status.success());
+    assert!(error.contains(&name), "names the file: {error}");
+    let offset: u64 = error
+        .split("at byte ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("names the offset: {error}"));
+    assert!(offset <= flipped as u64 && flipped as u64 - offset < 100);
+    assert!(error.contains("intact records follow"), "{error}");
+
+    let out = haze()
+        .args(["repair", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("haze repair said:\n{report}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains(&format!("LOST bytes {offset}..")),
+        "says where: {report}"
+    );
+    assert!(
+        report.contains("1 record (number"),
+        "says how many: {report}"
+    );
+    assert!(
+        report.contains(&format!("\"{}\"", key(n / 2))),
+        "names the key: {report}"
+    );
+    assert!(report.contains(&format!("recovered {} record(s); lost 1 record(s)", n - 1)));
+    let aside = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("damaged-")
+        })
+        .expect("the damaged segment set aside");
+    assert_eq!(std::fs::read(aside.join(&name)).unwrap(), bytes);
+    assert!(aside.join("report.txt").exists());
+
+    let node = HAZE.serve(&data, &[]);
+    let found = read_registers(&node.addr, n);
+    let missing: Vec<String> = (0..n).filter(|&i| found[i].is_none()).map(key).collect();
+    assert_eq!(missing, [key(n / 2)]);
+    for (i, found) in found.iter().enumerate().filter(|(i, _)| *i != n / 2) {
+        assert_eq!(found.as_deref(), Some(value(i).as_str()));
+    }
+    println!(
+        "held: the node started after the repair; {} of {n} acknowledged writes read back, the \
+         one lost is {}, in the damaged record",
+        n - 1,
+        key(n / 2)
+    );
+}
+
+#[test]
+fn a_torn_last_record_is_cut_and_the_node_starts_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let n = 50;
+    let node = HAZE.serve(&data, &["--durability", "sync"]);
+    write_registers(&node.addr, 0..n);
+    let segment = newest_segment(&data);
+    let acknowledged = std::fs::read(&segment).unwrap();
+    // One more write, whose record the crash will tear: never acknowledged, in this story.
+    write_registers(&node.addr, n..n + 1);
+    node.kill();
+    let whole = std::fs::read(&segment).unwrap();
+    assert!(whole.starts_with(&acknowledged));
+    let torn = acknowledged.len() + (whole.len() - acknowledged.len()) / 2;
+    std::fs::write(&segment, &whole[..torn]).unwrap();
+    println!(
+        "injected: {n} acknowledged writes, then the log record of one more cut after {} of its \
+         {} bytes, as a crash in the middle of its append leaves it",
+        torn - acknowledged.len(),
+        whole.len() - acknowledged.len()
+    );
+
+    let node = serve(&data).unwrap_or_else(|(status, log)| panic!("{status}: {log}"));
+    let said = node
+        .before_ready
+        .iter()
+        .find(|l| l.contains("cut a torn tail"))
+        .unwrap_or_else(|| panic!("the cut is logged: {:?}", node.before_ready));
+    println!("held: the node started and said: {said}");
+    assert!(
+        said.contains(&format!("bytes={}", torn - acknowledged.len()))
+            && said.contains("records=1")
+    );
+    let found = read_registers(&node.addr, n + 1);
+    for (i, found) in found.iter().enumerate().take(n) {
+        assert_eq!(found.as_deref(), Some(value(i).as_str()), "{}", key(i));
+    }
+    assert_eq!(found[n], None, "the torn write");
+    println!("held: all {n} acknowledged writes read back");
+}
+
+#[test]
+fn a_value_damaged_in_the_btree_fails_its_read_with_corrupt_and_haze_scrub_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let canary = "canary-3f9a7c1e5b";
+    let node = HAZE.serve(&data, &[]);
+    ok(&node, &["register", "set", "reg:canary", canary]);
+    write_registers(&node.addr, 0..20);
+    let healthy = ok(&node, &["get", "reg:canary"]);
+    let (status, clean) = node.terminate(); // a clean stop: flushed into haze.redb
+    assert!(status.success() && clean);
+    let redb = data.join("haze.redb");
+    let mut bytes = std::fs::read(&redb).unwrap();
+    let found = find(&bytes, canary.as_bytes());
+    assert!(!found.is_empty(), "the value is in the B-tree");
+    for &at in &found {
+        bytes[at + 9] ^= 0x02; // a digit of every copy redb keeps
+    }
+    std::fs::write(&redb, &bytes).unwrap();
+    println!(
+        "injected: a bit flipped in the value of reg:canary in haze.redb (at bytes {found:?})"
+    );
+
+    let scrub = |expect_ok: bool| {
+        let out = haze()
+            .args(["scrub", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.success(), expect_ok, "{stdout}");
+        stdout
+    };
+    let said = scrub(false);
+    println!("held: haze scrub failed and said:\n{said}");
+    assert!(said.contains("CORRUPT \"reg:canary\""), "{said}");
+    assert!(
+        said.contains("21 keys") && said.contains("1 corrupt"),
+        "{said}"
+    );
+
+    let node = HAZE.serve(&data, &[]);
+    let read = run(&node, &["register", "get", "reg:canary"]);
+    println!("held: the read failed: {}", read.stderr.trim());
+    assert!(!read.ok && read.stderr.contains("corrupt"), "{read:?}");
+    // An operation needs the value it cannot read: refused too.
+    let op = run(&node, &["register", "set", "reg:canary", "later"]);
+    assert!(!op.ok && op.stderr.contains("corrupt"), "{op:?}");
+    for (i, found) in read_registers(&node.addr, 20).iter().enumerate() {
+        assert_eq!(found.as_deref(), Some(value(i).as_str()));
+    }
+    // A healthy copy merged (as a replica's or a device's would be) replaces it.
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, &healthy).unwrap();
+    let mut merge = vec!["merge", "reg:canary", "--file"];
+    merge.push(state.to_str().unwrap());
+    ok(&node, &merge);
+    assert_eq!(ok(&node, &["register", "get", "reg:canary"]).trim(), canary);
+    println!("held: a merge of the healthy state repaired it");
+    let (status, _) = node.terminate();
+    assert!(status.success());
+    let said = scrub(true);
+    assert!(said.contains("0 corrupt"), "{said}");
+}
