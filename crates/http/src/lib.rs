@@ -16,4 +16,4 @@ mod guard;
 mod server;
 
 pub use client::{Answer, HttpClient, HttpError};
-pub use server::{Peer, ServeOptions, serve};
+pub use server::{AddressSlot, Peer, PerAddress, ServeOptions, serve};

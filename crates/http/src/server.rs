@@ -72,17 +72,22 @@ impl Default for ServeOptions {
     }
 }
 
-/// Counts connections per address; a slot is given back when dropped.
+/// Counts connections per client address, so one address cannot hold every connection a
+/// server allows; a slot is given back when dropped. Shared by every listener that caps
+/// connections per address (this crate's, the node's binary protocol).
 #[derive(Debug, Default)]
-struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+pub struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
 
-struct AddressSlot {
+/// One connection's place in its address's count, given back when dropped.
+#[derive(Debug)]
+pub struct AddressSlot {
     counts: Arc<PerAddress>,
     ip: IpAddr,
 }
 
 impl PerAddress {
-    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<AddressSlot> {
+    /// A slot for one more connection from `ip`, unless it holds `cap` (at least 1) already.
+    pub fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<AddressSlot> {
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let count = counts.entry(ip).or_default();
         if *count >= cap.max(1) {

@@ -13,6 +13,9 @@ pub struct NodeConfig {
     pub store: StoreConfig,
     /// The most client connections served at once; more are refused with `Overloaded`.
     pub max_connections: usize,
+    /// The most client connections at once from one address, on each port (default 256, a
+    /// quarter of the default `max_connections`): one client cannot hold every slot.
+    pub max_connections_per_address: usize,
     /// The most requests in flight on one connection; reading pauses until one completes.
     pub max_in_flight: usize,
     /// The most bytes of requests in flight on one connection (their frames, until answered).
@@ -49,6 +52,10 @@ impl std::fmt::Debug for NodeConfig {
         f.debug_struct("NodeConfig")
             .field("store", &self.store)
             .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .field("max_in_flight", &self.max_in_flight)
             .field("max_in_flight_bytes", &self.max_in_flight_bytes)
             .field("max_node_in_flight_bytes", &self.max_node_in_flight_bytes)
@@ -69,6 +76,7 @@ impl Default for NodeConfig {
         NodeConfig {
             store: StoreConfig::default(),
             max_connections: 1024,
+            max_connections_per_address: 256,
             max_in_flight: 1024,
             max_in_flight_bytes: 16 * 1024 * 1024,
             max_node_in_flight_bytes: 256 * 1024 * 1024,

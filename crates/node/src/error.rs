@@ -105,9 +105,13 @@ impl RequestError {
 
     /// Returns the error as it crosses the wire.
     pub fn to_wire(&self) -> WireError {
-        if let RequestError::Remote(e) = self {
-            return e.clone();
+        match self {
+            RequestError::Remote(e) => e.clone(),
+            // The code says "unauthorized" or "forbidden" already; the message says why.
+            RequestError::Unauthorized(why) | RequestError::Forbidden(why) => {
+                WireError::new(self.code(), why.clone())
+            }
+            _ => WireError::new(self.code(), self.to_string()),
         }
-        WireError::new(self.code(), self.to_string())
     }
 }

@@ -18,20 +18,138 @@ const CONTROLLER_READY: &str = "haze controller ready";
 const REGISTERED: &str = "registered with the controller";
 
 /// The `haze` binary at a path: starts its processes and runs its commands.
+///
+/// [`Haze::secure`] gives a copy whose processes run as a secure cluster does: a CA of its own,
+/// a certificate for every node and the controller, and commands that present the controller's
+/// admin token.
 #[derive(Debug, Clone)]
 pub struct Haze {
     bin: PathBuf,
+    secure: Option<Arc<Secure>>,
+}
+
+/// The credentials of a secure [`Haze`].
+#[derive(Debug)]
+struct Secure {
+    /// The CA and the certificates it issued (`NAME.pem`, `NAME.key`).
+    certs: PathBuf,
+    /// Where commands look for profiles (none are written there: the environment says all).
+    config: PathBuf,
+    /// The controller's admin token, once one started (`DATA/admin.token`).
+    token: Mutex<Option<String>>,
 }
 
 impl Haze {
     /// The binary at `bin` (in a crate's integration tests: `env!("CARGO_BIN_EXE_haze")`).
     pub fn new(bin: impl Into<PathBuf>) -> Haze {
-        Haze { bin: bin.into() }
+        Haze {
+            bin: bin.into(),
+            secure: None,
+        }
     }
 
-    /// A command of the binary, with no arguments yet.
+    /// This binary with TLS and tokens on: `haze certs init` makes a CA in `dir/certs`; every
+    /// node started gets a certificate named after its data directory (`node1`) and the
+    /// controller one named `controller`, with the `--tls-*` flags; every command trusts the
+    /// CA (`HAZE_TLS_CA`) and presents the admin token of the controller last started
+    /// (`HAZE_TOKEN`).
+    ///
+    /// # Panics
+    ///
+    /// If the CA cannot be made.
+    pub fn secure(&self, dir: &Path) -> Haze {
+        let certs = dir.join("certs");
+        let made = Command::new(&self.bin)
+            .args(["certs", "init", "--dir"])
+            .arg(&certs)
+            .output()
+            .expect("haze certs runs");
+        assert!(
+            made.status.success(),
+            "haze certs init: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        Haze {
+            bin: self.bin.clone(),
+            secure: Some(Arc::new(Secure {
+                certs,
+                config: dir.join("config"),
+                token: Mutex::new(None),
+            })),
+        }
+    }
+
+    /// The CA's certificate of a secure binary ([`Haze::secure`]).
+    pub fn ca(&self) -> Option<PathBuf> {
+        self.secure.as_ref().map(|s| s.certs.join("ca.pem"))
+    }
+
+    /// Issues (once) a node certificate named `name` for loopback, and returns the `--tls-*`
+    /// flags that use it.
+    ///
+    /// # Panics
+    ///
+    /// If this binary is not secure, or the certificate cannot be issued.
+    pub fn tls_flags(&self, name: &str) -> Vec<String> {
+        let secure = self.secure.as_ref().expect("a secure Haze (Haze::secure)");
+        let cert = secure.certs.join(format!("{name}.pem"));
+        if !cert.exists() {
+            let made = Command::new(&self.bin)
+                .args(["certs", "issue", "node", name, "--dir"])
+                .arg(&secure.certs)
+                .output()
+                .expect("haze certs runs");
+            assert!(
+                made.status.success(),
+                "haze certs issue node {name}: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+        }
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        vec![
+            "--tls-cert".into(),
+            path(cert),
+            "--tls-key".into(),
+            path(secure.certs.join(format!("{name}.key"))),
+            "--tls-ca".into(),
+            path(secure.certs.join("ca.pem")),
+        ]
+    }
+
+    /// The admin token commands present (a secure binary's, once its controller started).
+    pub fn admin_token(&self) -> Option<String> {
+        let secure = self.secure.as_ref()?;
+        secure
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A command of the binary, with no arguments yet. It never reads the profiles of whoever
+    /// runs the tests (`HAZE_CONFIG_DIR` points elsewhere); a secure binary's trusts its CA and
+    /// presents its admin token.
     pub fn command(&self) -> Command {
-        Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        for var in ["HAZE_TLS_CA", "HAZE_TOKEN", "HAZE_PROFILE"] {
+            command.env_remove(var);
+        }
+        match &self.secure {
+            Some(secure) => {
+                command.env("HAZE_CONFIG_DIR", &secure.config);
+                command.env("HAZE_TLS_CA", secure.certs.join("ca.pem"));
+                if let Some(token) = self.admin_token() {
+                    command.env("HAZE_TOKEN", token);
+                }
+            }
+            None => {
+                command.env(
+                    "HAZE_CONFIG_DIR",
+                    std::env::temp_dir().join("haze-testkit-none"),
+                );
+            }
+        }
+        command
     }
 
     /// `haze serve` on free loopback ports with its data in `data`.
@@ -47,7 +165,19 @@ impl Haze {
                 "--data",
             ])
             .arg(data);
+        self.add_tls(&mut command, data);
         command
+    }
+
+    /// With a secure binary: the `--tls-*` flags of a certificate named after `data`'s last
+    /// component.
+    fn add_tls(&self, command: &mut Command, data: &Path) {
+        if self.secure.is_some() {
+            let name = data
+                .file_name()
+                .map_or_else(|| "node".to_string(), |n| n.to_string_lossy().into_owned());
+            command.args(self.tls_flags(&name));
+        }
     }
 
     /// Starts a node on free loopback ports with its data in `data` and `extra` flags, and waits
@@ -65,6 +195,7 @@ impl Haze {
             .args(["serve", "--listen", addr, "--http", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra);
+        self.add_tls(&mut command, data);
         Process::launch(command, NODE_READY)
     }
 
@@ -96,7 +227,27 @@ impl Haze {
             .args(["controller", "--listen", addr, "--data"])
             .arg(data)
             .args(extra);
-        Process::launch(command, CONTROLLER_READY)
+        let Some(secure) = &self.secure else {
+            return Process::launch(command, CONTROLLER_READY);
+        };
+        command.args(self.tls_flags("controller"));
+        let controller = Process::launch(command, CONTROLLER_READY);
+        // The controller writes its first admin token as it starts serving.
+        let file = data.join("admin.token");
+        for _ in 0..200 {
+            if let Ok(token) = std::fs::read_to_string(&file)
+                && !token.trim().is_empty()
+            {
+                *secure
+                    .token
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(token.trim().to_string());
+                return controller;
+            }
+            pause(50);
+        }
+        panic!("the controller wrote no {} within 10 s", file.display());
     }
 
     /// A cluster of processes: a controller with its state in `dir/controller` (and

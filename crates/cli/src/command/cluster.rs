@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use haze_controller::api::{PlanRequest, Status};
-use haze_controller::{ClusterId, Controller, ControllerClient, MemberState, MoveLimits};
+use haze_controller::{ClusterId, Controller, MemberState, MoveLimits};
 
 use crate::clock::random_u64;
 use crate::command::serve::{cancel_on_signal, init_logging};
@@ -27,6 +27,13 @@ pub(crate) struct ControllerArgs {
     replicas: usize,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    tls: crate::command::secure::ServerTlsArgs,
+    /// Require an admin token for changes to the cluster and its tokens even without TLS (on
+    /// loopback, for tests and trials; with TLS it is always required). The first admin token
+    /// is written to DATA/admin.token.
+    #[arg(long)]
+    auth: bool,
 }
 
 /// How fast data moves when nodes join or leave.
@@ -96,6 +103,8 @@ pub(crate) struct ClusterArgs {
     /// The controller's address.
     #[arg(long, global = true, default_value = "127.0.0.1:7600")]
     controller: String,
+    #[command(flatten)]
+    credentials: crate::command::profile::Credentials,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -177,23 +186,34 @@ pub(crate) fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
+        let tls = args.tls.load()?;
+        let auth = args.auth || tls.is_some();
+        crate::command::secure::protected_mode(
+            "the controller",
+            &crate::command::secure::resolve(&args.listen).await?,
+            tls.is_some(),
+            args.tls.insecure,
+            "Give --tls-cert, --tls-key and --tls-ca (made by `haze certs`): admin tokens are \
+             then required",
+        )?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
+        let mut options = haze_controller::ServeOptions::new(args.limits.limits()).with_auth(auth);
+        if let Some(tls) = tls {
+            options = options.with_tls(tls.server);
+        }
         tracing::info!(
             listen = %listener.local_addr()?,
             data = %args.data.display(),
             cluster = %controller.state().cluster,
+            tls = args.tls.tls_cert.is_some(),
+            admin_tokens = auth,
             "haze controller ready"
         );
-        haze_controller::serve(
-            controller,
-            args.limits.limits(),
-            listener,
-            cancel_on_signal(),
-        )
-        .await
-        .context("serving the controller")?;
+        haze_controller::serve_with(controller, options, listener, cancel_on_signal())
+            .await
+            .context("serving the controller")?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
@@ -224,7 +244,7 @@ pub(crate) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let client = ControllerClient::new(&args.controller);
+    let client = args.credentials.controller(&args.controller)?;
     match args.command {
         ClusterCommand::Add { nodes, wait } => {
             let status = runtime.block_on(client.add(&nodes))?;

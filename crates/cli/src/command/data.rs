@@ -23,6 +23,8 @@ pub(crate) struct Addr {
     /// differed.
     #[arg(long, global = true, conflicts_with = "local")]
     pub(crate) merged: bool,
+    #[command(flatten)]
+    pub(crate) credentials: crate::command::profile::Credentials,
 }
 
 /// Reads `key`, from every replica merged if `merged`.
@@ -126,14 +128,19 @@ pub(crate) fn with_client<T>(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let config = ClientConfig {
+    let resolved = addr.credentials.resolve(&addr.addr)?;
+    let mut config = ClientConfig {
         role: if addr.local {
             Role::Local
         } else {
             Role::Client
         },
+        token: resolved.token,
         ..ClientConfig::default()
     };
+    if let Some(tls) = resolved.tls {
+        config.dial = std::sync::Arc::new(haze_tls::TlsDial::new(config.dial, tls));
+    }
     runtime.block_on(async {
         let client = Client::connect_with(&addr.addr, config).await?;
         f(client).await

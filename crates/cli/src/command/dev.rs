@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::cluster::open_controller;
+use crate::command::profile::{self, Profile};
 use crate::command::serve::{
     AckArg, Joining, RunningNode, ServeArgs, init_logging, join, start_node, wait_for_signal,
 };
+use haze_tls::IdentityKind;
+use haze_tls::generate;
 
 #[derive(Debug, Args)]
 pub(crate) struct DevArgs {
@@ -34,6 +37,71 @@ pub(crate) struct DevArgs {
     /// How many replicas must hold a write before it is acknowledged (as `haze serve --ack`).
     #[arg(long, value_enum, default_value = "quorum")]
     ack: AckArg,
+    /// Plaintext and no tokens (by default `haze dev` runs as a real cluster should: TLS
+    /// against a CA of its own in DATA/certs, an admin token, and a client profile `dev` the
+    /// other commands find by themselves).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// The certificates and token of a secure `haze dev`.
+struct Secure {
+    /// `DATA/certs`, absolute: the CA and every certificate it issued.
+    certs: PathBuf,
+}
+
+impl Secure {
+    /// Makes the CA and the certificates of the controller and nodes 1..=`nodes` that do not
+    /// exist yet (a second `haze dev` on the same folder keeps them).
+    fn prepare(data: &std::path::Path, nodes: u16) -> anyhow::Result<Secure> {
+        std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+        let certs = data
+            .canonicalize()
+            .with_context(|| format!("reading {}", data.display()))?
+            .join("certs");
+        let now = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(haze_crdt::PhysicalClock::now_millis(
+                &crate::clock::SystemClock,
+            ));
+        if !certs.join(generate::CA_CERT).exists() {
+            generate::init_ca(&certs, now).context("making the dev cluster's CA")?;
+        }
+        let local = ["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+        let names =
+            std::iter::once("controller".to_string()).chain((1..=nodes).map(|i| format!("n{i}")));
+        for name in names {
+            if !certs.join(format!("{name}.pem")).exists() {
+                generate::issue(
+                    &certs,
+                    IdentityKind::Node,
+                    &name,
+                    &local,
+                    generate::LEAF_DAYS,
+                    now,
+                )
+                .with_context(|| format!("issuing {name}'s certificate"))?;
+            }
+        }
+        Ok(Secure { certs })
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.certs.join(generate::CA_CERT)
+    }
+
+    fn cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.certs.join(format!("{name}.pem")),
+            self.certs.join(format!("{name}.key")),
+        )
+    }
+
+    /// A client of the controller with `name`'s certificate.
+    fn as_node(&self, addr: &str, name: &str) -> anyhow::Result<ControllerClient> {
+        let (cert, key) = self.cert(name);
+        let tls = haze_tls::client_config(Some(&self.ca()), Some((&cert, &key)))?;
+        Ok(ControllerClient::new(addr).with_tls(tls))
+    }
 }
 
 /// `haze serve`'s arguments, parsed the way the command line would be, so `haze dev`'s nodes get
@@ -42,6 +110,26 @@ pub(crate) struct DevArgs {
 struct ServeLine {
     #[command(flatten)]
     args: ServeArgs,
+}
+
+/// The admin token the controller in `dir` wrote at its first secure start (it writes it
+/// before it serves: waits a little for it).
+async fn read_admin_token(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join(haze_controller::ADMIN_TOKEN_FILE);
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let token = text.trim();
+            if !token.is_empty() {
+                return Ok(token.to_string());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "the controller wrote no admin token to {} within 10 s (if every admin token was \
+         revoked, remove the file and start again)",
+        path.display()
+    )
 }
 
 fn port(base: u16, offset: i32) -> String {
@@ -63,56 +151,116 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let controller = open_controller(
-        &args.data.join("controller"),
-        args.partitions,
-        args.replicas,
-    )?;
+    let secure = if args.insecure {
+        None
+    } else {
+        Some(Secure::prepare(&args.data, args.nodes)?)
+    };
+    let controller_dir = args.data.join("controller");
+    let controller = open_controller(&controller_dir, args.partitions, args.replicas)?;
     let listen = port(args.base_port, -100);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let controller_addr = listener.local_addr()?.to_string();
-    let controller_task = tokio::spawn(haze_controller::serve(
+    let mut options = haze_controller::ServeOptions::new(args.limits.limits());
+    if let Some(secure) = &secure {
+        let (cert, key) = secure.cert("controller");
+        let tls = haze_tls::server_config(
+            &cert,
+            &key,
+            Some(&secure.ca()),
+            haze_tls::ClientAuth::Optional,
+        )?;
+        options = options.with_tls(tls).with_auth(true);
+    }
+    let controller_task = tokio::spawn(haze_controller::serve_with(
         controller,
-        args.limits.limits(),
+        options,
         listener,
         shutdown.clone(),
     ));
+    // The admin token: the one the controller wrote at its first secure start.
+    let admin_token = match &secure {
+        Some(_) => Some(read_admin_token(&controller_dir).await?),
+        None => None,
+    };
 
     let mut nodes: Vec<RunningNode> = Vec::new();
-    for i in 1..=i32::from(args.nodes) {
+    for i in 1..=args.nodes {
         let data = args.data.join(format!("node{i}"));
-        let line = ServeLine::try_parse_from([
-            "serve",
-            "--data",
+        let mut line = vec![
+            "serve".to_string(),
+            "--data".into(),
             data.to_str()
-                .context("the data folder's path is not UTF-8")?,
-            "--listen",
-            &port(args.base_port, i),
-            "--http",
-            &port(args.base_port, 80 + i),
-            "--ack",
+                .context("the data folder's path is not UTF-8")?
+                .into(),
+            "--listen".into(),
+            port(args.base_port, i32::from(i)),
+            "--http".into(),
+            port(args.base_port, 80 + i32::from(i)),
+            "--ack".into(),
             clap::ValueEnum::to_possible_value(&args.ack)
                 .context("every --ack value has a name")?
-                .get_name(),
-        ])?;
-        nodes.push(start_node(&line.args, shutdown.clone()).await?);
+                .get_name()
+                .into(),
+            // Joined below, in order: this only says the node is a cluster's.
+            "--controller".into(),
+            controller_addr.clone(),
+        ];
+        if let Some(secure) = &secure {
+            let (cert, key) = secure.cert(&format!("n{i}"));
+            for (flag, path) in [
+                ("--tls-cert", cert),
+                ("--tls-key", key),
+                ("--tls-ca", secure.ca()),
+            ] {
+                line.push(flag.into());
+                line.push(
+                    path.to_str()
+                        .context("the certs' path is not UTF-8")?
+                        .into(),
+                );
+            }
+        }
+        let line = ServeLine::try_parse_from(line)?;
+        nodes.push(start_node(&line.args, shutdown.clone(), false).await?);
     }
 
     // Register the nodes in order (so node i is n<i> in a new cluster), then give them
     // partitions; a second `haze dev` on the same folder finds them active already.
-    let client = ControllerClient::new(&controller_addr);
+    let mut client = ControllerClient::new(&controller_addr);
+    if let Some(secure) = &secure {
+        client = client.with_tls(haze_tls::client_config(Some(&secure.ca()), None)?);
+    }
+    if let Some(token) = &admin_token {
+        client = client.with_token(token.clone());
+    }
     let mut ids = Vec::new();
-    for node in &nodes {
-        ids.push(client.register(&node.addr.to_string()).await?.node);
+    for (i, node) in nodes.iter().enumerate() {
+        let registrar = match &secure {
+            Some(secure) => secure.as_node(&controller_addr, &format!("n{}", i + 1))?,
+            None => ControllerClient::new(&controller_addr),
+        };
+        ids.push(registrar.register(&node.addr.to_string()).await?.node);
     }
     // Registered in order: now each node may join (its own registration finds its id).
     for (i, node) in nodes.iter().enumerate() {
+        let tls = match &secure {
+            Some(secure) => {
+                let (cert, key) = secure.cert(&format!("n{}", i + 1));
+                Some(haze_tls::client_config(
+                    Some(&secure.ca()),
+                    Some((&cert, &key)),
+                )?)
+            }
+            None => None,
+        };
         let joining = Joining {
             controller: controller_addr.clone(),
             advertise: node.addr.to_string(),
             data: args.data.join(format!("node{}", i + 1)),
+            tls,
         };
         join(joining, &node.node);
     }
@@ -161,12 +309,50 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         for (node, id) in nodes.iter().zip(&ids) {
             println!("{id} {} http {}", node.addr, node.http);
         }
-        println!(
-            "grow: haze serve --controller {controller_addr} --data {} --listen 127.0.0.1:PORT \
-             --http 127.0.0.1:HTTP_PORT, then haze cluster add 127.0.0.1:PORT --wait \
-             --controller {controller_addr}",
-            args.data.join(format!("node{}", nodes.len() + 1)).display(),
-        );
+        let next = nodes.len() + 1;
+        let next_data = args.data.join(format!("node{next}"));
+        match (&secure, &admin_token) {
+            (Some(secure), Some(token)) => {
+                let mut addresses = addrs.clone();
+                addresses.extend(nodes.iter().map(|n| n.http.to_string()));
+                addresses.push(controller_addr.clone());
+                let saved = profile::save(
+                    "dev",
+                    &Profile {
+                        ca: Some(secure.ca()),
+                        tls: false,
+                        token: Some(token.clone()),
+                        addresses,
+                    },
+                )?;
+                println!(
+                    "tls: CA {} (curl --cacert it); admin token in {}",
+                    secure.ca().display(),
+                    controller_dir
+                        .join(haze_controller::ADMIN_TOKEN_FILE)
+                        .display()
+                );
+                println!(
+                    "profile: {} (the haze commands below find it by the address they connect to)",
+                    saved.display()
+                );
+                let certs = secure.certs.display();
+                println!(
+                    "grow: haze certs issue node n{next} --dir {certs}, then haze serve \
+                     --controller {controller_addr} --data {} --listen 127.0.0.1:PORT --http \
+                     127.0.0.1:HTTP_PORT --tls-cert {certs}/n{next}.pem --tls-key \
+                     {certs}/n{next}.key --tls-ca {certs}/ca.pem, then haze cluster add \
+                     127.0.0.1:PORT --wait --controller {controller_addr}",
+                    next_data.display(),
+                );
+            }
+            _ => println!(
+                "grow: haze serve --controller {controller_addr} --data {} --listen \
+                 127.0.0.1:PORT --http 127.0.0.1:HTTP_PORT, then haze cluster add \
+                 127.0.0.1:PORT --wait --controller {controller_addr}",
+                next_data.display(),
+            ),
+        }
         println!(
             "try: haze counter incr visits --addr {}   |   haze cluster status --controller {controller_addr}",
             nodes[0].addr

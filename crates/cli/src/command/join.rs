@@ -19,9 +19,19 @@ pub(crate) struct HttpControlPlane {
 }
 
 impl HttpControlPlane {
-    pub(crate) fn new(controller: &str, data: &Path) -> HttpControlPlane {
+    /// With `tls`, the controller is reached over TLS with the node's certificate, which is
+    /// how the controller knows which node calls.
+    pub(crate) fn new(
+        controller: &str,
+        data: &Path,
+        tls: Option<std::sync::Arc<haze_tls::rustls::ClientConfig>>,
+    ) -> HttpControlPlane {
+        let client = ControllerClient::new(controller);
         HttpControlPlane {
-            client: ControllerClient::new(controller),
+            client: match tls {
+                Some(tls) => client.with_tls(tls),
+                None => client,
+            },
             data: data.to_path_buf(),
         }
     }

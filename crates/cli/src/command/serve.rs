@@ -12,6 +12,7 @@ use haze_storage::{DiskStore, Durability, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SystemClock, fresh_actor};
+use crate::command::secure::{ServerTlsArgs, protected_mode, resolve};
 
 /// How writes are made durable.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +49,10 @@ pub(crate) struct ServeArgs {
     /// The most client connections at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// The most client connections at once from one address (on each port): one client
+    /// cannot hold every slot.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_address: usize,
     /// Seconds a connection may wait without a complete request before it is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout_secs: u64,
@@ -76,6 +81,17 @@ pub(crate) struct ServeArgs {
     /// with the other nodes' and exchanging what differs).
     #[arg(long, default_value_t = 10_000)]
     anti_entropy_ms: u64,
+    #[command(flatten)]
+    pub(crate) tls: ServerTlsArgs,
+    /// Answer `/health` and `/metrics` without a token when tokens are required (with TLS and
+    /// --controller); by default they need one, like every other request.
+    #[arg(long)]
+    open_metrics: bool,
+    /// Seconds a register's stamp may be ahead of this node's clock: a write or merge stamped
+    /// further ahead is refused (`clock_skew`), so one bad clock cannot drag every node's
+    /// clock into the future.
+    #[arg(long = "max-clock-skew", value_name = "SECS", default_value_t = 60)]
+    max_clock_skew_secs: u64,
 }
 
 /// `--ack`: how many replicas must hold a write.
@@ -125,7 +141,7 @@ pub(crate) fn init_logging() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = cancel_on_signal();
-    let running = start_node(&args, shutdown).await?;
+    let running = start_node(&args, shutdown, true).await?;
     running.serving.await.context("the node's task failed")??;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -139,6 +155,8 @@ pub(crate) struct Joining {
     pub(crate) advertise: String,
     /// The node's data directory (it remembers its cluster there).
     pub(crate) data: PathBuf,
+    /// TLS to the controller, with the node's certificate (its identity there).
+    pub(crate) tls: Option<Arc<haze_tls::rustls::ClientConfig>>,
 }
 
 /// A node started by [`start_node`].
@@ -154,10 +172,12 @@ pub(crate) struct RunningNode {
 }
 
 /// Opens the node's storage, binds its listeners, registers it with the controller (if one is
-/// given) and serves it in a task until `shutdown`.
+/// given and `join_now`; else its caller calls [`join`]) and serves it in a task until
+/// `shutdown`.
 pub(crate) async fn start_node(
     args: &ServeArgs,
     shutdown: CancellationToken,
+    join_now: bool,
 ) -> anyhow::Result<RunningNode> {
     let durability = match args.durability {
         DurabilityMode::Sync => Durability::Sync,
@@ -171,9 +191,22 @@ pub(crate) async fn start_node(
         max_value_bytes: args.max_value_bytes,
         flush_bytes: args.flush_mib.max(1) * 1024 * 1024,
     };
+    let tls = args.tls.load()?;
+    // Tokens come from the controller, and are worth asking for only over TLS.
+    let require_tokens = tls.is_some() && args.controller.is_some();
+    let security = haze_node::Security {
+        tls: tls.as_ref().map(|t| t.server.clone()),
+        peer_tls: tls.as_ref().map(|t| t.client.clone()),
+        require_tokens,
+        open_metrics: !require_tokens || args.open_metrics,
+        max_clock_skew: Duration::from_secs(args.max_clock_skew_secs),
+        ..haze_node::Security::default()
+    };
     let config = NodeConfig {
+        security,
         store: store_config,
         max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         ack: args.ack.into(),
         forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
@@ -183,6 +216,16 @@ pub(crate) async fn start_node(
     let store = DiskStore::open(&args.data, store_config)
         .with_context(|| format!("opening the data directory {}", args.data.display()))?;
     let actor = fresh_actor().context("reading /dev/urandom for the node's actor id")?;
+    let mut binds = resolve(&args.listen).await?;
+    binds.extend(resolve(&args.http).await?);
+    protected_mode(
+        "a node",
+        &binds,
+        require_tokens,
+        args.tls.insecure,
+        "Give --tls-cert, --tls-key and --tls-ca (made by `haze certs`) and --controller \
+         (clients' tokens come from it)",
+    )?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -207,13 +250,15 @@ pub(crate) async fn start_node(
         data = %args.data.display(),
         ?durability,
         %actor,
+        tls = security_summary(require_tokens, args.tls.tls_cert.is_some()),
         "haze node ready"
     );
-    if let Some(controller) = args.controller.clone() {
+    if let Some(controller) = args.controller.clone().filter(|_| join_now) {
         let joining = Joining {
             controller,
             advertise,
             data: args.data.clone(),
+            tls: tls.map(|t| t.client),
         };
         join(joining, &node);
     }
@@ -231,11 +276,24 @@ pub(crate) async fn start_node(
     })
 }
 
+/// How the node is protected, for its first log line.
+fn security_summary(tokens: bool, tls: bool) -> &'static str {
+    match (tls, tokens) {
+        (true, true) => "on, clients need tokens",
+        (true, false) => "on, no tokens (no --controller to take them from)",
+        (false, _) => "off",
+    }
+}
+
 /// Makes `node` a member of its cluster until it stops: it follows the controller (registers,
 /// keeps its view of the table current, reports its progress) and runs anti-entropy, both as
 /// the node's own background tasks.
 pub(crate) fn join(joining: Joining, node: &Arc<Node>) {
-    let plane = crate::command::join::HttpControlPlane::new(&joining.controller, &joining.data);
+    let plane = crate::command::join::HttpControlPlane::new(
+        &joining.controller,
+        &joining.data,
+        joining.tls,
+    );
     node.cluster().join(
         Arc::new(plane),
         Registration {

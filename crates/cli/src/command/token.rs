@@ -2,7 +2,6 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use haze_controller::ControllerClient;
 use haze_controller::api::{CreateTokenRequest, TokenInfo};
 use haze_controller::tokens::{Right, TokenId};
 use haze_crdt::PhysicalClock;
@@ -15,42 +14,9 @@ pub(crate) struct TokenArgs {
     #[arg(long, global = true, default_value = "127.0.0.1:7600")]
     controller: String,
     #[command(flatten)]
-    admin: AdminToken,
+    credentials: crate::command::profile::Credentials,
     #[command(subcommand)]
     command: TokenCommand,
-}
-
-/// The admin token a controller that requires tokens asks for.
-#[derive(Args, Clone, Default)]
-pub(crate) struct AdminToken {
-    /// An admin token, for a controller that requires one (default: $HAZE_TOKEN, which is
-    /// better: a command line is visible to the machine's other users).
-    #[arg(long = "token", global = true, value_name = "TOKEN")]
-    token: Option<String>,
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self.token.as_ref().map(|_| "..");
-        f.debug_struct("AdminToken").field("token", &shown).finish()
-    }
-}
-
-impl AdminToken {
-    /// A client of the controller at `addr` that sends `--token`, or else `HAZE_TOKEN`, if
-    /// either is set.
-    pub(crate) fn client(&self, addr: &str) -> ControllerClient {
-        let client = ControllerClient::new(addr);
-        let token = self
-            .token
-            .clone()
-            .or_else(|| std::env::var("HAZE_TOKEN").ok())
-            .filter(|t| !t.trim().is_empty());
-        match token {
-            Some(token) => client.with_token(token),
-            None => client,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +93,7 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let client = args.admin.client(&args.controller);
+    let client = args.credentials.controller(&args.controller)?;
     match args.command {
         TokenCommand::Create {
             prefixes,

@@ -1,7 +1,7 @@
 //! Forming a cluster with the CLI: a controller, nodes that register, `haze cluster
 //! add|plan|commit|remove|status`.
 
-use crate::harness::{HAZE, Process, cluster_ok, haze};
+use crate::harness::{HAZE, Process, haze};
 
 /// Runs `haze cluster ARGS --controller ADDR`; returns (succeeded, stdout, stderr).
 fn cluster(controller: &Process, args: &[&str]) -> (bool, String, String) {
@@ -126,6 +126,14 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
     use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
+    // `haze dev` is secure: it writes the profile `dev` (its CA and admin token) here, and the
+    // commands below find it by the address they connect to.
+    let config = dir.path().join("config");
+    let haze = || {
+        let mut command = super::harness::haze();
+        command.env("HAZE_CONFIG_DIR", &config);
+        command
+    };
     let mut child = haze()
         .args([
             "dev",
@@ -187,11 +195,45 @@ fn haze_dev_forms_a_local_cluster_in_one_command() {
 
     // A fourth node started with `haze serve --controller` joins the dev cluster, then leaves.
     assert!(
-        printed.iter().any(|l| l.starts_with("grow: haze serve")),
+        printed
+            .iter()
+            .any(|l| l.starts_with("grow: haze certs issue node n4")),
         "{printed:?}"
     );
-    let fourth = HAZE.join(&dir.path().join("node4"), &controller, &[]);
-    let cluster_cmd = |args: &[&str]| cluster_ok(&controller, args);
+    let certs = dir.path().join("certs");
+    let issued = haze()
+        .args(["certs", "issue", "node", "n4", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(issued.status.success());
+    let pem = |name: &str| certs.join(name).to_string_lossy().into_owned();
+    let fourth = HAZE.join(
+        &dir.path().join("node4"),
+        &controller,
+        &[
+            "--tls-cert",
+            &pem("n4.pem"),
+            "--tls-key",
+            &pem("n4.key"),
+            "--tls-ca",
+            &pem("ca.pem"),
+        ],
+    );
+    let cluster_cmd = |args: &[&str]| {
+        let out = haze()
+            .arg("cluster")
+            .args(args)
+            .args(["--controller", &controller])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let out = cluster_cmd(&["add", "n4", "--wait"]);
     assert!(out.contains("done: epoch"), "{out}");
     let status = cluster_cmd(&["status"]);

@@ -11,5 +11,6 @@ mod local;
 mod outside;
 mod repartition;
 mod replication;
+mod security;
 mod state_files;
 mod tour;

@@ -37,7 +37,7 @@ pub fn router(node: Arc<Node>) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown`: over TLS if the node has it, with the node's
-/// connection cap (a quarter of it per client address), its handshake timeout as the deadline
+/// connection caps (in all, and per client address), its handshake timeout as the deadline
 /// for a request's headers, and its idle timeout (`haze_http::serve`).
 pub(crate) async fn serve(
     node: Arc<Node>,
@@ -48,7 +48,7 @@ pub(crate) async fn serve(
     let options = haze_http::ServeOptions {
         tls: config.security.tls.clone(),
         max_connections: config.max_connections,
-        max_per_address: (config.max_connections / 4).max(1),
+        max_per_address: config.max_connections_per_address.max(1),
         handshake_timeout: config.security.handshake_timeout,
         header_timeout: config.handshake_timeout,
         idle_timeout: config.idle_timeout,

@@ -83,7 +83,7 @@ impl Connection {
                 .map_err(|e| connect_err(e.to_string()))?;
             if !read_frame(&mut reader, &mut body, max_frame)
                 .await
-                .map_err(|e| connect_err(e.to_string()))?
+                .map_err(|e| connect_err(handshake_failure(&e)))?
             {
                 return Err(connect_err("closed during the handshake".into()));
             }
@@ -199,5 +199,37 @@ impl Connection {
                 Err(CallError::Timeout(timeout))
             }
         }
+    }
+}
+
+/// Why a handshake's answer could not be read, said plainly when the server answered in TLS: a
+/// TLS record starts with its type (0x15 alert, 0x16 handshake) and version (0x03 ..), which
+/// read as a frame length of hundreds of MiB.
+fn handshake_failure(e: &crate::FrameError) -> String {
+    if let crate::FrameError::TooLarge { size, .. } = e {
+        let [kind, major, ..] = u32::try_from(*size).unwrap_or(0).to_be_bytes();
+        if matches!(kind, 0x15 | 0x16) && major == 0x03 {
+            return "the server answered in TLS: connect over TLS, verifying it against the \
+                    cluster's CA"
+                .to_string();
+        }
+    }
+    e.to_string()
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    #[test]
+    fn a_tls_answer_is_named_as_such() {
+        let alert = crate::FrameError::TooLarge {
+            size: 0x1503_0300,
+            limit: 1 << 26,
+        };
+        assert!(super::handshake_failure(&alert).contains("answered in TLS"));
+        let big = crate::FrameError::TooLarge {
+            size: 1 << 30,
+            limit: 1 << 26,
+        };
+        assert!(super::handshake_failure(&big).contains("exceeds the limit"));
     }
 }
