@@ -1,17 +1,38 @@
 //! Live repartitioning with real processes: a three-node cluster under continuous client load
 //! grows to four and shrinks back to three. While it grows, a node streaming a partition (an
-//! old owner) and the new node are each SIGKILLed mid-stream and restarted.
+//! old owner) and the new node are each SIGKILLed mid-stream and restarted. The cluster is
+//! secure, as clusters run: TLS on every port (streams included), tokens required.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use haze_client::{Client, ClientConfig};
 use haze_crdt::{Scalar, Value};
 
-use crate::harness::{HAZE, Process, cluster_ok, cluster_status, pause};
+use haze_testkit::process::Haze;
+
+use crate::harness::{HAZE, Process, pause};
+
+/// The secure binary of the test (its CA and admin token).
+static SECURE: OnceLock<Haze> = OnceLock::new();
+
+fn h() -> &'static Haze {
+    SECURE.get().expect("the test made its secure binary first")
+}
+
+/// How the load's clients connect: TLS against the test's CA, with the admin token.
+fn client_config() -> ClientConfig {
+    let tls = haze_tls::client_config(h().ca().as_deref(), None).unwrap();
+    let tcp = ClientConfig::default().dial;
+    ClientConfig {
+        dial: Arc::new(haze_tls::TlsDial::new(tcp, tls)),
+        token: h().admin_token(),
+        ..ClientConfig::default()
+    }
+}
 
 const NODE_FLAGS: [&str; 4] = ["--anti-entropy-ms", "500", "--forward-timeout-ms", "1000"];
 /// Slow streams (256 KiB/s per node), so a kill lands mid-stream; quick failure detection.
@@ -31,11 +52,11 @@ const CONTROLLER_FLAGS: [&str; 10] = [
 const PRELOAD: usize = 2000;
 
 fn status(controller: &Process) -> serde_json::Value {
-    cluster_status(&controller.addr)
+    h().cluster_status(&controller.addr)
 }
 
 fn cluster(controller: &Process, args: &[&str]) -> String {
-    cluster_ok(&controller.addr, args)
+    h().cluster_ok(&controller.addr, args)
 }
 
 /// Waits up to `seconds` for a partition streaming with keys sent, whose source is not one of
@@ -97,7 +118,7 @@ fn load(addr: String, stop: Arc<AtomicBool>, phase: Arc<AtomicUsize>) -> Load {
     runtime.block_on(async move {
         let config = ClientConfig {
             request_timeout: Duration::from_secs(10),
-            ..ClientConfig::default()
+            ..client_config()
         };
         let client = Client::connect_with(&addr, config).await.unwrap();
         let mut out = Load::default();
@@ -140,7 +161,7 @@ fn preload(addr: &str) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = Client::connect(addr).await.unwrap();
+        let client = Client::connect_with(addr, client_config()).await.unwrap();
         let filler = "x".repeat(2000);
         for chunk in (0..PRELOAD).collect::<Vec<_>>().chunks(64) {
             let writes = chunk.iter().map(|i| {
@@ -190,17 +211,18 @@ fn start(dir: &Path, name: &str, controller: &Process, at: Option<&str>) -> Proc
         Some(addr) => {
             let mut flags = vec!["--controller", controller.addr.as_str()];
             flags.extend(NODE_FLAGS);
-            HAZE.serve_at(&data, addr, &flags)
+            h().serve_at(&data, addr, &flags)
         }
-        None => HAZE.join(&data, &controller.addr, &NODE_FLAGS),
+        None => h().join(&data, &controller.addr, &NODE_FLAGS),
     }
 }
 
 #[test]
 fn three_nodes_grow_to_four_and_shrink_back_under_load_with_owners_killed_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
+    let h = SECURE.get_or_init(|| HAZE.secure(dir.path()));
     // Node i is n<i>: started one at a time.
-    let (controller, started) = HAZE.cluster(dir.path(), 3, &CONTROLLER_FLAGS, &NODE_FLAGS);
+    let (controller, started) = h.cluster(dir.path(), 3, &CONTROLLER_FLAGS, &NODE_FLAGS);
     let mut nodes: BTreeMap<String, Process> =
         (1..).map(|i| format!("n{i}")).zip(started).collect();
     cluster(&controller, &["add", "n1", "n2", "n3", "--wait"]);
@@ -273,7 +295,9 @@ fn three_nodes_grow_to_four_and_shrink_back_under_load_with_owners_killed_mid_st
         .build()
         .unwrap();
     let lost: Vec<String> = runtime.block_on(async {
-        let client = Client::connect(&nodes["n2"].addr).await.unwrap();
+        let client = Client::connect_with(&nodes["n2"].addr, client_config())
+            .await
+            .unwrap();
         let mut lost = Vec::new();
         for (key, want) in &load.counters {
             let most = want + load.unknown.get(key).copied().unwrap_or(0);

@@ -1,10 +1,13 @@
-//! A three-node cluster of real processes: routing, failover, anti-entropy, a wiped disk.
+//! A three-node cluster of real processes, secure (TLS on every port, tokens required):
+//! routing, failover, anti-entropy, a wiped disk.
 
 use std::path::Path;
 
 use haze_ring::{NodeId, PartitionTable};
 
-use crate::harness::{HAZE, Process, cluster_ok, cluster_status, haze, ok, pause, run};
+use haze_testkit::process::Haze;
+
+use crate::harness::{HAZE, Process, pause};
 
 /// Flags that make a test cluster fail over and heal quickly.
 const FAST: [&str; 4] = ["--anti-entropy-ms", "300", "--forward-timeout-ms", "1000"];
@@ -15,8 +18,8 @@ fn node_args(controller: &Process) -> Vec<&str> {
     args
 }
 
-fn table(controller: &Process) -> PartitionTable {
-    serde_json::from_value(cluster_status(&controller.addr)["table"].clone()).unwrap()
+fn table(h: &Haze, controller: &Process) -> PartitionTable {
+    serde_json::from_value(h.cluster_status(&controller.addr)["table"].clone()).unwrap()
 }
 
 /// Retries `check` every 200 ms for up to 30 s; panics with `what` if it never holds.
@@ -34,8 +37,8 @@ fn node(nodes: &[Option<Process>], id: NodeId) -> &Process {
     nodes[id.0 as usize - 1].as_ref().expect("running")
 }
 
-fn restart(dir: &Path, i: usize, addr: &str, controller: &Process) -> Process {
-    let node = HAZE.serve_at(&dir.join(format!("node{i}")), addr, &node_args(controller));
+fn restart(h: &Haze, dir: &Path, i: usize, addr: &str, controller: &Process) -> Process {
+    let node = h.serve_at(&dir.join(format!("node{i}")), addr, &node_args(controller));
     node.wait_for_log("cluster view installed");
     node
 }
@@ -43,16 +46,18 @@ fn restart(dir: &Path, i: usize, addr: &str, controller: &Process) -> Process {
 #[test]
 fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wiped_disk() {
     let dir = tempfile::tempdir().unwrap();
+    let h = HAZE.secure(dir.path());
     // One at a time, so node i is n<i>.
-    let (controller, nodes) = HAZE.cluster(dir.path(), 3, &[], &FAST);
+    let (controller, nodes) = h.cluster(dir.path(), 3, &[], &FAST);
     let mut nodes: Vec<Option<Process>> = nodes.into_iter().map(Some).collect();
-    cluster_ok(&controller.addr, &["add", "n1", "n2", "n3"]);
+    h.cluster_ok(&controller.addr, &["add", "n1", "n2", "n3"]);
     for node in nodes.iter().flatten() {
         node.wait_for_log("cluster view installed");
     }
     // Every node reports the table it has; `haze cluster status` shows it.
     eventually("every node reports epoch 1 to the controller", || {
-        let out = haze()
+        let out = h
+            .command()
             .args(["cluster", "status", "--controller", &controller.addr])
             .output()
             .unwrap();
@@ -65,36 +70,37 @@ fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wip
     // Writes through n1 read back through every node.
     let keys: Vec<String> = (0..20).map(|i| format!("page:{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
-        ok(
+        h.ok(
             node(&nodes, NodeId(1)),
             &["counter", "incr", key, &(i + 1).to_string()],
         );
     }
     for id in [NodeId(2), NodeId(3)] {
         for (i, key) in keys.iter().enumerate() {
-            let read = ok(node(&nodes, id), &["counter", "get", key]);
+            let read = h.ok(node(&nodes, id), &["counter", "get", key]);
             assert_eq!(read.trim(), (i + 1).to_string(), "{key} through {id}");
         }
     }
 
     // SIGKILL the primary of a key; reads and writes go on through the others.
-    let table = table(&controller);
+    let table = table(&h, &controller);
     let primary = table.replicas_of_key(b"cart")[0];
     let others: Vec<NodeId> = [NodeId(1), NodeId(2), NodeId(3)]
         .into_iter()
         .filter(|n| *n != primary)
         .collect();
-    ok(node(&nodes, others[0]), &["set", "add", "cart", "apple"]);
+    h.ok(node(&nodes, others[0]), &["set", "add", "cart", "apple"]);
     let primary_addr = node(&nodes, primary).addr.clone();
     nodes[primary.0 as usize - 1].take().unwrap().kill();
-    ok(node(&nodes, others[0]), &["set", "add", "cart", "pear"]);
-    ok(node(&nodes, others[1]), &["set", "add", "cart", "plum"]);
-    let members = ok(node(&nodes, others[1]), &["set", "members", "cart"]);
+    h.ok(node(&nodes, others[0]), &["set", "add", "cart", "pear"]);
+    h.ok(node(&nodes, others[1]), &["set", "add", "cart", "plum"]);
+    let members = h.ok(node(&nodes, others[1]), &["set", "members", "cart"]);
     assert_eq!(members, "apple\npear\nplum\n");
     println!("killed {primary} (primary of \"cart\"); 2 writes and a read went through {others:?}");
 
     // Back on its old disk, it missed two writes; anti-entropy makes every copy equal.
     nodes[primary.0 as usize - 1] = Some(restart(
+        &h,
         dir.path(),
         primary.0 as usize,
         &primary_addr,
@@ -104,7 +110,7 @@ fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wip
         "every replica's own copy of cart holds the three members",
         || {
             nodes.iter().flatten().all(|n| {
-                let out = run(n, &["set", "members", "cart", "--local"]);
+                let out = h.run(n, &["set", "members", "cart", "--local"]);
                 out.ok && out.stdout == "apple\npear\nplum\n"
             })
         },
@@ -117,6 +123,7 @@ fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wip
     assert!(status.success());
     std::fs::remove_dir_all(dir.path().join(format!("node{}", wiped.0))).unwrap();
     nodes[wiped.0 as usize - 1] = Some(restart(
+        &h,
         dir.path(),
         wiped.0 as usize,
         &wiped_addr,
@@ -125,9 +132,9 @@ fn a_cluster_serves_through_any_node_survives_a_killed_primary_and_refills_a_wip
     eventually("the wiped node holds every key again", || {
         let n = node(&nodes, wiped);
         keys.iter().enumerate().all(|(i, key)| {
-            let out = run(n, &["counter", "get", key, "--local"]);
+            let out = h.run(n, &["counter", "get", key, "--local"]);
             out.ok && out.stdout.trim() == (i + 1).to_string()
-        }) && run(n, &["set", "members", "cart", "--local"]).stdout == "apple\npear\nplum\n"
+        }) && h.run(n, &["set", "members", "cart", "--local"]).stdout == "apple\npear\nplum\n"
     });
     println!(
         "wiped {wiped}'s data directory; anti-entropy refilled its {} keys",
