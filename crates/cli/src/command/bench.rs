@@ -75,6 +75,20 @@ pub(crate) struct BenchArgs {
     /// node at --addr), and print the ratio and the latency --addr adds.
     #[arg(long)]
     baseline: Option<String>,
+    /// Connect to Redis over TLS (its `--tls-port`), verifying it against this CA (PEM).
+    #[arg(long, value_name = "PEM")]
+    redis_tls_ca: Option<std::path::PathBuf>,
+    /// How to reach the Haze nodes: `--tls-ca`/`--tls` for TLS, `--token` for a cluster that
+    /// requires tokens, or a profile.
+    #[command(flatten)]
+    credentials: crate::command::profile::Credentials,
+}
+
+/// TLS and the token a target's connections use.
+#[derive(Default)]
+struct Security {
+    tls: Option<Arc<haze_tls::rustls::ClientConfig>>,
+    token: Option<String>,
 }
 
 /// The request of one step, before encoding.
@@ -244,19 +258,38 @@ struct Plan {
     pipeline: usize,
     /// Each connection's time between requests, when the load is a fixed rate.
     every: Option<Duration>,
+    /// TLS and token.
+    security: Arc<Security>,
 }
 
-async fn connect(target: Target, addr: &str) -> anyhow::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr)
+async fn connect(
+    target: Target,
+    addr: &str,
+    security: &Security,
+) -> anyhow::Result<haze_protocol::BoxStream> {
+    let tcp = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut stream: haze_protocol::BoxStream = match &security.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let name = haze_tls::server_name(addr)?;
+            let connector = haze_tls::tokio_rustls::TlsConnector::from(tls.clone());
+            Box::new(
+                connector
+                    .connect(name, tcp)
+                    .await
+                    .with_context(|| format!("TLS handshake with {addr}"))?,
+            )
+        }
+    };
     if target == Target::Haze {
         let mut body = Vec::new();
         Request::Hello {
             version: PROTOCOL_VERSION,
             role: haze_protocol::Role::Client,
-            token: None,
+            token: security.token.clone(),
         }
         .encode(0, &mut body);
         let mut frame = Vec::new();
@@ -284,7 +317,7 @@ async fn drive(
     stop: Arc<AtomicBool>,
     limit: Option<u64>,
 ) -> anyhow::Result<Tally> {
-    let mut stream = connect(plan.target, &addr).await?;
+    let mut stream = connect(plan.target, &addr, &plan.security).await?;
     let mut tally = Tally::default();
     let mut rng = seed | 1;
     let mut next = move || {
@@ -384,6 +417,25 @@ struct Outcome {
 }
 
 async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result<Outcome> {
+    let security = Arc::new(match target {
+        Target::Haze => {
+            let resolved = args.credentials.resolve(addr)?;
+            Security {
+                tls: resolved.tls,
+                token: resolved.token,
+            }
+        }
+        Target::Redis => Security {
+            tls: match &args.redis_tls_ca {
+                Some(ca) => Some(
+                    haze_tls::client_config(Some(ca), None)
+                        .with_context(|| format!("loading {}", ca.display()))?,
+                ),
+                None => None,
+            },
+            token: None,
+        },
+    });
     // Reads need something to read: write every key once first.
     if matches!(args.op, Op::Get | Op::Mixed) && !args.preloaded {
         let preload = Arc::new(Plan {
@@ -393,6 +445,7 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
             value_size: args.value_size,
             pipeline: 64,
             every: None,
+            security: security.clone(),
         });
         drive(
             preload,
@@ -412,6 +465,7 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         every: args.rate.map(|rate| {
             Duration::from_secs_f64(args.connections.max(1) as f64 / rate.max(1) as f64)
         }),
+        security,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
