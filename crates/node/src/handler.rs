@@ -127,6 +127,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         None => dispose(
             view.as_deref(),
             cluster.expects(),
+            cluster.settings().read_quorum.is_one(),
             role,
             &Operation::of(&request),
         ),

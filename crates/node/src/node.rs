@@ -75,6 +75,7 @@ impl Node {
         );
         let settings = Settings {
             ack: config.ack,
+            read_quorum: config.read_quorum,
             anti_entropy_interval: config.anti_entropy_interval,
         };
         let cluster = Cluster::new(

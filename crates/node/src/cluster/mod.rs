@@ -66,6 +66,7 @@ pub use view::ClusterView;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     pub(crate) ack: AckPolicy,
+    pub(crate) read_quorum: crate::config::ReadQuorum,
     pub(crate) anti_entropy_interval: Duration,
 }
 
@@ -225,10 +226,10 @@ impl Cluster {
                     return;
                 }
                 if old.table != view.table {
-                    log_view(&view);
+                    log_view(&view, self.settings.read_quorum);
                 }
             } else {
-                log_view(&view);
+                log_view(&view, self.settings.read_quorum);
             }
             let view = Arc::new(view);
             *current = Some(view.clone());
@@ -315,6 +316,7 @@ impl Cluster {
         match dispose(
             view.as_deref(),
             self.expects(),
+            self.settings.read_quorum.is_one(),
             Role::Client,
             &Operation::of(&request),
         ) {
@@ -330,7 +332,10 @@ impl Cluster {
     }
 }
 
-fn log_view(view: &ClusterView) {
+fn log_view(view: &ClusterView, read_quorum: crate::config::ReadQuorum) {
+    if let Err(e) = read_quorum.check(view.table.replication()) {
+        tracing::error!(error = %e, "the read quorum cannot be met");
+    }
     tracing::info!(
         cluster = format_args!("{:016x}", view.cluster),
         node = %view.me,
