@@ -32,6 +32,11 @@ pub struct NodeConfig {
     /// How many replicas of a key a routed read merges (in a cluster; default: a majority).
     /// With a majority for writes too, a read includes every acknowledged write.
     pub read_quorum: ReadQuorum,
+    /// A file that marks the node as refilling an empty store (a new or lost disk) until an
+    /// anti-entropy round has reached every node it shares partitions with: a node restarted
+    /// before that (a crash, a power loss) is still refilling, though its store is no longer
+    /// empty. Without one, only a start on an empty store marks it, in memory.
+    pub refill_marker: Option<std::path::PathBuf>,
     /// How long to wait for another node before trying the next replica (default 2 s).
     pub forward_timeout: Duration,
     /// How often anti-entropy compares this node with the other replicas (default 10 s).
@@ -60,6 +65,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("ack", &self.ack)
             .field("read_quorum", &self.read_quorum)
+            .field("refill_marker", &self.refill_marker)
             .field("forward_timeout", &self.forward_timeout)
             .field("anti_entropy_interval", &self.anti_entropy_interval)
             .field("inline_writes", &self.inline_writes)
@@ -81,6 +87,7 @@ impl Default for NodeConfig {
             idle_timeout: Duration::from_secs(300),
             ack: AckPolicy::default(),
             read_quorum: ReadQuorum::default(),
+            refill_marker: None,
             forward_timeout: Duration::from_secs(2),
             anti_entropy_interval: Duration::from_secs(10),
             dial: Arc::new(TcpDial),

@@ -84,6 +84,7 @@ impl Node {
             settings,
             tasks.clone(),
             peers,
+            config.refill_marker.clone(),
         );
         Ok(Arc::new(Node {
             config,

@@ -185,17 +185,23 @@ pub fn read_quorum() -> ReadQuorum {
 pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
     let starts = Arc::new(AtomicU64::new(0));
     let read_quorum = read_quorum();
+    // The nodes' refill markers: files, which survive crashes and power losses (the hosts
+    // hold the folder until the simulation ends).
+    let markers = Arc::new(tempfile::tempdir().expect("a temporary folder"));
     for (i, slot) in disks.iter().enumerate() {
         let (slot, starts, shared) = (slot.clone(), starts.clone(), shared.clone());
         let id = i as u64 + 1;
+        let markers = markers.clone();
         sim.host(host(id), move || {
             let store = slot.lock().expect("not poisoned").clone();
             let shared = shared.clone();
             let actor = ActorId::new(0x5100 + starts.fetch_add(1, Ordering::SeqCst));
+            let refill_marker = Some(markers.path().join(format!("n{id}.refilling")));
             async move {
                 let config = NodeConfig {
                     ack: AckPolicy::Quorum,
                     read_quorum,
+                    refill_marker,
                     inline_writes: true,
                     dial: Arc::new(SimDial),
                     forward_timeout: Duration::from_millis(500),

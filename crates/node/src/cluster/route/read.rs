@@ -171,7 +171,7 @@ async fn gather<T: Held>(
     let majority = replicas.len() / 2 + 1;
     let mut answers: Vec<(NodeId, Option<T>)> = Vec::with_capacity(replicas.len());
     let mut tried = Vec::new();
-    if replicas.contains(&view.me) {
+    if replicas.contains(&view.me) && cluster.serves_reads() {
         match T::local(cluster, key) {
             Ok(held) => answers.push((view.me, held)),
             Err(e) => tried.push(format!("{}: {e}", view.me)),
@@ -329,7 +329,10 @@ async fn moving_read(
     let (mut answered, mut merged, mut tried) = (0usize, None::<Value>, Vec::new());
     for replica in replicas {
         let answer = if replica == view.me {
-            cluster.replica().get(&key).map_err(|e| e.to_string())
+            match cluster.refuse_peer_read() {
+                Some(e) => Err(e.to_string()),
+                None => cluster.replica().get(&key).map_err(|e| e.to_string()),
+            }
         } else {
             match forward(
                 cluster,
@@ -433,7 +436,10 @@ pub(super) async fn get_merged(
         let (cluster, view, key) = (cluster.clone(), view.clone(), key.clone());
         tasks.spawn(async move {
             let answer = if replica == view.me {
-                cluster.replica().get(&key).map_err(|e| e.to_string())
+                match cluster.refuse_peer_read() {
+                    Some(e) => Err(e.to_string()),
+                    None => cluster.replica().get(&key).map_err(|e| e.to_string()),
+                }
             } else {
                 match forward(&cluster, &view, replica, Request::Get { key }, true).await {
                     Ok(Response::Value(v)) => Ok(v),
