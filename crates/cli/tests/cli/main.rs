@@ -9,6 +9,7 @@ mod harness;
 mod integrity;
 mod local;
 mod outside;
+mod quorum_reads;
 mod repartition;
 mod replication;
 mod state_files;

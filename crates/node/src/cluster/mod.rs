@@ -99,6 +99,8 @@ pub struct Cluster {
     /// for it, so it does not count as an answer of a read quorum (a peer's read is refused,
     /// its own copy is not asked).
     refilling: AtomicBool,
+    /// Whether the node refills when anti-entropy starts (without anti-entropy it never would).
+    refills: AtomicBool,
     /// Where the refill is marked durably, if anywhere (`NodeConfig::refill_marker`).
     refill_marker: Option<std::path::PathBuf>,
 }
@@ -143,18 +145,13 @@ impl Cluster {
         refill_marker: Option<std::path::PathBuf>,
     ) -> Arc<Cluster> {
         // An empty store (a new node, or one whose disk was lost), or a refill that a restart
-        // interrupted (see `refilling`).
+        // interrupted (see `refilling`): the node refills once anti-entropy starts.
         let empty = replica
             .store()
             .bucket_digests()
             .is_ok_and(|d| d.iter().all(|b| *b == 0));
         let interrupted = refill_marker.as_ref().is_some_and(|m| m.exists());
-        let refilling = (empty || interrupted) && !settings.read_quorum.is_one();
-        if let Some(marker) = refill_marker.as_ref().filter(|_| refilling && !interrupted)
-            && let Err(e) = std::fs::File::create(marker).and_then(|f| f.sync_all())
-        {
-            tracing::warn!(marker = %marker.display(), error = %e, "could not mark the refill");
-        }
+        let refills = (empty || interrupted) && !settings.read_quorum.is_one();
         let cluster = Arc::new(Cluster {
             replica,
             metrics,
@@ -166,7 +163,8 @@ impl Cluster {
             peers,
             handoff: Handoff::default(),
             tokens: crate::security::Tokens::default(),
-            refilling: AtomicBool::new(refilling),
+            refilling: AtomicBool::new(false),
+            refills: AtomicBool::new(refills),
             refill_marker,
         });
         cluster
@@ -355,6 +353,15 @@ impl Cluster {
     /// Starts anti-entropy: a round every `anti_entropy_interval` while the node has a view,
     /// each followed by the hand-back of leftover copies, until the node stops.
     pub fn start_anti_entropy(self: &Arc<Self>) {
+        if self.refills.swap(false, Ordering::AcqRel) {
+            self.refilling.store(true, Ordering::Release);
+            if let Some(marker) = &self.refill_marker
+                && let Err(e) = std::fs::File::create(marker).and_then(|f| f.sync_all())
+            {
+                tracing::warn!(marker = %marker.display(), error = %e, "could not mark the refill");
+            }
+            tracing::info!("refilling from the other replicas before answering reads");
+        }
         let cluster = self.clone();
         self.tasks.spawn_restarting("anti-entropy", move |stop| {
             anti_entropy::run(cluster.clone(), stop)
