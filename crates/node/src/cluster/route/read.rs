@@ -30,7 +30,10 @@ pub(super) async fn read(
     digest: bool,
 ) -> Result<Response, RequestError> {
     cluster.replica().check_key(&key)?;
-    let needed = (cluster.settings().read_quorum).required(view.replicas(&key).len());
+    let needed = cluster
+        .settings()
+        .read_quorum
+        .required(view.replicas(&key).len());
     if !digest && view.in_move(&key) {
         return moving_read(cluster, view, key, needed)
             .await
@@ -371,7 +374,10 @@ async fn moving_read(
     Err(no_replica(&tried))
 }
 
-/// Digests of many keys: one request per group of keys that share their replicas.
+/// Digests of many keys: one request per group of keys that share their replicas, answered by
+/// the first replica that answers, whatever the read quorum. This is a sync's first step: a
+/// digest from a replica that is behind makes the device send a key it need not (harmless), or
+/// skip one whose newer state another replica holds, which it then learns at a later sync.
 pub(super) async fn digests(
     cluster: &Arc<Cluster>,
     view: &Arc<ClusterView>,
