@@ -218,3 +218,23 @@ fn haze_serve_refuses_a_read_quorum_of_zero() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_read_quorum_above_the_replication_factor_is_reported_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    // One node: every partition has one replica, and a read quorum of 2 cannot be met.
+    let (controller, nodes) = HAZE.cluster(dir.path(), 1, &[], &["--read-quorum", "2"]);
+    cluster_ok(&controller.addr, &["add", "n1"]);
+    let line = nodes[0].wait_for_log("the read quorum cannot be met");
+    assert!(
+        line.contains("larger than the cluster's replication factor 1"),
+        "{line}"
+    );
+    // Reads then need every replica of a key: here, the one.
+    nodes[0].wait_for_log("refilled from the other replicas");
+    crate::harness::ok(&nodes[0], &["set", "add", "cart", "apple"]);
+    assert_eq!(
+        crate::harness::ok(&nodes[0], &["set", "members", "cart"]),
+        "apple\n"
+    );
+}
