@@ -32,6 +32,14 @@ pub struct NodeConfig {
     /// How many replicas must hold a write before the node that coordinates it acknowledges it
     /// (in a cluster; default `quorum`).
     pub ack: AckPolicy,
+    /// How many replicas of a key a routed read merges (in a cluster; default: a majority).
+    /// With a majority for writes too, a read includes every acknowledged write.
+    pub read_quorum: ReadQuorum,
+    /// A file that marks the node as refilling an empty store (a new or lost disk) until an
+    /// anti-entropy round has reached every node it shares partitions with: a node restarted
+    /// before that (a crash, a power loss) is still refilling, though its store is no longer
+    /// empty. Without one, only a start on an empty store marks it, in memory.
+    pub refill_marker: Option<std::path::PathBuf>,
     /// How long to wait for another node before trying the next replica (default 2 s).
     pub forward_timeout: Duration,
     /// How often anti-entropy compares this node with the other replicas (default 10 s).
@@ -63,6 +71,8 @@ impl std::fmt::Debug for NodeConfig {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("ack", &self.ack)
+            .field("read_quorum", &self.read_quorum)
+            .field("refill_marker", &self.refill_marker)
             .field("forward_timeout", &self.forward_timeout)
             .field("anti_entropy_interval", &self.anti_entropy_interval)
             .field("inline_writes", &self.inline_writes)
@@ -84,6 +94,8 @@ impl Default for NodeConfig {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
             ack: AckPolicy::default(),
+            read_quorum: ReadQuorum::default(),
+            refill_marker: None,
             forward_timeout: Duration::from_secs(2),
             anti_entropy_interval: Duration::from_secs(10),
             dial: Arc::new(TcpDial),
@@ -153,6 +165,98 @@ impl std::str::FromStr for AckPolicy {
     }
 }
 
+/// How many replicas of a key a routed read asks and merges before it answers.
+///
+/// A read merges the answers of `required(n)` of the key's `n` replicas (this node's own copy
+/// counts as one when it is a replica) and repairs those that were behind, through the one write
+/// path. When a read quorum and the write quorum ([`AckPolicy`]) together exceed `n` (a majority
+/// of each does), every read meets a replica that acknowledged every write acknowledged before
+/// it, whichever replicas crashed, restarted or missed copies meanwhile. A read that finds no
+/// value believes "absent" only when a majority of the replicas say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadQuorum {
+    /// A majority of the key's replicas (N/2 + 1).
+    #[default]
+    Majority,
+    /// This many replicas (at least 1; capped at the key's replicas). `1` answers from the
+    /// first replica that answers (this node's own copy first, when it is the key's primary):
+    /// fastest, but a replica that missed writes may answer alone.
+    Replicas(std::num::NonZeroUsize),
+}
+
+impl ReadQuorum {
+    /// A read quorum of one replica.
+    pub const ONE: ReadQuorum = ReadQuorum::Replicas(std::num::NonZeroUsize::MIN);
+
+    /// Returns how many of a key's `n` replicas a read merges (at least 1, at most `n`).
+    pub fn required(self, n: usize) -> usize {
+        match self {
+            ReadQuorum::Majority => n / 2 + 1,
+            ReadQuorum::Replicas(r) => r.get(),
+        }
+        .min(n.max(1))
+    }
+
+    /// Returns whether reads are answered by one replica alone (the fast path).
+    pub fn is_one(self) -> bool {
+        self == ReadQuorum::ONE
+    }
+
+    /// Returns why this quorum cannot be met in a cluster of `replication` replicas per
+    /// partition, if it cannot.
+    pub fn check(self, replication: usize) -> Result<(), ReadQuorumTooLarge> {
+        match self {
+            ReadQuorum::Replicas(r) if r.get() > replication => Err(ReadQuorumTooLarge {
+                quorum: r.get(),
+                replication,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadQuorum::Majority => f.write_str("majority"),
+            ReadQuorum::Replicas(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// A read quorum that is neither `majority` nor a number of replicas from 1 up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid read quorum {0:?}: use `majority` or a number of replicas from 1 to the \
+     replication factor"
+)]
+pub struct InvalidReadQuorum(pub String);
+
+/// A read quorum larger than the cluster's replication factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the read quorum {quorum} is larger than the cluster's replication factor {replication}: \
+     reads merge every replica of a key instead (give --read-quorum 1 to {replication}, or \
+     `majority`)"
+)]
+pub struct ReadQuorumTooLarge {
+    pub quorum: usize,
+    pub replication: usize,
+}
+
+impl std::str::FromStr for ReadQuorum {
+    type Err = InvalidReadQuorum;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "majority" {
+            return Ok(ReadQuorum::Majority);
+        }
+        s.parse::<std::num::NonZeroUsize>()
+            .map(ReadQuorum::Replicas)
+            .map_err(|_| InvalidReadQuorum(s.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +270,23 @@ mod tests {
         assert_eq!(AckPolicy::All.required(3), 3);
         assert_eq!("all".parse::<AckPolicy>(), Ok(AckPolicy::All));
         assert!("most".parse::<AckPolicy>().is_err());
+    }
+
+    #[test]
+    fn read_quorums_are_a_majority_or_a_count_within_the_replicas() {
+        assert_eq!(ReadQuorum::default().required(3), 2);
+        assert_eq!(ReadQuorum::Majority.required(2), 2);
+        assert_eq!(ReadQuorum::Majority.required(5), 3);
+        assert_eq!(ReadQuorum::ONE.required(3), 1);
+        let three: ReadQuorum = "3".parse().expect("a count");
+        assert_eq!(three.required(5), 3);
+        assert_eq!(three.required(2), 2, "capped at the key's replicas");
+        assert_eq!("majority".parse(), Ok(ReadQuorum::Majority));
+        assert!("0".parse::<ReadQuorum>().is_err());
+        assert!("most".parse::<ReadQuorum>().is_err());
+        assert!(three.check(3).is_ok());
+        let err = three.check(2).expect_err("3 of 2 replicas");
+        assert!(err.to_string().contains("replication factor 2"), "{err}");
+        assert!(ReadQuorum::Majority.check(1).is_ok());
     }
 }

@@ -127,6 +127,7 @@ pub(crate) fn plan(node: &Node, request: Request, frame_bytes: usize, role: Role
         None => dispose(
             view.as_deref(),
             cluster.expects(),
+            cluster.settings().read_quorum.is_one(),
             role,
             &Operation::of(&request),
         ),
@@ -169,7 +170,16 @@ fn local(
     started: tokio::time::Instant,
 ) -> Plan {
     let peer = matches!(role, Role::Peer { .. });
+    let refused = || match peer {
+        true => node.cluster().refuse_peer_read(),
+        false => None,
+    };
     let response = match request {
+        Request::Get { .. } | Request::GetMerged { .. } | Request::Digest { .. }
+            if let Some(e) = refused() =>
+        {
+            Err(e)
+        }
         Request::Get { key } | Request::GetMerged { key } => node.get(&key).map(Response::Value),
         Request::Digest { key } => node.digest(&key).map(Response::Digest),
         Request::Ping => Ok(Response::Pong),

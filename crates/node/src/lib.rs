@@ -60,7 +60,9 @@ mod supervisor;
 
 use std::sync::Arc;
 
-pub use config::{AckPolicy, NodeConfig, UnknownAckPolicy};
+pub use config::{
+    AckPolicy, InvalidReadQuorum, NodeConfig, ReadQuorum, ReadQuorumTooLarge, UnknownAckPolicy,
+};
 pub use error::RequestError;
 use haze_protocol::Listener;
 pub use metrics::{Kind, Metrics};

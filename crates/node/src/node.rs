@@ -75,6 +75,7 @@ impl Node {
         );
         let settings = Settings {
             ack: config.ack,
+            read_quorum: config.read_quorum,
             anti_entropy_interval: config.anti_entropy_interval,
         };
         let cluster = Cluster::new(
@@ -83,6 +84,7 @@ impl Node {
             settings,
             tasks.clone(),
             peers,
+            config.refill_marker.clone(),
         );
         Ok(Arc::new(Node {
             config,

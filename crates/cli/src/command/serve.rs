@@ -81,6 +81,11 @@ pub(crate) struct ServeArgs {
     /// with the other nodes' and exchanging what differs).
     #[arg(long, default_value_t = 10_000)]
     anti_entropy_ms: u64,
+    /// In a cluster: how many replicas of a key a read merges before it answers (`majority`,
+    /// or 1 to the replication factor; `1`: the first replica that answers, fastest, but one
+    /// that missed writes may answer alone). See docs/cluster.md.
+    #[arg(long, default_value = "majority")]
+    read_quorum: haze_node::ReadQuorum,
     #[command(flatten)]
     pub(crate) tls: ServerTlsArgs,
     /// Answer `/health` and `/metrics` without a token when tokens are required (with TLS and
@@ -209,6 +214,10 @@ pub(crate) async fn start_node(
         max_connections_per_address: args.max_connections_per_address,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         ack: args.ack.into(),
+        read_quorum: args.read_quorum,
+        // A node that lost its disk stays out of read quorums across restarts until its
+        // refill has reached every node it shares partitions with.
+        refill_marker: Some(args.data.join("refilling")),
         forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
         anti_entropy_interval: Duration::from_millis(args.anti_entropy_ms.max(10)),
         ..NodeConfig::default()

@@ -10,6 +10,7 @@ mod integrity;
 mod local;
 mod netns;
 mod outside;
+mod quorum_reads;
 mod repartition;
 mod replication;
 mod security;

@@ -27,6 +27,9 @@ const PAGE: usize = 512;
 /// The most bytes of states sent in one copy: well under a frame (4 MiB), whatever the values.
 const COPY_BYTES: usize = 1024 * 1024;
 
+/// How often a node that refills an empty store tries a round, at most.
+const REFILL_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What one anti-entropy round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RoundReport {
@@ -51,13 +54,23 @@ pub struct RoundReport {
 pub(super) async fn run(cluster: Arc<Cluster>, stop: CancellationToken) {
     let interval = cluster.settings().anti_entropy_interval;
     loop {
+        // A node refilling an empty store does not wait a whole interval for its first rounds:
+        // until one reaches every peer, it is not asked for reads.
+        let wait = if cluster.serves_reads() {
+            interval
+        } else {
+            interval.min(REFILL_RETRY)
+        };
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         if let Some(view) = cluster.view() {
             let report = sync_round(&cluster, &view).await;
+            if report.unreachable == 0 {
+                cluster.refilled();
+            }
             if report.refused > 0 {
                 tracing::warn!(
                     ?report,
@@ -292,8 +305,14 @@ async fn fetch(peer: &Peer, keys: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Value)>, C
     let mut items = Vec::with_capacity(keys.len());
     while let Some(joined) = tasks.join_next().await {
         let (key, value) = joined?;
-        if let Some(value) = value? {
-            items.push((key, value));
+        match value {
+            Ok(Some(value)) => items.push((key, value)),
+            Ok(None) => {}
+            // A peer that refills an empty store answers no reads; its own round pushes what
+            // it holds (two nodes refilling at once must not wait for each other).
+            Err(ClusterError::Answered { error, .. })
+                if error.message.contains(super::REFILLING) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(items)

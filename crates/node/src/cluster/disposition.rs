@@ -7,8 +7,9 @@
 //! * Copies, backfills and bucket listings are for nodes only: a client's are refused.
 //! * Without a view: a node that waits for its cluster's view refuses clients' (and peers'
 //!   routed) data requests; a single node serves everything itself.
-//! * A client's read of a key whose primary is this node, while its partition does not move, is
-//!   read here (a miss is routed: another replica may hold it). Any other data request of a
+//! * A client's read of a key whose primary is this node, while its partition does not move and
+//!   reads need one replica's answer alone (a read quorum of one), is read here (a miss is
+//!   routed: another replica may hold it). Any other data request of a
 //!   client is routed to the key's replicas; a client that reached a node not holding the key
 //!   is told the epoch, so it refreshes its table.
 //! * A peer chose this node as a replica. Its write is coordinated here if this node holds the
@@ -105,10 +106,12 @@ pub(crate) enum Disposition {
 
 /// Decides where a request is served (see the module's rules). `view` is the node's cluster
 /// view, if any; `awaiting`, whether the node belongs to a cluster (it waits for a view when it
-/// has none).
+/// has none); `read_alone`, whether one replica's answer is enough for a read (a read quorum of
+/// one: the node's `ReadQuorum`).
 pub(crate) fn dispose(
     view: Option<&ClusterView>,
     awaiting: bool,
+    read_alone: bool,
     role: Role,
     op: &Operation<'_>,
 ) -> Disposition {
@@ -147,7 +150,7 @@ pub(crate) fn dispose(
     }
     match op {
         Operation::Read(key)
-            if view.replicas(key).first() == Some(&view.me) && !view.in_move(key) =>
+            if read_alone && view.replicas(key).first() == Some(&view.me) && !view.in_move(key) =>
         {
             Disposition::ReadHere
         }
@@ -465,13 +468,25 @@ mod tests {
             ),
         ];
         for (view, awaiting, role, op, want) in cases {
-            let got = dispose(view, awaiting, role, &op);
+            let got = dispose(view, awaiting, true, role, &op);
             assert_eq!(
                 name(&got),
                 want,
                 "{role:?} {op:?} (view: {}, waiting: {awaiting})",
                 view.is_some()
             );
+        }
+        // A read quorum above one: a client's read of a key this node is primary of is routed
+        // too (this node's copy counts as one of the answers); a peer's is still served here.
+        for (role, op, want) in [
+            (CLIENT, Operation::Read(&primary), "route"),
+            (CLIENT, Operation::Read(&secondary), "route"),
+            (CLIENT, Operation::Digest(&primary), "route"),
+            (PEER, Operation::Read(&primary), "local"),
+            (LOCAL, Operation::Read(&primary), "local"),
+        ] {
+            let got = dispose(Some(&still), false, false, role, &op);
+            assert_eq!(name(&got), want, "{role:?} {op:?} with a read quorum");
         }
     }
 
@@ -521,12 +536,24 @@ mod tests {
             };
             let batch = [moving.clone()];
             assert_eq!(
-                name(&dispose(Some(&v), false, PEER, &Operation::Write(&moving))),
+                name(&dispose(
+                    Some(&v),
+                    false,
+                    true,
+                    PEER,
+                    &Operation::Write(&moving)
+                )),
                 write,
                 "{state:?}: a peer's write"
             );
             assert_eq!(
-                name(&dispose(Some(&v), false, PEER, &Operation::Read(&moving))),
+                name(&dispose(
+                    Some(&v),
+                    false,
+                    true,
+                    PEER,
+                    &Operation::Read(&moving)
+                )),
                 read,
                 "{state:?}: a peer's read"
             );
@@ -534,6 +561,7 @@ mod tests {
                 name(&dispose(
                     Some(&v),
                     false,
+                    true,
                     PEER,
                     &Operation::DigestBatch(&batch)
                 )),
@@ -541,7 +569,13 @@ mod tests {
                 "{state:?}: a peer's digests"
             );
             assert_eq!(
-                name(&dispose(Some(&v), false, CLIENT, &Operation::Read(&moving))),
+                name(&dispose(
+                    Some(&v),
+                    false,
+                    true,
+                    CLIENT,
+                    &Operation::Read(&moving)
+                )),
                 client_read,
                 "{state:?}: a client's read"
             );

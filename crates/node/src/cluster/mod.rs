@@ -62,10 +62,16 @@ pub(crate) use peers::Peers;
 pub(crate) use route::{Routing, route};
 pub use view::ClusterView;
 
+/// What a node that refills an empty store answers a peer's read (anti-entropy knows it: the
+/// refilling node's own round pushes what it holds).
+pub(crate) const REFILLING: &str =
+    "refilling an empty store from the other replicas: ask another replica";
+
 /// The settings of the cluster layer (from `NodeConfig`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     pub(crate) ack: AckPolicy,
+    pub(crate) read_quorum: crate::config::ReadQuorum,
     pub(crate) anti_entropy_interval: Duration,
 }
 
@@ -87,6 +93,16 @@ pub struct Cluster {
     handoff: Handoff,
     /// The cluster's client tokens, as the controller last sent them.
     tokens: crate::security::Tokens,
+    /// Set while this node, started on an empty store (a new or wiped disk) with a read quorum
+    /// above one, has not yet completed an anti-entropy round with every node it shares
+    /// partitions with: until then its copies may lack writes the other replicas acknowledged
+    /// for it, so it does not count as an answer of a read quorum (a peer's read is refused,
+    /// its own copy is not asked).
+    refilling: AtomicBool,
+    /// Whether the node refills when anti-entropy starts (without anti-entropy it never would).
+    refills: AtomicBool,
+    /// Where the refill is marked durably, if anywhere (`NodeConfig::refill_marker`).
+    refill_marker: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -126,7 +142,16 @@ impl Cluster {
         settings: Settings,
         tasks: Arc<Supervisor>,
         peers: Peers,
+        refill_marker: Option<std::path::PathBuf>,
     ) -> Arc<Cluster> {
+        // An empty store (a new node, or one whose disk was lost), or a refill that a restart
+        // interrupted (see `refilling`): the node refills once anti-entropy starts.
+        let empty = replica
+            .store()
+            .bucket_digests()
+            .is_ok_and(|d| d.iter().all(|b| *b == 0));
+        let interrupted = refill_marker.as_ref().is_some_and(|m| m.exists());
+        let refills = (empty || interrupted) && !settings.read_quorum.is_one();
         let cluster = Arc::new(Cluster {
             replica,
             metrics,
@@ -138,6 +163,9 @@ impl Cluster {
             peers,
             handoff: Handoff::default(),
             tokens: crate::security::Tokens::default(),
+            refilling: AtomicBool::new(false),
+            refills: AtomicBool::new(refills),
+            refill_marker,
         });
         cluster
             .replica
@@ -148,6 +176,32 @@ impl Cluster {
 
     pub(crate) fn replica(&self) -> &Arc<Replica> {
         &self.replica
+    }
+
+    /// Returns whether this node's copies count as answers of a read quorum: not while it
+    /// refills an empty store (a new or wiped disk) from the other replicas.
+    pub(crate) fn serves_reads(&self) -> bool {
+        !self.refilling.load(Ordering::Acquire)
+    }
+
+    /// Refuses a peer's read while this node refills (see [`serves_reads`](Self::serves_reads)):
+    /// the router asks another replica. `None` when it serves reads.
+    pub(crate) fn refuse_peer_read(&self) -> Option<RequestError> {
+        (!self.serves_reads()).then(|| RequestError::Unavailable(REFILLING.into()))
+    }
+
+    /// Records that an anti-entropy round reached every node this node shares partitions with:
+    /// its copies hold what they hold, and count as a read quorum's answers from now on.
+    pub(crate) fn refilled(&self) {
+        if self.refilling.swap(false, Ordering::AcqRel) {
+            if let Some(marker) = &self.refill_marker
+                && let Err(e) = std::fs::remove_file(marker)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(marker = %marker.display(), error = %e, "could not unmark the refill");
+            }
+            tracing::info!("refilled from the other replicas: this node answers reads again");
+        }
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -225,10 +279,10 @@ impl Cluster {
                     return;
                 }
                 if old.table != view.table {
-                    log_view(&view);
+                    log_view(&view, self.settings.read_quorum);
                 }
             } else {
-                log_view(&view);
+                log_view(&view, self.settings.read_quorum);
             }
             let view = Arc::new(view);
             *current = Some(view.clone());
@@ -299,6 +353,15 @@ impl Cluster {
     /// Starts anti-entropy: a round every `anti_entropy_interval` while the node has a view,
     /// each followed by the hand-back of leftover copies, until the node stops.
     pub fn start_anti_entropy(self: &Arc<Self>) {
+        if self.refills.swap(false, Ordering::AcqRel) {
+            self.refilling.store(true, Ordering::Release);
+            if let Some(marker) = &self.refill_marker
+                && let Err(e) = std::fs::File::create(marker).and_then(|f| f.sync_all())
+            {
+                tracing::warn!(marker = %marker.display(), error = %e, "could not mark the refill");
+            }
+            tracing::info!("refilling from the other replicas before answering reads");
+        }
         let cluster = self.clone();
         self.tasks.spawn_restarting("anti-entropy", move |stop| {
             anti_entropy::run(cluster.clone(), stop)
@@ -315,6 +378,7 @@ impl Cluster {
         match dispose(
             view.as_deref(),
             self.expects(),
+            self.settings.read_quorum.is_one(),
             Role::Client,
             &Operation::of(&request),
         ) {
@@ -330,7 +394,10 @@ impl Cluster {
     }
 }
 
-fn log_view(view: &ClusterView) {
+fn log_view(view: &ClusterView, read_quorum: crate::config::ReadQuorum) {
+    if let Err(e) = read_quorum.check(view.table.replication()) {
+        tracing::error!(error = %e, "the read quorum cannot be met");
+    }
     tracing::info!(
         cluster = format_args!("{:016x}", view.cluster),
         node = %view.me,

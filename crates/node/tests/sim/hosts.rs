@@ -11,7 +11,7 @@ use haze_client::ClientConfig;
 use haze_controller::api::{Registered, SeenRequest, Status};
 use haze_crdt::ActorId;
 use haze_node::cluster::{AckPolicy, ControlError, ControlPlane, Registration};
-use haze_node::{Node, NodeConfig};
+use haze_node::{Node, NodeConfig, ReadQuorum};
 use haze_protocol::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
@@ -160,22 +160,48 @@ pub fn disks(count: usize) -> Disks {
         .collect()
 }
 
+/// The read quorum of the nodes of the runs that start from now on (default: a majority). The
+/// simulations run one at a time (`exclusive`), so a test may set it for its runs.
+static READ_QUORUM: Mutex<ReadQuorum> = Mutex::new(ReadQuorum::Majority);
+
+/// Sets the read quorum of the runs that start from now on.
+pub fn set_read_quorum(quorum: ReadQuorum) {
+    *READ_QUORUM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = quorum;
+}
+
+/// The read quorum of the runs starting now.
+pub fn read_quorum() -> ReadQuorum {
+    *READ_QUORUM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Adds a host for each node `1..=disks.len()`: a node over its disk with quorum
-/// acknowledgements, inline writes (only the simulation schedules work), anti-entropy every
+/// acknowledgements and the read quorum of [`read_quorum`], inline writes (only the simulation schedules work), anti-entropy every
 /// 2 s, following the controller with the node's own loop. Every start takes a fresh actor id,
 /// as `haze serve` does.
 pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
     let starts = Arc::new(AtomicU64::new(0));
+    let read_quorum = read_quorum();
+    // The nodes' refill markers: files, which survive crashes and power losses (the hosts
+    // hold the folder until the simulation ends).
+    let markers = Arc::new(tempfile::tempdir().expect("a temporary folder"));
     for (i, slot) in disks.iter().enumerate() {
         let (slot, starts, shared) = (slot.clone(), starts.clone(), shared.clone());
         let id = i as u64 + 1;
+        let markers = markers.clone();
         sim.host(host(id), move || {
             let store = slot.lock().expect("not poisoned").clone();
             let shared = shared.clone();
             let actor = ActorId::new(0x5100 + starts.fetch_add(1, Ordering::SeqCst));
+            let refill_marker = Some(markers.path().join(format!("n{id}.refilling")));
             async move {
                 let config = NodeConfig {
                     ack: AckPolicy::Quorum,
+                    read_quorum,
+                    refill_marker,
                     inline_writes: true,
                     dial: Arc::new(SimDial),
                     forward_timeout: Duration::from_millis(500),

@@ -1,5 +1,7 @@
 //! What one run did (counted as it happened, not as planned) and which invariants it broke.
 
+use haze_node::{AckPolicy, ReadQuorum};
+
 use crate::history::Reads;
 use crate::schedule::Faults;
 
@@ -10,6 +12,8 @@ pub struct Outcome {
     pub faults_of: Faults,
     pub nodes: u64,
     pub replicas: usize,
+    /// The nodes' read quorum.
+    pub read_quorum: ReadQuorum,
     /// Faults planned, and those that hit a live target (a crash of a node already down, or a
     /// fault on the ends of a stream when none was under way, does not count).
     pub faults_planned: usize,
@@ -52,15 +56,31 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The invariants this run broke, by name. With node faults, a read may find an older
-    /// state (a replica that missed writes while down answers before anti-entropy) or, rarely,
-    /// nothing (a write acknowledged by two of three replicas, one of which then lost its disk,
-    /// while the third does not answer: two of three say "absent"); both are the known gap of
-    /// reads answered by one replica at a time, which a read quorum closes (issue 17). A node
-    /// down during a cleanup may keep its copy for a while. With the controller's faults
-    /// alone, none of these may happen.
+    /// Whether reads merge a majority of a key's replicas (as writes wait for one): every
+    /// read then meets a replica that holds every acknowledged write, even after one replica
+    /// lost its disk (N = 2: the other answers too; N = 3: one of the two others holds it,
+    /// unless it also missed the copy, which anti-entropy and read repairs soon fix). A read
+    /// quorum of one is not enough even where it meets the write quorum (N = 2): the replica
+    /// that lost its disk answers alone.
+    pub fn majority_reads(&self) -> bool {
+        let n = self.replicas;
+        self.read_quorum.required(n) >= AckPolicy::Quorum.required(n)
+    }
+
+    /// The invariants this run broke, by name. Every read is checked against the writes
+    /// acknowledged before it began (the workload waits for each answer before its next
+    /// request, so no read is concurrent with a write; a write whose outcome is unknown is
+    /// never required). With reads of a majority (the default, [`majority_reads`]), no read
+    /// may find nothing or less than was acknowledged, whatever crashed, restarted, lost power,
+    /// lost its disk or was cut off. With a read quorum of one, a replica that missed writes
+    /// while down, or lost its disk, may answer alone before anti-entropy repairs it: that is
+    /// allowed then, except with the controller's faults alone. A node down during a cleanup
+    /// may keep its copy for a while.
+    ///
+    /// [`majority_reads`]: Self::majority_reads
     pub fn violations(&self) -> Vec<&'static str> {
         let moves_alone = self.faults_of == Faults::ControllerOnly;
+        let reads_meet_writes = moves_alone || self.majority_reads();
         [
             (self.lost > 0, "acknowledged write lost"),
             (
@@ -68,11 +88,11 @@ impl Outcome {
                 "value nobody wrote (or written twice)",
             ),
             (
-                moves_alone && self.reads.not_found > 0,
+                reads_meet_writes && self.reads.not_found > 0,
                 "read found nothing",
             ),
             (
-                moves_alone && self.reads.stale > 0,
+                reads_meet_writes && self.reads.stale > 0,
                 "read went back in time",
             ),
             (self.divergent > 0, "replicas diverge"),
@@ -90,7 +110,7 @@ impl std::fmt::Display for Outcome {
         let r = &self.reads;
         write!(
             f,
-            "seed {} nodes {} N={} faults hit {}/{} (power losses {} dropping {} unsynced writes, \
+            "seed {} nodes {} N={} R={} faults hit {}/{} (power losses {} dropping {} unsynced writes, \
              stale views {}) migrations {} (faults on streams {}, sources replaced {}, receivers \
              replaced {}, rolled back {}, controller restarts {}) writes: {} acked, {} failed, \
              {} unknown; reads {} (failed {}, not found {}, stale {}, phantom {}); lost {}, \
@@ -98,6 +118,7 @@ impl std::fmt::Display for Outcome {
             self.seed,
             self.nodes,
             self.replicas,
+            self.read_quorum.required(self.replicas),
             self.faults_hit,
             self.faults_planned,
             self.power_losses,

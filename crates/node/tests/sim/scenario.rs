@@ -210,6 +210,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
     let faults_planned = events.iter().filter(|(_, e)| e.is_fault()).count();
 
     let mut sim = simulation(seed, WORKLOAD + HEAL_MAX + SETTLE + Duration::from_secs(30));
+    let read_quorum = crate::hosts::read_quorum();
     add_hosts(&mut sim, &disks, &shared);
     let history = Rc::new(RefCell::new(History::default()));
     let (targets, record) = (addrs.values().cloned().collect(), history.clone());
@@ -366,6 +367,7 @@ pub fn run_with(seed: u64, faults_of: Faults) -> Outcome {
         faults_of,
         nodes,
         replicas,
+        read_quorum,
         faults_planned,
         faults_hit: fired.hit,
         power_losses: fired.power_losses,
