@@ -23,6 +23,11 @@ pub struct Registered {
     pub node: NodeId,
     /// The cluster's identity.
     pub cluster: ClusterId,
+    /// Whether the node is on standby (new, or registered and never added): it holds no
+    /// partition, so an empty store has nothing to refill (partitions reach it by streams, or
+    /// in a new cluster's first table, which holds no data yet).
+    #[serde(default)]
+    pub standby: bool,
 }
 
 /// `POST /v1/cluster/add` and `/v1/cluster/remove`: nodes to give partitions, or to take

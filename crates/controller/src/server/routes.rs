@@ -149,9 +149,14 @@ pub(super) async fn register(
         let node = inner
             .controller
             .change(|s| s.register_as(&request.addr, identity.as_deref()))?;
+        let state = inner.controller.state();
         Ok(Registered {
             node,
-            cluster: inner.controller.state().cluster,
+            cluster: state.cluster,
+            standby: state
+                .members()
+                .get(&node)
+                .is_some_and(|m| m.state == crate::MemberState::Standby),
         })
     })
     .await

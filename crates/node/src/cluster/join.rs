@@ -91,6 +91,10 @@ async fn follow(
     let Some(registered) = register(&*plane, &registration, &stop).await else {
         return;
     };
+    if registered.standby {
+        // It holds no partition: an empty store is a new node's, with nothing to refill.
+        cluster.nothing_to_refill();
+    }
     let progressed = cluster.handoff_progressed();
     let mut known: Option<u64> = None;
     loop {

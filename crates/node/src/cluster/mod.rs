@@ -190,6 +190,16 @@ impl Cluster {
         (!self.serves_reads()).then(|| RequestError::Unavailable(REFILLING.into()))
     }
 
+    /// Records that this node has nothing to refill (the controller registered it on standby:
+    /// it holds no partition), whether or not anti-entropy started already.
+    pub(crate) fn nothing_to_refill(&self) {
+        self.refills.store(false, Ordering::Release);
+        self.refilled();
+        if let Some(marker) = &self.refill_marker {
+            let _ = std::fs::remove_file(marker);
+        }
+    }
+
     /// Records that an anti-entropy round reached every node this node shares partitions with:
     /// its copies hold what they hold, and count as a read quorum's answers from now on.
     pub(crate) fn refilled(&self) {

@@ -87,9 +87,15 @@ impl ControlPlane for SimPlane {
             // removed node started again) registers afresh, on standby.
             let mut control = self.shared.control();
             let node = control.register(advertise);
+            let standby = control
+                .state
+                .members()
+                .get(&node)
+                .is_some_and(|m| m.state == haze_controller::MemberState::Standby);
             Ok(Registered {
                 node,
                 cluster: control.state.cluster,
+                standby,
             })
         })
     }
