@@ -232,7 +232,11 @@ impl ControllerState {
 
     /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
     /// places only active members, every active member is in it, and ids are below `next_node`.
-    pub(crate) fn check(&self) -> std::result::Result<(), Inconsistency> {
+    ///
+    /// # Errors
+    ///
+    /// The first [`Inconsistency`] found.
+    pub fn check(&self) -> std::result::Result<(), Inconsistency> {
         check_parameters(self.partitions, self.replicas)?;
         if let Some(table) = &self.table {
             if table.partitions() != self.partitions {
