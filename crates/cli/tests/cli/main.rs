@@ -8,6 +8,7 @@ mod crash;
 mod harness;
 mod integrity;
 mod local;
+mod outcomes;
 mod outside;
 mod repartition;
 mod replication;
