@@ -106,7 +106,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<command::progress::NotDone>().is_some() {
+                std::process::ExitCode::from(command::progress::NotDone::STATUS)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ pub use haze_ring::{CleanReport, StreamReport};
 use haze_ring::{MoveState, NodeId, PartitionId, PartitionTable, Stream, Transition};
 
 use crate::tokens::{Right, Token, TokenId, TokenTable};
-use crate::{ClusterId, MemberState, MoveLimits};
+use crate::{Change, ClusterId, MemberState, MoveLimits, Outcome};
 
 /// `POST /v1/nodes`: a node announcing itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -126,6 +126,13 @@ pub struct Status {
     /// Queued changes that could not start when their turn came, and why (the last few).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
+    /// How the last changes ended (the last few), oldest first: done as asked, or not and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<Outcome>,
+    /// In answers to `add`, `remove` and `commit` only: the change that request committed
+    /// (which nodes it adds and removes), so that the caller can tell how it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Change>,
     /// The controller's move limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<MoveLimits>,

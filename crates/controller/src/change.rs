@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use haze_ring::{NodeId, PartitionId, PartitionTable, Transition};
 
-use crate::{ControllerState, Error, MemberState, Result};
+use crate::{ControllerState, Error, MemberState, Outcome, Result};
 
 /// Dropped changes remembered (and shown in the status), newest last.
 const MAX_DROPPED: usize = 8;
@@ -242,6 +242,8 @@ impl ControllerState {
             let plan = match self.plan_queued(&change) {
                 Ok(plan) => plan,
                 Err(e) => {
+                    let epoch = self.table.as_ref().map_or(0, |t| t.epoch().0);
+                    self.record_outcome(Outcome::dropped(&change, epoch, e.to_string()));
                     self.dropped.push_back(format!("{change}: {e}"));
                     while self.dropped.len() > MAX_DROPPED {
                         self.dropped.pop_front();
@@ -265,13 +267,19 @@ impl ControllerState {
                 Some(table) => {
                     let t = Transition::plan(number, change.to_string(), &table, plan.target, rate);
                     if t.moves.is_empty() {
+                        self.record_outcome(Outcome::at_once(number, &change, &t.target));
                         self.table = Some(t.target);
                         self.release_leaving();
                     } else {
                         self.transition = Some(t);
+                        self.running = Some(change);
+                        self.notes.clear();
                     }
                 }
-                None => self.table = Some(plan.target),
+                None => {
+                    self.record_outcome(Outcome::at_once(number, &change, &plan.target));
+                    self.table = Some(plan.target);
+                }
             }
         }
         Ok(())

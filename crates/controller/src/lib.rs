@@ -14,7 +14,8 @@
 //! # Layout
 //!
 //! * `state` — [`ControllerState`]: members, the table, the rules.
-//! * `change` — planning and committing membership changes.
+//! * `change` — planning and committing membership changes; `outcome` — how each ended
+//!   ([`Outcome`]): what was asked, done or not, and why.
 //! * `tracker` — what nodes reported ([`Tracker`]), in memory; `limits` — [`MoveLimits`].
 //! * `progress` — advancing each partition's move: one round over the moves (a step per move
 //!   state), then publishing a table and completing the change.
@@ -33,6 +34,7 @@ mod client;
 mod error;
 mod limits;
 mod metrics;
+mod outcome;
 mod persist;
 mod progress;
 mod server;
@@ -47,6 +49,7 @@ pub use change::{Change, Plan, PlannedMove};
 pub use client::{AnswerError, ClientError, ControllerClient};
 pub use error::{Error, Inconsistency, Result, StateError};
 pub use limits::MoveLimits;
+pub use outcome::Outcome;
 pub use persist::Controller;
 pub use server::{ServeOptions, WallClock, router, serve, serve_with};
 pub use state::{ClusterId, ControllerState, MAX_MEMBERS, Member, MemberState};

@@ -127,6 +127,7 @@ impl Controller {
         if next == self.state {
             return Ok(r); // nothing to save (a node registering again, say)
         }
+        crate::outcome::log_news(&self.state, &next);
         let previous = std::mem::replace(&mut self.state, next);
         match self.save() {
             Ok(()) => {

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use haze_ring::{NodeId, PartitionTable, Transition};
 
 use crate::change::Change;
+use crate::outcome::Outcome;
 use crate::tokens::{NewToken, Token, TokenHash, TokenId, TokenTable};
 
 use crate::{Error, Inconsistency, Result};
@@ -84,6 +85,17 @@ pub struct ControllerState {
     /// Queued changes that could not start, and why (the last few).
     #[serde(default)]
     pub(crate) dropped: VecDeque<String>,
+    /// The change under way as it was asked (which nodes to add and remove), to tell when it
+    /// ends whether it did that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) running: Option<Change>,
+    /// The notes its moves had on the way (re-planned, rolled back), each once: a move's note
+    /// goes when it streams again, its outcome keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notes: Vec<String>,
+    /// How the last changes ended (the last few), newest last.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub(crate) outcomes: VecDeque<Outcome>,
     /// Client tokens: hashes and scopes, never a token's text. Left out of the file while
     /// there is none, so a cluster that never made one keeps the file older versions read.
     #[serde(default, skip_serializing_if = "TokenTable::is_empty")]
@@ -118,6 +130,9 @@ impl ControllerState {
             proposed: None,
             next_change: 1,
             dropped: VecDeque::new(),
+            running: None,
+            notes: Vec::new(),
+            outcomes: VecDeque::new(),
             tokens: TokenTable::default(),
             next_token: 0,
         })
@@ -232,7 +247,11 @@ impl ControllerState {
 
     /// Checks what a state read from a file must satisfy: the table matches the cluster's `Q`,
     /// places only active members, every active member is in it, and ids are below `next_node`.
-    pub(crate) fn check(&self) -> std::result::Result<(), Inconsistency> {
+    ///
+    /// # Errors
+    ///
+    /// The first [`Inconsistency`] found.
+    pub fn check(&self) -> std::result::Result<(), Inconsistency> {
         check_parameters(self.partitions, self.replicas)?;
         if let Some(table) = &self.table {
             if table.partitions() != self.partitions {

@@ -39,6 +39,8 @@ impl Status {
             progress: None,
             queued: state.queued().map(ToString::to_string).collect(),
             dropped: state.dropped().cloned().collect(),
+            outcomes: state.outcomes().cloned().collect(),
+            committed: None,
             limits: None,
             version: None,
             tokens: None,

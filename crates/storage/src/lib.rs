@@ -54,4 +54,7 @@ pub use scrub::{
     CorruptKey, IntegrityStats, ScrubCursor, ScrubStep, ScrubSummary, Scrubber, scrub_pass,
 };
 pub use store::{Durability, KeyPage, Mutation, Store, StoreConfig, ValuePage, Write};
+/// The log's decoders, for the fuzz targets (`fuzz/`): not an API.
+#[doc(hidden)]
+pub use wal::fuzzing as wal_fuzzing;
 pub use wal::{LostRange, RepairReport, SegmentRepair, repair_log};

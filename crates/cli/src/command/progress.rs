@@ -92,6 +92,14 @@ pub(crate) fn print_change(status: &Status) {
     for dropped in &status.dropped {
         println!("dropped: {dropped}");
     }
+    if let Some(last) = status.outcomes.last() {
+        println!("last {}", last.summary());
+        if !last.done {
+            for note in &last.notes {
+                println!("  {note}");
+            }
+        }
+    }
 }
 
 /// `change 2 (add n4): 3 pending, 4 streaming, … , 173 done`.
@@ -179,11 +187,12 @@ pub(crate) async fn wait(client: &ControllerClient, first: &Status) -> anyhow::R
     let mut last_print = String::new();
     let mut rate = Rate::default();
     let mut status = first.clone();
+    let mut noted: Vec<String> = Vec::new();
     loop {
+        print_new_notes(&status, &mut noted);
         let Some(change) = &status.progress else {
             if status.queued.is_empty() {
-                println!("done: epoch {}", status.epoch.unwrap_or(0));
-                return Ok(());
+                return report(first, &status);
             }
             tokio::time::sleep(POLL).await;
             status = refreshed(client).await?;
@@ -228,6 +237,149 @@ pub(crate) async fn wait(client: &ControllerClient, first: &Status) -> anyhow::R
         std::io::stdout().flush().ok();
         tokio::time::sleep(POLL).await;
         status = refreshed(client).await?;
+    }
+}
+
+/// Prints, once each, the notes of the moves under way (a receiving node or source replaced, a
+/// move rolled back), with how many partitions each concerns.
+fn print_new_notes(status: &Status, noted: &mut Vec<String>) {
+    let Some(change) = &status.progress else {
+        return;
+    };
+    let mut news: Vec<(&str, usize)> = Vec::new();
+    for note in change.moves.iter().filter_map(|m| m.note.as_deref()) {
+        if noted.iter().any(|n| n == note) {
+            continue;
+        }
+        match news.iter_mut().find(|(n, _)| *n == note) {
+            Some((_, count)) => *count += 1,
+            None => news.push((note, 1)),
+        }
+    }
+    for (note, partitions) in news {
+        println!("note: {note} ({partitions} partitions)");
+        noted.push(note.to_string());
+    }
+}
+
+/// A change that ended without doing what was asked (`haze cluster … --wait` then exits
+/// with [`NotDone::STATUS`]); what happened was printed already.
+#[derive(Debug)]
+pub(crate) struct NotDone(pub(crate) String);
+
+impl NotDone {
+    /// The exit status: not 1 (the request failed), so scripts can tell the two apart.
+    pub(crate) const STATUS: u8 = 2;
+}
+
+impl std::fmt::Display for NotDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotDone {}
+
+/// Once no change runs or waits: says whether the change this command committed (`first`'s
+/// `committed`) did what was asked — every node to add active, every node to remove released —
+/// by the members in `last`, with the controller's account of how it ended. Anything else is
+/// an error ([`NotDone`]) that says what happened and what to do.
+fn report(first: &Status, last: &Status) -> anyhow::Result<()> {
+    let epoch = last.epoch.unwrap_or(0);
+    let Some(asked) = &first.committed else {
+        // A controller that does not say what it committed: the old answer.
+        println!("done: epoch {epoch}");
+        return Ok(());
+    };
+    let outcome = last
+        .outcomes
+        .iter()
+        .rev()
+        .find(|o| o.add == asked.add && o.remove == asked.remove);
+    let mut problems = Vec::new();
+    let mut hints = Vec::new();
+    for id in &asked.remove {
+        if let Some(m) = last.members.iter().find(|m| m.id == *id) {
+            problems.push(format!(
+                "{id} was not released: it is {} with {} partitions",
+                state_name(m.state),
+                m.partitions
+            ));
+            hints.push(format!(
+                "once every node is up (`haze cluster status` shows when each was last seen), \
+                 run `haze cluster remove {id} --wait` again; until then keep {id} running: it \
+                 holds data"
+            ));
+        }
+    }
+    for id in &asked.add {
+        match last.members.iter().find(|m| m.id == *id) {
+            Some(m) if m.state == haze_controller::MemberState::Active => {}
+            found => {
+                let state = found.map_or("no longer a member", |m| state_name(m.state));
+                problems.push(format!("{id} was not added: it is {state}"));
+                hints.push(format!(
+                    "check that {id} and the nodes are running and reach the controller, then \
+                     run `haze cluster add {id} --wait` again"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("done: epoch {epoch}");
+        if let Some(o) = outcome
+            && (o.rolled_back + o.replanned > 0 || !o.notes.is_empty())
+        {
+            println!(
+                "  along the way: {} partitions rolled back, {} re-planned",
+                o.rolled_back, o.replanned
+            );
+            for note in &o.notes {
+                println!("  {note}");
+            }
+        }
+        return Ok(());
+    }
+    match outcome {
+        Some(o) if o.change > 0 => {
+            println!("NOT done: {asked} (change {}, epoch {epoch})", o.change)
+        }
+        _ => println!("NOT done: {asked} (epoch {epoch})"),
+    }
+    for problem in &problems {
+        println!("  {problem}");
+    }
+    if let Some(o) = outcome {
+        let why = if o.notes.is_empty() {
+            &o.problems
+        } else {
+            &o.notes
+        };
+        for reason in why {
+            println!("  why: {reason}");
+        }
+        if o.rolled_back + o.replanned > 0 {
+            println!(
+                "  moves: {} partitions rolled back (they kept their replicas), {} re-planned",
+                o.rolled_back, o.replanned
+            );
+        }
+    }
+    for hint in &hints {
+        println!("  what to do: {hint}");
+    }
+    Err(NotDone(format!(
+        "the change ({asked}) did not do what was asked: {}",
+        problems.join("; ")
+    ))
+    .into())
+}
+
+fn state_name(state: haze_controller::MemberState) -> &'static str {
+    match state {
+        haze_controller::MemberState::Standby => "standby",
+        haze_controller::MemberState::Active => "active",
+        haze_controller::MemberState::Leaving => "leaving",
     }
 }
 

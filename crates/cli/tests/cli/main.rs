@@ -9,6 +9,7 @@ mod harness;
 mod integrity;
 mod local;
 mod netns;
+mod outcomes;
 mod outside;
 mod quorum_reads;
 mod repartition;

@@ -5,7 +5,7 @@
 use haze_ring::{Epoch, MoveState, NodeId, PartitionId, PartitionTable, Transition};
 
 use super::round::Round;
-use crate::{ControllerState, MemberState, MoveLimits, Result, Tracker};
+use crate::{Change, ControllerState, MemberState, MoveLimits, Outcome, Result, Tracker};
 
 impl ControllerState {
     /// Moves the change under way along, from what `tracker` knows at `now_ms`; starts the
@@ -30,6 +30,7 @@ impl ControllerState {
         t.rate = limits.rate;
         let table = self.table.clone().expect("a change under way has a table");
         let ready = self.step_moves(&mut t, tracker, now_ms, limits)?;
+        self.keep_notes(&t);
         let table = publish(&mut t, table, ready, tracker, now_ms)?;
         self.complete(t, table, tracker, limits)?;
         Ok(*self != before)
@@ -88,6 +89,19 @@ impl ControllerState {
         if table.nodes() != t.target.nodes() || !same_assignment(&table, &t.target) {
             table = t.target.with_epoch(next_epoch(&table));
         }
+        // What was asked: kept when the change started (a state file from before that was kept
+        // has only the leaving members to go by).
+        let asked = self.running.take().unwrap_or_else(|| Change {
+            add: Vec::new(),
+            remove: self
+                .members()
+                .iter()
+                .filter(|(_, m)| m.state == MemberState::Leaving)
+                .map(|(id, _)| *id)
+                .collect(),
+        });
+        let noted = std::mem::take(&mut self.notes);
+        self.record_outcome(Outcome::of(&asked, &t, &table, &noted));
         let placed = table.nodes();
         for (id, member) in self.members_mut() {
             if member.state == MemberState::Leaving && placed.contains(id) {

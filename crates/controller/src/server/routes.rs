@@ -194,7 +194,7 @@ async fn change_nodes(app: App, headers: HeaderMap, body: Bytes, adding: bool) -
     };
     with(app.clone(), move |inner| {
         let rate = app.limits.rate;
-        inner.controller.change(|s| {
+        let committed = inner.controller.change(|s| {
             let ids = s.resolve_all(&request.nodes)?;
             let change = if adding {
                 Change {
@@ -207,10 +207,12 @@ async fn change_nodes(app: App, headers: HeaderMap, body: Bytes, adding: bool) -
                     remove: ids,
                 }
             };
-            s.carry_out(change, rate).map(drop)
+            s.carry_out(change, rate).map(|plan| plan.change)
         })?;
         advance(inner, &app)?;
-        Ok(status_seen(inner, &app))
+        let mut status = status_seen(inner, &app);
+        status.committed = Some(committed);
+        Ok(status)
     })
     .await
 }
@@ -249,9 +251,13 @@ pub(super) async fn commit(State(app): State<App>, headers: HeaderMap) -> Respon
     }
     with(app.clone(), move |inner| {
         let rate = app.limits.rate;
-        inner.controller.change(|s| s.commit(rate).map(drop))?;
+        let committed = inner
+            .controller
+            .change(|s| s.commit(rate).map(|plan| plan.change))?;
         advance(inner, &app)?;
-        Ok(status_seen(inner, &app))
+        let mut status = status_seen(inner, &app);
+        status.committed = Some(committed);
+        Ok(status)
     })
     .await
 }

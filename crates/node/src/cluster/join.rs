@@ -6,8 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use haze_controller::Outcome;
 use haze_controller::api::{Registered, SeenRequest, Status};
 use haze_protocol::BoxFuture;
+use haze_ring::NodeId;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, ClusterView};
@@ -97,6 +99,8 @@ async fn follow(
     }
     let progressed = cluster.handoff_progressed();
     let mut known: Option<u64> = None;
+    // The newest change outcome heard of (`None`: no answer yet, so none is news).
+    let mut last_outcome: Option<Option<Outcome>> = None;
     loop {
         let epoch = cluster.view().map(|v| v.table.epoch().0);
         let (streams, cleaned) = cluster.handoff_reports();
@@ -118,6 +122,7 @@ async fn follow(
         match answer {
             Ok(status) => {
                 known = status.version;
+                tell_outcome(&status, registered.node, &mut last_outcome);
                 if status.transition.is_some() {
                     interval = MOVING_INTERVAL;
                 }
@@ -145,6 +150,22 @@ async fn follow(
             () = tokio::time::sleep(interval) => {}
             () = progressed.notified() => {}
         }
+    }
+}
+
+/// Logs a change that ended without doing what was asked of this node (it was to be removed
+/// and stays, or to be added and holds nothing), once, when the controller's status first
+/// shows it (outcomes already there at the node's first answer are not news).
+fn tell_outcome(status: &Status, node: NodeId, last: &mut Option<Option<Outcome>>) {
+    let newest = status.outcomes.last();
+    let news = last.as_ref().is_some_and(|seen| seen.as_ref() != newest);
+    *last = Some(newest.cloned());
+    if let Some(o) = newest
+        && news
+        && !o.done
+        && (o.add.contains(&node) || o.remove.contains(&node))
+    {
+        tracing::warn!(change = o.change, "{}", o.summary());
     }
 }
 

@@ -27,6 +27,8 @@
 //! A write that fails (the disk is full) rewinds the segment to its last complete record, so
 //! the next append continues a valid log; an fsync that fails is never retried.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod record;
 mod repair;
 mod scan;

@@ -120,6 +120,10 @@ fn an_added_node_gets_its_share_through_every_state_in_order() {
     assert!(table.load()[&NodeId(4)] >= 11, "{:?}", table.load());
     assert_eq!(s.members()[&NodeId(4)].state, MemberState::Active);
     assert!(s.check().is_ok());
+    let outcome = s.outcomes().last().expect("an outcome");
+    assert!(outcome.done, "{outcome:?}");
+    assert_eq!((outcome.rolled_back, outcome.replanned), (0, 0));
+    assert_eq!(outcome.epoch, table.epoch().0);
 }
 
 #[test]
@@ -177,6 +181,68 @@ fn a_node_added_then_lost_has_its_replicas_given_to_another() {
     let table = s.table().unwrap();
     assert!(!table.nodes().contains(&NodeId(6)), "{:?}", table.load());
     assert_eq!(s.members()[&NodeId(6)].state, MemberState::Standby);
+    assert!(s.check().is_ok(), "{:?}", s.check());
+    // And the change says it did not do what was asked, and why.
+    let outcome = s.outcomes().last().expect("an outcome");
+    assert_eq!((outcome.change, outcome.done), (2, false), "{outcome:?}");
+    assert_eq!(outcome.add, [NodeId(6)]);
+    assert!(outcome.replanned > 0, "{outcome:?}");
+    assert!(
+        outcome.problems[0].starts_with("n6 was not added"),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("n6 is not answering")),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_removal_whose_receiver_is_lost_is_rolled_back_and_says_so() {
+    // Four nodes, three replicas: each partition of n4 moves to the one other node that does
+    // not hold it. n3 never answers, and no node can take its place: its moves roll back.
+    let mut s = cluster(4);
+    s.carry_out(
+        Change {
+            add: vec![],
+            remove: vec![NodeId(4)],
+        },
+        0,
+    )
+    .unwrap();
+    let mut tracker = Tracker::default();
+    for round in 0..600u64 {
+        poll_round(&mut s, &mut tracker, round * 500, &[1, 2, 4, 5]);
+        if s.transition().is_none() {
+            break;
+        }
+    }
+    assert!(s.transition().is_none(), "the change ended");
+    assert_eq!(
+        s.members()[&NodeId(4)].state,
+        MemberState::Active,
+        "n4 stays"
+    );
+    let outcome = s.outcomes().last().expect("an outcome");
+    assert!(!outcome.done, "{outcome:?}");
+    assert_eq!(outcome.remove, [NodeId(4)]);
+    let held = s.table().unwrap().load()[&NodeId(4)];
+    assert_eq!(outcome.rolled_back, held, "{outcome:?}");
+    assert!(
+        outcome.problems[0].starts_with(&format!(
+            "n4 was not released: it stays active with {held} partitions: {held} of its \
+             partitions' moves were rolled back (n3 is not answering"
+        )),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.summary().contains("NOT done"),
+        "{}",
+        outcome.summary()
+    );
     assert!(s.check().is_ok(), "{:?}", s.check());
 }
 
