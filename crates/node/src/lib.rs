@@ -54,6 +54,7 @@ mod node;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
 pub mod replica;
+mod resp;
 mod security;
 mod server;
 mod supervisor;
@@ -87,10 +88,30 @@ pub async fn serve(
     http_listener: impl Into<Option<TcpListener>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with_resp(node, listener, http_listener, None, shutdown).await
+}
+
+/// Serves `node` as [`serve`] does, and the Redis protocol on `resp_listener` (docs/resp.md)
+/// until `shutdown`.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_with_resp(
+    node: Arc<Node>,
+    listener: impl Listener,
+    http_listener: impl Into<Option<TcpListener>>,
+    resp_listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let http = http_listener
         .into()
         .map(|l| tokio::spawn(http::serve(node.clone(), l, shutdown.clone())));
+    let resp = resp_listener.map(|l| tokio::spawn(resp::serve(node.clone(), l, shutdown.clone())));
     server::accept_loop(node.clone(), listener, shutdown.clone()).await;
+    if let Some(resp) = resp {
+        let _ = resp.await;
+    }
     let http_result = match http {
         Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         None => Ok(()),

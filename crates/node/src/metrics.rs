@@ -112,6 +112,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Requests served, of every kind and outcome.
+    pub fn requests_total(&self) -> u64 {
+        self.kinds
+            .iter()
+            .map(|k| k.ok.load(Ordering::Relaxed) + k.errors.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Records one request of `kind` that took `took`.
     pub fn record(&self, kind: Kind, ok: bool, took: Duration) {
         let k = &self.kinds[Kind::ALL

@@ -328,6 +328,8 @@ pub struct Process {
     pub addr: String,
     /// Its HTTP address (`http=`), empty if the ready line names none.
     pub http: String,
+    /// Its Redis-protocol address (`resp=`), empty if it serves none.
+    pub resp: String,
     logs: mpsc::Receiver<String>,
     panics: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -370,6 +372,7 @@ impl Process {
             child,
             addr: String::new(),
             http: String::new(),
+            resp: String::new(),
             logs,
             panics,
             reader: Some(reader),
@@ -380,6 +383,9 @@ impl Process {
                     process.addr =
                         field(&line, "listen=").expect("the ready line names the address");
                     process.http = field(&line, "http=").unwrap_or_default();
+                    process.resp = field(&line, "resp=")
+                        .filter(|r| r != "off")
+                        .unwrap_or_default();
                     return process;
                 }
                 Ok(_) => continue,

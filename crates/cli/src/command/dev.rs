@@ -22,8 +22,8 @@ pub(crate) struct DevArgs {
     /// The folder that holds the controller's and every node's data.
     #[arg(long, default_value = "./haze-dev")]
     data: PathBuf,
-    /// The controller listens on BASE-100, node i on BASE+i and its HTTP API on BASE+80+i; 0
-    /// picks free ports.
+    /// The controller listens on BASE-100, node i on BASE+i, its HTTP API on BASE+80+i and its
+    /// Redis protocol on BASE+90+i; 0 picks free ports.
     #[arg(long, default_value_t = 7700, value_parser = clap::value_parser!(u16).range(0..=65000))]
     base_port: u16,
     /// Replicas of each partition, for a new cluster.
@@ -199,6 +199,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             port(args.base_port, i32::from(i)),
             "--http".into(),
             port(args.base_port, 80 + i32::from(i)),
+            "--resp".into(),
+            port(args.base_port, 90 + i32::from(i)),
             "--ack".into(),
             clap::ValueEnum::to_possible_value(&args.ack)
                 .context("every --ack value has a name")?
@@ -307,7 +309,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             status.epoch.unwrap_or(0)
         );
         for (node, id) in nodes.iter().zip(&ids) {
-            println!("{id} {} http {}", node.addr, node.http);
+            match node.resp {
+                Some(resp) => println!("{id} {} http {} resp {resp}", node.addr, node.http),
+                None => println!("{id} {} http {}", node.addr, node.http),
+            }
         }
         let next = nodes.len() + 1;
         let next_data = args.data.join(format!("node{next}"));

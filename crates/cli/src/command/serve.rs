@@ -34,6 +34,10 @@ pub(crate) struct ServeArgs {
     /// The address of the HTTP/JSON API and /metrics.
     #[arg(long, default_value = "127.0.0.1:7780")]
     http: String,
+    /// Also serve the Redis protocol (RESP2 and RESP3) at this address (docs/resp.md); off by
+    /// default.
+    #[arg(long, value_name = "ADDR")]
+    resp: Option<String>,
     /// When writes are acknowledged.
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityMode,
@@ -170,6 +174,8 @@ pub(crate) struct RunningNode {
     pub(crate) addr: std::net::SocketAddr,
     /// The HTTP API's address, as bound.
     pub(crate) http: std::net::SocketAddr,
+    /// The Redis protocol's address, as bound, if served.
+    pub(crate) resp: Option<std::net::SocketAddr>,
     /// The node.
     pub(crate) node: Arc<Node>,
     /// Serves until the shutdown token is cancelled, then syncs and ends.
@@ -227,6 +233,9 @@ pub(crate) async fn start_node(
     let actor = fresh_actor().context("reading /dev/urandom for the node's actor id")?;
     let mut binds = resolve(&args.listen).await?;
     binds.extend(resolve(&args.http).await?);
+    if let Some(resp) = &args.resp {
+        binds.extend(resolve(resp).await?);
+    }
     protected_mode(
         "a node",
         &binds,
@@ -241,6 +250,15 @@ pub(crate) async fn start_node(
     let http_listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
+    let resp_listener = match &args.resp {
+        Some(resp) => Some(
+            tokio::net::TcpListener::bind(resp)
+                .await
+                .with_context(|| format!("listening on {resp} (--resp)"))?,
+        ),
+        None => None,
+    };
+    let resp = resp_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let (addr, http) = (listener.local_addr()?, http_listener.local_addr()?);
     // Decided before the node starts: a node that cannot register should not start at all.
     let advertise = match &args.advertise {
@@ -256,6 +274,7 @@ pub(crate) async fn start_node(
     tracing::info!(
         listen = %addr,
         %http,
+        resp = %resp.map_or_else(|| "off".to_string(), |a| a.to_string()),
         data = %args.data.display(),
         ?durability,
         %actor,
@@ -273,13 +292,20 @@ pub(crate) async fn start_node(
     }
     let serving_node = node.clone();
     let serving = tokio::spawn(async move {
-        haze_node::serve(serving_node, listener, http_listener, shutdown)
-            .await
-            .context("serving HTTP")
+        haze_node::serve_with_resp(
+            serving_node,
+            listener,
+            http_listener,
+            resp_listener,
+            shutdown,
+        )
+        .await
+        .context("serving HTTP")
     });
     Ok(RunningNode {
         addr,
         http,
+        resp,
         node,
         serving,
     })

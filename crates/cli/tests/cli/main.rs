@@ -14,6 +14,7 @@ mod outside;
 mod quorum_reads;
 mod repartition;
 mod replication;
+mod resp;
 mod security;
 mod state_files;
 mod tour;

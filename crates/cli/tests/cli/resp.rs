@@ -1,0 +1,219 @@
+//! The Redis protocol front end as a Redis client uses it (`haze serve --resp`), spoken byte for
+//! byte over TCP: pipelined commands, RESP2 and RESP3 replies, the errors Redis clients expect,
+//! and tokens through `AUTH`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::harness::{HAZE, Process};
+
+/// The RESP address of a node started with `--resp 127.0.0.1:0`.
+fn resp_addr(node: &Process) -> String {
+    assert!(!node.resp.is_empty(), "the node serves no RESP");
+    node.resp.clone()
+}
+
+/// Encodes commands as RESP arrays of bulk strings, all in one buffer (a pipeline).
+fn pipeline(commands: &[&[&str]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for command in commands {
+        out.extend_from_slice(format!("*{}\r\n", command.len()).as_bytes());
+        for arg in *command {
+            out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+    }
+    out
+}
+
+/// Sends `commands` in one write and reads until `expected` bytes of replies came (or 5 s).
+fn exchange(stream: &mut TcpStream, commands: &[&[&str]], expected: &str) -> String {
+    stream.write_all(&pipeline(commands)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    while got.len() < expected.len() {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn redis_commands_map_onto_crdt_operations_pipelined_in_resp2_and_resp3() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = HAZE.serve(&dir.path().join("node"), &["--resp", "127.0.0.1:0"]);
+    let mut conn = TcpStream::connect(resp_addr(&node)).unwrap();
+
+    let expected = "+OK\r\n$5\r\nhello\r\n:1\r\n:6\r\n$1\r\n6\r\n:3\r\n:1\r\n:4\r\n:1\r\n*2\r\n:1\r\n:0\r\n\
+                    :2\r\n+set\r\n+string\r\n:2\r\n$-1\r\n+PONG\r\n";
+    let got = exchange(
+        &mut conn,
+        &[
+            &["SET", "title", "hello"],
+            &["GET", "title"],
+            &["INCR", "visits"],
+            &["INCRBY", "visits", "5"],
+            &["GET", "visits"],
+            &["SADD", "list", "milk", "eggs", "bread"],
+            &["SADD", "list", "milk", "jam"],
+            &["SCARD", "list"],
+            &["SISMEMBER", "list", "jam"],
+            &["SMISMEMBER", "list", "eggs", "tea"],
+            &["SREM", "list", "eggs", "jam", "tea"],
+            &["TYPE", "list"],
+            &["TYPE", "title"],
+            &["EXISTS", "list", "title", "nothing"],
+            &["GET", "nothing"],
+            &["PING"],
+        ],
+        expected,
+    );
+    assert_eq!(got, expected);
+    println!("16 pipelined commands (registers, counters, sets): every reply as Redis gives it");
+
+    // A key of another type, and what a CRDT store cannot honour: errors that say why.
+    let got = exchange(
+        &mut conn,
+        &[
+            &["GET", "list"],
+            &["INCR", "title"],
+            &["DEL", "list"],
+            &["EXPIRE", "title", "10"],
+            &["MULTI"],
+            &["SET", "title", "x", "NX"],
+            &["FROB", "a"],
+        ],
+        "-WRONGTYPE",
+    );
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(lines[0].starts_with("-WRONGTYPE"), "{got}");
+    assert!(lines[1].starts_with("-WRONGTYPE"), "{got}");
+    for (line, word) in lines[2..].iter().zip([
+        "deletes",
+        "expiries",
+        "transactions",
+        "SET options",
+        "unknown command",
+    ]) {
+        assert!(
+            line.starts_with("-ERR") && line.contains(word),
+            "{word}: {line}"
+        );
+    }
+    println!(
+        "WRONGTYPE for a set read as a string; DEL, EXPIRE, MULTI, SET NX refused with the reason"
+    );
+
+    // RESP3: HELLO 3 answers a map; a set's members come as a set, nothing as `_`.
+    let got = exchange(
+        &mut conn,
+        &[&["HELLO", "3"], &["SMEMBERS", "list"], &["GET", "nothing"]],
+        "%7",
+    );
+    assert!(got.starts_with("%7\r\n"), "{got}");
+    assert!(got.contains("$6\r\nserver\r\n$4\r\nhaze\r\n"), "{got}");
+    assert!(
+        got.ends_with("~2\r\n$5\r\nbread\r\n$4\r\nmilk\r\n_\r\n"),
+        "{got}"
+    );
+
+    // Writes through RESP are the node's: the binary protocol reads them.
+    assert_eq!(HAZE.ok(&node, &["counter", "get", "visits"]), "6\n");
+    assert_eq!(HAZE.ok(&node, &["set", "members", "list"]), "bread\nmilk\n");
+}
+
+#[test]
+fn a_secure_cluster_asks_resp_clients_for_a_token_and_holds_them_to_its_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let haze = HAZE.secure(dir.path());
+    let (controller, nodes) = haze.cluster(
+        dir.path(),
+        1,
+        &["--partitions", "16"],
+        &["--resp", "127.0.0.1:0"],
+    );
+    haze.cluster_ok(&controller.addr, &["add", "n1", "--wait"]);
+    nodes[0].wait_for_log("cluster view installed");
+    let out = haze
+        .command()
+        .args([
+            "token",
+            "create",
+            "--prefix",
+            "user:42/",
+            "--read",
+            "--write",
+            "--controller",
+            &controller.addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // The node learns of a new token at its next poll of the controller.
+    let mut known = false;
+    for _ in 0..100 {
+        let read = haze
+            .command()
+            .env("HAZE_TOKEN", &token)
+            .args(["counter", "get", "user:42/warm", "--addr", &nodes[0].addr])
+            .output()
+            .unwrap();
+        if read.status.success() {
+            known = true;
+            break;
+        }
+        crate::harness::pause(100);
+    }
+    assert!(known, "the node never took the new token");
+
+    // TLS on every port: a RESP client speaks TLS too (rustls, as redis-cli --tls would).
+    let ca = haze.ca().unwrap();
+    let tls = haze_tls::client_config(Some(&ca), None).unwrap();
+    let addr = resp_addr(&nodes[0]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let got = runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = haze_tls::server_name(&addr).unwrap();
+        let mut stream = haze_tls::tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let commands: &[&[&str]] = &[
+            &["INCR", "user:42/visits"],
+            &["AUTH", "haze_not_a_token"],
+            &["AUTH", &token],
+            &["INCR", "user:42/visits"],
+            &["INCR", "user:7/visits"],
+        ];
+        stream.write_all(&pipeline(commands)).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.iter().filter(|&&b| b == b'\n').count() < 5 {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .expect("replies within 5 s")
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(lines[0].starts_with("-NOAUTH"), "{got}");
+    assert!(lines[1].starts_with("-WRONGPASS"), "{got}");
+    assert_eq!(&lines[2..4], ["+OK", ":1"], "{got}");
+    assert!(lines[4].starts_with("-NOPERM"), "{got}");
+    println!("over TLS: NOAUTH before AUTH, WRONGPASS for a bad token, NOPERM outside the prefix");
+}
