@@ -40,6 +40,10 @@ pub enum Error {
     /// read-only token, an administrative request). Nothing was done.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The node's stored copy of the key failed its checksum: it is not served, and is
+    /// repaired from another replica (read again, or from another node). Nothing was done.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
     /// The node refused the request as malformed, or the operation as invalid.
     #[error("refused: {0}")]
     Refused(String),
@@ -81,6 +85,7 @@ impl From<WireError> for Error {
             ErrorCode::Unauthorized => Error::Unauthorized(message),
             ErrorCode::Forbidden => Error::Forbidden(message),
             ErrorCode::ClockSkew => Error::Refused(format!("clock skew: {message}")),
+            ErrorCode::Corrupt => Error::Corrupt(message),
             ErrorCode::UnsupportedVersion => Error::Protocol(message),
             _ => Error::Protocol(format!("{}: {message}", e.code)),
         }

@@ -224,6 +224,54 @@ impl Node {
             .await
     }
 
+    /// Starts the background scrub: every stored value verified against its checksum, at
+    /// `bytes_per_sec`, the ring walked again a minute after each pass. A corrupt value is
+    /// quarantined by the store (and repaired from another replica by anti-entropy or read
+    /// repair); each is logged here with its key.
+    pub fn start_scrub(&self, bytes_per_sec: u64) {
+        /// The pause between two passes of the ring (and the most an empty store is looked at).
+        const BETWEEN_PASSES: std::time::Duration = std::time::Duration::from_secs(60);
+        let store = self.replica.store().clone();
+        self.tasks.spawn("scrub", move |stop| async move {
+            let mut scrubber = Arc::new(std::sync::Mutex::new(
+                haze_storage::Scrubber::new(bytes_per_sec),
+            ));
+            loop {
+                let (step_store, step_scrubber) = (store.clone(), scrubber.clone());
+                let step = tokio::task::spawn_blocking(move || {
+                    step_scrubber
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .step(&*step_store)
+                })
+                .await;
+                let wait = match step {
+                    Ok(Ok((step, wait))) => {
+                        for bad in &step.corrupt {
+                            tracing::error!(key = %String::from_utf8_lossy(&bad.key), "the scrub found a corrupt value: quarantined until a replica's copy repairs it");
+                        }
+                        if step.wrapped { wait.max(BETWEEN_PASSES) } else { wait }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "scrub step failed; trying again later");
+                        BETWEEN_PASSES
+                    }
+                    Err(_) => {
+                        // The step panicked (a bug, logged by the runtime): start over.
+                        scrubber = Arc::new(std::sync::Mutex::new(
+                            haze_storage::Scrubber::new(bytes_per_sec),
+                        ));
+                        BETWEEN_PASSES
+                    }
+                };
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+    }
+
     /// Stops the node's background tasks and waits for them to end, then closes its
     /// connections to other nodes.
     pub async fn stop_tasks(&self) {

@@ -90,6 +90,10 @@ pub(crate) struct ServeArgs {
     /// that missed writes may answer alone). See docs/cluster.md.
     #[arg(long, default_value = "majority")]
     read_quorum: haze_node::ReadQuorum,
+    /// MiB per second the background scrub reads to verify every stored value against its
+    /// checksum (a corrupt one is quarantined and repaired from a replica); 0: no scrub.
+    #[arg(long, default_value_t = 4)]
+    scrub_mib_per_sec: u64,
     #[command(flatten)]
     pub(crate) tls: ServerTlsArgs,
     /// Answer `/health` and `/metrics` without a token when tokens are required (with TLS and
@@ -289,6 +293,9 @@ pub(crate) async fn start_node(
             tls: tls.map(|t| t.client),
         };
         join(joining, &node);
+    }
+    if args.scrub_mib_per_sec > 0 {
+        node.start_scrub(args.scrub_mib_per_sec.saturating_mul(1024 * 1024));
     }
     let serving_node = node.clone();
     let serving = tokio::spawn(async move {

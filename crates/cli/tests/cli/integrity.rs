@@ -317,6 +317,10 @@ fn a_value_damaged_in_the_btree_fails_its_read_with_corrupt_and_haze_scrub_finds
     );
 
     let node = HAZE.serve(&data, &[]);
+    // The node's background scrub (on by default) finds it without anyone reading it.
+    let found = node.wait_for_log("the scrub found a corrupt value");
+    assert!(found.contains("reg:canary"), "{found}");
+    println!("held: the background scrub found it: {found}");
     let read = run(&node, &["register", "get", "reg:canary"]);
     println!("held: the read failed: {}", read.stderr.trim());
     assert!(!read.ok && read.stderr.contains("corrupt"), "{read:?}");
