@@ -40,6 +40,9 @@ pub struct NodeConfig {
     /// before that (a crash, a power loss) is still refilling, though its store is no longer
     /// empty. Without one, only a start on an empty store marks it, in memory.
     pub refill_marker: Option<std::path::PathBuf>,
+    /// Web origins (`https://app.example`) whose pages may call the HTTP API from a browser
+    /// (CORS); empty (the default): none.
+    pub cors_origins: Vec<String>,
     /// How long to wait for another node before trying the next replica (default 2 s).
     pub forward_timeout: Duration,
     /// How often anti-entropy compares this node with the other replicas (default 10 s).
@@ -73,6 +76,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("ack", &self.ack)
             .field("read_quorum", &self.read_quorum)
             .field("refill_marker", &self.refill_marker)
+            .field("cors_origins", &self.cors_origins)
             .field("forward_timeout", &self.forward_timeout)
             .field("anti_entropy_interval", &self.anti_entropy_interval)
             .field("inline_writes", &self.inline_writes)
@@ -96,6 +100,7 @@ impl Default for NodeConfig {
             ack: AckPolicy::default(),
             read_quorum: ReadQuorum::default(),
             refill_marker: None,
+            cors_origins: Vec::new(),
             forward_timeout: Duration::from_secs(2),
             anti_entropy_interval: Duration::from_secs(10),
             dial: Arc::new(TcpDial),

@@ -90,6 +90,10 @@ pub(crate) struct ServeArgs {
     /// that missed writes may answer alone). See docs/cluster.md.
     #[arg(long, default_value = "majority")]
     read_quorum: haze_node::ReadQuorum,
+    /// A web origin (`https://app.example`, `http://localhost:5173`) whose pages may call the
+    /// HTTP API from a browser (CORS); repeat for several. None by default.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    cors_origins: Vec<String>,
     /// MiB per second the background scrub reads to verify every stored value against its
     /// checksum (a corrupt one is quarantined and repaired from a replica); 0: no scrub.
     #[arg(long, default_value_t = 4)]
@@ -105,6 +109,26 @@ pub(crate) struct ServeArgs {
     /// clock into the future.
     #[arg(long = "max-clock-skew", value_name = "SECS", default_value_t = 60)]
     max_clock_skew_secs: u64,
+}
+
+/// Checks a web origin: a scheme (`http` or `https`), a host and an optional port, nothing
+/// after (browsers send exactly that in `Origin`).
+fn parse_origin(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?} is not an origin: it starts with https:// or http://"))?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not an origin: a scheme, a host and an optional port, with no path"
+        ))
+    }
 }
 
 /// `--ack`: how many replicas must hold a write.
@@ -228,6 +252,7 @@ pub(crate) async fn start_node(
         // A node that lost its disk stays out of read quorums across restarts until its
         // refill has reached every node it shares partitions with.
         refill_marker: Some(args.data.join("refilling")),
+        cors_origins: args.cors_origins.clone(),
         forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
         anti_entropy_interval: Duration::from_millis(args.anti_entropy_ms.max(10)),
         ..NodeConfig::default()

@@ -6,6 +6,7 @@
 mod cluster;
 mod crash;
 mod harness;
+mod http_sync;
 mod integrity;
 mod local;
 mod netns;

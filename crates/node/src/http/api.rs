@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 /// A JSON response (axum's `json` feature would pull in more than this needs).
-fn json_response(status: StatusCode, body: &Json) -> Response {
+pub(super) fn json_response(status: StatusCode, body: &Json) -> Response {
     let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
@@ -30,7 +30,7 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -38,7 +38,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
@@ -136,7 +136,7 @@ async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

@@ -16,6 +16,7 @@ use haze_protocol::Role;
 use super::api::ApiError;
 use crate::error::RequestError;
 use crate::node::Node;
+use crate::security::Caller;
 
 /// The route layer that enforces the node's tokens.
 pub(super) async fn authorize(
@@ -26,7 +27,9 @@ pub(super) async fn authorize(
 ) -> Response {
     let security = &node.config().security;
     let open = matches!(request.uri().path(), "/health" | "/metrics") && security.open_metrics;
+    let mut request = request;
     if !security.require_tokens || open {
+        request.extensions_mut().insert(Caller::Anyone);
         return next.run(request).await;
     }
     let token = request
@@ -75,5 +78,7 @@ pub(super) async fn authorize(
             )));
         }
     }
+    // Routes of many keys (sync) check each against it.
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }

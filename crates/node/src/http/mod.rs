@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod sync;
 mod view;
 
 use std::sync::Arc;
@@ -28,12 +29,31 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/keys/{key}/set/add", post(api::set_add))
         .route("/v1/keys/{key}/set/remove", post(api::set_remove))
         .route("/v1/keys/{key}/register", post(api::register))
+        .route("/v1/sync/digests", post(sync::digests))
+        .route("/v1/sync/merge", post(sync::merge))
+        .route("/v1/sync", post(sync::binary))
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             auth::authorize,
         ))
         .fallback(api::not_found)
+        .layer(cors(&node.config().cors_origins))
         .with_state(node)
+}
+
+/// CORS for the origins allowed (none by default: a browser then refuses every page's call).
+/// Outside the token check: a browser's preflight carries no `Authorization`.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Serves the API on `listener` until `shutdown`: over TLS if the node has it, with the node's
