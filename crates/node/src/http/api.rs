@@ -154,10 +154,24 @@ async fn timed<F: std::future::Future<Output = Result<Value, RequestError>>>(
 }
 
 pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
-    let (status, state) = if node.has_failed() {
-        (StatusCode::SERVICE_UNAVAILABLE, "failed")
+    let (status, state, reason) = if node.has_failed() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed",
+            Some(
+                "the store failed (an fsync or a write failed): no write is acknowledged until the node restarts; see its log",
+            ),
+        )
+    } else if node.replica().disk_full() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disk_full",
+            Some(
+                "the disk is full: writes are refused until there is room again (they resume by themselves); reads are served",
+            ),
+        )
     } else {
-        (StatusCode::OK, "ok")
+        (StatusCode::OK, "ok", None)
     };
     let durability = match node.config().store.durability {
         haze_storage::Durability::Sync => "sync".to_string(),
@@ -169,6 +183,7 @@ pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
         status,
         &json!({
             "status": state,
+            "reason": reason,
             "actor": node.actor().to_string(),
             "durability": durability,
             "tasks": node.tasks().running(),

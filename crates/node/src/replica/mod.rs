@@ -104,6 +104,12 @@ impl Replica {
         self.writes.writer().has_failed()
     }
 
+    /// Returns whether the last commit found the disk full: writes are refused (`unavailable`)
+    /// until a commit finds room again; reads go on.
+    pub fn disk_full(&self) -> bool {
+        self.writes.writer().disk_full()
+    }
+
     /// Returns the value of `key`.
     ///
     /// # Errors

@@ -170,6 +170,39 @@ async fn the_client_reconnects_after_the_connection_breaks() {
 }
 
 #[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn a_full_disk_refuses_writes_says_why_in_health_and_writing_resumes_when_there_is_room() {
+    use haze_testkit::{Fault, Faulty};
+    // The first two commits find the disk full; the next ones have room again.
+    let store = Faulty::new(
+        StoreConfig::default(),
+        [Some(Fault::WriteNoSpace), Some(Fault::WriteNoSpace)],
+        [],
+    );
+    let node = TestNode::start_with(NodeConfig::default(), store.clone()).await;
+    let client = node.client().await;
+    let err = client.counter_add("k", 1).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    let (status, body) = crate::harness::http(node.http, "GET", "/health", "").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("disk_full") && body.contains("refused"),
+        "{body}"
+    );
+    assert_eq!(client.get("k").await.unwrap(), None, "reads are served");
+    let _ = client.counter_add("k", 1).await.unwrap_err();
+    // Room again: the next write is acknowledged, and durable; health is ok.
+    client.counter_add("k", 1).await.unwrap();
+    let (status, body) = crate::harness::http(node.http, "GET", "/health", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(store.durable(b"k").is_some());
+    println!(
+        "2 commits met ENOSPC: both refused (unavailable), /health said disk_full; the next was acknowledged and durable"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn after_a_storage_failure_writes_are_unavailable_and_health_says_so() {
     let store = FailingStore::new(StoreConfig::default());
     let node = TestNode::start_with(NodeConfig::default(), std::sync::Arc::new(store)).await;
