@@ -196,7 +196,7 @@ async fn a_full_disk_refuses_writes_says_why_in_health_and_writing_resumes_when_
     let (status, body) = crate::harness::http(node.http, "GET", "/health", "").await;
     assert_eq!(status, 200, "{body}");
     assert!(store.durable(b"k").is_some());
-    println!(
+    eprintln!(
         "2 commits met ENOSPC: both refused (unavailable), /health said disk_full; the next was acknowledged and durable"
     );
     node.stop().await;
