@@ -140,11 +140,29 @@ impl Control {
         id
     }
 
-    /// The state as a node gets it, with its version.
+    /// The state as a node gets it, with its version and the token table.
     pub fn status(&self) -> Status {
         let mut status = Status::of(&self.state);
         status.version = Some(self.version);
+        status.tokens = Some(self.state.tokens().for_nodes());
         status
+    }
+
+    /// Adds `token` as an admin token (every key, no expiry), as `haze token create --admin`.
+    #[allow(dead_code)] // the simulation's secure runs use it; other test binaries share this file
+    pub fn admit(&mut self, token: &str) {
+        let new = haze_controller::tokens::NewToken {
+            prefixes: Vec::new(),
+            rights: [haze_controller::tokens::Right::Admin]
+                .into_iter()
+                .collect(),
+            expires_at_ms: None,
+            description: "the simulation's clients".into(),
+        };
+        self.state
+            .create_token(new, haze_controller::tokens::TokenHash::of(token), 0)
+            .expect("a token");
+        self.version += 1;
     }
 
     /// Counts what the last advance did to moves, from their notes (and, for a change that

@@ -39,7 +39,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(control: Control) -> Shared {
+    pub fn new(mut control: Control) -> Shared {
+        if let Some(c) = secure() {
+            control.admit(&c.token);
+        }
         Shared {
             control: Arc::new(Mutex::new(control)),
             up: Arc::new(AtomicBool::new(true)),
@@ -177,6 +180,76 @@ pub fn set_read_quorum(quorum: ReadQuorum) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = quorum;
 }
 
+/// Whether the runs starting now are secure ([`set_secure`]).
+static SECURE: Mutex<bool> = Mutex::new(false);
+
+/// The credentials of secure runs, made once per process.
+static CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+
+/// A secure run's credentials: a CA made for the run and one node certificate naming every
+/// host, an admin token in the controller's table.
+pub struct Credentials {
+    /// Holds the certificate files while the process runs.
+    _dir: tempfile::TempDir,
+    server: Arc<haze_tls::rustls::ServerConfig>,
+    peer: Arc<haze_tls::rustls::ClientConfig>,
+    client: Arc<haze_tls::rustls::ClientConfig>,
+    /// The clients' token.
+    pub token: String,
+}
+
+impl Credentials {
+    // rustls checks certificates against the real clock, so they are made on it.
+    #[allow(clippy::disallowed_methods)]
+    fn make() -> Credentials {
+        use haze_tls::generate;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let now = std::time::SystemTime::now();
+        generate::init_ca(dir.path(), now).expect("a CA");
+        let names: Vec<String> = (1..=16).map(host).collect();
+        let cert = generate::issue(
+            dir.path(),
+            haze_tls::IdentityKind::Node,
+            "sim",
+            &names,
+            generate::LEAF_DAYS,
+            now,
+        )
+        .expect("a node certificate");
+        let ca = dir.path().join(generate::CA_CERT);
+        Credentials {
+            server: haze_tls::server_config(
+                &cert.cert,
+                &cert.key,
+                Some(&ca),
+                haze_tls::ClientAuth::Optional,
+            )
+            .expect("a server configuration"),
+            peer: haze_tls::client_config(Some(&ca), Some((&cert.cert, &cert.key)))
+                .expect("a peer configuration"),
+            client: haze_tls::client_config(Some(&ca), None).expect("a client configuration"),
+            token: format!("haze_{}", "5a".repeat(32)),
+            _dir: dir,
+        }
+    }
+}
+
+/// Makes the runs starting now secure (TLS on every connection, node certificates between
+/// nodes, clients' tokens required) or not.
+pub fn set_secure(on: bool) {
+    *SECURE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = on;
+}
+
+/// The credentials of the runs starting now, if they are secure.
+pub fn secure() -> Option<&'static Credentials> {
+    let on = *SECURE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    on.then(|| CREDENTIALS.get_or_init(Credentials::make))
+}
+
 /// The read quorum of the runs starting now.
 pub fn read_quorum() -> ReadQuorum {
     *READ_QUORUM
@@ -191,6 +264,7 @@ pub fn read_quorum() -> ReadQuorum {
 pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
     let starts = Arc::new(AtomicU64::new(0));
     let read_quorum = read_quorum();
+    let secure = secure();
     // The nodes' refill markers: files, which survive crashes and power losses (the hosts
     // hold the folder until the simulation ends).
     let markers = Arc::new(tempfile::tempdir().expect("a temporary folder"));
@@ -204,7 +278,17 @@ pub fn add_hosts(sim: &mut turmoil::Sim<'_>, disks: &Disks, shared: &Shared) {
             let actor = ActorId::new(0x5100 + starts.fetch_add(1, Ordering::SeqCst));
             let refill_marker = Some(markers.path().join(format!("n{id}.refilling")));
             async move {
+                let security = match secure {
+                    Some(c) => haze_node::Security {
+                        tls: Some(c.server.clone()),
+                        peer_tls: Some(c.peer.clone()),
+                        require_tokens: true,
+                        ..haze_node::Security::default()
+                    },
+                    None => haze_node::Security::default(),
+                };
                 let config = NodeConfig {
+                    security,
                     ack: AckPolicy::Quorum,
                     read_quorum,
                     refill_marker,
@@ -268,8 +352,16 @@ pub fn run_to_end(
 /// The workload's client settings: every request has a deadline, and a connection is opened
 /// again after a failure.
 pub fn client_config() -> ClientConfig {
+    let (dial, token): (Arc<dyn haze_protocol::Dial>, _) = match secure() {
+        Some(c) => (
+            Arc::new(haze_tls::TlsDial::new(Arc::new(SimDial), c.client.clone())),
+            Some(c.token.clone()),
+        ),
+        None => (Arc::new(SimDial), None),
+    };
     ClientConfig {
-        dial: Arc::new(SimDial),
+        dial,
+        token,
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(2),
         ..ClientConfig::default()
