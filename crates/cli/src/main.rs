@@ -42,6 +42,21 @@ enum Command {
     /// Last-writer-wins registers: set, get.
     #[command(subcommand)]
     Register(command::data::RegisterCommand),
+    /// Maps (fields named by key and type): set, incr, remove, get.
+    #[command(subcommand)]
+    Map(command::types::MapCommand),
+    /// Enable-wins flags: enable, disable, get.
+    #[command(subcommand)]
+    Flag(command::types::FlagCommand),
+    /// Multi-value registers (concurrent writes all kept): set, get.
+    #[command(subcommand)]
+    Mvreg(command::types::MvRegCommand),
+    /// Max registers (the greatest value ever offered): set, get.
+    #[command(subcommand)]
+    Max(command::types::ExtremumCommand),
+    /// Min registers (the least value ever offered): set, get.
+    #[command(subcommand)]
+    Min(command::types::ExtremumCommand),
     /// Print a key's full state as JSON.
     Get(command::data::GetArgs),
     /// Merge a full state (JSON, as `haze get` prints it) into a key; print the merged state.
@@ -94,6 +109,11 @@ fn main() -> std::process::ExitCode {
         Command::Counter(cmd) => command::data::run_counter(cmd),
         Command::Set(cmd) => command::data::run_set(cmd),
         Command::Register(cmd) => command::data::run_register(cmd),
+        Command::Map(cmd) => command::types::run_map(cmd),
+        Command::Flag(cmd) => command::types::run_flag(cmd),
+        Command::Mvreg(cmd) => command::types::run_mvreg(cmd),
+        Command::Max(cmd) => command::types::run_extremum(cmd, true),
+        Command::Min(cmd) => command::types::run_extremum(cmd, false),
         Command::Get(args) => command::data::run_get(args),
         Command::Merge(args) => command::data::run_merge(args),
         Command::Local(args) => command::local::run(args),

@@ -7,7 +7,12 @@ use crate::{Error, Result};
 /// One edit of a key's value, applied by [`Replica::apply`](crate::Replica::apply) with the
 /// replica's actor id (and, for last-writer-wins registers, its hybrid logical clock fed by
 /// the caller's time). Each edit works on one [`ValueKind`]: a key that holds another refuses it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// As JSON (serde): `{"counter_add": 5}`, `{"set_add": [{"string": "milk"}]}`, `"flag_enable"`,
+/// `{"map_update": {"key": {"string": "done"}, "edit": "flag_enable"}}`: scalars as in the
+/// values' JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Edit {
     /// Adds to a [`PnCounter`](haze_crdt::PnCounter) (negative subtracts).
@@ -161,4 +166,221 @@ pub(crate) fn apply(
         }
     }
     Ok(())
+}
+
+impl Edit {
+    /// Applies the edit to `current` (`None`: the key holds nothing yet) as `actor`, with its
+    /// hybrid logical clock `hlc` fed by the caller's time `now` (milliseconds), and returns
+    /// the new value: what a replica of any kind — a device, a node — does with an edit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongType`] if `current` holds another type (or a map field's edit meets another
+    /// type); [`Error::Crdt`] if the CRDT refuses (a counter overflow, an actor out of dots, maps
+    /// nested too deep). Nothing is changed: `current` is consumed either way.
+    pub fn apply_to(
+        self,
+        current: Option<Value>,
+        actor: ActorId,
+        hlc: &mut Hlc,
+        now: u64,
+    ) -> Result<Value> {
+        let kind = self.kind();
+        let mut value = match current {
+            None => Value::bottom(kind),
+            Some(v) if v.kind() != kind => {
+                return Err(Error::WrongType {
+                    expected: kind,
+                    found: v.kind(),
+                });
+            }
+            Some(v) => v,
+        };
+        check_room(&value, actor, &self)?;
+        apply(&mut value, self, actor, hlc, now)?;
+        Ok(value)
+    }
+}
+
+/// The most maps an edit may nest into, in its encoding (a value nests at most as deep).
+pub const MAX_EDIT_DEPTH: usize = 16;
+
+/// Tags of the edits in their encoding. Part of the protocol: never renumber one.
+mod tag {
+    pub(super) const COUNTER_ADD: u8 = 1;
+    pub(super) const G_COUNTER_ADD: u8 = 2;
+    pub(super) const SET_ADD: u8 = 3;
+    pub(super) const SET_REMOVE: u8 = 4;
+    pub(super) const SET_CLEAR: u8 = 5;
+    pub(super) const REGISTER_SET: u8 = 6;
+    pub(super) const MV_REGISTER_SET: u8 = 7;
+    pub(super) const FLAG_ENABLE: u8 = 8;
+    pub(super) const FLAG_DISABLE: u8 = 9;
+    pub(super) const MAX_SET: u8 = 10;
+    pub(super) const MIN_SET: u8 = 11;
+    pub(super) const MAP_UPDATE: u8 = 12;
+    pub(super) const MAP_REMOVE: u8 = 13;
+}
+
+impl Edit {
+    /// Appends the edit's encoding to `out`: a tag byte, then its arguments in the value
+    /// encoding's primitives (scalars, varints); a map update nests the field's edit.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use haze_crdt::encode::{write_scalar, writer};
+        let scalars = |out: &mut Vec<u8>, items: &[Scalar]| {
+            writer::len(out, items.len());
+            for s in items {
+                write_scalar(out, s);
+            }
+        };
+        match self {
+            Edit::CounterAdd(d) => {
+                out.push(tag::COUNTER_ADD);
+                writer::signed(out, *d);
+            }
+            Edit::GCounterAdd(n) => {
+                out.push(tag::G_COUNTER_ADD);
+                writer::varint(out, *n);
+            }
+            Edit::SetAdd(items) => {
+                out.push(tag::SET_ADD);
+                scalars(out, items);
+            }
+            Edit::SetRemove(items) => {
+                out.push(tag::SET_REMOVE);
+                scalars(out, items);
+            }
+            Edit::SetClear => out.push(tag::SET_CLEAR),
+            Edit::RegisterSet(s) => {
+                out.push(tag::REGISTER_SET);
+                write_scalar(out, s);
+            }
+            Edit::MvRegisterSet(s) => {
+                out.push(tag::MV_REGISTER_SET);
+                write_scalar(out, s);
+            }
+            Edit::FlagEnable => out.push(tag::FLAG_ENABLE),
+            Edit::FlagDisable => out.push(tag::FLAG_DISABLE),
+            Edit::MaxSet(s) => {
+                out.push(tag::MAX_SET);
+                write_scalar(out, s);
+            }
+            Edit::MinSet(s) => {
+                out.push(tag::MIN_SET);
+                write_scalar(out, s);
+            }
+            Edit::MapUpdate { key, edit } => {
+                out.push(tag::MAP_UPDATE);
+                write_scalar(out, key);
+                edit.encode(out);
+            }
+            Edit::MapRemove(field) => {
+                out.push(tag::MAP_REMOVE);
+                write_scalar(out, &field.key);
+                out.push(field.kind.tag());
+            }
+        }
+    }
+
+    /// Reads an edit written by [`encode`](Self::encode).
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`](haze_crdt::DecodeError) for bytes that are not an edit: an unknown
+    /// tag or kind, maps nested deeper than [`MAX_EDIT_DEPTH`], a length past the input.
+    pub fn decode(
+        r: &mut haze_crdt::encode::Reader<'_>,
+    ) -> std::result::Result<Edit, haze_crdt::DecodeError> {
+        Edit::decode_at(r, 0)
+    }
+
+    fn decode_at(
+        r: &mut haze_crdt::encode::Reader<'_>,
+        depth: usize,
+    ) -> std::result::Result<Edit, haze_crdt::DecodeError> {
+        use haze_crdt::DecodeError;
+        use haze_crdt::encode::read_scalar;
+        let scalars = |r: &mut haze_crdt::encode::Reader<'_>| {
+            let n = r.count(2)?;
+            let mut items = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                items.push(read_scalar(r)?);
+            }
+            Ok::<_, DecodeError>(items)
+        };
+        Ok(match r.u8()? {
+            tag::COUNTER_ADD => Edit::CounterAdd(r.signed()?),
+            tag::G_COUNTER_ADD => Edit::GCounterAdd(r.varint()?),
+            tag::SET_ADD => Edit::SetAdd(scalars(r)?),
+            tag::SET_REMOVE => Edit::SetRemove(scalars(r)?),
+            tag::SET_CLEAR => Edit::SetClear,
+            tag::REGISTER_SET => Edit::RegisterSet(read_scalar(r)?),
+            tag::MV_REGISTER_SET => Edit::MvRegisterSet(read_scalar(r)?),
+            tag::FLAG_ENABLE => Edit::FlagEnable,
+            tag::FLAG_DISABLE => Edit::FlagDisable,
+            tag::MAX_SET => Edit::MaxSet(read_scalar(r)?),
+            tag::MIN_SET => Edit::MinSet(read_scalar(r)?),
+            tag::MAP_UPDATE => {
+                if depth >= MAX_EDIT_DEPTH {
+                    return Err(DecodeError::TooDeep(MAX_EDIT_DEPTH));
+                }
+                let key = read_scalar(r)?;
+                let edit = Edit::decode_at(r, depth + 1)?;
+                Edit::MapUpdate {
+                    key,
+                    edit: Box::new(edit),
+                }
+            }
+            tag::MAP_REMOVE => {
+                let key = read_scalar(r)?;
+                let kind = r.u8()?;
+                let kind = ValueKind::from_tag(kind).ok_or(DecodeError::InvalidState(
+                    "an unknown value type in an edit",
+                ))?;
+                Edit::MapRemove(Field::new(key, kind))
+            }
+            _ => return Err(DecodeError::InvalidState("an unknown edit")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod codec_tests {
+    use super::*;
+
+    #[test]
+    fn every_edit_round_trips_and_nesting_is_bounded() {
+        let edits = vec![
+            Edit::CounterAdd(-7),
+            Edit::GCounterAdd(9),
+            Edit::SetAdd(vec![Scalar::from("a"), Scalar::Int(2)]),
+            Edit::SetRemove(vec![Scalar::from("a")]),
+            Edit::SetClear,
+            Edit::RegisterSet(Scalar::from("r")),
+            Edit::MvRegisterSet(Scalar::UInt(3)),
+            Edit::FlagEnable,
+            Edit::FlagDisable,
+            Edit::MaxSet(Scalar::Int(5)),
+            Edit::MinSet(Scalar::Int(-5)),
+            Edit::map_update("todo", Edit::map_update("done", Edit::FlagEnable)),
+            Edit::MapRemove(Field::new("name", ValueKind::LwwRegister)),
+        ];
+        for edit in edits {
+            let mut out = Vec::new();
+            edit.encode(&mut out);
+            let mut r = haze_crdt::encode::Reader::new(&out);
+            assert_eq!(Edit::decode(&mut r).unwrap(), edit);
+            assert_eq!(r.remaining(), 0);
+        }
+        let mut deep = Edit::FlagEnable;
+        for _ in 0..=MAX_EDIT_DEPTH {
+            deep = Edit::map_update("k", deep);
+        }
+        let mut out = Vec::new();
+        deep.encode(&mut out);
+        assert!(Edit::decode(&mut haze_crdt::encode::Reader::new(&out)).is_err());
+        for junk in [&[0u8][..], &[99], &[13, 1, 0, 77], &[3, 0xff]] {
+            assert!(Edit::decode(&mut haze_crdt::encode::Reader::new(junk)).is_err());
+        }
+    }
 }

@@ -65,7 +65,7 @@ mod replica;
 mod store;
 pub mod sync;
 
-pub use edit::Edit;
+pub use edit::{Edit, MAX_EDIT_DEPTH};
 pub use error::{Error, Result};
 pub use replica::Replica;
 pub use store::{LastSync, Loaded, MemStore, MemStoreFailure, Meta, Save, Saved, Store};

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use haze_crdt::{ActorId, Hlc, LwwRegister, OrSet, PnCounter, Scalar, TypedValue, Value};
 
-use crate::edit::{self, Edit};
+use crate::edit::Edit;
 use crate::store::{LastSync, Loaded, Meta, Save, Saved, Store};
 use crate::sync::Session;
 use crate::{Error, Result};
@@ -189,19 +189,8 @@ impl<S: Store> Replica<S> {
     /// [`Error::Store`] if the save failed. On any error the replica is unchanged.
     pub fn apply(&mut self, key: impl AsRef<[u8]>, edit: Edit, now: u64) -> Result<&Value> {
         let key = key.as_ref();
-        let kind = edit.kind();
-        let mut value = match self.values.get(key) {
-            None => Value::bottom(kind),
-            Some(v) if v.kind() != kind => {
-                return Err(Error::WrongType {
-                    expected: kind,
-                    found: v.kind(),
-                });
-            }
-            Some(v) => v.clone(),
-        };
-        edit::check_room(&value, self.meta.actor, &edit)?;
-        edit::apply(&mut value, edit, self.meta.actor, &mut self.hlc, now)?;
+        let current = self.values.get(key).cloned();
+        let value = edit.apply_to(current, self.meta.actor, &mut self.hlc, now)?;
         let previous = self.values.insert(key.to_vec(), value);
         let was_unsaved = !self.unsaved.insert(key.to_vec());
         if let Err(e) = self.save() {

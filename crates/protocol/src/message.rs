@@ -157,6 +157,10 @@ pub enum TypedOp {
     SetRemove(Vec<Scalar>),
     /// Write a last-writer-wins register.
     RegisterSet(Scalar),
+    /// Any typed edit of any CRDT type (maps with nested fields, flags, multi-value registers,
+    /// max and min registers, grow-only counters, and the four above): the operations table
+    /// every front end maps onto (`haze_device::Edit`).
+    Edit(haze_device::Edit),
 }
 
 /// An error that crossed the wire: a stable code and a message for humans.

@@ -95,6 +95,13 @@ pub(crate) fn requests() -> Vec<Request> {
             key: b"k".to_vec(),
             op: TypedOp::RegisterSet(Scalar::Bytes(vec![1, 2])),
         },
+        Request::Op {
+            key: b"todo:1".to_vec(),
+            op: TypedOp::Edit(haze_device::Edit::map_update(
+                "done",
+                haze_device::Edit::FlagEnable,
+            )),
+        },
         Request::Ping,
         Request::DigestBatch {
             keys: vec![b"a".to_vec(), vec![], vec![7; 200]],

@@ -28,7 +28,11 @@ pub(crate) struct Addr {
 }
 
 /// Reads `key`, from every replica merged if `merged`.
-async fn read(client: &Client, key: &str, merged: bool) -> haze_client::Result<Option<Value>> {
+pub(crate) async fn read(
+    client: &Client,
+    key: &str,
+    merged: bool,
+) -> haze_client::Result<Option<Value>> {
     if merged {
         client.get_merged(key).await
     } else {

@@ -14,3 +14,4 @@ pub(crate) mod scrub;
 pub(crate) mod secure;
 pub(crate) mod serve;
 pub(crate) mod token;
+pub(crate) mod types;

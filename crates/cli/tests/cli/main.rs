@@ -19,3 +19,4 @@ mod resp;
 mod security;
 mod state_files;
 mod tour;
+mod types;

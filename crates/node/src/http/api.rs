@@ -358,6 +358,17 @@ pub(super) async fn register(
     apply(&node, key, TypedOp::RegisterSet(value.into())).await
 }
 
+/// `POST /v1/keys/{key}/edit`: any typed edit of any type, as JSON (`haze_device::Edit`).
+pub(super) async fn edit(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&node, body).await?;
+    let edit: haze_device::Edit = parse(&bytes)?;
+    apply(&node, key, TypedOp::Edit(edit)).await
+}
+
 async fn apply(node: &Arc<Node>, key: String, op: TypedOp) -> ApiResult {
     if node.routes() {
         let request = Request::Op {

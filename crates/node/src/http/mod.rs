@@ -29,6 +29,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/keys/{key}/set/add", post(api::set_add))
         .route("/v1/keys/{key}/set/remove", post(api::set_remove))
         .route("/v1/keys/{key}/register", post(api::register))
+        .route("/v1/keys/{key}/edit", post(api::edit))
         .route("/v1/sync/digests", post(sync::digests))
         .route("/v1/sync/merge", post(sync::merge))
         .route("/v1/sync", post(sync::binary))

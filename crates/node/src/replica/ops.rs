@@ -24,6 +24,26 @@ fn current_or_empty<T: TypedValue + Default>(current: Option<Value>) -> Result<T
     }
 }
 
+/// An edit's refusal as the store's: another type is a type mismatch (nothing written), the
+/// CRDT's refusals stay refusals.
+fn edit_error(e: haze_device::Error) -> WriteError {
+    match e {
+        haze_device::Error::WrongType { expected, found }
+        | haze_device::Error::TypeMismatch {
+            stored: found,
+            given: expected,
+        } => WriteError::TypeMismatch {
+            stored: found,
+            given: expected,
+        },
+        haze_device::Error::Crdt(e) => WriteError::Refused(e),
+        // Applying an edit touches no store and no sync: nothing else can come of it.
+        _ => WriteError::Refused(haze_crdt::Error::Decode(
+            haze_crdt::DecodeError::InvalidState("an edit failed outside its value"),
+        )),
+    }
+}
+
 impl OpContext {
     /// Turns a typed operation into a store mutation, applied atomically by the writer.
     pub(crate) fn mutation(&self, op: TypedOp) -> Mutation {
@@ -64,6 +84,17 @@ impl OpContext {
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     register.set(actor, value, &mut hlc, &*clock);
                     Ok(Value::from(register))
+                }))
+            }
+            TypedOp::Edit(edit) => {
+                let hlc = self.hlc.clone();
+                let clock = self.clock.clone();
+                Mutation::Update(Box::new(move |current| {
+                    let mut hlc = hlc
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    edit.apply_to(current, actor, &mut hlc, clock.now_millis())
+                        .map_err(edit_error)
                 }))
             }
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use haze_controller::tokens::Right;
-use haze_crdt::{Scalar, Value, ValueKind};
+use haze_crdt::{Field, Scalar, Value, ValueKind};
+use haze_device::Edit;
 use haze_protocol::{ErrorCode, Request, Response, Role, TypedOp};
 use tokio::sync::oneshot;
 
@@ -31,12 +32,14 @@ pub(crate) enum Outcome {
 }
 
 /// How a write's new value becomes its reply.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Finish {
     /// `+OK`.
     Ok,
     /// The counter's new value.
     Counter,
+    /// The new value of the counter field of this name of a map.
+    MapCounter(Scalar),
 }
 
 impl Finish {
@@ -46,6 +49,12 @@ impl Finish {
             Ok(value) => match self {
                 Finish::Ok => Reply::Simple("OK"),
                 Finish::Counter => counter_reply(&value),
+                Finish::MapCounter(name) => match value {
+                    Value::OrMap(map) => map
+                        .get(&Field::new(name, ValueKind::PnCounter))
+                        .map_or(Reply::Int(0), counter_reply),
+                    _ => wrongtype(),
+                },
             },
         }
     }
@@ -125,18 +134,6 @@ const REFUSED: &[(&str, &str)] = &[
         "append",
         "a register holds one value and merges by last writer: use SET with the whole value",
     ),
-    (
-        "hset",
-        "maps are not yet typed operations in Haze (issue: one operations table): merge a \
-         map's state with `haze merge` or POST /v1/keys/KEY/merge",
-    ),
-    ("hget", "see HSET: maps are not yet typed operations"),
-    ("hmget", "see HSET: maps are not yet typed operations"),
-    ("hgetall", "see HSET: maps are not yet typed operations"),
-    ("hdel", "see HSET: maps are not yet typed operations"),
-    ("hlen", "see HSET: maps are not yet typed operations"),
-    ("hexists", "see HSET: maps are not yet typed operations"),
-    ("hincrby", "see HSET: maps are not yet typed operations"),
 ];
 
 /// The commands served, with their arity as Redis counts it (negative: at least).
@@ -165,6 +162,14 @@ pub(crate) const COMMANDS: &[(&str, i64)] = &[
     ("info", -1),
     ("command", -1),
     ("config", -2),
+    ("hset", -4),
+    ("hget", 3),
+    ("hmget", -3),
+    ("hgetall", 2),
+    ("hdel", -3),
+    ("hlen", 2),
+    ("hexists", 3),
+    ("hincrby", 4),
 ];
 
 /// The error reply of a request's error, in Redis's words where Redis has them.
@@ -457,6 +462,24 @@ impl Session {
                 }
                 Reply::Int(n)
             }
+            "hset" | "hdel" => return self.map_change(&name, args).await,
+            "hincrby" => {
+                let Some(by) = integer(&args[3]) else {
+                    return Outcome::Now(Reply::err("value is not an integer or out of range"));
+                };
+                let field = scalar(args.swap_remove(2));
+                let key = args.swap_remove(1);
+                let edit = Edit::map_update(field.clone(), Edit::CounterAdd(by));
+                return self
+                    .write(key, TypedOp::Edit(edit), Finish::MapCounter(field))
+                    .await;
+            }
+            "hget" | "hmget" | "hgetall" | "hlen" | "hexists" => match self.read(&args[1]).await {
+                Err(reply) => reply,
+                Ok(Some(Value::OrMap(map))) => map_read(&name, &args, Some(&map)),
+                Ok(None) => map_read(&name, &args, None),
+                Ok(Some(_)) => wrongtype(),
+            },
             "type" => match self.read(&args[1]).await {
                 Err(reply) => reply,
                 Ok(None) => Reply::Simple("none"),
@@ -502,6 +525,69 @@ impl Session {
             Ok(_) => Reply::Int(i64::try_from(changed).unwrap_or(i64::MAX)),
             Err(e) => error_reply(&e),
         })
+    }
+
+    /// `HSET k f v [f v ...]` (each field a register) and `HDEL k f ...` (every field of that
+    /// name, whatever its type): the map is read first, so the reply can count the fields
+    /// added or removed, as Redis's does.
+    async fn map_change(&mut self, name: &str, args: Vec<Vec<u8>>) -> Outcome {
+        if name == "hset" && !args.len().is_multiple_of(2) {
+            return Outcome::Now(arity(name));
+        }
+        let key = args[1].clone();
+        let before = match self.read(&key).await {
+            Err(reply) => return Outcome::Now(reply),
+            Ok(None) => None,
+            Ok(Some(Value::OrMap(map))) => Some(map),
+            Ok(Some(_)) => return Outcome::Now(wrongtype()),
+        };
+        let fields_named = |name: &Scalar| -> Vec<Field> {
+            before.as_ref().map_or_else(Vec::new, |m| {
+                m.iter()
+                    .map(|(f, _)| f.clone())
+                    .filter(|f| &f.key == name)
+                    .collect()
+            })
+        };
+        let mut edits = Vec::new();
+        let mut changed = 0i64;
+        if name == "hset" {
+            for pair in args[2..].chunks(2) {
+                let field = scalar(pair[0].clone());
+                let register = Field::new(field.clone(), ValueKind::LwwRegister);
+                if !fields_named(&field).contains(&register) {
+                    changed += 1;
+                }
+                edits.push(Edit::map_update(
+                    field,
+                    Edit::RegisterSet(scalar(pair[1].clone())),
+                ));
+            }
+        } else {
+            for arg in &args[2..] {
+                let fields = fields_named(&scalar(arg.clone()));
+                if !fields.is_empty() {
+                    changed += 1;
+                }
+                edits.extend(fields.into_iter().map(Edit::MapRemove));
+            }
+        }
+        for edit in edits {
+            let result = match self
+                .write(key.clone(), TypedOp::Edit(edit), Finish::Ok)
+                .await
+            {
+                Outcome::Write(rx, _) => rx.await.unwrap_or_else(|_| {
+                    Err(RequestError::Unavailable("the writer stopped".into()))
+                }),
+                Outcome::Now(Reply::Simple(_)) => Ok(Value::bottom(ValueKind::OrMap)),
+                other => return other,
+            };
+            if let Err(e) = result {
+                return Outcome::Now(error_reply(&e));
+            }
+        }
+        Outcome::Now(Reply::Int(changed))
     }
 
     fn auth(&mut self, token: Vec<u8>) -> Reply {
@@ -638,6 +724,56 @@ impl Session {
             text.push_str("# Keyspace\r\n");
         }
         Reply::Bulk(text.into_bytes())
+    }
+}
+
+/// A map field's value as Redis shows a hash field: a register's value, a counter's number.
+fn field_bulk(value: &Value) -> Reply {
+    match value {
+        Value::LwwRegister(r) => r.get().map_or(Reply::Null, scalar_bulk),
+        Value::PnCounter(_) | Value::GCounter(_) => match counter_reply(value) {
+            Reply::Int(n) => Reply::text(n.to_string()),
+            other => other,
+        },
+        other => Reply::text(serde_json::to_string(other).unwrap_or_default()),
+    }
+}
+
+/// `HGET`, `HMGET`, `HGETALL`, `HLEN`, `HEXISTS` of `map` (`None`: no value). A field name
+/// held by a register and a counter at once shows the register.
+fn map_read(name: &str, args: &[Vec<u8>], map: Option<&haze_crdt::ValueMap>) -> Reply {
+    let field = |arg: &Vec<u8>| -> Option<&Value> {
+        let key = scalar(arg.clone());
+        let map = map?;
+        map.get(&Field::new(key.clone(), ValueKind::LwwRegister))
+            .or_else(|| map.iter().find(|(f, _)| f.key == key).map(|(_, v)| v))
+    };
+    let mut names: Vec<&Scalar> =
+        map.map_or_else(Vec::new, |m| m.iter().map(|(f, _)| &f.key).collect());
+    names.dedup();
+    match name {
+        "hget" => field(&args[2]).map_or(Reply::Null, field_bulk),
+        "hmget" => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|a| field(a).map_or(Reply::Null, field_bulk))
+                .collect(),
+        ),
+        "hexists" => Reply::Int(i64::from(field(&args[2]).is_some())),
+        "hlen" => Reply::Int(i64::try_from(names.len()).unwrap_or(i64::MAX)),
+        _ => Reply::Map(
+            names
+                .into_iter()
+                .filter_map(|n| {
+                    let arg = match n {
+                        Scalar::String(s) => s.as_bytes().to_vec(),
+                        Scalar::Bytes(b) => b.clone(),
+                        other => other.to_string().into_bytes(),
+                    };
+                    field(&arg).map(|v| (scalar_bulk(n), field_bulk(v)))
+                })
+                .collect(),
+        ),
     }
 }
 

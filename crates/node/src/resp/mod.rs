@@ -126,7 +126,7 @@ async fn settle(slots: &mut VecDeque<Slot>) {
                     "the writer stopped".into(),
                 ))
             });
-            *slot = Slot::Ready(finish.reply(outcome));
+            *slot = Slot::Ready(finish.clone().reply(outcome));
         }
     }
 }

@@ -68,6 +68,7 @@ mod kind {
     pub(super) const OP_SET_ADD: u8 = 2;
     pub(super) const OP_SET_REMOVE: u8 = 3;
     pub(super) const OP_REGISTER_SET: u8 = 4;
+    pub(super) const OP_EDIT: u8 = 5;
 }
 
 /// Decodes a whole body with `decode_message`: the request id, the message, and nothing after.

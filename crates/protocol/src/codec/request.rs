@@ -73,6 +73,10 @@ impl Request {
                         out.push(kind::OP_REGISTER_SET);
                         write_scalar(out, value);
                     }
+                    TypedOp::Edit(edit) => {
+                        out.push(kind::OP_EDIT);
+                        edit.encode(out);
+                    }
                 }
             }
             Request::Ping => out.push(kind::PING),
@@ -208,6 +212,7 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
                 kind::OP_SET_ADD => TypedOp::SetAdd(read_scalars(r)?),
                 kind::OP_SET_REMOVE => TypedOp::SetRemove(read_scalars(r)?),
                 kind::OP_REGISTER_SET => TypedOp::RegisterSet(read_scalar(r)?),
+                kind::OP_EDIT => TypedOp::Edit(haze_device::Edit::decode(r)?),
                 other => return Err(Malformed::UnknownOperation(other)),
             };
             Request::Op { key, op }

@@ -120,7 +120,33 @@ fn any_op(examples: &[Request]) -> BoxedStrategy<TypedOp> {
         TypedOp::SetAdd(_) => scalars().prop_map(TypedOp::SetAdd).boxed(),
         TypedOp::SetRemove(_) => scalars().prop_map(TypedOp::SetRemove).boxed(),
         TypedOp::RegisterSet(_) => scalar().prop_map(TypedOp::RegisterSet).boxed(),
+        TypedOp::Edit(_) => edit().prop_map(TypedOp::Edit).boxed(),
     })
+}
+
+/// Edits of every kind, maps nested a few deep.
+fn edit() -> BoxedStrategy<haze_device::Edit> {
+    use haze_device::Edit;
+    let scalars = || prop::collection::vec(scalar(), 0..4);
+    let kind = prop::sample::select(haze_crdt::ValueKind::ALL.to_vec());
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(Edit::CounterAdd),
+        any::<u64>().prop_map(Edit::GCounterAdd),
+        scalars().prop_map(Edit::SetAdd),
+        scalars().prop_map(Edit::SetRemove),
+        Just(Edit::SetClear),
+        scalar().prop_map(Edit::RegisterSet),
+        scalar().prop_map(Edit::MvRegisterSet),
+        Just(Edit::FlagEnable),
+        Just(Edit::FlagDisable),
+        scalar().prop_map(Edit::MaxSet),
+        scalar().prop_map(Edit::MinSet),
+        (scalar(), kind).prop_map(|(k, kind)| Edit::MapRemove(haze_crdt::Field::new(k, kind))),
+    ];
+    leaf.prop_recursive(3, 8, 1, |inner| {
+        (scalar(), inner).prop_map(|(k, e)| Edit::map_update(k, e))
+    })
+    .boxed()
 }
 
 /// Responses of `like`'s variant. No wildcard arm: see the module's comment.
