@@ -217,3 +217,112 @@ fn a_secure_cluster_asks_resp_clients_for_a_token_and_holds_them_to_its_prefixes
     assert!(lines[4].starts_with("-NOPERM"), "{got}");
     println!("over TLS: NOAUTH before AUTH, WRONGPASS for a bad token, NOPERM outside the prefix");
 }
+
+#[test]
+fn bad_input_on_the_resp_port_is_bounded_answered_or_cut_and_others_are_served() {
+    use std::io::ErrorKind;
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = HAZE.serve(
+        &dir.path().join("node"),
+        &["--resp", "127.0.0.1:0", "--idle-timeout-secs", "2"],
+    );
+    let addr = resp_addr(&node);
+    // Sends `bytes` on a fresh connection; returns what came back until the node closed it
+    // (or 5 s passed).
+    let probe = |bytes: &[u8]| -> String {
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = conn.write_all(bytes);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    got.extend_from_slice(b"<still open>");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "a bulk string announcing 4 GB",
+            b"*1\r\n$4294967296\r\n".to_vec(),
+            "-ERR Protocol error",
+        ),
+        (
+            "an array of a billion elements",
+            b"*1000000000\r\n".to_vec(),
+            "-ERR Protocol error",
+        ),
+        (
+            "a malformed frame",
+            b"*1\r\n:12\r\n".to_vec(),
+            "-ERR Protocol error",
+        ),
+        (
+            "a length that is not a number",
+            b"*x\r\n".to_vec(),
+            "-ERR Protocol error",
+        ),
+        (
+            "an inline command with no end of line",
+            vec![b'a'; 70 * 1024],
+            "-ERR Protocol error",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        let got = probe(&bytes);
+        assert!(
+            got.starts_with(expected) && !got.contains("<still open>"),
+            "{what}: {got}"
+        );
+        println!("{what}: answered {:?} and closed", got.trim_end());
+    }
+
+    // 100,000 pipelined commands from a client that never reads: the node stops reading it
+    // (bounded memory) and cuts it off after the idle timeout, while others are served.
+    let mut greedy = TcpStream::connect(&addr).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // ECHO of 1 KB: 100 MB of replies that nobody reads fill every buffer on the way.
+    let payload = "x".repeat(1024);
+    let one = pipeline(&[&["ECHO", &payload]]);
+    let mut sent = 0;
+    let chunk: Vec<u8> = one.iter().copied().cycle().take(one.len() * 100).collect();
+    for _ in 0..1000 {
+        if greedy.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += 100;
+    }
+    let mut other = TcpStream::connect(&addr).unwrap();
+    assert_eq!(exchange(&mut other, &[&["PING"]], "+PONG\r\n"), "+PONG\r\n");
+    // Past the idle timeout (2 s) without reading, the node has closed the connection: what
+    // it had sent is read, then the end (or a reset), never an open connection.
+    crate::harness::pause(4000);
+    // (Shorter than the idle timeout: an open connection that merely waits is not taken for one
+    // the node closed.)
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let cut = loop {
+        match greedy.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false;
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(cut, "the node never cut off a client that does not read");
+    println!("a client that sent {sent} commands and read nothing was cut off; another was served");
+}

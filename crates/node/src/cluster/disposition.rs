@@ -138,8 +138,8 @@ pub(crate) fn dispose(
     let Some(view) = view else {
         if routed && awaiting {
             return Disposition::Refuse(RequestError::Unavailable(
-                "this node has not received its cluster's partition table yet (is it added? \
-                 see `haze cluster status`)"
+                "this node has no partition table: it is waiting for its cluster's first one, \
+                 or was removed from its cluster (see `haze cluster status`)"
                     .into(),
             ));
         }

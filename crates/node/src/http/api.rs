@@ -127,13 +127,26 @@ async fn read_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
         .max_value_bytes
         .saturating_mul(8)
         .max(64 * 1024);
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "value_too_large",
-            format!("request bodies are limited to {limit} bytes"),
-        )
-    })
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| body_error(&e, limit))
+}
+
+/// Why a body could not be read: past the limit (413), or malformed (400: a broken chunked
+/// encoding, a connection cut mid-body).
+pub(super) fn body_error(e: &axum::Error, limit: usize) -> ApiError {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "value_too_large",
+                format!("request bodies are limited to {limit} bytes"),
+            );
+        }
+        cause = c.source();
+    }
+    ApiError::bad_request(format!("the request body could not be read: {e}"))
 }
 
 pub(super) fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {

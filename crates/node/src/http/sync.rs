@@ -210,13 +210,9 @@ pub(super) async fn binary(
 /// A sync's merge carries many states: the body may be a batch's worth of values.
 async fn read_sync_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
     let limit = haze_protocol::MAX_FRAME_BYTES.max(node.config().store.max_value_bytes * 8);
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "value_too_large",
-            format!("sync bodies are limited to {limit} bytes"),
-        )
-    })
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| super::api::body_error(&e, limit))
 }
 
 fn unexpected(answer: Answer) -> ApiError {

@@ -11,13 +11,12 @@ fn scalar(s: &Scalar) -> Json {
     }
 }
 
+/// A counter's value: a JSON number within 64 signed bits, a decimal string beyond, on either
+/// side (JSON parsers differ past that; a string is never rounded).
 fn number(n: i128) -> Json {
     match i64::try_from(n) {
         Ok(n) => json!(n),
-        Err(_) => match u64::try_from(n) {
-            Ok(n) => json!(n),
-            Err(_) => Json::String(n.to_string()),
-        },
+        Err(_) => Json::String(n.to_string()),
     }
 }
 

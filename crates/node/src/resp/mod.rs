@@ -190,10 +190,16 @@ async fn connection(
             }
         }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                return;
+            // A client that never reads its replies is cut off after the idle timeout: its
+            // unread replies hold no more than this batch (nothing more is read meanwhile).
+            match tokio::time::timeout(idle, stream.write_all(&out)).await {
+                Ok(Ok(())) => out.clear(),
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
-            out.clear();
         }
         if close {
             let _ = stream.shutdown().await;

@@ -167,3 +167,64 @@ async fn silent_and_slowloris_http_clients_are_timed_out() {
     assert_eq!(status, 200, "others are served");
     node.stop().await;
 }
+
+/// Where HTTP answers and the docs disagreed, tried as a client would: a malformed chunked body
+/// is malformed (400), not too large; a counter past 64 bits is a decimal string on either side;
+/// a key longer than any URI answers 414 (docs/http-api.md), a long key under it 413.
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn http_answers_agree_with_the_docs_at_the_edges() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = TestNode::start(NodeConfig::default()).await;
+
+    let mut stream = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/keys/k/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+              Connection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("bad_request"), "{answer}");
+
+    let (_, body) = http(
+        node.http,
+        "POST",
+        "/v1/keys/low/counter",
+        &format!("{{\"add\": {}}}", i64::MIN),
+    )
+    .await;
+    assert_eq!(json(&body)["value"], Json::from(i64::MIN));
+    let (_, body) = http(node.http, "POST", "/v1/keys/low/counter", r#"{"add": -1}"#).await;
+    assert_eq!(json(&body)["value"], "-9223372036854775809");
+    let (_, _) = http(
+        node.http,
+        "POST",
+        "/v1/keys/high/counter",
+        &format!("{{\"add\": {}}}", i64::MAX),
+    )
+    .await;
+    let (_, body) = http(node.http, "POST", "/v1/keys/high/counter", r#"{"add": 1}"#).await;
+    assert_eq!(json(&body)["value"], "9223372036854775808");
+
+    let (status, body) = http(
+        node.http,
+        "GET",
+        &format!("/v1/keys/{}", "k".repeat(2000)),
+        "",
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("key_too_large"), "{body}");
+    let (status, _) = http(
+        node.http,
+        "GET",
+        &format!("/v1/keys/{}", "k".repeat(100_000)),
+        "",
+    )
+    .await;
+    assert_eq!(status, 414);
+    node.stop().await;
+}
