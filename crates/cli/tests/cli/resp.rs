@@ -326,3 +326,82 @@ fn bad_input_on_the_resp_port_is_bounded_answered_or_cut_and_others_are_served()
     assert!(cut, "the node never cut off a client that does not read");
     println!("a client that sent {sent} commands and read nothing was cut off; another was served");
 }
+
+/// Runs `redis-cli ARGS` against the RESP port at `addr`; its stdout.
+fn redis_cli(addr: &str, args: &[&str]) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", host, "-p", port])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (.ci/run installs redis-tools)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn redis_cli_works_against_a_node_and_through_every_node_of_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (controller, nodes) = HAZE.cluster(
+        dir.path(),
+        3,
+        &["--partitions", "16"],
+        &["--resp", "127.0.0.1:0"],
+    );
+    crate::harness::cluster_ok(&controller.addr, &["add", "n1", "n2", "n3", "--wait"]);
+    for node in &nodes {
+        node.wait_for_log("cluster view installed");
+    }
+    let [a, b, c] = [&nodes[0].resp, &nodes[1].resp, &nodes[2].resp];
+    // Writes through one node, reads through the others: any node routes any key.
+    for i in 0..10 {
+        redis_cli(a, &["incr", &format!("visits:{i}")]);
+        redis_cli(b, &["sadd", &format!("list:{i}"), "milk", "eggs"]);
+        redis_cli(c, &["hset", &format!("user:{i}"), "name", "Ada"]);
+    }
+    for i in 0..10 {
+        assert_eq!(redis_cli(c, &["get", &format!("visits:{i}")]), "1\n");
+        assert_eq!(
+            redis_cli(a, &["smembers", &format!("list:{i}")]),
+            "eggs\nmilk\n"
+        );
+        assert_eq!(
+            redis_cli(b, &["hget", &format!("user:{i}"), "name"]),
+            "Ada\n"
+        );
+    }
+    // RESP3, type errors, a refused command, and redis-cli's own start (COMMAND DOCS).
+    assert_eq!(redis_cli(a, &["-3", "smembers", "list:0"]), "eggs\nmilk\n");
+    assert!(redis_cli(b, &["get", "list:0"]).starts_with("WRONGTYPE"));
+    assert!(redis_cli(c, &["del", "list:0"]).contains("Haze keeps no deletes"));
+    // A pipeline (redis-cli --pipe sends raw commands as fast as it can).
+    let mut pipe = std::process::Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            a.rsplit_once(':').unwrap().1,
+            "--pipe",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let commands: String = (0..1000).map(|_| "INCR piped\r\n").collect();
+    pipe.stdin
+        .take()
+        .unwrap()
+        .write_all(commands.as_bytes())
+        .unwrap();
+    let out = pipe.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("errors: 0, replies: 1000"), "{said}");
+    assert_eq!(redis_cli(b, &["get", "piped"]), "1000\n");
+    println!(
+        "redis-cli: 30 writes through 3 nodes read back through the others; RESP3; --pipe 1000 INCRs"
+    );
+}

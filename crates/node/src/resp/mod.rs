@@ -152,6 +152,10 @@ async fn connection(
             match parse(&buf[start..], max_bulk) {
                 Ok(Some((args, used))) => {
                     start += used;
+                    // An empty line or `*0`: Redis answers nothing, so neither does Haze.
+                    if args.is_empty() {
+                        continue;
+                    }
                     if !args.first().is_some_and(|n| pipelines(n)) {
                         settle(&mut slots).await;
                     }
