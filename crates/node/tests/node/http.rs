@@ -228,3 +228,36 @@ async fn http_answers_agree_with_the_docs_at_the_edges() {
     assert_eq!(status, 414);
     node.stop().await;
 }
+
+/// Every node serves the API's OpenAPI description, and it names every route the router has
+/// (a route added without its description fails here; schemathesis checks the shapes in CI).
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn the_openapi_description_is_served_and_covers_every_route() {
+    let node = TestNode::start(NodeConfig::default()).await;
+    let (status, body) = http(node.http, "GET", "/v1/openapi.json", "").await;
+    assert_eq!(status, 200);
+    let spec = json(&body);
+    assert_eq!(spec["openapi"], "3.0.3");
+    let routes = [
+        "/health",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/keys/{key}",
+        "/v1/keys/{key}/digest",
+        "/v1/keys/{key}/merge",
+        "/v1/keys/{key}/counter",
+        "/v1/keys/{key}/set/add",
+        "/v1/keys/{key}/set/remove",
+        "/v1/keys/{key}/register",
+        "/v1/keys/{key}/edit",
+        "/v1/sync/digests",
+        "/v1/sync/merge",
+    ];
+    for route in routes {
+        assert!(
+            spec["paths"].get(route).is_some(),
+            "{route} is not described"
+        );
+    }
+    node.stop().await;
+}
