@@ -13,11 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS="${1:-200000}"
 
-if ! command -v redis-benchmark >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-fi
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+need_redis
 
 "$HAZE" serve --data "$WORK/haze" --listen 127.0.0.1:7801 --http 127.0.0.1:7802 --resp 127.0.0.1:7803 \
     --durability periodic 2>"$WORK/haze.log" &

@@ -14,11 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 
-if ! command -v redis-server >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-fi
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+need_redis
 
 CERTS="$WORK/certs"
 "$HAZE" certs init --dir "$CERTS" >/dev/null

@@ -1,6 +1,12 @@
 # Shared by the benchmark scripts (sourced, from the repository root): builds the release
 # binary (or uses the one HAZE names, say an older build to compare with), makes a scratch
 # folder, and stops every process listed in PIDS on exit.
+# Redis and its tools (the peer of the benchmarks), from Debian, when missing.
+need_redis() {
+    if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+    fi
+}
 if [ -z "${HAZE:-}" ]; then
     cargo build --release -q -p haze-cli
     HAZE=target/release/haze

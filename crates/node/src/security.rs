@@ -299,3 +299,44 @@ pub(crate) fn authorize_keys(caller: &Caller, keys: &[Vec<u8>]) -> Result<(), Re
         }
     })
 }
+
+/// Everything a request of a connection or an HTTP caller must pass before it is served: the
+/// caller's token read again if the cluster's tokens changed (a revocation reaches open
+/// connections), its rights on every key the request names (a key list named by id alone: the
+/// keys this node remembers for it), and registers' stamps within the clock skew allowed. A
+/// refusal is counted (`auth_failures` for the token's).
+///
+/// # Errors
+///
+/// `Unauthorized`, `Forbidden` or `ClockSkew`; nothing was done.
+pub(crate) fn admit(
+    node: &crate::node::Node,
+    caller: &mut Caller,
+    request: &Request,
+) -> Result<(), RequestError> {
+    if matches!(caller, Caller::Node) {
+        return Ok(());
+    }
+    let now_ms = node.replica().now_ms();
+    let max_skew = node.config().security.max_clock_skew;
+    let checked = caller
+        .refresh(node.cluster().tokens(), now_ms)
+        .and_then(|()| authorize(caller, request))
+        .and_then(|()| check_stamps(request, now_ms, max_skew))
+        .and_then(|()| match request {
+            // A list named by id alone: its keys, as this node remembers them.
+            Request::DigestList { list, keys: None } => {
+                match node.replica().resolve_list(*list, None) {
+                    Ok(Some(keys)) => authorize_keys(caller, &keys),
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        });
+    if checked.is_err() {
+        node.metrics()
+            .auth_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    checked
+}

@@ -19,7 +19,6 @@ use clap::{Args, ValueEnum};
 use haze_crdt::Scalar;
 use haze_protocol::{PROTOCOL_VERSION, Request, Response, TypedOp, write_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// What each request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -267,23 +266,16 @@ async fn connect(
     addr: &str,
     security: &Security,
 ) -> anyhow::Result<haze_protocol::BoxStream> {
-    let tcp = TcpStream::connect(addr)
+    // The transports every client uses: TCP without Nagle, TLS over it if asked.
+    let tcp: Arc<dyn haze_protocol::Dial> = Arc::new(haze_protocol::TcpDial);
+    let dial: Arc<dyn haze_protocol::Dial> = match &security.tls {
+        None => tcp,
+        Some(tls) => Arc::new(haze_tls::TlsDial::new(tcp, tls.clone())),
+    };
+    let mut stream = dial
+        .dial(addr.to_string())
         .await
         .with_context(|| format!("connecting to {addr}"))?;
-    tcp.set_nodelay(true)?;
-    let mut stream: haze_protocol::BoxStream = match &security.tls {
-        None => Box::new(tcp),
-        Some(tls) => {
-            let name = haze_tls::server_name(addr)?;
-            let connector = haze_tls::tokio_rustls::TlsConnector::from(tls.clone());
-            Box::new(
-                connector
-                    .connect(name, tcp)
-                    .await
-                    .with_context(|| format!("TLS handshake with {addr}"))?,
-            )
-        }
-    };
     if target == Target::Haze {
         let mut body = Vec::new();
         Request::Hello {

@@ -219,33 +219,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
     /// Whether this connection's caller may make `request` (its token read again if the
     /// cluster's tokens changed since: a revocation takes effect on open connections too).
     fn authorize(&mut self, request: &Request) -> Result<(), crate::error::RequestError> {
-        if matches!(self.caller, Caller::Node) {
-            return Ok(());
-        }
-        let now_ms = self.node.replica().now_ms();
-        let max_skew = self.node.config().security.max_clock_skew;
-        let checked = self
-            .caller
-            .refresh(self.node.cluster().tokens(), now_ms)
-            .and_then(|()| crate::security::authorize(&self.caller, request))
-            .and_then(|()| crate::security::check_stamps(request, now_ms, max_skew))
-            .and_then(|()| match request {
-                // A list named by id alone: its keys, as this node remembers them.
-                Request::DigestList { list, keys: None } => {
-                    match self.node.replica().resolve_list(*list, None) {
-                        Ok(Some(keys)) => crate::security::authorize_keys(&self.caller, &keys),
-                        _ => Ok(()),
-                    }
-                }
-                _ => Ok(()),
-            });
-        if checked.is_err() {
-            self.node
-                .metrics()
-                .auth_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        checked
+        crate::security::admit(self.node, &mut self.caller, request)
     }
 
     /// Carries out the plan of request `id`: answers at once, submits a write whose callback

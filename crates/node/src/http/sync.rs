@@ -44,14 +44,7 @@ async fn answer(node: &Arc<Node>, caller: &Caller, request: Request) -> Result<A
             "a sync request holds at most {MAX_BATCH_ITEMS} keys"
         )));
     }
-    crate::security::authorize(caller, &request)?;
-    let max_skew = node.config().security.max_clock_skew;
-    crate::security::check_stamps(&request, node.replica().now_ms(), max_skew)?;
-    if let Request::DigestList { list, keys: None } = &request
-        && let Ok(Some(keys)) = node.replica().resolve_list(*list, None)
-    {
-        crate::security::authorize_keys(caller, &keys)?;
-    }
+    crate::security::admit(node, &mut caller.clone(), &request)?;
     if let Some(answer) = node.cluster().answer(request.clone()).await? {
         return Ok(answer);
     }

@@ -60,6 +60,21 @@ impl Finish {
     }
 }
 
+/// Waits for a write of [`Finish::Ok`] to end: `Err` with its error reply if it failed.
+async fn written(outcome: Outcome) -> Result<(), Reply> {
+    match outcome {
+        Outcome::Write(rx, _) => match rx.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(error_reply(&e)),
+            Err(_) => Err(error_reply(&RequestError::Unavailable(
+                "the writer stopped".into(),
+            ))),
+        },
+        Outcome::Now(Reply::Simple(_)) => Ok(()),
+        Outcome::Now(reply) | Outcome::Close(reply) => Err(reply),
+    }
+}
+
 /// One connection's state.
 pub(crate) struct Session {
     node: Arc<Node>,
@@ -514,16 +529,9 @@ impl Session {
             (TypedOp::SetRemove(members), n)
         };
         let outcome = self.write(key, op, Finish::Ok).await;
-        let result = match outcome {
-            Outcome::Write(rx, _) => rx
-                .await
-                .unwrap_or_else(|_| Err(RequestError::Unavailable("the writer stopped".into()))),
-            Outcome::Now(Reply::Simple(_)) => Ok(Value::OrSet(Default::default())),
-            other => return other,
-        };
-        Outcome::Now(match result {
-            Ok(_) => Reply::Int(i64::try_from(changed).unwrap_or(i64::MAX)),
-            Err(e) => error_reply(&e),
+        Outcome::Now(match written(outcome).await {
+            Ok(()) => Reply::Int(i64::try_from(changed).unwrap_or(i64::MAX)),
+            Err(reply) => reply,
         })
     }
 
