@@ -307,7 +307,13 @@ pub(crate) async fn batch(
         .enumerate()
         .partition(|(_, (key, _))| view.as_ref().is_none_or(|v| v.takes_copy(key)));
     let (indices, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
-    let merged = node.writes().merge_batch(items, priority).await;
+    // Acknowledged copies are other nodes' writes, counted toward their quorums: durable here
+    // before the acknowledgement, whatever this node's own durability mode.
+    let merged = if acks {
+        node.writes().merge_copies(items, priority).await
+    } else {
+        node.writes().merge_batch(items, priority).await
+    };
     let mut results: Vec<Result<Value, RequestError>> =
         Vec::with_capacity(indices.len() + refused.len());
     results.resize_with(indices.len() + refused.len(), || {

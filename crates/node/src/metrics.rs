@@ -172,6 +172,12 @@ impl Metrics {
         let _ = writeln!(out, "haze_storage_writes_total {}", get(&commits.writes));
         out.push_str("# HELP haze_storage_syncs_total Periodic fsyncs (periodic durability).\n# TYPE haze_storage_syncs_total counter\n");
         let _ = writeln!(out, "haze_storage_syncs_total {}", get(&commits.syncs));
+        out.push_str("# HELP haze_storage_durable_syncs_total Fsyncs made at once in periodic mode because a commit held another node's copy, acknowledged only once durable.\n# TYPE haze_storage_durable_syncs_total counter\n");
+        let _ = writeln!(
+            out,
+            "haze_storage_durable_syncs_total {}",
+            get(&commits.durable_syncs)
+        );
         out.push_str("# HELP haze_storage_commit_duration_seconds Time to apply and commit a group (with its fsync in sync mode).\n# TYPE haze_storage_commit_duration_seconds histogram\n");
         histogram(
             &mut out,

@@ -121,6 +121,19 @@ impl Writes {
     /// Queues a write (in the writer's queue of `priority`) and returns at once; `reply` gets
     /// the merged value once it is durable, after every hook heard of the commit.
     pub fn submit(&self, key: Vec<u8>, write: WriteRequest, priority: Priority, reply: Reply) {
+        self.submit_as(key, write, priority, false, reply);
+    }
+
+    /// As [`submit`](Self::submit); with `durable`, the outcome comes only after an fsync that
+    /// covers the write, whatever the node's durability mode.
+    fn submit_as(
+        &self,
+        key: Vec<u8>,
+        write: WriteRequest,
+        priority: Priority,
+        durable: bool,
+        reply: Reply,
+    ) {
         let hooks = self.hooks();
         if let Err(e) = self
             .check_key(&key)
@@ -144,9 +157,14 @@ impl Writes {
             reply(outcome.map_err(RequestError::from));
         });
         if self.inline {
-            return done(self.apply_inline(key, mutation));
+            return done(self.apply_inline(key, mutation, durable));
         }
-        if let Err((done, e)) = self.writer.submit_with(priority, key, mutation, done) {
+        let queued = if durable {
+            self.writer.submit_durable(priority, key, mutation, done)
+        } else {
+            self.writer.submit_with(priority, key, mutation, done)
+        };
+        if let Err((done, e)) = queued {
             done(Err(WriteError::NotQueued(e)));
         }
     }
@@ -182,6 +200,26 @@ impl Writes {
         items: Vec<(Vec<u8>, Value)>,
         priority: Priority,
     ) -> Vec<Result<Value, RequestError>> {
+        self.merge_batch_as(items, priority, false).await
+    }
+
+    /// As [`merge_batch`](Self::merge_batch), for other nodes' copies, which they count toward
+    /// a quorum: each is acknowledged only once an fsync covers it, even on a `periodic` node
+    /// (docs/cluster.md, "Durability of copies").
+    pub async fn merge_copies(
+        &self,
+        items: Vec<(Vec<u8>, Value)>,
+        priority: Priority,
+    ) -> Vec<Result<Value, RequestError>> {
+        self.merge_batch_as(items, priority, true).await
+    }
+
+    async fn merge_batch_as(
+        &self,
+        items: Vec<(Vec<u8>, Value)>,
+        priority: Priority,
+        durable: bool,
+    ) -> Vec<Result<Value, RequestError>> {
         let pending: Vec<_> = items
             .into_iter()
             .map(|(key, value)| {
@@ -189,7 +227,7 @@ impl Writes {
                 let reply: Reply = Box::new(move |outcome| {
                     let _ = tx.send(outcome);
                 });
-                self.submit(key, WriteRequest::Merge(value), priority, reply);
+                self.submit_as(key, WriteRequest::Merge(value), priority, durable, reply);
                 rx
             })
             .collect();
@@ -205,10 +243,15 @@ impl Writes {
     }
 
     /// Applies one write on the calling thread (inline writes).
-    fn apply_inline(&self, key: Vec<u8>, mutation: Mutation) -> Result<Value, WriteError> {
+    fn apply_inline(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+        durable: bool,
+    ) -> Result<Value, WriteError> {
         let mut batch = [Write::new(key, mutation)];
         self.store.apply(&mut batch)?;
-        if self.store.config().durability == haze_storage::Durability::Sync
+        if (durable || self.store.config().durability == haze_storage::Durability::Sync)
             && !planted!(AckBeforeDurable)
         {
             self.store.sync()?;

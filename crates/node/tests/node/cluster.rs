@@ -486,3 +486,56 @@ async fn nodes_with_disagreeing_tables_never_pass_a_write_back_and_forth() {
     assert!(err.to_string().contains("does not hold this key"), "{err}");
     assert!(forwarded(&cluster) <= 1, "one hop: {}", forwarded(&cluster));
 }
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn periodic_replicas_acknowledge_copies_only_once_synced() {
+    // Every node in `periodic` mode with an hourly fsync: only copies may be durable by the
+    // time a write is acknowledged, and a quorum write needs one.
+    let periodic = StoreConfig {
+        durability: haze_storage::Durability::Periodic {
+            interval_ms: 3_600_000,
+        },
+        ..StoreConfig::default()
+    };
+    let table = PartitionTable::place(None, &ids(), 16, 3).unwrap();
+    let mut nodes = Vec::new();
+    let mut stores = Vec::new();
+    for i in 0..3u64 {
+        let store = haze_testkit::Faulty::new(periodic, [], []);
+        let actor = haze_crdt::ActorId::new(0xd000 + i);
+        nodes.push(TestNode::start_as(config(AckPolicy::Quorum), store.clone(), actor).await);
+        stores.push(store);
+    }
+    let addrs: BTreeMap<NodeId, String> = (0..3)
+        .map(|i| (NodeId(i as u64 + 1), nodes[i].addr.to_string()))
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        node.node.install_view(ClusterView {
+            cluster: CLUSTER,
+            me: NodeId(i as u64 + 1),
+            table: table.clone(),
+            addrs: addrs.clone(),
+            transition: None,
+        });
+    }
+    let keys: Vec<String> = (0..12).map(|i| format!("visits:{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let client = nodes[i % 3].client().await;
+        client.counter_add(key, 1).await.unwrap();
+        // At the acknowledgement, a quorum (2 of 3) holds the write: the coordinator, whose own
+        // copy waits for its hourly fsync, and at least one replica, whose copy must be durable.
+        let primary = table.replicas_of_key(key.as_bytes())[0];
+        let durable: Vec<NodeId> = ids()
+            .into_iter()
+            .filter(|id| stores[id.0 as usize - 1].durable(key.as_bytes()).is_some())
+            .collect();
+        assert!(
+            durable.iter().any(|id| *id != primary),
+            "{key}: acknowledged with no durable copy (durable on {durable:?}, primary {primary})"
+        );
+    }
+    eprintln!("held: 12 quorum writes on periodic nodes, each durable on a copy when acknowledged");
+    for node in nodes {
+        node.stop().await;
+    }
+}

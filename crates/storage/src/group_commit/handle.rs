@@ -60,11 +60,44 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        let queued = Queued {
-            key,
-            mutation,
-            reply,
-        };
+        self.queue(
+            priority,
+            Queued {
+                key,
+                mutation,
+                reply,
+                durable: false,
+            },
+        )
+    }
+
+    /// Queues a write that is acknowledged only after an fsync covering it, whatever the
+    /// store's durability mode: a `periodic` store syncs before answering a commit that holds
+    /// one. For a replica's copy of another node's write, which that node counts toward its
+    /// quorum: a quorum of copies that sit in page caches is lost together by a power cut.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub fn submit_durable(
+        &self,
+        priority: Priority,
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: Reply,
+    ) -> Result<(), (Reply, SubmitError)> {
+        self.queue(
+            priority,
+            Queued {
+                key,
+                mutation,
+                reply,
+                durable: true,
+            },
+        )
+    }
+
+    fn queue(&self, priority: Priority, queued: Queued) -> Result<(), (Reply, SubmitError)> {
         let (refused, why) = match priority {
             Priority::Foreground => match self.sender.try_send(Message::Write(queued)) {
                 Ok(()) => return Ok(()),

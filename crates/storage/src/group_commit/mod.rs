@@ -37,6 +37,9 @@ struct Queued {
     key: Vec<u8>,
     mutation: Mutation,
     reply: Reply,
+    /// Acknowledged only after an fsync that covers it, whatever the store's durability mode
+    /// (see [`WriterHandle::submit_durable`]).
+    durable: bool,
 }
 
 /// Which of the writer's two queues a write waits in.

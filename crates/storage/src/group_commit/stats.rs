@@ -18,6 +18,9 @@ pub struct CommitStats {
     pub commit_size_buckets: [AtomicU64; 8],
     /// Periodic fsyncs (in `periodic` mode).
     pub syncs: AtomicU64,
+    /// Fsyncs of a `periodic` store made at once because a commit held a write that is
+    /// acknowledged only when durable (another node's copy).
+    pub durable_syncs: AtomicU64,
     /// Commits refused because the disk was full (their writes answered with the error).
     pub no_space: AtomicU64,
     /// Passes of the writer's loop: it woke up (for a write, a `Wake`, a stop, or a periodic

@@ -135,6 +135,7 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: Vec<Queued>) {
+        let durable = batch.iter().any(|q| q.durable);
         let (mut writes, replies): (Vec<Write>, Vec<Reply>) = batch
             .into_iter()
             .map(|q| (Write::new(q.key, q.mutation), q.reply))
@@ -146,7 +147,15 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        let result = self.store.apply(&mut writes);
+        let mut result = self.store.apply(&mut writes);
+        // A `sync` store has synced in `apply`; a `periodic` one syncs now if a write of the
+        // batch may only be acknowledged once durable (an fsync covers the whole commit).
+        if result.is_ok() && durable && self.store.config().durability != Durability::Sync {
+            result = self.store.sync();
+            if result.is_ok() {
+                self.stats.durable_syncs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.stats.record(writes.len(), started.elapsed());
         match result {
             Ok(()) => {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use haze_crdt::{ActorId, OrSet, Value};
 use haze_storage::{
-    DiskStore, Durability, Error, GroupCommitter, Mutation, Store, StoreConfig, WriteError,
+    DiskStore, Durability, Error, GroupCommitter, Mutation, Priority, Store, StoreConfig,
+    WriteError,
 };
 use haze_testkit::{Fault, Faulty};
 
@@ -128,6 +129,80 @@ fn a_periodic_fsync_that_fails_stops_the_writer() {
     assert!(committer.handle().has_failed());
     assert!(store.durable(b"a").is_none(), "never made durable");
     println!("injected: EIO from a periodic fsync; held: the writer stopped (\"{refused}\")");
+}
+
+/// Queues a merge that may be acknowledged only once durable (another node's copy) and waits.
+fn write_durable(
+    committer: &GroupCommitter,
+    key: &[u8],
+    value: Value,
+) -> Result<Value, WriteError> {
+    let (tx, rx) = mpsc::channel();
+    committer
+        .handle()
+        .submit_durable(
+            Priority::Foreground,
+            key.to_vec(),
+            Mutation::Merge(value),
+            Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+        )
+        .map_err(|(_, e)| e)
+        .expect("queued");
+    rx.recv().expect("answered")
+}
+
+fn periodic_hourly() -> StoreConfig {
+    StoreConfig {
+        durability: Durability::Periodic {
+            interval_ms: 3_600_000,
+        },
+        ..StoreConfig::default()
+    }
+}
+
+#[test]
+fn a_copy_on_a_periodic_replica_is_acknowledged_only_once_synced() {
+    let store = Faulty::new(periodic_hourly(), [], []);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    assert!(write(&committer, b"client", counter(1, 1)).is_ok());
+    assert!(
+        store.durable(b"client").is_none(),
+        "a client's write in periodic mode is acknowledged before its fsync"
+    );
+    assert!(write_durable(&committer, b"copy", counter(2, 1)).is_ok());
+    assert!(
+        store.durable(b"copy").is_some(),
+        "the copy was acknowledged before an fsync covered it"
+    );
+    assert!(
+        store.durable(b"client").is_some(),
+        "the fsync covers the earlier commit too"
+    );
+    let syncs = committer
+        .handle()
+        .stats()
+        .durable_syncs
+        .load(Ordering::SeqCst);
+    assert_eq!(syncs, 1);
+    println!("held: a periodic replica's copy acknowledged after its fsync ({syncs} sync)");
+}
+
+#[test]
+fn a_copy_whose_fsync_fails_is_refused_and_stops_the_writer() {
+    let store = Faulty::new(periodic_hourly(), [], [Some(Fault::FsyncEio)]);
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let refused = write_durable(&committer, b"copy", counter(1, 1)).unwrap_err();
+    assert!(
+        matches!(&refused, WriteError::Store(Error::Io(_))),
+        "{refused:?}"
+    );
+    assert!(committer.handle().has_failed());
+    assert!(store.durable(b"copy").is_none());
+    println!(
+        "injected: EIO from the fsync of a copy; held: refused (\"{refused}\"), writer stopped"
+    );
 }
 
 /// A tmpfs mounted for a test, unmounted when dropped (also when the test fails).
