@@ -11,9 +11,10 @@ use haze_protocol::Role;
 /// Where the node is.
 #[derive(Debug, Args)]
 pub(crate) struct Addr {
-    /// The node's binary protocol address.
-    #[arg(long, default_value = "127.0.0.1:7700", global = true)]
-    pub(crate) addr: String,
+    /// The node's binary protocol address [default: 127.0.0.1:7700; for `haze local`, the
+    /// node the replica last synced with].
+    #[arg(long, global = true)]
+    pub(crate) addr: Option<String>,
     /// Use only the contacted node's own copy, without routing to the key's replicas
     /// (diagnostics: compare replicas). A write made this way reaches the key's other replicas
     /// through anti-entropy only if the contacted node is one of them.
@@ -129,16 +130,31 @@ pub(crate) fn with_client<T>(
     addr: &Addr,
     f: impl AsyncFnOnce(Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
+    let node = addr.addr.as_deref().unwrap_or(DEFAULT_ADDR);
+    let resolved = addr.credentials.resolve(node)?;
+    let role = if addr.local {
+        Role::Local
+    } else {
+        Role::Client
+    };
+    with_resolved_client(node, role, resolved, f)
+}
+
+/// The node a command connects to when `--addr` is not given.
+pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:7700";
+
+/// Runs `f` with a client of `role` connected to `node` with `resolved` credentials.
+pub(crate) fn with_resolved_client<T>(
+    node: &str,
+    role: Role,
+    resolved: crate::command::profile::Resolved,
+    f: impl AsyncFnOnce(Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let resolved = addr.credentials.resolve(&addr.addr)?;
     let mut config = ClientConfig {
-        role: if addr.local {
-            Role::Local
-        } else {
-            Role::Client
-        },
+        role,
         token: resolved.token,
         ..ClientConfig::default()
     };
@@ -146,7 +162,7 @@ pub(crate) fn with_client<T>(
         config.dial = std::sync::Arc::new(haze_tls::TlsDial::new(config.dial, tls));
     }
     runtime.block_on(async {
-        let client = Client::connect_with(&addr.addr, config).await?;
+        let client = Client::connect_with(node, config).await?;
         f(client).await
     })
 }

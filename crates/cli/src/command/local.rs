@@ -1,7 +1,7 @@
 //! `haze local --replica FILE ...`: the data commands applied offline to a replica file, and its
 //! sync with a node.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -9,10 +9,13 @@ use clap::{Args, Subcommand};
 use haze_client::{Replica, Scalar, Value};
 use haze_crdt::{LwwRegister, OrSet, PnCounter};
 
+use haze_protocol::Role;
+
 use super::data::{
-    Addr, CounterCommand, GetArgs, MergeArgs, RegisterCommand, SetCommand, amount, typed,
-    with_client,
+    Addr, CounterCommand, DEFAULT_ADDR, GetArgs, MergeArgs, RegisterCommand, SetCommand, amount,
+    typed, with_resolved_client,
 };
+use super::profile::{read_at, write_at};
 use crate::clock::{SystemClock, fresh_actor};
 
 #[derive(Debug, Args)]
@@ -48,6 +51,52 @@ pub(crate) enum LocalCommand {
         #[command(flatten)]
         addr: Addr,
     },
+}
+
+/// Where the node a replica syncs with, and the credentials it syncs with, are kept: beside
+/// the replica file, `FILE.remote.json` (mode 0600: it holds the token), a profile for that
+/// node's address (docs/security.md, "Devices").
+fn remote_path(replica: &Path) -> PathBuf {
+    let mut name = replica.as_os_str().to_owned();
+    name.push(".remote.json");
+    PathBuf::from(name)
+}
+
+/// Runs `f` with a client of the node `addr` names, or else of the node the replica last synced
+/// with, using the credentials given (flags, environment, a named profile) or else those kept
+/// with the replica. Once `f` succeeds, keeps the node and the credentials used with the
+/// replica if they changed, so the next `sync` needs neither.
+fn with_remote<T>(
+    replica: &Path,
+    addr: &Addr,
+    f: impl AsyncFnOnce(haze_client::Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let path = remote_path(replica);
+    let kept = match path.try_exists() {
+        Ok(true) => Some(read_at(&path)?),
+        Ok(false) => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let node = addr
+        .addr
+        .clone()
+        .or_else(|| kept.as_ref()?.addresses.first().cloned())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+    let (resolved, used) = addr.credentials.resolve_with(&node, kept.clone())?;
+    let role = if addr.local {
+        Role::Local
+    } else {
+        Role::Client
+    };
+    let result = with_resolved_client(&node, role, resolved, f)?;
+    if kept.as_ref() != Some(&used) {
+        write_at(&path, &used)?;
+        eprintln!(
+            "kept the node ({node}) and its credentials with the replica, in {}",
+            path.display()
+        );
+    }
+    Ok(result)
 }
 
 fn open(path: &std::path::Path) -> anyhow::Result<Replica> {
@@ -119,7 +168,9 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(merged)?);
         }
         LocalCommand::Sync(addr) => {
-            let report = with_client(&addr, async |client| Ok(replica.sync(&client).await?))?;
+            let report = with_remote(&args.replica, &addr, async |client| {
+                Ok(replica.sync(&client).await?)
+            })?;
             println!(
                 "synced {} keys: {} sent, {} updated ({} bytes sent, {} received)",
                 report.checked,
@@ -130,7 +181,7 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
             );
         }
         LocalCommand::Fetch { keys, addr } => {
-            with_client(&addr, async |client| {
+            with_remote(&args.replica, &addr, async |client| {
                 for key in &keys {
                     if replica.fetch(&client, key).await?.is_none() {
                         println!("{key}: not in the store");

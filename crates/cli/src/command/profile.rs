@@ -175,7 +175,22 @@ pub(crate) fn save(name: &str, profile: &Profile) -> anyhow::Result<PathBuf> {
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{name}.json"));
-    let temp = dir.join(format!(".{name}.json.tmp"));
+    write_at(&path, profile)?;
+    Ok(path)
+}
+
+/// Reads a profile kept at `path` (beside a replica file: [`write_at`]).
+pub(crate) fn read_at(path: &Path) -> anyhow::Result<Profile> {
+    read(path)
+}
+
+/// Writes `profile` to `path` (mode 0600: it may hold a token), atomically: a temporary file
+/// beside it, synced, then renamed over it.
+pub(crate) fn write_at(path: &Path, profile: &Profile) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let temp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -187,24 +202,38 @@ pub(crate) fn save(name: &str, profile: &Profile) -> anyhow::Result<PathBuf> {
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", temp.display()))?;
-    std::fs::rename(&temp, &path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 impl Credentials {
     /// What a connection to `addr` uses: each of the CA, TLS and the token from its flag, or
     /// else its environment variable, or else the profile.
     pub(crate) fn resolve(&self, addr: &str) -> anyhow::Result<Resolved> {
+        self.resolve_with(addr, None).map(|(resolved, _)| resolved)
+    }
+
+    /// As [`resolve`](Self::resolve), with `kept` (the credentials kept with a replica) in
+    /// place of a profile found by address when no profile is named and `kept` is for `addr`;
+    /// also returns what was used, as a profile for `addr` (the CA as an absolute path).
+    pub(crate) fn resolve_with(
+        &self,
+        addr: &str,
+        kept: Option<Profile>,
+    ) -> anyhow::Result<(Resolved, Profile)> {
         let named = self.profile.clone().or_else(|| env("HAZE_PROFILE"));
         let profile = match named {
             Some(name) => load(&name)?,
-            None => find_for(addr).unwrap_or_default(),
+            None => match kept.filter(|k| k.addresses.iter().any(|a| a == addr)) {
+                Some(kept) => kept,
+                None => find_for(addr).unwrap_or_default(),
+            },
         };
         let ca = self
             .tls_ca
             .clone()
             .or_else(|| env("HAZE_TLS_CA").map(PathBuf::from))
-            .or(profile.ca);
+            .or(profile.ca)
+            .map(|ca| std::path::absolute(&ca).unwrap_or(ca));
         let tls = if ca.is_some() || self.tls || profile.tls {
             let config =
                 haze_tls::client_config(ca.as_deref(), None).with_context(|| match &ca {
@@ -221,7 +250,13 @@ impl Credentials {
             .or_else(|| env("HAZE_TOKEN"))
             .or(profile.token)
             .filter(|t| !t.trim().is_empty());
-        Ok(Resolved { tls, token })
+        let used = Profile {
+            tls: tls.is_some() && ca.is_none(),
+            ca,
+            token: token.clone(),
+            addresses: vec![addr.to_string()],
+        };
+        Ok((Resolved { tls, token }, used))
     }
 
     /// A client of the controller at `addr`, with TLS and the token as resolved.

@@ -567,3 +567,90 @@ fn slow_headers_are_cut_off_while_others_are_served_and_one_address_cannot_take_
     );
     drop(held);
 }
+
+#[test]
+fn a_replica_keeps_its_node_and_scoped_token_for_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (haze, controller, nodes) = secure_cluster(dir.path());
+    let device = token(
+        &haze,
+        &controller,
+        &[
+            "--prefix",
+            "user:42/",
+            "--read",
+            "--write",
+            "--expires",
+            "1d",
+        ],
+    );
+    let ca = haze.ca().expect("a secure binary has a CA");
+    let replica = dir.path().join("phone.haze");
+    let kept = dir.path().join("phone.haze.remote.json");
+    // A device's command: no CA, token or profile of its own but what it is given.
+    let local = |args: &[&str]| {
+        let mut cmd = haze.command();
+        for var in ["HAZE_TLS_CA", "HAZE_TOKEN"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("HAZE_CONFIG_DIR", dir.path().join("device-config"));
+        cmd.arg("local").arg("--replica").arg(&replica).args(args);
+        output(cmd)
+    };
+    let first = local(&["set", "add", "user:42/list", "milk"]);
+    assert!(first.ok, "{}", first.stderr);
+
+    // The first sync is given the node, the CA and the token; it keeps them with the replica.
+    let ca_flag = ca.to_string_lossy().into_owned();
+    let given = [
+        "sync",
+        "--addr",
+        &nodes[0].addr,
+        "--tls-ca",
+        &ca_flag,
+        "--token",
+        &device,
+    ];
+    let synced = local(&given);
+    assert!(synced.ok, "{}", synced.stderr);
+    assert!(synced.stderr.contains("kept the node"), "{}", synced.stderr);
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(
+        text.contains(&device) && text.contains(&nodes[0].addr),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the kept token is readable by others");
+    }
+
+    // The next edits sync with no flags at all, through the kept node, CA and token, and say
+    // nothing more about keeping them.
+    let second = local(&["set", "add", "user:42/list", "eggs"]);
+    assert!(second.ok, "{}", second.stderr);
+    let again = local(&["sync"]);
+    assert!(again.ok, "{}", again.stderr);
+    assert!(!again.stderr.contains("kept the node"), "{}", again.stderr);
+    let members = haze.ok(&nodes[1], &["set", "members", "user:42/list"]);
+    assert_eq!(members, "eggs\nmilk\n");
+
+    // The kept token is scoped: a key outside its prefix is refused and nothing is written.
+    let outside = local(&["set", "add", "user:43/list", "cake"]);
+    assert!(outside.ok, "{}", outside.stderr);
+    let refused = local(&["sync"]);
+    assert!(!refused.ok, "a sync outside the token's prefix succeeded");
+    assert!(refused.stderr.contains("forbidden"), "{}", refused.stderr);
+    let other = haze.run(&nodes[2], &["set", "members", "user:43/list"]);
+    assert!(other.stdout.trim().is_empty(), "{}", other.stdout);
+
+    // Kept credentials go only to the node they were kept for: another address gets none.
+    let elsewhere = local(&["sync", "--addr", &nodes[1].addr]);
+    assert!(!elsewhere.ok, "a sync elsewhere used the kept token");
+    eprintln!(
+        "held: the replica kept node, CA and token (0600); a flag-free sync used them; \
+         out of prefix refused ({})",
+        refused.stderr.lines().last().unwrap_or_default()
+    );
+}
