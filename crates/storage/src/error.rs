@@ -95,6 +95,19 @@ impl Error {
         matches!(self, Error::NoSpace(_))
     }
 
+    /// Returns whether the error (or the failure that stopped the store) is the disk or a
+    /// quota being full: [`Error::NoSpace`], or an I/O error with ENOSPC/EDQUOT (a flush to
+    /// redb, which then stops the store; or opening a data directory, whose log replay needs
+    /// about as much room again in redb).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::NoSpace(_) => true,
+            Error::Stopped(failure) => failure.is_disk_full(),
+            Error::Io(e) => e.source.as_deref().is_some_and(is_no_space),
+            _ => false,
+        }
+    }
+
     /// Returns the key whose stored value is corrupt, if that is the error.
     pub fn corrupt_key(&self) -> Option<&[u8]> {
         match self {

@@ -10,6 +10,7 @@
 //! | [`store`] | [`FailingStore`] (every commit fails), [`Gated`] (holds, fails the n-th commit, counts syncs), [`Faulty`] (a disk that fails on cue: ENOSPC or EIO from a write or an fsync, and what a crash would keep) | always |
 //! | `node` | `TestNode`: a node in this process on loopback (protocol and HTTP ports); `start_nodes`: several, for a cluster | `node` |
 //! | `controller` | `TestController`: the real controller's API on loopback; `poll_controller`: one poll of the loop a node follows it with | `node` |
+//! | [`tmpfs`] | [`Tmpfs`]: a small filesystem of its own (mounted as root; skipped with a message elsewhere, never in CI) for a test that fills a disk | always |
 //! | `process` | `Haze` (the binary at a path), `Process` (a running `haze serve` / `haze controller`: its log, panic detection, kill, SIGTERM), a cluster of processes, `haze` commands | `process` |
 //!
 //! The workspace dependency has no default features: a crate's tests name the features they
@@ -26,6 +27,7 @@ pub mod node;
 #[cfg(feature = "process")]
 pub mod process;
 pub mod store;
+pub mod tmpfs;
 
 #[cfg(feature = "node")]
 pub use controller::{TestController, poll_controller};
@@ -34,3 +36,4 @@ pub use node::{TestNode, start_nodes};
 #[cfg(feature = "process")]
 pub use process::{Haze, Output, Process, pause};
 pub use store::{FailingStore, Fault, Faulty, Gated};
+pub use tmpfs::Tmpfs;

@@ -257,8 +257,23 @@ pub(crate) async fn start_node(
         anti_entropy_interval: Duration::from_millis(args.anti_entropy_ms.max(10)),
         ..NodeConfig::default()
     };
-    let store = DiskStore::open(&args.data, store_config)
-        .with_context(|| format!("opening the data directory {}", args.data.display()))?;
+    let store = DiskStore::open(&args.data, store_config).map_err(|e| {
+        let full = e.is_disk_full();
+        let e = anyhow::Error::new(e).context(format!(
+            "opening the data directory {}",
+            args.data.display()
+        ));
+        if full {
+            // The log holds every acknowledged write; replaying it into redb needs room.
+            e.context(
+                "the disk is full: nothing is lost (the log is kept until it is in haze.redb), \
+                 but replaying the log needs about its size again in free space; free some or \
+                 grow the volume, then start the node again",
+            )
+        } else {
+            e
+        }
+    })?;
     let actor = fresh_actor().context("reading /dev/urandom for the node's actor id")?;
     let mut binds = resolve(&args.listen).await?;
     binds.extend(resolve(&args.http).await?);

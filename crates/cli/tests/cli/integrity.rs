@@ -343,3 +343,153 @@ fn a_value_damaged_in_the_btree_fails_its_read_with_corrupt_and_haze_scrub_finds
     let said = scrub(true);
     assert!(said.contains("0 corrupt"), "{said}");
 }
+
+/// `GET path` on `http` (`host:port`): the status line and the body.
+fn http_get(http: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(http).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, body.to_string())
+}
+
+/// A set member large enough that a few thousand fill a small disk.
+fn member(key: &str) -> Scalar {
+    Scalar::String(format!("{key}:{}", "x".repeat(2000)))
+}
+
+#[test]
+fn a_node_whose_filesystem_fills_refuses_writes_serves_reads_and_resumes_losing_nothing() {
+    let Some(fs) = haze_testkit::Tmpfs::mount("16m") else {
+        return;
+    };
+    let data = fs.path().join("data");
+    // Room to free once the disk is full.
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![1u8; 2 * 1024 * 1024]).unwrap();
+    let node = HAZE.serve(&data, &["--durability", "sync"]);
+
+    // Four writers, each until it has been refused three times.
+    let (acknowledged, refusals) = runtime().block_on(async {
+        let writers = (0..4).map(|t| {
+            let addr = node.addr.clone();
+            tokio::spawn(async move {
+                let client = Client::connect(&addr).await.unwrap();
+                let (mut acked, mut refused) = (Vec::new(), Vec::new());
+                for n in 0..100_000 {
+                    let key = format!("fill:{t}:{n:05}");
+                    match client.set_add(&key, [member(&key)]).await {
+                        Ok(_) => acked.push(key),
+                        Err(e) => {
+                            refused.push(e.to_string());
+                            if refused.len() == 3 {
+                                break;
+                            }
+                        }
+                    }
+                }
+                (acked, refused)
+            })
+        });
+        let mut acknowledged = Vec::new();
+        let mut refusals = Vec::new();
+        for writer in writers.collect::<Vec<_>>() {
+            let (acked, refused) = writer.await.unwrap();
+            acknowledged.extend(acked);
+            refusals.extend(refused);
+        }
+        (acknowledged, refusals)
+    });
+    println!(
+        "injected: a 16 MiB filesystem filled by 4 writers; {} writes acknowledged, {} refused",
+        acknowledged.len(),
+        refusals.len()
+    );
+    assert_eq!(refusals.len(), 12, "every writer was refused three times");
+    for refusal in &refusals {
+        assert!(
+            refusal.contains("unavailable") && refusal.contains("full"),
+            "a write on a full disk was refused with {refusal:?}"
+        );
+    }
+    let (status, body) = http_get(&node.http, "/health");
+    assert!(status.contains("503"), "{status} {body}");
+    assert!(body.contains("disk_full"), "{body}");
+    // Reads go on.
+    let first = &acknowledged[0];
+    assert!(ok(&node, &["set", "members", first]).starts_with(first.as_str()));
+
+    // Room again: writes resume by themselves.
+    std::fs::remove_file(&ballast).unwrap();
+    let resumed = runtime().block_on(async {
+        let client = Client::connect(&node.addr).await.unwrap();
+        client.set_add("after", [member("after")]).await
+    });
+    assert!(
+        resumed.is_ok(),
+        "no write after room was freed: {resumed:?}"
+    );
+    let (status, body) = http_get(&node.http, "/health");
+    assert!(status.contains("200"), "{status} {body}");
+
+    // A crash, and a restart on the disk as full as it was: replaying the log into redb needs
+    // room, so the node refuses to start, saying why and that nothing is lost.
+    node.kill();
+    let mut restart = HAZE
+        .serve_command(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    for _ in 0..200 {
+        exited = restart.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        haze_testkit::pause(100);
+    }
+    if exited.is_none() {
+        let _ = restart.kill();
+        let _ = restart.wait();
+        panic!("the node started on a disk without room to replay its log");
+    }
+    let mut refused = String::new();
+    std::io::Read::read_to_string(&mut restart.stderr.take().unwrap(), &mut refused).unwrap();
+    assert!(
+        refused.contains("the disk is full: nothing is lost"),
+        "{refused}"
+    );
+    // The volume grows (an operator's fix): the node starts with every acknowledged write.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=48m"])
+        .arg(fs.path())
+        .status()
+        .unwrap();
+    assert!(grown.success(), "growing the tmpfs");
+    let node = HAZE.serve(&data, &[]);
+    let missing = runtime().block_on(async {
+        let client = Client::connect(&node.addr).await.unwrap();
+        let mut missing = Vec::new();
+        for key in acknowledged.iter().chain([&"after".to_string()]) {
+            let set: Option<haze_crdt::OrSet<Scalar>> = client.get_typed(key).await.unwrap();
+            if !set.is_some_and(|s| s.contains(&member(key))) {
+                missing.push(key.clone());
+            }
+        }
+        missing
+    });
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    println!(
+        "held: writes refused with \"{}\", /health said disk_full, reads served, writes resumed \
+         once 2 MiB were freed; after a SIGKILL the restart on the full disk refused (\"{}\"), \
+         and on the grown volume {} acknowledged writes were checked: 0 lost",
+        refusals[0],
+        refused.lines().next().unwrap_or_default(),
+        acknowledged.len() + 1
+    );
+}

@@ -11,7 +11,7 @@ use haze_storage::{
     DiskStore, Durability, Error, GroupCommitter, Mutation, Priority, Store, StoreConfig,
     WriteError,
 };
-use haze_testkit::{Fault, Faulty};
+use haze_testkit::{Fault, Faulty, Tmpfs};
 
 use crate::suite::counter;
 
@@ -205,51 +205,6 @@ fn a_copy_whose_fsync_fails_is_refused_and_stops_the_writer() {
     );
 }
 
-/// A tmpfs mounted for a test, unmounted when dropped (also when the test fails).
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (as `mount -o size=`), or says why not: a test that needs one
-    /// skips with a message, but never where `CI=true` (CI runs the tests as root).
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match mounted {
-            Ok(out) if out.status.success() => Some(Tmpfs(dir)),
-            other => {
-                let why = match other {
-                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI runs as root and must mount a tmpfs: {why}"
-                );
-                println!(
-                    "SKIPPED: mounting a {size} tmpfs is not permitted here ({why}); run as root"
-                );
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let path = self.0.path();
-        let unmounted = std::process::Command::new("umount").arg(path).status();
-        if !unmounted.is_ok_and(|s| s.success()) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(path)
-                .status();
-        }
-    }
-}
-
 fn big_value(tag: &str) -> Value {
     let mut set = OrSet::<String>::new();
     set.insert(ActorId::new(1), format!("{tag}:{}", "x".repeat(2000)));
@@ -261,9 +216,9 @@ fn the_disk_store_on_a_filesystem_that_fills_refuses_writes_then_resumes_losing_
     let Some(fs) = Tmpfs::mount("8m") else {
         return;
     };
-    let data = fs.0.path().join("data");
+    let data = fs.path().join("data");
     // Room to free later.
-    let ballast = fs.0.path().join("ballast");
+    let ballast = fs.path().join("ballast");
     std::fs::write(&ballast, vec![1u8; 1024 * 1024]).unwrap();
     let config = StoreConfig {
         flush_bytes: 256 * 1024 * 1024, // no flush: the log is what fills the disk
