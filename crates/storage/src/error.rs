@@ -108,6 +108,15 @@ impl Error {
         }
     }
 
+    /// The error as [`Error::NoSpace`] if it says the disk is full (see
+    /// [`is_disk_full`](Self::is_disk_full)), so that it is retryable; else itself.
+    pub(crate) fn into_no_space(self) -> Error {
+        match self {
+            Error::Io(e) if e.source.as_deref().is_some_and(is_no_space) => Error::NoSpace(e),
+            other => other,
+        }
+    }
+
     /// Returns the key whose stored value is corrupt, if that is the error.
     pub fn corrupt_key(&self) -> Option<&[u8]> {
         match self {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable};
 
 use crate::disk_store::{
-    DIGESTS, DIGESTS_KEY, VALUES, bucket_of, bucket_sum, digests_blob, parse_digests,
+    DIGESTS, DIGESTS_KEY, Db, VALUES, bucket_of, bucket_sum, digests_blob, parse_digests,
 };
 use crate::entry::{self, Slot};
 use crate::error::{engine, io, io_at};
@@ -47,35 +47,66 @@ pub(crate) struct Flusher {
     /// Set when the flush should finish without resting: the next flush is due (writes pile
     /// up behind this one), or the writer waits for it (a close, a flush that must start).
     hurry: Arc<AtomicBool>,
+    /// What to flush again if this flush finds the disk full ([`Flusher::retry`]).
+    plan: FlushPlan,
+}
+
+/// What a flush writes: the frozen table, the segment it ends before, the digests after.
+#[derive(Debug, Clone)]
+pub(crate) struct FlushPlan {
+    /// Segments older than this one are deleted once the values are in redb.
+    pub(crate) seq: u64,
+    pub(crate) values: Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// The digests redb will hold after (checked in debug builds).
+    pub(crate) expected: Vec<u64>,
 }
 
 impl Flusher {
-    /// Starts writing `values` to `db`, then deleting the log segments of `dir` older than
-    /// `seq`. `expected` are the digests redb will hold after (checked in debug builds).
-    pub(crate) fn start(
-        db: Arc<Database>,
-        dir: PathBuf,
-        seq: u64,
-        values: Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
-        expected: Vec<u64>,
-    ) -> Result<Self> {
+    /// Starts writing the plan's values to `db`, then deleting the log segments of `dir` older
+    /// than its `seq`. If redb meets a full disk, the flush ends with [`Error::NoSpace`] after
+    /// reopening the database (see the `db` module): the values stay in the frozen table and
+    /// the log, and [`plan`](Self::plan) says what to flush again.
+    pub(crate) fn start(db: Arc<Db>, dir: PathBuf, plan: FlushPlan) -> Result<Self> {
         let hurry = Arc::new(AtomicBool::new(false));
         let told = hurry.clone();
+        let job = plan.clone();
         let thread = std::thread::Builder::new()
             .name("haze-flusher".into())
             .spawn(move || {
-                let (digests, recomputed) = write_to_redb(&db, &values, &told)?;
+                let written = db
+                    .get()
+                    .and_then(|handle| write_to_redb(&handle, &job.values, &told));
+                let (digests, recomputed) = match written {
+                    Ok(done) => done,
+                    Err(e) if e.is_disk_full() => {
+                        // redb refuses every later call until reopened; the writer tries the
+                        // flush again later (a reopen that fails leaves reads failing until
+                        // the next try reopens it).
+                        let _ = db.reopen();
+                        return Err(e.into_no_space());
+                    }
+                    Err(e) => return Err(e),
+                };
                 // A bucket computed again (a damaged entry replaced) counts damaged entries as
                 // absent, which the store's own digest may not have known yet.
                 debug_assert!(
                     (0..DIGEST_BUCKETS)
-                        .all(|b| recomputed.contains(&b) || digests[b] == expected[b]),
+                        .all(|b| recomputed.contains(&b) || digests[b] == job.expected[b]),
                     "redb's digests differ from those of the store's contents"
                 );
-                delete_segments_before(&dir, seq)
+                delete_segments_before(&dir, job.seq)
             })
             .map_err(io("starting the flusher thread"))?;
-        Ok(Flusher { thread, hurry })
+        Ok(Flusher {
+            thread,
+            hurry,
+            plan,
+        })
+    }
+
+    /// What this flush writes (to start it again after it found the disk full).
+    pub(crate) fn plan(&self) -> &FlushPlan {
+        &self.plan
     }
 
     /// Tells the flush to finish without resting (and wakes it if it rests).

@@ -82,7 +82,7 @@ impl DiskStore {
             .map(|(k, _)| k.clone())
             .collect();
         let mut deleted = in_table.len() as u64;
-        let mut txn = self.db.begin_write().map_err(engine(CONTEXT))?;
+        let mut txn = self.db.get()?.begin_write().map_err(engine(CONTEXT))?;
         // No fsync while clients' writes wait for the writer (see above).
         txn.set_durability(redb::Durability::None)
             .map_err(engine(CONTEXT))?;

@@ -1,6 +1,7 @@
 //! The durable store: a write-ahead log and in-memory tables of recent writes, flushed to redb
 //! in the background.
 //!
+//! * `db` — redb's database behind a handle that reopens it after an I/O error (a full disk).
 //! * `layout` — redb's tables, the format marker, the stored bucket digests.
 //! * `open` — opening a directory: the format check, then the log's replay.
 //! * `read` — reads: the recent tables first, then redb; every entry served is verified.
@@ -8,6 +9,7 @@
 //! * `write` — the writer's commits, and starting and finishing flushes.
 //! * `delete` — deleting the keys of digest buckets (a partition that moved away).
 
+mod db;
 mod delete;
 mod layout;
 mod open;
@@ -21,8 +23,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use haze_crdt::Value;
-use redb::Database;
 
+pub(crate) use self::db::Db;
 pub(crate) use self::layout::{
     DIGESTS, DIGESTS_KEY, VALUES, bucket_of, bucket_sum, digests_blob, parse_digests,
 };
@@ -54,7 +56,7 @@ use crate::{
 /// refused without effect and the store goes on ([`Error::NoSpace`]); any other failure of a
 /// commit, or of an fsync, stops it.
 pub struct DiskStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     dir: PathBuf,
     /// The values written since the last completed flush; the log holds each durably.
     recent: RwLock<Tables>,
@@ -109,6 +111,10 @@ struct WriterState {
     /// The first failure of a flush: the store then refuses writes, and closing it leaves the
     /// log alone for the next open to replay.
     failed: Option<Error>,
+    /// A flush that found the disk full, to start again once `RETRY_AFTER` has passed: its
+    /// values stay in the frozen table (readers see them) and in the log. Writes are refused
+    /// with [`Error::NoSpace`] until it starts again.
+    retry: Option<(crate::flush::FlushPlan, std::time::Instant, Error)>,
 }
 
 impl std::fmt::Debug for DiskStore {

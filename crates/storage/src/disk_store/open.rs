@@ -8,7 +8,7 @@ use haze_crdt::Value;
 use redb::Database;
 
 use super::layout::{check_format, stored_buckets, upgrade_values};
-use super::{DiskStore, WriterState, lock};
+use super::{Db, DiskStore, WriterState, lock};
 use crate::error::{engine, io_at};
 use crate::scrub::Integrity;
 use crate::wal::{
@@ -87,7 +87,7 @@ impl DiskStore {
         let wal = Wal::create(&segment_path(dir, seq), next_record)?;
         sync_dir(dir)?;
         let store = DiskStore {
-            db: Arc::new(db),
+            db: Arc::new(Db::new(dir.join("haze.redb"), db)),
             dir: dir.to_path_buf(),
             recent: RwLock::default(),
             writer: Mutex::new(WriterState {
@@ -96,6 +96,7 @@ impl DiskStore {
                 flusher: None,
                 opened: false,
                 failed: None,
+                retry: None,
             }),
             buckets: Mutex::new(Vec::new()),
             deletes_waiting: AtomicUsize::new(0),
@@ -103,7 +104,9 @@ impl DiskStore {
             integrity: Integrity::default(),
             torn_tail,
         };
-        *lock(&store.buckets) = stored_buckets(&store.db)?;
+        let db = store.db.get()?;
+        *lock(&store.buckets) = stored_buckets(&db)?;
+        drop(db);
         store.replay(replay)?;
         lock(&store.writer).opened = true;
         Ok(store)

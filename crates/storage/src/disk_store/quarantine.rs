@@ -36,7 +36,7 @@ impl DiskStore {
         let key = &skey[8..];
         let _writer = lock(&self.writer); // no commit meanwhile
         let done = (|| -> Result<bool> {
-            let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
+            let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
             let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let current = match tables.newest(skey) {

@@ -86,7 +86,7 @@ impl DiskStore {
         }
         // A reader of redb that starts after a flush committed may also see values still in
         // the tables: the same bytes, and the tables' come first.
-        let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
+        let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
         let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
         let range = (
             start.as_ref().map(Vec::as_slice),
@@ -124,7 +124,7 @@ impl DiskStore {
         {
             return Ok(Some(v.clone()));
         }
-        let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
+        let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
         let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
         let found = table.get(skey).map_err(engine(CONTEXT))?;
         Ok(found.map(|v| v.value().to_vec()))

@@ -11,7 +11,7 @@ use super::{DiskStore, WriterState, lock};
 use crate::apply::merged_value;
 use crate::entry::{self, Slot, printable};
 use crate::error::engine;
-use crate::flush::Flusher;
+use crate::flush::{FlushPlan, Flusher};
 use crate::key::{decode, digest_bucket, ring_hash, store_key};
 use crate::scrub::Integrity;
 use crate::wal::{Wal, segment_path, sync_dir};
@@ -27,6 +27,15 @@ impl DiskStore {
             for write in batch.iter_mut() {
                 write.outcome = None; // nothing of it was applied
             }
+            // A flush that met a full disk makes redb refuse every call until it is reopened:
+            // a commit that read from redb meanwhile failed for that, not for itself.
+            let e = match &writer.flusher {
+                Some(_) if !e.is_retryable() => match self.finish_flush(&mut writer) {
+                    Err(flush) if flush.is_retryable() => flush,
+                    _ => e,
+                },
+                _ => e,
+            };
             if !e.is_retryable() {
                 // An fsync (or a write other than for room) failed: the log can no longer be
                 // trusted to hold what it was given. Refuse every later commit.
@@ -97,7 +106,7 @@ impl DiskStore {
         let mut repaired = 0;
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let txn = self.db.begin_read().map_err(engine(CONTEXT))?;
+            let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
             let stored: ReadOnlyTable<&'static [u8], &'static [u8]> =
                 txn.open_table(VALUES).map_err(engine(CONTEXT))?;
             for write in batch.iter_mut() {
@@ -200,16 +209,63 @@ impl DiskStore {
         Ok(())
     }
 
-    /// Waits for the flush in progress, if any, then forgets its frozen table.
+    /// Waits for the flush in progress, if any, then forgets its frozen table. A flush that
+    /// found the disk full keeps its table, is set to start again ([`WriterState::retry`]),
+    /// and its [`Error::NoSpace`] is returned. A flush waiting to start again is started now if
+    /// its wait is over (and waited for), else its error is returned.
     pub(super) fn finish_flush(&self, writer: &mut WriterState) -> Result<()> {
+        self.retry_flush(writer)?;
         if let Some(flusher) = writer.flusher.take() {
-            flusher.join()?;
+            let plan = flusher.plan().clone();
+            match flusher.join() {
+                Ok(()) => {}
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(
+                        error = %e,
+                        "a flush to haze.redb found the disk full: writes are refused until it \
+                         succeeds (it is tried again every second); reads are served"
+                    );
+                    writer.retry = Some((plan, retry_at(), e.clone()));
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
             self.recent
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .frozen = None;
         }
         Ok(())
+    }
+
+    /// Starts again the flush that found the disk full, once its wait is over (after a reopen
+    /// of redb if the flusher's failed); until then answers with its error.
+    fn retry_flush(&self, writer: &mut WriterState) -> Result<()> {
+        let Some((plan, at, error)) = writer.retry.take() else {
+            return Ok(());
+        };
+        if !due(at) {
+            writer.retry = Some((plan, at, error.clone()));
+            return Err(error);
+        }
+        if !self.db.is_open()
+            && let Err(e) = self.db.reopen()
+        {
+            tracing::warn!(error = %e, "haze.redb could not be reopened yet");
+            writer.retry = Some((plan, retry_at(), error.clone()));
+            return Err(error);
+        }
+        match Flusher::start(self.db.clone(), self.dir.clone(), plan.clone()) {
+            Ok(flusher) => {
+                tracing::info!("trying again the flush to haze.redb that found the disk full");
+                writer.flusher = Some(flusher);
+                Ok(())
+            }
+            Err(e) => {
+                writer.retry = Some((plan, retry_at(), error));
+                Err(e)
+            }
+        }
     }
 
     /// Starts a flush: a new log segment takes the next writes, the active table is frozen, and
@@ -234,7 +290,12 @@ impl DiskStore {
         // The digests of exactly redb plus the frozen table (the writer is held: nothing newer):
         // what redb's own digests will be after the flush.
         let buckets = lock(&self.buckets).clone();
-        let flusher = Flusher::start(self.db.clone(), self.dir.clone(), seq, frozen, buckets)?;
+        let plan = FlushPlan {
+            seq,
+            values: frozen,
+            expected: buckets,
+        };
+        let flusher = Flusher::start(self.db.clone(), self.dir.clone(), plan)?;
         writer.flusher = Some(flusher);
         Ok(())
     }
@@ -245,10 +306,15 @@ impl DiskStore {
         if let Some(failure) = &writer.failed {
             return Err(Error::stopped(failure));
         }
+        // A flush waiting to start again (the disk was full): writes are refused until it has
+        // started; it then runs while the writer goes on.
+        self.retry_flush(writer)?;
         if writer.flusher.as_ref().is_some_and(Flusher::is_finished)
             && let Err(e) = self.finish_flush(writer)
         {
-            writer.failed = Some(e.clone());
+            if !e.is_retryable() {
+                writer.failed = Some(e.clone());
+            }
             return Err(e);
         }
         Ok(())
@@ -259,4 +325,23 @@ impl DiskStore {
         self.start_flush(writer)?;
         self.finish_flush(writer)
     }
+}
+
+/// How long a flush that found the disk full waits before it is tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "paces the retries of a flush on a full disk, as the flusher paces its commits"
+)]
+fn retry_at() -> std::time::Instant {
+    std::time::Instant::now() + RETRY_AFTER
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "paces the retries of a flush on a full disk, as the flusher paces its commits"
+)]
+fn due(at: std::time::Instant) -> bool {
+    std::time::Instant::now() >= at
 }
