@@ -13,7 +13,7 @@ use std::time::Duration;
 use haze_client::{Client, Scalar};
 use haze_crdt::LwwRegister;
 
-use crate::harness::{HAZE, haze, ok, run};
+use crate::harness::{HAZE, Process, haze, ok, run};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -522,5 +522,85 @@ fn fill_the_disk(flush_mib: &str) {
             .find(|l| l.starts_with("error"))
             .unwrap_or_default(),
         acknowledged.len() + 1
+    );
+}
+
+#[test]
+fn a_value_damaged_on_one_replica_is_read_whole_through_the_cluster_and_repaired_from_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let haze = HAZE.secure(dir.path());
+    // Anti-entropy out of the way: the repair is the read's.
+    let flags = ["--anti-entropy-ms", "600000"];
+    let (controller, mut nodes) = haze.cluster(dir.path(), 3, &["--partitions", "16"], &flags);
+    let out = haze.cluster_ok(&controller.addr, &["add", "n1", "n2", "n3", "--wait"]);
+    assert!(out.contains("done: epoch"), "{out}");
+    for node in &nodes {
+        node.wait_for_log("cluster view installed");
+    }
+    let canary = "canary-8d41e07b2c";
+    haze.ok(&nodes[0], &["register", "set", "reg:canary", canary]);
+    for i in 0..20 {
+        haze.ok(&nodes[i % 3], &["register", "set", &key(i), &value(i)]);
+    }
+    // Every replica holds the canary (a quorum write's third copy may trail it).
+    let local = |node: &Process| haze.run(node, &["register", "get", "reg:canary", "--local"]);
+    for node in &nodes {
+        let mut held = local(node);
+        for _ in 0..50 {
+            if held.ok {
+                break;
+            }
+            haze_testkit::pause(100);
+            held = local(node);
+        }
+        assert_eq!(held.stdout.trim(), canary, "{held:?}");
+    }
+
+    // Node 3 stops cleanly (its values flushed into haze.redb) and a bit flips under the key.
+    let victim = nodes.pop().unwrap();
+    let addr = victim.addr.clone();
+    let (status, clean) = victim.terminate();
+    assert!(status.success() && clean);
+    let data = dir.path().join("node3");
+    let redb = data.join("haze.redb");
+    let mut bytes = std::fs::read(&redb).unwrap();
+    let found = find(&bytes, canary.as_bytes());
+    assert!(!found.is_empty(), "the value is in the B-tree");
+    for &at in &found {
+        bytes[at + 9] ^= 0x02;
+    }
+    std::fs::write(&redb, &bytes).unwrap();
+    println!("injected: a bit flipped under reg:canary in node 3's haze.redb (at {found:?})");
+    let mut node_flags = vec!["--controller", controller.addr.as_str()];
+    node_flags.extend(flags);
+    let victim = haze.serve_at(&data, &addr, &node_flags);
+    victim.wait_for_log("cluster view installed");
+    let own = local(&victim);
+    assert!(!own.ok && own.stderr.contains("corrupt"), "{own:?}");
+    println!("held: node 3's own copy is refused: {}", own.stderr.trim());
+
+    // A read through the damaged node merges a majority of replicas: the others' copies answer,
+    // and the read writes the healthy state back to node 3.
+    let routed = haze.run(&victim, &["register", "get", "reg:canary"]);
+    assert!(routed.ok, "{routed:?}");
+    assert_eq!(routed.stdout.trim(), canary);
+    let mut repaired = local(&victim);
+    for _ in 0..50 {
+        if repaired.ok {
+            break;
+        }
+        haze_testkit::pause(100);
+        repaired = local(&victim);
+    }
+    assert_eq!(repaired.stdout.trim(), canary, "{repaired:?}");
+    for (i, node) in nodes.iter().chain([&victim]).enumerate() {
+        for k in 0..20 {
+            let read = haze.ok(node, &["register", "get", &key(k)]);
+            assert_eq!(read.trim(), value(k), "{} via node {}", key(k), i + 1);
+        }
+    }
+    println!(
+        "held: the routed read answered the healthy value and repaired node 3's copy; 21 keys \
+         read through every node"
     );
 }

@@ -128,12 +128,25 @@ where
     Fut: Future<Output = Result<Response, RequestError>>,
 {
     let mut tried = Vec::new();
+    let mut local = Some(local);
     for (i, &replica) in replicas.iter().enumerate() {
-        if replica == view.me {
-            return Ok((i, local().await?));
+        if replica == view.me
+            && let Some(local) = local.take()
+        {
+            match local().await {
+                Ok(answer) => return Ok((i, answer)),
+                // A damaged copy (quarantined until repaired): another replica answers.
+                Err(e) if e.to_wire().code == ErrorCode::Corrupt => {
+                    tried.push(format!("{replica}: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         }
         match forward(cluster, view, replica, request.clone(), true).await {
-            Ok(Response::Error(e)) if retry_elsewhere(&e) => tried.push(format!("{replica}: {e}")),
+            Ok(Response::Error(e)) if retry_elsewhere(&e) || e.code == ErrorCode::Corrupt => {
+                tried.push(format!("{replica}: {e}"));
+            }
             Ok(Response::Error(e)) => return Err(RequestError::Remote(e)),
             Ok(answer) => return Ok((i, answer)),
             Err(e) => tried.push(format!("{replica}: {e}")),

@@ -140,13 +140,13 @@ async fn quorum_read(
     digest: bool,
 ) -> Result<Response, RequestError> {
     if digest {
-        let mut digests = gather::<u64>(cluster, view, key, needed).await?;
-        if digests.iter().all(|(_, d)| *d == digests[0].1) {
+        let (mut digests, damaged) = gather::<u64>(cluster, view, key, needed).await?;
+        if damaged.is_empty() && digests.iter().all(|(_, d)| *d == digests[0].1) {
             return Ok(Response::Digest(digests.swap_remove(0).1));
         }
     }
-    let values = gather::<Value>(cluster, view, key, needed).await?;
-    let merged = merge_and_repair(cluster, view, key, values).await?;
+    let (values, damaged) = gather::<Value>(cluster, view, key, needed).await?;
+    let merged = merge_and_repair(cluster, view, key, values, &damaged).await?;
     Ok(if digest {
         Response::Digest(
             merged
@@ -161,23 +161,33 @@ async fn quorum_read(
 /// A replica's answer, on its way.
 type Asking<'a> = Pin<Box<dyn Future<Output = (NodeId, Result<Response, CallError>)> + Send + 'a>>;
 
+/// What replicas answered, and those whose copy is damaged (they answered `corrupt`).
+type Gathered<T> = (Vec<(NodeId, Option<T>)>, Vec<NodeId>);
+
 /// Collects the answers of `needed` of the key's replicas (this node's own first, when it is
 /// one; the others in table order, asked together, the next one when one fails), or of a
-/// majority while none holds the key.
+/// majority while none holds the key. A replica whose copy is damaged (quarantined: it answers
+/// `corrupt`) counts as one that failed, and is named so that the read repairs it.
 async fn gather<T: Held>(
     cluster: &Cluster,
     view: &ClusterView,
     key: &[u8],
     needed: usize,
-) -> Result<Vec<(NodeId, Option<T>)>, RequestError> {
+) -> Result<Gathered<T>, RequestError> {
     let replicas = view.replicas(key);
     let majority = replicas.len() / 2 + 1;
     let mut answers: Vec<(NodeId, Option<T>)> = Vec::with_capacity(replicas.len());
+    let mut damaged = Vec::new();
     let mut tried = Vec::new();
     if replicas.contains(&view.me) && cluster.serves_reads() {
         match T::local(cluster, key) {
             Ok(held) => answers.push((view.me, held)),
-            Err(e) => tried.push(format!("{}: {e}", view.me)),
+            Err(e) => {
+                if e.to_wire().code == ErrorCode::Corrupt {
+                    damaged.push(view.me);
+                }
+                tried.push(format!("{}: {e}", view.me));
+            }
         }
     }
     let mut others = replicas.iter().copied().filter(|r| *r != view.me);
@@ -213,6 +223,10 @@ async fn gather<T: Held>(
         drop(asking.swap_remove(done));
         let failed = match answer {
             Ok(Response::Error(e)) if retry_elsewhere(&e) => e.to_string(),
+            Ok(Response::Error(e)) if e.code == ErrorCode::Corrupt => {
+                damaged.push(replica);
+                e.to_string()
+            }
             Ok(Response::Error(e)) => return Err(RequestError::Remote(e)),
             Ok(response) => match T::take(response) {
                 Some(held) => {
@@ -227,7 +241,7 @@ async fn gather<T: Held>(
         tried.push(format!("{replica}: {failed}"));
     };
     if answers.len() >= want {
-        return Ok(answers);
+        return Ok((answers, damaged));
     }
     if answers.iter().any(|(_, held)| held.is_some()) {
         return Err(RequestError::Unavailable(format!(
@@ -248,16 +262,18 @@ async fn gather<T: Held>(
     )))
 }
 
-/// Merges what the replicas answered and repairs those whose copy differs from the merge
-/// (through their one write path: this node's `Writes`, a peer's `Copy`) before answering it.
-/// When every answer is the same (the usual case), that is the answer: nothing is cloned.
+/// Merges what the replicas answered and repairs those whose copy differs from the merge, and
+/// the `damaged` ones (through their one write path: this node's `Writes`, a peer's `Copy`; a
+/// merge into a quarantined value replaces it) before answering it. When every answer is the
+/// same and none is damaged (the usual case), that is the answer: nothing is cloned.
 async fn merge_and_repair(
     cluster: &Cluster,
     view: &ClusterView,
     key: &[u8],
     mut answers: Vec<(NodeId, Option<Value>)>,
+    damaged: &[NodeId],
 ) -> Result<Option<Value>, RequestError> {
-    if answers.iter().all(|(_, v)| *v == answers[0].1) {
+    if damaged.is_empty() && answers.iter().all(|(_, v)| *v == answers[0].1) {
         return Ok(answers.swap_remove(0).1);
     }
     let mut merged: Option<Value> = None;
@@ -276,6 +292,9 @@ async fn merge_and_repair(
         if value.as_ref() != Some(&merged) {
             repair(cluster, view, key, *replica, &merged).await;
         }
+    }
+    for replica in damaged {
+        repair(cluster, view, key, *replica, &merged).await;
     }
     Ok(Some(merged))
 }
