@@ -11,6 +11,7 @@
 //! | `node` | `TestNode`: a node in this process on loopback (protocol and HTTP ports); `start_nodes`: several, for a cluster | `node` |
 //! | `controller` | `TestController`: the real controller's API on loopback; `poll_controller`: one poll of the loop a node follows it with | `node` |
 //! | `process` | `Haze` (the binary at a path), `Process` (a running `haze serve` / `haze controller`: its log, panic detection, kill, SIGTERM), a cluster of processes, `haze` commands | `process` |
+//! | `proxy` | `Proxy`: a fault-injecting TCP proxy (pass, delay, refuse and cut mid-stream with a seeded RNG, blackhole), switched at run time, counting what it did; on a thread of its own after a setup step (`Proxy::spawn_thread`: in another network namespace) | `proxy` |
 //!
 //! The workspace dependency has no default features: a crate's tests name the features they
 //! use, so haze-storage's tests (on `store` alone) build nothing that depends on haze-storage.
@@ -25,6 +26,8 @@ pub mod controller;
 pub mod node;
 #[cfg(feature = "process")]
 pub mod process;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod store;
 
 #[cfg(feature = "node")]
@@ -33,4 +36,6 @@ pub use controller::{TestController, poll_controller};
 pub use node::{TestNode, start_nodes};
 #[cfg(feature = "process")]
 pub use process::{Haze, Output, Process, pause};
+#[cfg(feature = "proxy")]
+pub use proxy::{Mode, Proxy, ProxyHandle, ProxyThread, Stats};
 pub use store::{FailingStore, Fault, Faulty, Gated};
