@@ -12,6 +12,7 @@
 //! | `controller` | `TestController`: the real controller's API on loopback; `poll_controller`: one poll of the loop a node follows it with | `node` |
 //! | [`tmpfs`] | [`Tmpfs`]: a small filesystem of its own (mounted as root; skipped with a message elsewhere, never in CI) for a test that fills a disk | always |
 //! | `process` | `Haze` (the binary at a path), `Process` (a running `haze serve` / `haze controller`: its log, panic detection, kill, SIGTERM), a cluster of processes, `haze` commands | `process` |
+//! | `proxy` | `Proxy`: a fault-injecting TCP proxy (pass, delay, refuse and cut mid-stream with a seeded RNG, blackhole), switched at run time, counting what it did; on a thread of its own after a setup step (`Proxy::spawn_thread`: in another network namespace) | `proxy` |
 //!
 //! The workspace dependency has no default features: a crate's tests name the features they
 //! use, so haze-storage's tests (on `store` alone) build nothing that depends on haze-storage.
@@ -26,6 +27,8 @@ pub mod controller;
 pub mod node;
 #[cfg(feature = "process")]
 pub mod process;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod store;
 pub mod tmpfs;
 
@@ -35,5 +38,7 @@ pub use controller::{TestController, poll_controller};
 pub use node::{TestNode, start_nodes};
 #[cfg(feature = "process")]
 pub use process::{Haze, Output, Process, pause};
+#[cfg(feature = "proxy")]
+pub use proxy::{Mode, Proxy, ProxyHandle, ProxyThread, Stats};
 pub use store::{FailingStore, Fault, Faulty, Gated};
 pub use tmpfs::Tmpfs;

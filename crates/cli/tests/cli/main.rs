@@ -1,14 +1,16 @@
 //! The `haze` binary as a user runs it: real processes on loopback.
 
 #![allow(unreachable_pub)]
-#![allow(clippy::print_stdout)] // the crash test prints what it tried and what held
+#![allow(clippy::print_stdout)] // the crash and fault tests print what they tried and what held
 
 mod cluster;
 mod crash;
 mod harness;
+mod hosts;
 mod http_sync;
 mod integrity;
 mod local;
+mod net_faults;
 mod netns;
 mod outcomes;
 mod outside;

@@ -6,147 +6,16 @@
 //! Namespaces need root: the test skips with a message where they cannot be made, except in CI
 //! (`CI=true`), where it must run.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use haze_testkit::process::Process;
 
-/// The test's hosts: namespaces named after the test's process, so two runs never meet.
-struct Hosts {
-    prefix: String,
-    count: usize,
-}
-
-/// Runs `ip ARGS` (in namespace `ns` if given); returns whether it succeeded and its stderr.
-fn ip(ns: Option<&str>, args: &[&str]) -> (bool, String) {
-    let mut command = Command::new("ip");
-    if let Some(ns) = ns {
-        command.args(["netns", "exec", ns, "ip"]);
-    }
-    match command.args(args).output() {
-        Ok(out) => (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ),
-        Err(e) => (false, e.to_string()),
-    }
-}
-
-fn must(ns: Option<&str>, args: &[&str]) {
-    let (ok, err) = ip(ns, args);
-    assert!(ok, "ip {args:?} in {ns:?}: {err}");
-}
-
-impl Hosts {
-    /// Host `i`'s address.
-    fn addr(i: usize) -> String {
-        format!("10.77.{}.{i}", std::process::id() % 200)
-    }
-
-    fn name(&self, i: usize) -> String {
-        format!("{}-{i}", self.prefix)
-    }
-
-    fn hub(&self) -> String {
-        format!("{}-hub", self.prefix)
-    }
-
-    /// Creates `count` hosts on a bridge, or says why it cannot.
-    fn create(count: usize) -> Result<Hosts, String> {
-        let hosts = Hosts {
-            prefix: format!("haze{}", std::process::id()),
-            count,
-        };
-        let (ok, err) = ip(None, &["netns", "add", &hosts.hub()]);
-        if !ok {
-            return Err(err);
-        }
-        let hub = hosts.hub();
-        must(Some(&hub), &["link", "add", "br0", "type", "bridge"]);
-        must(Some(&hub), &["link", "set", "br0", "up"]);
-        for i in 1..=count {
-            let ns = hosts.name(i);
-            must(None, &["netns", "add", &ns]);
-            let port = format!("p{i}");
-            must(
-                Some(&hub),
-                &[
-                    "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-                ],
-            );
-            must(Some(&hub), &["link", "set", &port, "master", "br0", "up"]);
-            let cidr = format!("{}/24", Hosts::addr(i));
-            must(Some(&ns), &["addr", "add", &cidr, "dev", "eth0"]);
-            must(Some(&ns), &["link", "set", "eth0", "up"]);
-            must(Some(&ns), &["link", "set", "lo", "up"]);
-        }
-        Ok(hosts)
-    }
-
-    /// `haze ARGS` on host `i`.
-    fn haze(&self, i: usize, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.name(i), env!("CARGO_BIN_EXE_haze")])
-            .args(args)
-            .env(
-                "HAZE_CONFIG_DIR",
-                std::env::temp_dir().join("haze-netns-none"),
-            );
-        command
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for i in 1..=self.count {
-            let _ = ip(None, &["netns", "del", &self.name(i)]);
-        }
-        let _ = ip(None, &["netns", "del", &self.hub()]);
-    }
-}
-
-/// `haze certs ARGS --dir DIR`, which must succeed.
-fn certs(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_haze"))
-        .arg("certs")
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "haze certs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn tls_flags(certs: &Path, name: &str) -> Vec<String> {
-    let path = |f: String| certs.join(f).to_string_lossy().into_owned();
-    vec![
-        "--tls-cert".into(),
-        path(format!("{name}.pem")),
-        "--tls-key".into(),
-        path(format!("{name}.key")),
-        "--tls-ca".into(),
-        path("ca.pem".into()),
-    ]
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
+use crate::hosts::{Hosts, admin_token, certs, strs, tls_flags};
 
 #[test]
 fn a_secure_cluster_on_three_hosts_serves_a_fourth_and_an_insecure_one_will_not_start() {
-    let hosts = match Hosts::create(4) {
-        Ok(hosts) => hosts,
-        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            println!("skipped: network namespaces cannot be created here ({why})");
-            return;
-        }
-        Err(why) => panic!("CI must run the network test, but: {why}"),
+    let Some(hosts) = Hosts::create_or_skip("ns", 4) else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let ca: PathBuf = dir.path().join("certs");
@@ -224,21 +93,7 @@ fn a_secure_cluster_on_three_hosts_serves_a_fourth_and_an_insecure_one_will_not_
     let flags = tls_flags(&ca, "controller");
     args.extend(strs(&flags));
     let controller = Process::launch(hosts.haze(1, &args), "haze controller ready");
-    let token_file = dir.path().join("controller/admin.token");
-    let mut token = String::new();
-    for _ in 0..200 {
-        token = std::fs::read_to_string(&token_file).unwrap_or_default();
-        if !token.trim().is_empty() {
-            break;
-        }
-        haze_testkit::process::pause(50);
-    }
-    let token = token.trim().to_string();
-    assert!(
-        !token.is_empty(),
-        "no admin token in {}",
-        token_file.display()
-    );
+    let token = admin_token(&dir.path().join("controller"));
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let listen = format!("{}:7700", Hosts::addr(i));
