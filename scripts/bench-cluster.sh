@@ -4,7 +4,7 @@
 # 3-node cluster with N = 1 (forwarding only, no copies), which separates the latency added by
 # forwarding from the latency added by replication.
 #
-#   scripts/bench-cluster.sh [DURATION_SECS]
+#   scripts/bench-cluster.sh [DURATION_SECS [ROUNDS]]
 #
 # The load goes to node 1 of the cluster, so about two thirds of the keys are forwarded to
 # their primary, and every write is copied to the two other replicas. Both sides use
@@ -12,6 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+# Each target's DURATION is split into ROUNDS slices taken in turn, the order reversed every
+# round (`haze bench --rounds`): drift and run order fall on every target alike.
+ROUNDS="${2:-4}"
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -50,7 +53,7 @@ bench_against() { # $1 = a cluster node's address
     for op in counter-incr get; do
         for pipeline in 1 16; do
             "$HAZE" bench --addr "$1" --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
-                --pipeline "$pipeline" --keys 100000 --duration "$DURATION"
+                --pipeline "$pipeline" --keys 100000 --duration "$DURATION" --rounds "$ROUNDS"
         done
     done
 }

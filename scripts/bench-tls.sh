@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cost of TLS and of token checks, side by side with Redis, in one run (`haze bench`).
 #
-#   scripts/bench-tls.sh [DURATION_SECS]
+#   scripts/bench-tls.sh [DURATION_SECS [ROUNDS]]
 #
 # 50 connections at pipeline 1 and 16, 100-byte values, `periodic` / `everysec` durability.
 # Targets: a Haze node in plaintext and one over TLS; a one-node cluster in plaintext and one
@@ -13,6 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+# Each target's DURATION is split into ROUNDS slices taken in turn, the order reversed every
+# round (`haze bench --rounds`): drift and run order fall on every target alike.
+ROUNDS="${2:-4}"
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -83,7 +86,7 @@ PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p 7790 ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(redis-server --version | cut -d' ' -f1-3)"
-bench() { "$HAZE" bench --connections 50 --value-size 100 --keys 100000 --duration "$DURATION" "$@"; }
+bench() { "$HAZE" bench --connections 50 --value-size 100 --keys 100000 --duration "$DURATION" --rounds "$ROUNDS" "$@"; }
 for op in counter-incr get; do
     for pipeline in 1 16; do
         echo "## $op, pipeline $pipeline"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Haze vs Redis on this machine, side by side, with the same load generator (`haze bench`).
 #
-#   scripts/bench-vs-redis.sh [DURATION_SECS]
+#   scripts/bench-vs-redis.sh [DURATION_SECS [ROUNDS]]
 #
 # Pairs: Haze `periodic` vs Redis AOF `appendfsync everysec`, and Haze `sync` vs Redis AOF
 # `appendfsync always`; for counter-incr, set-add, register-set and get; 50 connections,
@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+# Each target's DURATION is split into ROUNDS slices taken in turn, the order reversed every
+# round (`haze bench --rounds`): drift and run order fall on every target alike.
+ROUNDS="${2:-4}"
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -38,7 +41,7 @@ for pair in "periodic everysec" "sync always"; do
     for op in counter-incr set-add register-set get; do
         for pipeline in 1 16; do
             "$HAZE" bench --addr 127.0.0.1:7791 --redis 127.0.0.1:7790 --op "$op" --connections 50 \
-                --pipeline "$pipeline" --value-size 100 --keys 100000 --duration "$DURATION"
+                --pipeline "$pipeline" --value-size 100 --keys 100000 --duration "$DURATION" --rounds "$ROUNDS"
         done
     done
     kill "$HAZE_PID" "$REDIS_PID"; wait "$HAZE_PID" "$REDIS_PID" 2>/dev/null || true

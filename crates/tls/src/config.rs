@@ -25,13 +25,21 @@ pub enum ClientAuth {
 }
 
 /// The crypto provider every configuration of this crate uses: rustls's ring provider with
-/// its default (safe) cipher suites and key exchange groups (X25519, P-256, P-384).
+/// its default (safe) cipher suites, AES-128-GCM preferred, and key exchange groups (X25519,
+/// P-256, P-384).
 #[must_use]
 // rustls 0.23.48 deprecates the ring provider because it has no post-quantum key exchange
 // (X25519MLKEM768 is aws-lc-rs's); the issue rules aws-lc out, so ring it is, knowingly.
 #[allow(deprecated)]
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    // AES-128-GCM first (ring's default puts AES-256 first): 10 AES rounds instead of 14 per
+    // block, with the same GCM, on both ends of every connection; still a suite every TLS 1.3
+    // peer must support. The other suites stay, in their order, for peers that prefer them.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
 }
 
 /// A server's configuration: its certificate chain (PEM, the leaf first) and key, and how it

@@ -61,6 +61,11 @@ pub(crate) struct BenchArgs {
     /// Seconds to run each target.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// With --baseline or --redis: split each target's --duration into this many slices and
+    /// take the targets in turn, the order reversed every round (A B, B A, ...), so that drift
+    /// and the order the targets run in fall on all of them alike.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// Send this many requests per second in all (spread over the connections) instead of as
     /// many as the server answers: latency at a steady load below capacity. A request's latency
     /// counts from when it was due, so a server that falls behind is not hidden by the client
@@ -408,7 +413,15 @@ struct Outcome {
     first_error: Option<String>,
 }
 
-async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result<Outcome> {
+/// A target ready to be measured: its address and how to reach it.
+struct Prepared {
+    target: Target,
+    addr: String,
+    security: Arc<Security>,
+}
+
+/// How to reach `addr` as `target`, with its keys written once first if the load reads.
+async fn prepare(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result<Prepared> {
     let security = Arc::new(match target {
         Target::Haze => {
             let resolved = args.credentials.resolve(addr)?;
@@ -448,8 +461,29 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         )
         .await?;
     }
-    let plan = Arc::new(Plan {
+    Ok(Prepared {
         target,
+        addr: addr.to_string(),
+        security,
+    })
+}
+
+/// What one target's slices added up to.
+#[derive(Default)]
+struct Measured {
+    tally: Tally,
+    seconds: f64,
+}
+
+/// Drives `target` for `seconds`, adding what it did to `into`.
+async fn measure(
+    target: &Prepared,
+    args: &BenchArgs,
+    seconds: f64,
+    into: &mut Measured,
+) -> anyhow::Result<()> {
+    let plan = Arc::new(Plan {
+        target: target.target,
         op: args.op,
         keys: args.keys,
         value_size: args.value_size,
@@ -457,7 +491,7 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         every: args.rate.map(|rate| {
             Duration::from_secs_f64(args.connections.max(1) as f64 / rate.max(1) as f64)
         }),
-        security,
+        security: target.security.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -465,41 +499,48 @@ async fn run_target(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Res
         .map(|i| {
             tokio::spawn(drive(
                 plan.clone(),
-                addr.to_string(),
+                target.addr.clone(),
                 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 stop.clone(),
                 None,
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Tally::default();
+    let all = &mut into.tally;
     for task in tasks {
         let tally = task.await.context("a connection task failed")??;
         all.done += tally.done;
         all.errors += tally.errors;
-        all.first_error = all.first_error.or(tally.first_error);
+        all.first_error = all.first_error.take().or(tally.first_error);
         all.latencies_micros.extend(tally.latencies_micros);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.latencies_micros.sort_unstable();
-    let quantile = |q: f64| {
-        let v = &all.latencies_micros;
-        if v.is_empty() {
-            0.0
-        } else {
-            f64::from(v[((v.len() - 1) as f64 * q) as usize]) / 1000.0
+    into.seconds += started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+impl Measured {
+    fn outcome(mut self) -> Outcome {
+        let all = &mut self.tally;
+        all.latencies_micros.sort_unstable();
+        let quantile = |q: f64| {
+            let v = &all.latencies_micros;
+            if v.is_empty() {
+                0.0
+            } else {
+                f64::from(v[((v.len() - 1) as f64 * q) as usize]) / 1000.0
+            }
+        };
+        Outcome {
+            ops_per_sec: all.done as f64 / self.seconds.max(f64::MIN_POSITIVE),
+            p50: quantile(0.5),
+            p99: quantile(0.99),
+            p999: quantile(0.999),
+            errors: all.errors,
+            first_error: all.first_error.take(),
         }
-    };
-    Ok(Outcome {
-        ops_per_sec: all.done as f64 / elapsed,
-        p50: quantile(0.5),
-        p99: quantile(0.99),
-        p999: quantile(0.999),
-        errors: all.errors,
-        first_error: all.first_error,
-    })
+    }
 }
 
 fn report(name: &str, args: &BenchArgs, o: &Outcome) {
@@ -530,32 +571,61 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let haze = run_target(Target::Haze, &args.addr, &args)
-            .await
-            .context("benchmarking Haze")?;
-        report("haze", &args, &haze);
-        if let Some(baseline_addr) = &args.baseline {
-            let baseline = run_target(Target::Haze, baseline_addr, &args)
+        let mut targets = vec![(
+            "haze",
+            prepare(Target::Haze, &args.addr, &args)
                 .await
-                .context("benchmarking the baseline node")?;
-            report("base", &args, &baseline);
-            println!(
-                "ratio  haze/base throughput {:.2}x   added latency p50 {:+.3} ms   p99 {:+.3} ms",
-                haze.ops_per_sec / baseline.ops_per_sec.max(f64::MIN_POSITIVE),
-                haze.p50 - baseline.p50,
-                haze.p99 - baseline.p99
-            );
+                .context("preparing Haze")?,
+        )];
+        if let Some(addr) = &args.baseline {
+            let prepared = prepare(Target::Haze, addr, &args)
+                .await
+                .context("preparing the baseline node")?;
+            targets.push(("base", prepared));
         }
-        if let Some(redis_addr) = &args.redis {
-            let redis = run_target(Target::Redis, redis_addr, &args)
+        if let Some(addr) = &args.redis {
+            let prepared = prepare(Target::Redis, addr, &args)
                 .await
-                .context("benchmarking Redis")?;
-            report("redis", &args, &redis);
-            println!(
-                "ratio  haze/redis throughput {:.2}x   p99 {:.2}x",
-                haze.ops_per_sec / redis.ops_per_sec.max(f64::MIN_POSITIVE),
-                haze.p99 / redis.p99.max(f64::MIN_POSITIVE)
-            );
+                .context("preparing Redis")?;
+            targets.push(("redis", prepared));
+        }
+        let rounds = args.rounds.max(1);
+        let slice = args.duration as f64 / f64::from(rounds);
+        let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (name, target) = &targets[i];
+                measure(target, &args, slice, &mut measured[i])
+                    .await
+                    .with_context(|| format!("benchmarking {name} at {}", target.addr))?;
+            }
+        }
+        let mut outcomes = targets
+            .iter()
+            .map(|(name, _)| *name)
+            .zip(measured.into_iter().map(Measured::outcome));
+        let (_, haze) = outcomes.next().expect("haze is always measured");
+        report("haze", &args, &haze);
+        for (name, other) in outcomes {
+            report(name, &args, &other);
+            if name == "base" {
+                println!(
+                    "ratio  haze/base throughput {:.2}x   added latency p50 {:+.3} ms   p99 {:+.3} ms",
+                    haze.ops_per_sec / other.ops_per_sec.max(f64::MIN_POSITIVE),
+                    haze.p50 - other.p50,
+                    haze.p99 - other.p99
+                );
+            } else {
+                println!(
+                    "ratio  haze/redis throughput {:.2}x   p99 {:.2}x",
+                    haze.ops_per_sec / other.ops_per_sec.max(f64::MIN_POSITIVE),
+                    haze.p99 / other.p99.max(f64::MIN_POSITIVE)
+                );
+            }
         }
         Ok(())
     })

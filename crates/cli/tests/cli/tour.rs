@@ -217,6 +217,38 @@ fn the_bench_command_drives_every_operation_without_errors() {
         }
         assert_eq!(served("error"), errors_before, "{op}: {out}");
     }
+    // Two targets taken in turn (here the same node twice): both measured, a ratio printed.
+    let out = ok(
+        &server,
+        &[
+            "bench",
+            "--op",
+            "get",
+            "--connections",
+            "2",
+            "--pipeline",
+            "2",
+            "--keys",
+            "20",
+            "--duration",
+            "2",
+            "--rounds",
+            "2",
+            "--baseline",
+            &server.addr,
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("haze   get") && lines[0].ends_with("errors 0"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("base   get") && lines[1].ends_with("errors 0"),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("ratio  haze/base throughput"), "{out}");
 }
 
 #[test]
