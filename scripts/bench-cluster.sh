@@ -7,7 +7,9 @@
 #   scripts/bench-cluster.sh [DURATION_SECS [ROUNDS]]
 #
 # The load goes to node 1 of the cluster, so about two thirds of the keys are forwarded to
-# their primary, and every write is copied to the two other replicas. Both sides use
+# their primary, and every write is copied to the two other replicas; with `--ack quorum` it
+# runs again with `--direct` (each key's requests straight to its primary, as a smart client
+# routes). Both sides use
 # `--durability sync`. Every process it starts, it stops (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,11 +51,13 @@ wait_views() { # $1 = name
     for i in 1 2 3; do wait_log "$WORK/$1$i.log" "cluster view installed"; done
 }
 
-bench_against() { # $1 = a cluster node's address
+bench_against() { # $1 = a cluster node's address; further arguments go to `haze bench`
+    local addr=$1
+    shift
     for op in counter-incr get; do
         for pipeline in 1 16; do
-            "$HAZE" bench --addr "$1" --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
-                --pipeline "$pipeline" --keys 100000 --duration "$DURATION" --rounds "$ROUNDS"
+            "$HAZE" bench --addr "$addr" --baseline 127.0.0.1:7891 --op "$op" --connections 50 \
+                --pipeline "$pipeline" --keys 100000 --duration "$DURATION" --rounds "$ROUNDS" "$@"
         done
     done
 }
@@ -69,6 +73,11 @@ for ack in primary quorum all; do
     wait_views n
     echo "## cluster --ack $ack (node 1) vs single node"
     bench_against 127.0.0.1:7801
+    if [ "$ack" = quorum ]; then
+        # A smart client's routing: each key straight to its primary (`haze bench --direct`).
+        echo "## cluster --ack quorum, direct to each key's primary, vs single node"
+        bench_against 127.0.0.1:7801 --direct
+    fi
     kill "${NODE_PIDS[@]}"; wait "${NODE_PIDS[@]}" 2>/dev/null || true
 done
 

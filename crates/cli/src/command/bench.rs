@@ -79,6 +79,12 @@ pub(crate) struct BenchArgs {
     /// node at --addr), and print the ratio and the latency --addr adds.
     #[arg(long)]
     baseline: Option<String>,
+    /// Route as a smart client does (`ClientConfig::direct`): fetch the cluster's partition
+    /// table from --addr (and --baseline) and send each key's requests straight to its
+    /// primary, the connections spread over the nodes. Without it every request goes to the
+    /// one address, which forwards what it is not the primary of.
+    #[arg(long)]
+    direct: bool,
     /// Connect to Redis over TLS (its `--tls-port`), verifying it against this CA (PEM).
     #[arg(long, value_name = "PEM")]
     redis_tls_ca: Option<std::path::PathBuf>,
@@ -307,12 +313,16 @@ async fn connect(
     Ok(stream)
 }
 
+/// Keys a connection keeps to: those whose primary is at this address.
+type OnlyPrimary = (Arc<haze_ring::RoutingTable>, String);
+
 async fn drive(
     plan: Arc<Plan>,
     addr: String,
     seed: u64,
     stop: Arc<AtomicBool>,
     limit: Option<u64>,
+    only: Option<OnlyPrimary>,
 ) -> anyhow::Result<Tally> {
     let mut stream = connect(plan.target, &addr, &plan.security).await?;
     let mut tally = Tally::default();
@@ -349,7 +359,17 @@ async fn drive(
             } else {
                 next() % plan.keys
             };
-            let key = key_of(step, k);
+            let mut key = key_of(step, k);
+            if let Some((routing, here)) = &only {
+                // Draw again until the key's primary is this connection's node (a third of the
+                // keys each, on three nodes; bounded, should a node be primary of nothing).
+                for _ in 0..256 {
+                    if routing.primary_addr(key.as_bytes()) == Some(here.as_str()) {
+                        break;
+                    }
+                    key = key_of(step, next() % plan.keys);
+                }
+            }
             let value = payload(plan.value_size, next_id ^ seed);
             encode(plan.target, next_id, step, &key, &value, &mut out);
             let at = match plan.every {
@@ -418,6 +438,34 @@ struct Prepared {
     target: Target,
     addr: String,
     security: Arc<Security>,
+    /// With `--direct`: the cluster's table, to send each key to its primary.
+    routing: Option<Arc<haze_ring::RoutingTable>>,
+}
+
+/// The routing table of the cluster the node at `addr` belongs to.
+async fn routing_table(
+    addr: &str,
+    security: &Security,
+) -> anyhow::Result<Arc<haze_ring::RoutingTable>> {
+    let mut config = haze_client::ClientConfig {
+        token: security.token.clone(),
+        ..haze_client::ClientConfig::default()
+    };
+    if let Some(tls) = &security.tls {
+        config.dial = Arc::new(haze_tls::TlsDial::new(config.dial, tls.clone()));
+    }
+    let client = haze_client::Client::connect_with(addr, config)
+        .await
+        .with_context(|| format!("connecting to {addr} for its partition table"))?;
+    match client.send(Request::Table, true).await? {
+        Response::Table(Some(json)) => Ok(Arc::new(
+            serde_json::from_slice(&json).context("reading the partition table")?,
+        )),
+        Response::Table(None) => bail!(
+            "--direct: {addr} is in no cluster (a node alone holds every key: leave --direct out)"
+        ),
+        other => bail!("--direct: {addr} answered the table request with {other:?}"),
+    }
 }
 
 /// How to reach `addr` as `target`, with its keys written once first if the load reads.
@@ -458,13 +506,20 @@ async fn prepare(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result
             7,
             Arc::new(AtomicBool::new(false)),
             Some(args.keys),
+            None,
         )
         .await?;
     }
+    let routing = if args.direct && target == Target::Haze {
+        Some(routing_table(addr, &security).await?)
+    } else {
+        None
+    };
     Ok(Prepared {
         target,
         addr: addr.to_string(),
         security,
+        routing,
     })
 }
 
@@ -495,14 +550,28 @@ async fn measure(
     });
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    // With a routing table, connection i goes to the i-th node (in turn) and sends only keys
+    // that node is the primary of: every request reaches its primary, none is forwarded.
+    let nodes: Vec<String> = target
+        .routing
+        .as_ref()
+        .map(|r| r.addrs.values().cloned().collect())
+        .unwrap_or_default();
     let tasks: Vec<_> = (0..args.connections.max(1))
         .map(|i| {
+            let (addr, only) = match (&target.routing, nodes.get(i % nodes.len().max(1))) {
+                (Some(routing), Some(node)) => {
+                    (node.clone(), Some((routing.clone(), node.clone())))
+                }
+                _ => (target.addr.clone(), None),
+            };
             tokio::spawn(drive(
                 plan.clone(),
-                target.addr.clone(),
+                addr,
                 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 stop.clone(),
                 None,
+                only,
             ))
         })
         .collect();

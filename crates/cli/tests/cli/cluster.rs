@@ -1,7 +1,7 @@
 //! Forming a cluster with the CLI: a controller, nodes that register, `haze cluster
 //! add|plan|commit|remove|status`.
 
-use crate::harness::{HAZE, Process, haze};
+use crate::harness::{HAZE, Process, haze, ok};
 
 /// Runs `haze cluster ARGS --controller ADDR`; returns (succeeded, stdout, stderr).
 fn cluster(controller: &Process, args: &[&str]) -> (bool, String, String) {
@@ -272,4 +272,77 @@ fn a_node_started_before_its_controller_registers_when_it_comes_up() {
     let (ok, status, err) = cluster(&controller, &["status"]);
     assert!(ok, "{err}");
     assert!(row(&status, "n1").contains(&node.addr), "{status}");
+}
+
+/// `name VALUE` in a node's `/metrics`.
+fn metric(node: &Process, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(&node.http).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_benchmark_in_direct_mode_sends_each_key_to_its_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    // One replica per key: a request reaching a node other than the key's primary is
+    // forwarded, and counted.
+    let (controller, nodes) = HAZE.cluster(
+        dir.path(),
+        3,
+        &["--partitions", "16", "--replicas", "1"],
+        &[],
+    );
+    let (added, _, err) = cluster(&controller, &["add", "n1", "n2", "n3", "--wait"]);
+    assert!(added, "{err}");
+    for node in &nodes {
+        node.wait_for_log("cluster view installed");
+    }
+    let bench = |direct: bool| {
+        let mut args = vec![
+            "bench",
+            "--op",
+            "counter-incr",
+            "--connections",
+            "6",
+            "--pipeline",
+            "4",
+            "--keys",
+            "300",
+            "--duration",
+            "1",
+        ];
+        if direct {
+            args.push("--direct");
+        }
+        let out = ok(&nodes[0], &args);
+        assert!(out.trim_end().ends_with("errors 0"), "{out}");
+    };
+    let forwarded = || -> u64 {
+        nodes
+            .iter()
+            .map(|n| metric(n, "haze_forwarded_total"))
+            .sum()
+    };
+    bench(false);
+    let through_one = forwarded();
+    assert!(
+        through_one > 0,
+        "two thirds of the keys go through node 1 to their primary"
+    );
+    bench(true);
+    assert_eq!(forwarded(), through_one, "--direct forwarded requests");
+    let served: Vec<u64> = nodes
+        .iter()
+        .map(|n| metric(n, "haze_requests_total{kind=\"op\",outcome=\"ok\"}"))
+        .collect();
+    assert!(
+        served.iter().all(|&n| n > 0),
+        "every primary served: {served:?}"
+    );
 }
