@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The HTTP API against its contract (GET /v1/openapi.json), with schemathesis: generated requests,
 # valid and not, to a real node; no answer may be a server error, and every status, content type
-# and body must be one the contract documents.
+# and body must be one the contract documents. The contract is generated from the code that
+# serves it (utoipa: crates/node/src/http/openapi.rs).
 #
 #   scripts/api-fuzz.sh [EXAMPLES_PER_OPERATION]      # default 50; CI runs it
 #
@@ -25,7 +26,10 @@ for _ in $(seq 100); do grep -q "haze node ready" "$WORK/node.log" && break; sle
 HTTP="$(grep -o 'http=[0-9.:]*' "$WORK/node.log" | head -1 | cut -d= -f2)"
 [ -n "$HTTP" ] || { echo "the node did not start:"; cat "$WORK/node.log"; exit 1; }
 
+# `POST /v1/sync` takes the binary protocol's encoding (application/x-haze), which schemathesis
+# cannot generate: the protocol's decoders have fuzz targets of their own (scripts/fuzz.sh).
 "$VENV/bin/schemathesis" run "http://$HTTP/v1/openapi.json" --url "http://$HTTP" --no-color --seed 7 \
+    --exclude-path /v1/sync \
     -n "$EXAMPLES" \
     -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 if grep -q "panicked" "$WORK/node.log"; then

@@ -8,16 +8,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haze_crdt::{Scalar, Value};
 use haze_protocol::{ErrorCode, Request, Response as Answer, TypedOp};
-use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde::{Deserialize, Serialize};
+
+use super::bodies::{
+    CounterBody, DigestAnswer, EditSchema, Envelope, ErrorBody, ErrorDetail, Health, MembersBody,
+    RegisterBody, StateSchema,
+};
+use super::view::read_view;
 
 /// A JSON response (axum's `json` feature would pull in more than this needs).
-pub(super) fn json_response(status: StatusCode, body: &Json) -> Response {
-    let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
+pub(super) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("a JSON body serialises");
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
-
-use super::view::read_view;
 use crate::error::RequestError;
 use crate::metrics::Kind;
 use crate::node::Node;
@@ -68,7 +71,12 @@ impl From<RequestError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
         json_response(self.status, &body)
     }
 }
@@ -112,10 +120,13 @@ fn not_found_key(key: &str) -> ApiError {
 }
 
 fn envelope(key: &str, value: &Value) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({"key": key, "type": value.kind(), "value": read_view(value), "state": value}),
-    )
+    let envelope = Envelope {
+        key,
+        kind: value.kind(),
+        value: read_view(value),
+        state: value,
+    };
+    json_response(StatusCode::OK, &envelope)
 }
 
 /// Reads a request body of at most the value limit plus room for JSON's verbosity.
@@ -166,6 +177,14 @@ async fn timed<F: std::future::Future<Output = Result<Value, RequestError>>>(
     Ok(result?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses(
+        (status = 200, description = "The node serves.", body = Health<'static>),
+        (status = 503, description = "The disk is full or the store failed (`reason` says which).", body = Health<'static>)
+    )
+)]
 pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
     let (status, state, reason) = if node.has_failed() {
         (
@@ -192,18 +211,21 @@ pub(super) async fn health(State(node): State<Arc<Node>>) -> Response {
             format!("periodic ({interval_ms} ms)")
         }
     };
-    json_response(
-        status,
-        &json!({
-            "status": state,
-            "reason": reason,
-            "actor": node.actor().to_string(),
-            "durability": durability,
-            "tasks": node.tasks().running(),
-        }),
-    )
+    let health = Health {
+        status: state,
+        reason,
+        actor: node.actor().to_string(),
+        durability,
+        tasks: node.tasks().running(),
+    };
+    json_response(status, &health)
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "Prometheus text.", body = String, content_type = "text/plain"))
+)]
 pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let mut text = node.metrics().render(node.commit_stats());
     let epoch = node.view().map_or(0, |v| v.table.epoch().0);
@@ -223,6 +245,20 @@ pub(super) async fn not_found() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{key}",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 404, description = "No value under the key.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn get_value(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
     let request = Request::Get {
         key: key.clone().into_bytes(),
@@ -243,6 +279,19 @@ pub(super) async fn get_value(State(node): State<Arc<Node>>, Path(key): Path<Str
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{key}/digest",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    responses(
+        (status = 200, description = "The digest of the key's state (null without one).", body = DigestAnswer<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn digest(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
     let request = Request::Digest {
         key: key.clone().into_bytes(),
@@ -254,12 +303,29 @@ pub(super) async fn digest(State(node): State<Arc<Node>>, Path(key): Path<String
         }
         None => node.digest(key.as_bytes())?,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"key": key, "digest": digest.map(|d| format!("{d:016x}"))}),
-    ))
+    let answer = DigestAnswer {
+        key: &key,
+        digest: digest.map(|d| format!("{d:016x}")),
+    };
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{key}/merge",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    request_body = StateSchema,
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn merge(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,
@@ -283,12 +349,22 @@ pub(super) async fn merge(
     Ok(envelope(&key, &merged))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CounterBody {
-    add: i64,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{key}/counter",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    request_body = CounterBody,
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn counter(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,
@@ -299,29 +375,22 @@ pub(super) async fn counter(
     apply(&node, key, TypedOp::CounterAdd(add)).await
 }
 
-/// A member or register value: a plain JSON string, or a tagged scalar (`{"int": -1}`).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ScalarJson {
-    Plain(String),
-    Tagged(Scalar),
-}
-
-impl From<ScalarJson> for Scalar {
-    fn from(s: ScalarJson) -> Scalar {
-        match s {
-            ScalarJson::Plain(text) => Scalar::String(text),
-            ScalarJson::Tagged(s) => s,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MembersBody {
-    members: Vec<ScalarJson>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{key}/set/add",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    request_body = MembersBody,
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn set_add(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,
@@ -330,6 +399,22 @@ pub(super) async fn set_add(
     members_op(&node, key, body, TypedOp::SetAdd).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{key}/set/remove",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    request_body = MembersBody,
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn set_remove(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,
@@ -355,12 +440,22 @@ async fn members_op(
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterBody {
-    value: ScalarJson,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{key}/register",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    request_body = RegisterBody,
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn register(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,
@@ -372,6 +467,22 @@ pub(super) async fn register(
 }
 
 /// `POST /v1/keys/{key}/edit`: any typed edit of any type, as JSON (`haze_device::Edit`).
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{key}/edit",
+    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    request_body = EditSchema,
+    responses(
+        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn edit(
     State(node): State<Arc<Node>>,
     Path(key): Path<String>,

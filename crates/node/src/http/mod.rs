@@ -3,6 +3,8 @@
 
 mod api;
 mod auth;
+mod bodies;
+mod openapi;
 mod sync;
 mod view;
 
@@ -22,7 +24,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/health", get(api::health))
         .route("/metrics", get(api::metrics))
-        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/keys/{key}", get(api::get_value))
         .route("/v1/keys/{key}/digest", get(api::digest))
         .route("/v1/keys/{key}/merge", post(api::merge))
@@ -41,15 +43,6 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(api::not_found)
         .layer(cors(&node.config().cors_origins))
         .with_state(node)
-}
-
-/// The API's OpenAPI description (`crates/node/src/http/openapi.json`, which CI checks a live
-/// node against with schemathesis: scripts/api-fuzz.sh).
-async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
 }
 
 /// CORS for the origins allowed (none by default: a browser then refuses every page's call).

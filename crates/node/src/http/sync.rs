@@ -10,12 +10,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use haze_crdt::Value;
 use haze_protocol::{Request, Response as Answer};
-use serde::Deserialize;
-use serde_json::{Value as Json, json};
 
 use super::api::{ApiError, json_response, parse};
+use super::bodies::{
+    BinaryBody, DigestsAnswer, DigestsBody, ErrorBody, ErrorDetail, MergeAnswer, MergeBody,
+    MergeOutcome,
+};
 use crate::error::RequestError;
 use crate::handler::MAX_BATCH_ITEMS;
 use crate::node::Node;
@@ -73,15 +74,20 @@ fn key_bytes(key: String) -> Vec<u8> {
 /// `POST /v1/sync/digests`: `{"keys": [KEY, ...]}` (the node answers the list's id with the
 /// digests), or `{"list": ID}` to name a list sent before (its id as 16 hex digits: a
 /// JavaScript number cannot hold 64 bits).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DigestsBody {
-    #[serde(default)]
-    list: Option<String>,
-    #[serde(default)]
-    keys: Option<Vec<String>>,
-}
 
+#[utoipa::path(
+    post,
+    path = "/v1/sync/digests",
+    request_body = DigestsBody,
+    responses(
+        (status = 200, description = "The digests of the list's keys, or that the node does not know the list.", body = DigestsAnswer),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn digests(
     State(node): State<Arc<Node>>,
     Extension(caller): Extension<Caller>,
@@ -104,36 +110,37 @@ pub(super) async fn digests(
     match answer(&node, &caller, request).await? {
         Answer::Digests(digests) => Ok(json_response(
             StatusCode::OK,
-            &json!({
-                "list": format!("{list:016x}"),
-                "digests": digests
+            &DigestsAnswer::Digests {
+                list: format!("{list:016x}"),
+                digests: digests
                     .iter()
                     .map(|d| d.map(|d| format!("{d:016x}")))
-                    .collect::<Vec<_>>(),
-            }),
+                    .collect(),
+            },
         )),
         Answer::UnknownList => Ok(json_response(
             StatusCode::OK,
-            &json!({"unknown_list": true}),
+            &DigestsAnswer::UnknownList { unknown_list: true },
         )),
         other => Err(unexpected(other)),
     }
 }
 
 /// `POST /v1/sync/merge`: `{"items": [{"key": KEY, "state": STATE}, ...]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MergeBody {
-    items: Vec<MergeItem>,
-}
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MergeItem {
-    key: String,
-    state: Value,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/sync/merge",
+    request_body = MergeBody,
+    responses(
+        (status = 200, description = "Each item's merged state, or its error, in order.", body = MergeAnswer<'static>),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn merge(
     State(node): State<Arc<Node>>,
     Extension(caller): Extension<Caller>,
@@ -149,14 +156,19 @@ pub(super) async fn merge(
     };
     match answer(&node, &caller, request).await? {
         Answer::Batch(results) => {
-            let items: Vec<Json> = results
-                .into_iter()
+            let items = results
+                .iter()
                 .map(|r| match r {
-                    Ok(state) => json!({"state": state}),
-                    Err(e) => json!({"error": {"code": e.code.name(), "message": e.message}}),
+                    Ok(state) => MergeOutcome::Merged { state },
+                    Err(e) => MergeOutcome::Failed {
+                        error: ErrorDetail {
+                            code: e.code.name(),
+                            message: &e.message,
+                        },
+                    },
                 })
                 .collect();
-            Ok(json_response(StatusCode::OK, &json!({"items": items})))
+            Ok(json_response(StatusCode::OK, &MergeAnswer { items }))
         }
         other => Err(unexpected(other)),
     }
@@ -164,6 +176,20 @@ pub(super) async fn merge(
 
 /// `POST /v1/sync` with `Content-Type: application/x-haze`: a request of the binary protocol
 /// (its frame's body: a `DigestList` or a `MergeBatch`), answered with the protocol's response.
+#[utoipa::path(
+    post,
+    path = "/v1/sync",
+    request_body(content = BinaryBody, content_type = "application/x-haze"),
+    responses(
+        (status = 415, description = "Not `Content-Type: application/x-haze`.", body = ErrorBody<'static>),
+        (status = 200, description = "The binary protocol's response.", body = BinaryBody, content_type = "application/x-haze"),
+        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
+        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
+        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
+        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
+        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+    )
+)]
 pub(super) async fn binary(
     State(node): State<Arc<Node>>,
     Extension(caller): Extension<Caller>,

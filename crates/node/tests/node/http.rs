@@ -237,7 +237,7 @@ async fn the_openapi_description_is_served_and_covers_every_route() {
     let (status, body) = http(node.http, "GET", "/v1/openapi.json", "").await;
     assert_eq!(status, 200);
     let spec = json(&body);
-    assert_eq!(spec["openapi"], "3.0.3");
+    assert_eq!(spec["openapi"], "3.1.0");
     let routes = [
         "/health",
         "/metrics",
@@ -252,6 +252,7 @@ async fn the_openapi_description_is_served_and_covers_every_route() {
         "/v1/keys/{key}/edit",
         "/v1/sync/digests",
         "/v1/sync/merge",
+        "/v1/sync",
     ];
     for route in routes {
         assert!(
