@@ -195,6 +195,28 @@ pub trait Store: Send + Sync + 'static {
         crate::scrub::scrub_by_pages(self, from, budget_bytes)
     }
 
+    /// Returns how many keys hold a value (for `INFO keyspace`). The default walks every
+    /// bucket's key pages: a store that can count faster says so.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn key_count(&self) -> Result<u64> {
+        let mut count = 0;
+        for bucket in 0..crate::DIGEST_BUCKETS {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let (page, more) = self.bucket_keys(bucket, after.as_deref(), 1024)?;
+                count += page.len() as u64;
+                match page.into_iter().next_back() {
+                    Some((last, _)) if more => after = Some(last),
+                    _ => break,
+                }
+            }
+        }
+        Ok(count)
+    }
+
     /// Returns the integrity counters: corrupt values found, reads refused, repairs, scrubbing
     /// (all 0 for a store without checksums, the default).
     fn integrity(&self) -> IntegrityStats {

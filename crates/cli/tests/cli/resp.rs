@@ -125,6 +125,11 @@ fn redis_commands_map_onto_crdt_operations_pipelined_in_resp2_and_resp3() {
     // Writes through RESP are the node's: the binary protocol reads them.
     assert_eq!(HAZE.ok(&node, &["counter", "get", "visits"]), "6\n");
     assert_eq!(HAZE.ok(&node, &["set", "members", "list"]), "bread\nmilk\n");
+
+    // INFO keyspace counts the node's keys: title, visits, list.
+    let keyspace = "# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n";
+    let got = exchange(&mut conn, &[&["INFO", "keyspace"]], keyspace);
+    assert!(got.contains(keyspace), "{got:?}");
 }
 
 #[test]

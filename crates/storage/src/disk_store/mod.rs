@@ -213,6 +213,10 @@ impl Store for DiskStore {
         self.integrity.stats()
     }
 
+    fn key_count(&self) -> Result<u64> {
+        self.count_keys()
+    }
+
     fn delete_buckets(&self, buckets: std::ops::Range<usize>) -> Result<u64> {
         self.delete(buckets)
     }

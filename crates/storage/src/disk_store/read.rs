@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::PoisonError;
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTableMetadata};
 
 use super::DiskStore;
 use super::layout::VALUES;
@@ -111,6 +111,35 @@ impl DiskStore {
     pub(crate) fn recent_values(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
         tables.active.values.clone()
+    }
+
+    /// Counts the keys: redb's (its table keeps its length) and the recent tables' that redb
+    /// does not hold yet, looked up one by one after the tables' keys are copied (writers wait
+    /// only for the copy). A flush that ends meanwhile may make it off by the keys it moved.
+    pub(super) fn count_keys(&self) -> Result<u64> {
+        const CONTEXT: &str = "counting keys";
+        let recent: std::collections::BTreeSet<Vec<u8>> = {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            let frozen = tables
+                .frozen
+                .as_deref()
+                .into_iter()
+                .flat_map(BTreeMap::keys);
+            tables.active.values.keys().chain(frozen).cloned().collect()
+        };
+        let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
+        let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
+        let mut count = table.len().map_err(engine(CONTEXT))?;
+        for skey in &recent {
+            if table
+                .get(skey.as_slice())
+                .map_err(engine(CONTEXT))?
+                .is_none()
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// Returns the newest entry of the store key `skey`: a recent write's, else redb's.

@@ -42,6 +42,8 @@ macro_rules! conformance {
             fn bucket_keys_list_each_key_once() { suite::bucket_keys_list_each_key_once(make) }
             #[test]
             fn delete_buckets_drops_exactly_their_keys() { suite::delete_buckets_drops_exactly_their_keys(make) }
+            #[test]
+            fn keys_are_counted_once_wherever_they_are() { suite::keys_are_counted_once_wherever_they_are(make) }
         }
     )*};
 }

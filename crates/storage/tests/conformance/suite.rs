@@ -255,3 +255,25 @@ pub fn delete_buckets_drops_exactly_their_keys(make: Make) {
     assert!(store.get(back).unwrap().is_some());
     assert_eq!(store.delete_buckets(0..0).unwrap(), 0);
 }
+
+pub fn keys_are_counted_once_wherever_they_are(make: Make) {
+    // Small flushes: some keys are in redb, some in the recent tables, some in both.
+    let config = StoreConfig {
+        flush_bytes: 2048,
+        ..StoreConfig::default()
+    };
+    let (store, _dir) = make(config);
+    assert_eq!(store.key_count().unwrap(), 0);
+    for i in 0..300u64 {
+        merge(&*store, format!("kc-{i}").as_bytes(), counter(1, i + 1)).unwrap();
+    }
+    assert_eq!(store.key_count().unwrap(), 300);
+    // Writing to keys that exist adds none.
+    for i in 0..300u64 {
+        merge(&*store, format!("kc-{i}").as_bytes(), counter(2, 1)).unwrap();
+    }
+    assert_eq!(store.key_count().unwrap(), 300);
+    let doomed = 0..DIGEST_BUCKETS / 2;
+    let deleted = store.delete_buckets(doomed).unwrap();
+    assert_eq!(store.key_count().unwrap(), 300 - deleted);
+}
