@@ -81,8 +81,9 @@ pub(crate) struct BenchArgs {
     baseline: Option<String>,
     /// Route as a smart client does (`ClientConfig::direct`): fetch the cluster's partition
     /// table from --addr (and --baseline) and send each key's requests straight to its
-    /// primary, the connections spread over the nodes. Without it every request goes to the
-    /// one address, which forwards what it is not the primary of.
+    /// primary, the connections spread over the nodes (a node in no cluster holds every key:
+    /// it gets them all). Without it every request goes to the one address, which forwards
+    /// what it is not the primary of.
     #[arg(long)]
     direct: bool,
     /// Connect to Redis over TLS (its `--tls-port`), verifying it against this CA (PEM).
@@ -442,11 +443,12 @@ struct Prepared {
     routing: Option<Arc<haze_ring::RoutingTable>>,
 }
 
-/// The routing table of the cluster the node at `addr` belongs to.
+/// The routing table of the cluster the node at `addr` belongs to; `None` for a node in no
+/// cluster (it holds every key: sending everything to it is direct already).
 async fn routing_table(
     addr: &str,
     security: &Security,
-) -> anyhow::Result<Arc<haze_ring::RoutingTable>> {
+) -> anyhow::Result<Option<Arc<haze_ring::RoutingTable>>> {
     let mut config = haze_client::ClientConfig {
         token: security.token.clone(),
         ..haze_client::ClientConfig::default()
@@ -458,12 +460,10 @@ async fn routing_table(
         .await
         .with_context(|| format!("connecting to {addr} for its partition table"))?;
     match client.send(Request::Table, true).await? {
-        Response::Table(Some(json)) => Ok(Arc::new(
+        Response::Table(Some(json)) => Ok(Some(Arc::new(
             serde_json::from_slice(&json).context("reading the partition table")?,
-        )),
-        Response::Table(None) => bail!(
-            "--direct: {addr} is in no cluster (a node alone holds every key: leave --direct out)"
-        ),
+        ))),
+        Response::Table(None) => Ok(None),
         other => bail!("--direct: {addr} answered the table request with {other:?}"),
     }
 }
@@ -511,7 +511,7 @@ async fn prepare(target: Target, addr: &str, args: &BenchArgs) -> anyhow::Result
         .await?;
     }
     let routing = if args.direct && target == Target::Haze {
-        Some(routing_table(addr, &security).await?)
+        routing_table(addr, &security).await?
     } else {
         None
     };
