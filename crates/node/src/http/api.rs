@@ -11,8 +11,8 @@ use haze_protocol::{ErrorCode, Request, Response as Answer, TypedOp};
 use serde::{Deserialize, Serialize};
 
 use super::bodies::{
-    CounterBody, DigestAnswer, EditSchema, Envelope, ErrorBody, ErrorDetail, Health, MembersBody,
-    RegisterBody, StateSchema,
+    CommonErrors, CounterBody, DigestAnswer, EditSchema, Envelope, ErrorBody, ErrorDetail, Health,
+    KeyPath, MembersBody, NotFound, RegisterBody, StateAnswer, StateSchema, WriteErrors,
 };
 use super::view::read_view;
 
@@ -248,16 +248,8 @@ pub(super) async fn not_found() -> ApiError {
 #[utoipa::path(
     get,
     path = "/v1/keys/{key}",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 404, description = "No value under the key.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    params(KeyPath),
+    responses(StateAnswer, CommonErrors, NotFound)
 )]
 pub(super) async fn get_value(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
     let request = Request::Get {
@@ -282,14 +274,10 @@ pub(super) async fn get_value(State(node): State<Arc<Node>>, Path(key): Path<Str
 #[utoipa::path(
     get,
     path = "/v1/keys/{key}/digest",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     responses(
         (status = 200, description = "The digest of the key's state (null without one).", body = DigestAnswer<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+        CommonErrors
     )
 )]
 pub(super) async fn digest(State(node): State<Arc<Node>>, Path(key): Path<String>) -> ApiResult {
@@ -313,18 +301,9 @@ pub(super) async fn digest(State(node): State<Arc<Node>>, Path(key): Path<String
 #[utoipa::path(
     post,
     path = "/v1/keys/{key}/merge",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     request_body = StateSchema,
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    responses(StateAnswer, CommonErrors, WriteErrors)
 )]
 pub(super) async fn merge(
     State(node): State<Arc<Node>>,
@@ -352,18 +331,9 @@ pub(super) async fn merge(
 #[utoipa::path(
     post,
     path = "/v1/keys/{key}/counter",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     request_body = CounterBody,
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    responses(StateAnswer, CommonErrors, WriteErrors)
 )]
 pub(super) async fn counter(
     State(node): State<Arc<Node>>,
@@ -378,18 +348,9 @@ pub(super) async fn counter(
 #[utoipa::path(
     post,
     path = "/v1/keys/{key}/set/add",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     request_body = MembersBody,
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    responses(StateAnswer, CommonErrors, WriteErrors)
 )]
 pub(super) async fn set_add(
     State(node): State<Arc<Node>>,
@@ -402,18 +363,9 @@ pub(super) async fn set_add(
 #[utoipa::path(
     post,
     path = "/v1/keys/{key}/set/remove",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     request_body = MembersBody,
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    responses(StateAnswer, CommonErrors, WriteErrors)
 )]
 pub(super) async fn set_remove(
     State(node): State<Arc<Node>>,
@@ -443,18 +395,9 @@ async fn members_op(
 #[utoipa::path(
     post,
     path = "/v1/keys/{key}/register",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     request_body = RegisterBody,
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    responses(StateAnswer, CommonErrors, WriteErrors)
 )]
 pub(super) async fn register(
     State(node): State<Arc<Node>>,
@@ -470,18 +413,9 @@ pub(super) async fn register(
 #[utoipa::path(
     post,
     path = "/v1/keys/{key}/edit",
-    params(("key" = String, Path, description = "The key (UTF-8, at most the node's key limit, 1 KiB by default).")),
+    params(KeyPath),
     request_body = EditSchema,
-    responses(
-        (status = 200, description = "The key's state and its readable view.", body = Envelope<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 409, description = "The key holds a value of another type.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 422, description = "Refused: a register stamped too far ahead of the node's clock, or an operation the value cannot take.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
-    )
+    responses(StateAnswer, CommonErrors, WriteErrors)
 )]
 pub(super) async fn edit(
     State(node): State<Arc<Node>>,

@@ -256,3 +256,99 @@ impl ToSchema for BinaryBody {
         "Frame".into()
     }
 }
+
+/// The `{key}` of a key's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "read by utoipa only: axum's `Path<String>` parses the key"
+)]
+pub(super) struct KeyPath {
+    /// The key (UTF-8, at most the node's key limit, 1 KiB by default).
+    key: String,
+}
+
+/// Answers of the same kind shared by several routes, for their `#[utoipa::path]`.
+type Answers = BTreeMap<String, RefOr<utoipa::openapi::Response>>;
+
+/// Responses whose body is an [`ErrorBody`], by status.
+fn errors(list: &[(u16, &str)]) -> Answers {
+    list.iter()
+        .map(|(status, description)| (status.to_string(), json_answer(description, "ErrorBody")))
+        .collect()
+}
+
+/// A response with a JSON body of the component schema `schema`.
+fn json_answer(description: &str, schema: &str) -> RefOr<utoipa::openapi::Response> {
+    let content = utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name(schema)))
+        .build();
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .into()
+}
+
+/// 200 with the key's [`Envelope`]: every read and write of a key.
+pub(super) struct StateAnswer;
+
+impl utoipa::IntoResponses for StateAnswer {
+    fn responses() -> Answers {
+        [(
+            "200".to_string(),
+            json_answer("The key's state and its readable view.", "Envelope"),
+        )]
+        .into()
+    }
+}
+
+/// The errors any request can meet: a malformed one, tokens, limits, availability.
+pub(super) struct CommonErrors;
+
+impl utoipa::IntoResponses for CommonErrors {
+    fn responses() -> Answers {
+        errors(&[
+            (400, "A malformed request: a bad key, body or JSON."),
+            (
+                401,
+                "No token, or one unknown, expired or revoked (with tokens required).",
+            ),
+            (
+                403,
+                "A key outside the token's prefixes, or a right the token lacks.",
+            ),
+            (413, "A key, value or body over the node's limit."),
+            (
+                503,
+                "Unavailable: not enough replicas answered, the disk is full, or the node is \
+                 overloaded or outside its cluster.",
+            ),
+        ])
+    }
+}
+
+/// The errors only a write meets.
+pub(super) struct WriteErrors;
+
+impl utoipa::IntoResponses for WriteErrors {
+    fn responses() -> Answers {
+        errors(&[
+            (409, "The key holds a value of another type."),
+            (
+                422,
+                "Refused: a register stamped too far ahead of the node's clock, or an operation \
+                 the value cannot take.",
+            ),
+        ])
+    }
+}
+
+/// 404: no value under the key.
+pub(super) struct NotFound;
+
+impl utoipa::IntoResponses for NotFound {
+    fn responses() -> Answers {
+        errors(&[(404, "No value under the key.")])
+    }
+}

@@ -14,8 +14,8 @@ use haze_protocol::{Request, Response as Answer};
 
 use super::api::{ApiError, json_response, parse};
 use super::bodies::{
-    BinaryBody, DigestsAnswer, DigestsBody, ErrorBody, ErrorDetail, MergeAnswer, MergeBody,
-    MergeOutcome,
+    BinaryBody, CommonErrors, DigestsAnswer, DigestsBody, ErrorBody, ErrorDetail, MergeAnswer,
+    MergeBody, MergeOutcome,
 };
 use crate::error::RequestError;
 use crate::handler::MAX_BATCH_ITEMS;
@@ -81,11 +81,7 @@ fn key_bytes(key: String) -> Vec<u8> {
     request_body = DigestsBody,
     responses(
         (status = 200, description = "The digests of the list's keys, or that the node does not know the list.", body = DigestsAnswer),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+        CommonErrors
     )
 )]
 pub(super) async fn digests(
@@ -134,11 +130,7 @@ pub(super) async fn digests(
     request_body = MergeBody,
     responses(
         (status = 200, description = "Each item's merged state, or its error, in order.", body = MergeAnswer<'static>),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+        CommonErrors
     )
 )]
 pub(super) async fn merge(
@@ -181,13 +173,9 @@ pub(super) async fn merge(
     path = "/v1/sync",
     request_body(content = BinaryBody, content_type = "application/x-haze"),
     responses(
-        (status = 415, description = "Not `Content-Type: application/x-haze`.", body = ErrorBody<'static>),
         (status = 200, description = "The binary protocol's response.", body = BinaryBody, content_type = "application/x-haze"),
-        (status = 400, description = "A malformed request: a bad key, body or JSON.", body = ErrorBody<'static>),
-        (status = 413, description = "The key or the value is over the node's limit.", body = ErrorBody<'static>),
-        (status = 503, description = "Unavailable: not enough replicas answered, the disk is full, or the node is overloaded or outside its cluster.", body = ErrorBody<'static>),
-        (status = 401, description = "No token, or one unknown, expired or revoked (with tokens required).", body = ErrorBody<'static>),
-        (status = 403, description = "The key is outside the token's prefixes, or the token lacks the right.", body = ErrorBody<'static>)
+        CommonErrors,
+        (status = 415, description = "Not `Content-Type: application/x-haze`.", body = ErrorBody<'static>)
     )
 )]
 pub(super) async fn binary(
