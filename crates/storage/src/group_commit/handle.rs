@@ -60,15 +60,7 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        self.queue(
-            priority,
-            Queued {
-                key,
-                mutation,
-                reply,
-                durable: false,
-            },
-        )
+        self.queue(priority, key, mutation, reply, false)
     }
 
     /// Queues a write that is acknowledged only after an fsync covering it, whatever the
@@ -86,18 +78,23 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        self.queue(
-            priority,
-            Queued {
-                key,
-                mutation,
-                reply,
-                durable: true,
-            },
-        )
+        self.queue(priority, key, mutation, reply, true)
     }
 
-    fn queue(&self, priority: Priority, queued: Queued) -> Result<(), (Reply, SubmitError)> {
+    fn queue(
+        &self,
+        priority: Priority,
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: Reply,
+        durable: bool,
+    ) -> Result<(), (Reply, SubmitError)> {
+        let queued = Queued {
+            key,
+            mutation,
+            reply,
+            durable,
+        };
         let (refused, why) = match priority {
             Priority::Foreground => match self.sender.try_send(Message::Write(queued)) {
                 Ok(()) => return Ok(()),

@@ -17,18 +17,36 @@ use crate::suite::counter;
 
 /// Queues a merge of `value` into `key` and waits for its outcome.
 fn write(committer: &GroupCommitter, key: &[u8], value: Value) -> Result<Value, WriteError> {
+    write_as(committer, key, value, false)
+}
+
+/// Queues a merge that may be acknowledged only once durable (another node's copy) and waits.
+fn write_durable(
+    committer: &GroupCommitter,
+    key: &[u8],
+    value: Value,
+) -> Result<Value, WriteError> {
+    write_as(committer, key, value, true)
+}
+
+fn write_as(
+    committer: &GroupCommitter,
+    key: &[u8],
+    value: Value,
+    durable: bool,
+) -> Result<Value, WriteError> {
     let (tx, rx) = mpsc::channel();
-    committer
-        .handle()
-        .submit(
-            key.to_vec(),
-            Mutation::Merge(value),
-            Box::new(move |outcome| {
-                let _ = tx.send(outcome);
-            }),
-        )
-        .map_err(|(_, e)| e)
-        .expect("queued");
+    let reply: haze_storage::Reply = Box::new(move |outcome| {
+        let _ = tx.send(outcome);
+    });
+    let handle = committer.handle();
+    let (key, mutation) = (key.to_vec(), Mutation::Merge(value));
+    let queued = if durable {
+        handle.submit_durable(Priority::Foreground, key, mutation, reply)
+    } else {
+        handle.submit(key, mutation, reply)
+    };
+    queued.map_err(|(_, e)| e).expect("queued");
     rx.recv().expect("answered")
 }
 
@@ -129,28 +147,6 @@ fn a_periodic_fsync_that_fails_stops_the_writer() {
     assert!(committer.handle().has_failed());
     assert!(store.durable(b"a").is_none(), "never made durable");
     println!("injected: EIO from a periodic fsync; held: the writer stopped (\"{refused}\")");
-}
-
-/// Queues a merge that may be acknowledged only once durable (another node's copy) and waits.
-fn write_durable(
-    committer: &GroupCommitter,
-    key: &[u8],
-    value: Value,
-) -> Result<Value, WriteError> {
-    let (tx, rx) = mpsc::channel();
-    committer
-        .handle()
-        .submit_durable(
-            Priority::Foreground,
-            key.to_vec(),
-            Mutation::Merge(value),
-            Box::new(move |outcome| {
-                let _ = tx.send(outcome);
-            }),
-        )
-        .map_err(|(_, e)| e)
-        .expect("queued");
-    rx.recv().expect("answered")
 }
 
 fn periodic_hourly() -> StoreConfig {
