@@ -1,6 +1,6 @@
 //! The writer's side: commits (merge, log, publish) and the flushes they start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
@@ -104,6 +104,12 @@ impl DiskStore {
         let mut exact: BTreeMap<usize, u64> = BTreeMap::new();
         let mut found: Vec<(Vec<u8>, &'static str)> = Vec::new();
         let mut repaired = 0;
+        // A key written more than once in this batch (a hot key: its writes share commits) keeps
+        // its newest value decoded here, so that its next write starts from a clone instead of
+        // decoding the whole state again, which was most of such a write's cost. Invariant: a
+        // key is in `decoded` only while its entry in `staged` is that value's.
+        let repeated = repeated_keys(batch);
+        let mut decoded: HashMap<Vec<u8>, haze_crdt::Value> = HashMap::new();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
@@ -141,11 +147,20 @@ impl DiskStore {
                 }
                 let outcome = match (slot, mutation) {
                     (None, mutation) => merged_value(config, &write.key, None, mutation),
-                    (Some(Slot::Value { encoded, .. }), mutation) => match decode(encoded) {
-                        Ok(current) => merged_value(config, &write.key, Some(current), mutation),
-                        // A sound checksum over bytes that do not decode: refused, left alone.
-                        Err(e) => Err(WriteError::Store(e)),
-                    },
+                    (Some(Slot::Value { encoded, .. }), mutation) => {
+                        let current = match decoded.get(write.key.as_slice()) {
+                            Some(value) => Ok(value.clone()),
+                            None => decode(encoded),
+                        };
+                        match current {
+                            Ok(current) => {
+                                merged_value(config, &write.key, Some(current), mutation)
+                            }
+                            // A sound checksum over bytes that do not decode: refused, left
+                            // alone.
+                            Err(e) => Err(WriteError::Store(e)),
+                        }
+                    }
                     (Some(_), Mutation::Merge(given)) => {
                         repaired += 1;
                         merged_value(config, &write.key, None, Mutation::Merge(given))
@@ -160,11 +175,15 @@ impl DiskStore {
                 if let Some(marker) = marker {
                     // Quarantined now, with this commit.
                     staged.insert(skey.clone(), marker);
+                    decoded.remove(write.key.as_slice());
                 }
                 write.outcome = Some(outcome.map(|(value, encoded)| {
                     let (stored_entry, checksum) = entry::value_entry(&write.key, &encoded);
                     *delta.entry(bucket).or_default() ^= old_contribution ^ checksum;
                     staged.insert(skey, stored_entry);
+                    if repeated.contains(write.key.as_slice()) {
+                        decoded.insert(write.key.clone(), value.clone());
+                    }
                     value
                 }));
             }
@@ -344,4 +363,14 @@ fn retry_at() -> std::time::Instant {
 )]
 fn due(at: std::time::Instant) -> bool {
     std::time::Instant::now() >= at
+}
+
+/// The keys written more than once in `batch`.
+fn repeated_keys(batch: &[Write]) -> HashSet<Vec<u8>> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .filter(|w| !seen.insert(w.key.as_slice()))
+        .map(|w| w.key.clone())
+        .collect()
 }
