@@ -72,6 +72,9 @@ pub struct Metrics {
     pub protocol_errors: AtomicU64,
     /// Connections closed for idleness or a slow handshake.
     pub timeouts: AtomicU64,
+    /// Of `timeouts`: connections cut off because their client did not take its responses
+    /// (the write-stall limit).
+    pub stalled_readers: AtomicU64,
     /// Requests sent on to another node (routing, failover).
     pub forwarded: AtomicU64,
     /// Times a replica did not answer and the next one was tried.
@@ -232,6 +235,11 @@ impl Metrics {
                 "haze_timeouts_total",
                 "Connections closed for idleness or a slow handshake.",
                 &self.timeouts,
+            ),
+            (
+                "haze_stalled_readers_total",
+                "Connections cut off because their client did not read its responses (of haze_timeouts_total).",
+                &self.stalled_readers,
             ),
             (
                 "haze_forwarded_total",

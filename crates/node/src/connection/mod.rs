@@ -143,7 +143,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         loop {
             if self.responses.is_closed() {
                 // The writer gave up on a client that does not read: stop reading it too.
-                return End::Timeout("responses not read");
+                return End::Timeout(STALLED);
             }
             let count = tokio::select! {
                 biased;
@@ -161,7 +161,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 None => tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return End::Shutdown,
-                    () = self.responses.closed() => return End::Timeout("responses not read"),
+                    () = self.responses.closed() => return End::Timeout(STALLED),
                     frame = tokio::time::timeout(idle, read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes)) => frame,
                 },
             };
@@ -336,11 +336,19 @@ async fn send<W: AsyncWrite + Unpin>(
     haze_protocol::flush_frames(writer, &encode(id, response)).await
 }
 
+/// Why a connection whose client does not take its responses is cut off.
+const STALLED: &str = "responses not read";
+
 fn end(node: &Node, why: End) {
     match &why {
         End::Closed | End::Shutdown => tracing::debug!(?why, "connection ended"),
         End::Timeout(during) => {
             node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
+            if *during == STALLED {
+                node.metrics()
+                    .stalled_readers
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             tracing::info!(during, "connection timed out");
         }
         End::Protocol(reason) => {
