@@ -1,6 +1,6 @@
 //! The writer's side: commits (merge, log, publish) and the flushes they start.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
@@ -104,11 +104,11 @@ impl DiskStore {
         let mut exact: BTreeMap<usize, u64> = BTreeMap::new();
         let mut found: Vec<(Vec<u8>, &'static str)> = Vec::new();
         let mut repaired = 0;
-        // A key written more than once in this batch (a hot key: its writes share commits) keeps
-        // its newest value decoded here, so that its next write starts from a clone instead of
-        // decoding the whole state again, which was most of such a write's cost. Invariant: a
-        // key is in `decoded` only while its entry in `staged` is that value's.
-        let repeated = repeated_keys(batch);
+        // A key written again in this batch (a hot key: its writes share commits) keeps its
+        // newest value decoded here from its second write on, so that its later writes start
+        // from a clone instead of decoding the whole state again, which was most of such a
+        // write's cost; a batch of distinct keys pays nothing for it. Invariant: a key is in
+        // `decoded` only while its entry in `staged` is that value's.
         let mut decoded: HashMap<Vec<u8>, haze_crdt::Value> = HashMap::new();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
@@ -120,6 +120,7 @@ impl DiskStore {
                     continue;
                 };
                 let skey = store_key(&write.key);
+                let again = staged.contains_key(&skey);
                 let recent = staged.get(&skey).or_else(|| tables.newest(&skey));
                 let from_redb = match recent {
                     Some(_) => None,
@@ -181,7 +182,7 @@ impl DiskStore {
                     let (stored_entry, checksum) = entry::value_entry(&write.key, &encoded);
                     *delta.entry(bucket).or_default() ^= old_contribution ^ checksum;
                     staged.insert(skey, stored_entry);
-                    if repeated.contains(write.key.as_slice()) {
+                    if again {
                         decoded.insert(write.key.clone(), value.clone());
                     }
                     value
@@ -363,14 +364,4 @@ fn retry_at() -> std::time::Instant {
 )]
 fn due(at: std::time::Instant) -> bool {
     std::time::Instant::now() >= at
-}
-
-/// The keys written more than once in `batch`.
-fn repeated_keys(batch: &[Write]) -> HashSet<Vec<u8>> {
-    let mut seen = HashSet::with_capacity(batch.len());
-    batch
-        .iter()
-        .filter(|w| !seen.insert(w.key.as_slice()))
-        .map(|w| w.key.clone())
-        .collect()
 }
