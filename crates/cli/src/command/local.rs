@@ -15,7 +15,7 @@ use super::data::{
     Addr, CounterCommand, DEFAULT_ADDR, GetArgs, MergeArgs, RegisterCommand, SetCommand, amount,
     typed, with_resolved_client,
 };
-use super::profile::{read_at, write_at};
+use super::profile::{read, write_at};
 use crate::clock::{SystemClock, fresh_actor};
 
 #[derive(Debug, Args)]
@@ -73,7 +73,7 @@ fn with_remote<T>(
 ) -> anyhow::Result<T> {
     let path = remote_path(replica);
     let kept = match path.try_exists() {
-        Ok(true) => Some(read_at(&path)?),
+        Ok(true) => Some(read(&path)?),
         Ok(false) => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };

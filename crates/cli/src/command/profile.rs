@@ -113,8 +113,9 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the profile at `path`.
-fn read(path: &Path) -> anyhow::Result<Profile> {
+/// Reads the profile at `path` (one of the profiles, or one kept beside a replica file:
+/// [`write_at`]).
+pub(crate) fn read(path: &Path) -> anyhow::Result<Profile> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut text = String::new();
     file.take(MAX_PROFILE_BYTES + 1)
@@ -177,11 +178,6 @@ pub(crate) fn save(name: &str, profile: &Profile) -> anyhow::Result<PathBuf> {
     let path = dir.join(format!("{name}.json"));
     write_at(&path, profile)?;
     Ok(path)
-}
-
-/// Reads a profile kept at `path` (beside a replica file: [`write_at`]).
-pub(crate) fn read_at(path: &Path) -> anyhow::Result<Profile> {
-    read(path)
 }
 
 /// Writes `profile` to `path` (mode 0600: it may hold a token), atomically: a temporary file
