@@ -214,7 +214,9 @@ async fn connection<S>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout);
-    let conn = builder.serve_connection(io, service);
+    // With upgrades: a WebSocket (`/v1/ws`) takes the connection over once answered; the
+    // idle guard stays under it, so a socket that says nothing for the idle timeout still ends.
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {

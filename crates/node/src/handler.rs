@@ -84,7 +84,11 @@ fn kind_of(request: &Request) -> Kind {
         | Request::DigestList { .. }
         | Request::Buckets
         | Request::BucketKeys { .. } => Kind::Digest,
-        Request::Ping | Request::Table | Request::Hello { .. } => Kind::Ping,
+        Request::Ping
+        | Request::Table
+        | Request::Hello { .. }
+        | Request::Watch { .. }
+        | Request::Notify { .. } => Kind::Ping,
     }
 }
 
@@ -103,9 +107,10 @@ fn over_limits(node: &Node, request: &Request, frame_bytes: usize) -> Option<Req
                 },
             ))
         }
-        Request::MergeBatch { items } | Request::Copy { items } | Request::Backfill { items } => {
-            too_many(items.len())
-        }
+        Request::MergeBatch { items }
+        | Request::Copy { items }
+        | Request::Backfill { items }
+        | Request::Notify { items, .. } => too_many(items.len()),
         Request::DigestBatch { keys }
         | Request::DigestList {
             keys: Some(keys), ..
@@ -247,6 +252,19 @@ fn local(
             .map(|(keys, more)| Response::KeyDigests { keys, more })
             .map_err(RequestError::from),
         Request::Hello { .. } => Err(RequestError::BadRequest("hello is only valid first".into())),
+        Request::Watch {
+            node: from,
+            lease_ms,
+            keys,
+            prefixes,
+        } => {
+            crate::live::watch::accept(node.live(), node.cluster(), from, lease_ms, keys, prefixes)
+                .map(|()| Response::Acks(Vec::new()))
+        }
+        Request::Notify { items, missed } => {
+            crate::live::watch::notified(node.live(), &items, missed);
+            Ok(Response::Acks(Vec::new()))
+        }
     };
     node.metrics()
         .record(kind, response.is_ok(), started.elapsed());

@@ -49,6 +49,7 @@ mod connection;
 mod error;
 mod handler;
 pub mod http;
+pub mod live;
 mod metrics;
 mod node;
 #[cfg(feature = "planted-bugs")]

@@ -24,6 +24,8 @@ pub struct Node {
     tasks: Arc<Supervisor>,
     /// The bytes of requests in flight on all connections together.
     in_flight_bytes: Arc<tokio::sync::Semaphore>,
+    /// Live updates: who is subscribed to what.
+    live: Arc<crate::live::Hub>,
 }
 
 impl std::fmt::Debug for Node {
@@ -49,6 +51,10 @@ impl Node {
         clock: Arc<dyn PhysicalClock + Send + Sync>,
     ) -> Result<Arc<Node>, haze_storage::Error> {
         let replica = Arc::new(Replica::open(store, actor, clock, config.inline_writes)?);
+        let live = Arc::new(crate::live::Hub::default());
+        replica
+            .writes()
+            .hook(Arc::new(crate::live::LiveHook(live.clone())));
         let node_in_flight = config.max_node_in_flight_bytes.clamp(
             config.max_frame_bytes.max(1),
             tokio::sync::Semaphore::MAX_PERMITS,
@@ -93,7 +99,13 @@ impl Node {
             metrics,
             tasks,
             in_flight_bytes: Arc::new(tokio::sync::Semaphore::new(node_in_flight)),
+            live,
         }))
+    }
+
+    /// Returns the live updates' hub: subscribe to hear of committed writes.
+    pub fn live(&self) -> &Arc<crate::live::Hub> {
+        &self.live
     }
 
     /// Returns the configuration.

@@ -252,6 +252,9 @@ pub(crate) fn authorize(caller: &Caller, request: &Request) -> Result<(), Reques
             }
         }
         Request::Ping | Request::Table | Request::Hello { .. } => Ok(()),
+        Request::Watch { .. } | Request::Notify { .. } => Err(RequestError::Forbidden(
+            "watch and notify are only for node-to-node connections".into(),
+        )),
     }
 }
 

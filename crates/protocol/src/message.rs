@@ -111,6 +111,31 @@ pub enum Request {
     /// Read the cluster's routing table (for a client that sends each key's requests straight
     /// to its primary). The response is [`Response::Table`].
     Table,
+    /// Notify node `node` of this node's commits to `keys` and to keys under `prefixes` (an
+    /// empty prefix: every key), with [`Notify`](Request::Notify), for `lease_ms`: what the
+    /// devices subscribed on `node` watch. A later `Watch` from the same node replaces it and
+    /// renews the lease. Only on [`Role::Peer`] connections. Answered with an empty
+    /// [`Response::Acks`].
+    Watch {
+        /// The watching node's id.
+        node: u64,
+        /// How long the watch lasts unless renewed, in milliseconds.
+        lease_ms: u32,
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+        /// The key prefixes.
+        prefixes: Vec<Vec<u8>>,
+    },
+    /// Commits to keys the receiver watches (see [`Watch`](Request::Watch)): each key's state
+    /// after the commit, for the receiver's subscribed devices (it stores nothing). Only on
+    /// [`Role::Peer`] connections. Answered with an empty [`Response::Acks`].
+    Notify {
+        /// The keys and their states.
+        items: Vec<(Vec<u8>, Value)>,
+        /// Whether the sender dropped notices it could not send in time: the receiver's devices
+        /// may have missed updates and must resync.
+        missed: bool,
+    },
 }
 
 impl Request {

@@ -58,6 +58,16 @@ pub(crate) fn requests() -> Vec<Request> {
         },
         Request::Buckets,
         Request::Table,
+        Request::Watch {
+            node: 3,
+            lease_ms: 15_000,
+            keys: vec![b"list".to_vec(), b"visits".to_vec()],
+            prefixes: vec![b"todo:".to_vec()],
+        },
+        Request::Notify {
+            items: vec![(b"list".to_vec(), counter(3))],
+            missed: true,
+        },
         Request::BucketKeys {
             bucket: 4095,
             after: None,

@@ -48,6 +48,8 @@ pub(crate) enum Operation<'a> {
     Buckets,
     /// Anything about the node itself (`Ping`, `Table`, `Hello`).
     Meta,
+    /// Live updates between nodes (`Watch`, `Notify`).
+    Live,
 }
 
 impl<'a> Operation<'a> {
@@ -63,6 +65,7 @@ impl<'a> Operation<'a> {
             Request::Copy { .. } | Request::Backfill { .. } => Operation::Copy,
             Request::Buckets | Request::BucketKeys { .. } => Operation::Buckets,
             Request::Ping | Request::Table | Request::Hello { .. } => Operation::Meta,
+            Request::Watch { .. } | Request::Notify { .. } => Operation::Live,
         }
     }
 
@@ -79,7 +82,10 @@ impl<'a> Operation<'a> {
 
     /// Whether a node of a cluster routes this operation for a client.
     fn routed(self) -> bool {
-        !matches!(self, Operation::Copy | Operation::Buckets | Operation::Meta)
+        !matches!(
+            self,
+            Operation::Copy | Operation::Buckets | Operation::Meta | Operation::Live
+        )
     }
 }
 
@@ -118,6 +124,9 @@ pub(crate) fn dispose(
     let op = *op;
     let peer = matches!(role, Role::Peer { .. });
     match (role, op) {
+        (Role::Client | Role::Local, Operation::Live) => {
+            return refuse("watch and notify are only for node-to-node connections");
+        }
         (Role::Local, _) => return Disposition::Local,
         (Role::Client, Operation::Copy) => {
             return refuse("copy and backfill are only for node-to-node and local connections");

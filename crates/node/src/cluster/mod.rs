@@ -58,6 +58,15 @@ pub(crate) use handoff::Handoff;
 pub use join::{ControlError, ControlPlane, Registration};
 pub use leftovers::hand_back_leftovers;
 pub use peers::PeerError;
+
+/// Node `id` of `view`, over this node's connection to it.
+pub(crate) fn peer(
+    cluster: &Cluster,
+    view: &ClusterView,
+    id: haze_ring::NodeId,
+) -> Result<peers::Peer, ClusterError> {
+    peers::Peer::of(&cluster.peers, view, id)
+}
 pub(crate) use peers::Peers;
 pub(crate) use route::{Routing, route};
 pub use view::ClusterView;

@@ -329,7 +329,7 @@ impl Peer {
 
     /// Sends `request` (all of these may be sent twice) and returns the answer, an error answer
     /// as an error.
-    async fn ask(&self, request: Request) -> Result<Response, ClusterError> {
+    pub(crate) async fn ask(&self, request: Request) -> Result<Response, ClusterError> {
         match self.channel.send(request, true).await {
             Ok(Response::Error(error)) => Err(ClusterError::Answered {
                 peer: self.id,

@@ -33,6 +33,16 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
+    /// The error's code (`bad_request`, `forbidden`...).
+    pub(super) fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The error in words.
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,

@@ -7,6 +7,7 @@ mod bodies;
 mod openapi;
 mod sync;
 mod view;
+mod ws;
 
 use std::sync::Arc;
 
@@ -40,6 +41,9 @@ pub fn router(node: Arc<Node>) -> Router {
             node.clone(),
             auth::authorize,
         ))
+        // After the token layer, so outside it: a browser cannot send a WebSocket's upgrade
+        // with `Authorization`; the session takes the token in its first message instead.
+        .route("/v1/ws", get(ws::upgrade))
         .fallback(api::not_found)
         .layer(cors(&node.config().cors_origins))
         .with_state(node)

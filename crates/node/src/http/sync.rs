@@ -90,7 +90,16 @@ pub(super) async fn digests(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_sync_body(&node, body).await?;
-    let DigestsBody { list, keys } = parse(&bytes)?;
+    let answer = exchange_digests(&node, &caller, parse(&bytes)?).await?;
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// The digests half of the exchange, as `POST /v1/sync/digests` and the WebSocket answer it.
+pub(super) async fn exchange_digests(
+    node: &Arc<Node>,
+    caller: &Caller,
+    DigestsBody { list, keys }: DigestsBody,
+) -> Result<DigestsAnswer, ApiError> {
     let keys: Option<Vec<Vec<u8>>> = keys.map(|k| k.into_iter().map(key_bytes).collect());
     let list = match (list, &keys) {
         (Some(hex), _) => u64::from_str_radix(&hex, 16)
@@ -103,21 +112,15 @@ pub(super) async fn digests(
         }
     };
     let request = Request::DigestList { list, keys };
-    match answer(&node, &caller, request).await? {
-        Answer::Digests(digests) => Ok(json_response(
-            StatusCode::OK,
-            &DigestsAnswer::Digests {
-                list: format!("{list:016x}"),
-                digests: digests
-                    .iter()
-                    .map(|d| d.map(|d| format!("{d:016x}")))
-                    .collect(),
-            },
-        )),
-        Answer::UnknownList => Ok(json_response(
-            StatusCode::OK,
-            &DigestsAnswer::UnknownList { unknown_list: true },
-        )),
+    match answer(node, caller, request).await? {
+        Answer::Digests(digests) => Ok(DigestsAnswer::Digests {
+            list: format!("{list:016x}"),
+            digests: digests
+                .iter()
+                .map(|d| d.map(|d| format!("{d:016x}")))
+                .collect(),
+        }),
+        Answer::UnknownList => Ok(DigestsAnswer::UnknownList { unknown_list: true }),
         other => Err(unexpected(other)),
     }
 }
@@ -139,14 +142,24 @@ pub(super) async fn merge(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_sync_body(&node, body).await?;
-    let MergeBody { items } = parse(&bytes)?;
+    let answer = exchange_merge(&node, &caller, parse(&bytes)?).await?;
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// The merge half of the exchange, as `POST /v1/sync/merge` and the WebSocket answer it: the
+/// answer's JSON (`{"items": [...]}`).
+pub(super) async fn exchange_merge(
+    node: &Arc<Node>,
+    caller: &Caller,
+    MergeBody { items }: MergeBody,
+) -> Result<serde_json::Value, ApiError> {
     let request = Request::MergeBatch {
         items: items
             .into_iter()
             .map(|i| (key_bytes(i.key), i.state))
             .collect(),
     };
-    match answer(&node, &caller, request).await? {
+    match answer(node, caller, request).await? {
         Answer::Batch(results) => {
             let items = results
                 .iter()
@@ -160,7 +173,7 @@ pub(super) async fn merge(
                     },
                 })
                 .collect();
-            Ok(json_response(StatusCode::OK, &MergeAnswer { items }))
+            Ok(serde_json::to_value(MergeAnswer { items }).expect("an answer serialises"))
         }
         other => Err(unexpected(other)),
     }
@@ -214,9 +227,14 @@ pub(super) async fn binary(
         .into_response())
 }
 
+/// The most bytes of a sync request: a merge carries many states, a batch's worth of values.
+pub(super) fn sync_body_limit(node: &Node) -> usize {
+    haze_protocol::MAX_FRAME_BYTES.max(node.config().store.max_value_bytes * 8)
+}
+
 /// A sync's merge carries many states: the body may be a batch's worth of values.
-async fn read_sync_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
-    let limit = haze_protocol::MAX_FRAME_BYTES.max(node.config().store.max_value_bytes * 8);
+pub(super) async fn read_sync_body(node: &Node, body: Body) -> Result<Bytes, ApiError> {
+    let limit = sync_body_limit(node);
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|e| super::api::body_error(&e, limit))

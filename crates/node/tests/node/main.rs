@@ -9,6 +9,7 @@ mod control;
 mod harness;
 mod http;
 mod layers;
+mod live;
 mod move_failures;
 mod outside;
 mod repartition;

@@ -45,6 +45,8 @@ mod kind {
     pub(super) const BUCKET_KEYS: u8 = 0x0d;
     pub(super) const TABLE: u8 = 0x0e;
     pub(super) const BACKFILL: u8 = 0x0f;
+    pub(super) const WATCH: u8 = 0x10;
+    pub(super) const NOTIFY: u8 = 0x11;
 
     pub(super) const HELLO_OK: u8 = 0x81;
     pub(super) const VALUE: u8 = 0x82;

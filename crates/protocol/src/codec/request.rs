@@ -112,6 +112,23 @@ impl Request {
             }
             Request::Buckets => out.push(kind::BUCKETS),
             Request::Table => out.push(kind::TABLE),
+            Request::Watch {
+                node,
+                lease_ms,
+                keys,
+                prefixes,
+            } => {
+                out.push(kind::WATCH);
+                out.extend_from_slice(&node.to_be_bytes());
+                out.extend_from_slice(&lease_ms.to_be_bytes());
+                write_keys_compressed(out, keys);
+                write_keys_compressed(out, prefixes);
+            }
+            Request::Notify { items, missed } => {
+                out.push(kind::NOTIFY);
+                write_items(out, items);
+                out.push(u8::from(*missed));
+            }
             Request::BucketKeys { bucket, after } => {
                 out.push(kind::BUCKET_KEYS);
                 out.extend_from_slice(&bucket.to_be_bytes());
@@ -193,6 +210,16 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
         },
         kind::BUCKETS => Request::Buckets,
         kind::TABLE => Request::Table,
+        kind::WATCH => Request::Watch {
+            node: read_u64(r)?,
+            lease_ms: read_u32(r)?,
+            keys: read_keys_compressed(r)?,
+            prefixes: read_keys_compressed(r)?,
+        },
+        kind::NOTIFY => Request::Notify {
+            items: read_items(r)?,
+            missed: read_presence(r)?,
+        },
         kind::BUCKET_KEYS => {
             let bucket = read_u32(r)?;
             let after = if read_presence(r)? {

@@ -82,6 +82,22 @@ fn request_like(like: &Request, examples: &[Request]) -> BoxedStrategy<Request> 
             .prop_map(|(bucket, after)| Request::BucketKeys { bucket, after })
             .boxed(),
         Request::Table => Just(Request::Table).boxed(),
+        Request::Watch { .. } => (
+            any::<u64>(),
+            any::<u32>(),
+            prop::collection::vec(key(), 0..6),
+            prop::collection::vec(key(), 0..3),
+        )
+            .prop_map(|(node, lease_ms, keys, prefixes)| Request::Watch {
+                node,
+                lease_ms,
+                keys,
+                prefixes,
+            })
+            .boxed(),
+        Request::Notify { .. } => (items(), any::<bool>())
+            .prop_map(|(items, missed)| Request::Notify { items, missed })
+            .boxed(),
     }
 }
 
