@@ -43,6 +43,12 @@ pub struct NodeConfig {
     /// Web origins (`https://app.example`) whose pages may call the HTTP API from a browser
     /// (CORS); empty (the default): none.
     pub cors_origins: Vec<String>,
+    /// A folder whose files the HTTP port serves for `GET` of paths outside the API (a web app
+    /// then shares the API's origin); `None` (the default): none.
+    pub web_root: Option<std::path::PathBuf>,
+    /// Serve the HTTP port without TLS even when the node has it (`haze dev --web`, on loopback
+    /// only: a browser trusts no CA of its own); the binary protocol keeps TLS.
+    pub http_plaintext: bool,
     /// How long to wait for another node before trying the next replica (default 2 s).
     pub forward_timeout: Duration,
     /// How often anti-entropy compares this node with the other replicas (default 10 s).
@@ -77,6 +83,8 @@ impl std::fmt::Debug for NodeConfig {
             .field("read_quorum", &self.read_quorum)
             .field("refill_marker", &self.refill_marker)
             .field("cors_origins", &self.cors_origins)
+            .field("web_root", &self.web_root)
+            .field("http_plaintext", &self.http_plaintext)
             .field("forward_timeout", &self.forward_timeout)
             .field("anti_entropy_interval", &self.anti_entropy_interval)
             .field("inline_writes", &self.inline_writes)
@@ -101,6 +109,8 @@ impl Default for NodeConfig {
             read_quorum: ReadQuorum::default(),
             refill_marker: None,
             cors_origins: Vec::new(),
+            web_root: None,
+            http_plaintext: false,
             forward_timeout: Duration::from_secs(2),
             anti_entropy_interval: Duration::from_secs(10),
             dial: Arc::new(TcpDial),

@@ -42,6 +42,11 @@ pub(crate) struct DevArgs {
     /// other commands find by themselves).
     #[arg(long)]
     insecure: bool,
+    /// Serve a web app's folder from every node's HTTP port (`haze serve --web`), which then
+    /// speaks plain HTTP on loopback so that a browser can open it; prints the address to open,
+    /// with a device token (read and write, kept in DATA/web-token) in its `#token=` fragment.
+    #[arg(long, value_name = "DIR")]
+    web: Option<PathBuf>,
 }
 
 /// The certificates and token of a secure `haze dev`.
@@ -132,6 +137,42 @@ async fn read_admin_token(dir: &std::path::Path) -> anyhow::Result<String> {
     )
 }
 
+/// The device token a `haze dev --web` page uses: made once (read and write on every key) and
+/// kept in DATA/web-token (0600), so that a second start prints the same address.
+async fn web_token(client: &ControllerClient, data: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data.join("web-token");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && haze_controller::tokens::well_formed(text.trim())
+    {
+        return Ok(text.trim().to_string());
+    }
+    let request = haze_controller::api::CreateTokenRequest {
+        prefixes: Vec::new(),
+        rights: vec![
+            haze_controller::tokens::Right::Read,
+            haze_controller::tokens::Right::Write,
+        ],
+        expires_in_ms: None,
+        expires_at_ms: None,
+        description: "haze dev --web: the example app's devices".into(),
+    };
+    let created = client
+        .create_token(&request)
+        .await
+        .context("making the web app's device token")?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{}", created.token).with_context(|| format!("writing {}", path.display()))?;
+    Ok(created.token)
+}
+
 fn port(base: u16, offset: i32) -> String {
     if base == 0 {
         "127.0.0.1:0".to_string()
@@ -210,6 +251,20 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             "--controller".into(),
             controller_addr.clone(),
         ];
+        if let Some(web) = &args.web {
+            let web = web
+                .canonicalize()
+                .with_context(|| format!("--web {}", web.display()))?;
+            line.push("--web".into());
+            line.push(
+                web.to_str()
+                    .context("the web folder's path is not UTF-8")?
+                    .into(),
+            );
+            if secure.is_some() {
+                line.push("--http-plaintext".into());
+            }
+        }
         if let Some(secure) = &secure {
             let (cert, key) = secure.cert(&format!("n{i}"));
             for (flag, path) in [
@@ -296,6 +351,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         );
     }
 
+    let web_token = match (&args.web, &admin_token) {
+        (Some(_), Some(_)) => Some(web_token(&client, &args.data).await?),
+        _ => None,
+    };
+
     #[allow(clippy::print_stdout)]
     {
         println!(
@@ -362,6 +422,12 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             "try: haze counter incr visits --addr {}   |   haze cluster status --controller {controller_addr}",
             nodes[0].addr
         );
+        if args.web.is_some() {
+            let fragment = web_token.map_or_else(String::new, |t| format!("#token={t}"));
+            for node in &nodes {
+                println!("web: open http://{}/{fragment}", node.http);
+            }
+        }
     }
 
     wait_for_signal().await;

@@ -109,6 +109,14 @@ pub(crate) struct ServeArgs {
     /// clock into the future.
     #[arg(long = "max-clock-skew", value_name = "SECS", default_value_t = 60)]
     max_clock_skew_secs: u64,
+    /// Serve the files of this folder from the HTTP port, for `GET` of paths outside the API
+    /// (`/v1/...`): a web app and the API it calls then share one origin. Off by default.
+    #[arg(long, value_name = "DIR")]
+    web: Option<std::path::PathBuf>,
+    /// Serve the HTTP port without TLS though the node has it, on a loopback address only
+    /// (`haze dev --web`: a browser trusts no CA of its own). Tokens are still required.
+    #[arg(long, hide = true)]
+    http_plaintext: bool,
 }
 
 /// Checks a web origin: a scheme (`http` or `https`), a host and an optional port, nothing
@@ -253,6 +261,8 @@ pub(crate) async fn start_node(
         // refill has reached every node it shares partitions with.
         refill_marker: Some(args.data.join("refilling")),
         cors_origins: args.cors_origins.clone(),
+        web_root: args.web.clone(),
+        http_plaintext: args.http_plaintext,
         forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
         anti_entropy_interval: Duration::from_millis(args.anti_entropy_ms.max(10)),
         ..NodeConfig::default()
@@ -288,6 +298,19 @@ pub(crate) async fn start_node(
         "Give --tls-cert, --tls-key and --tls-ca (made by `haze certs`) and --controller \
          (clients' tokens come from it)",
     )?;
+    if let Some(web) = &args.web
+        && !web.is_dir()
+    {
+        anyhow::bail!("--web {}: not a folder", web.display());
+    }
+    if args.http_plaintext {
+        let http_binds = resolve(&args.http).await?;
+        if let Some(open) = http_binds.iter().find(|a| !a.ip().is_loopback()) {
+            anyhow::bail!(
+                "--http-plaintext serves tokens without TLS: only on a loopback address, not {open}"
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

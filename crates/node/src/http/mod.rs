@@ -7,6 +7,7 @@ mod bodies;
 mod openapi;
 mod sync;
 mod view;
+mod web;
 mod ws;
 
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub fn router(node: Arc<Node>) -> Router {
         // After the token layer, so outside it: a browser cannot send a WebSocket's upgrade
         // with `Authorization`; the session takes the token in its first message instead.
         .route("/v1/ws", get(ws::upgrade))
-        .fallback(api::not_found)
+        .fallback(web::fallback)
         .layer(cors(&node.config().cors_origins))
         .with_state(node)
 }
@@ -74,7 +75,10 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let config = node.config();
     let options = haze_http::ServeOptions {
-        tls: config.security.tls.clone(),
+        tls: match config.http_plaintext {
+            true => None,
+            false => config.security.tls.clone(),
+        },
         max_connections: config.max_connections,
         max_per_address: config.max_connections_per_address.max(1),
         handshake_timeout: config.security.handshake_timeout,
