@@ -243,6 +243,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         "# HELP haze_cluster_epoch The epoch of the partition table this node routes with (0: none).\n\
          # TYPE haze_cluster_epoch gauge\nhaze_cluster_epoch {epoch}\n"
     ));
+    text.push_str(&node.live().render());
     text.push_str(&node.tasks().render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

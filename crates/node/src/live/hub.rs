@@ -292,6 +292,24 @@ impl Hub {
         self.lagged.load(Ordering::Relaxed)
     }
 
+    /// The hub's figures for `/metrics` (Prometheus text).
+    pub fn render(&self) -> String {
+        let peers = self.subscribers() - self.devices();
+        format!(
+            "# HELP haze_live_devices Device sessions subscribed to live updates on this node.\n\
+             # TYPE haze_live_devices gauge\nhaze_live_devices {}\n\
+             # HELP haze_live_watching_nodes Other nodes watching this node's commits for their devices.\n\
+             # TYPE haze_live_watching_nodes gauge\nhaze_live_watching_nodes {peers}\n\
+             # HELP haze_live_updates_total Committed writes handed to a subscription (a device's, or another node's).\n\
+             # TYPE haze_live_updates_total counter\nhaze_live_updates_total {}\n\
+             # HELP haze_live_lagged_total Subscriptions dropped because they could not keep up (their devices resync).\n\
+             # TYPE haze_live_lagged_total counter\nhaze_live_lagged_total {}\n",
+            self.devices(),
+            self.delivered_total(),
+            self.lagged_total()
+        )
+    }
+
     /// Device subscriptions now.
     pub fn devices(&self) -> usize {
         self.devices.load(Ordering::Acquire)

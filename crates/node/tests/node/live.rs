@@ -186,6 +186,8 @@ async fn a_session_syncs_subscribes_and_hears_of_commits_to_what_it_watches() {
     .await;
     assert_eq!(next(&mut socket).await["key"], "todo:3");
     assert_eq!(node.node.live().subscribers(), 1);
+    let (_, metrics) = http(node.http, "GET", "/metrics", "").await;
+    assert!(metrics.contains("haze_live_devices 1\n"), "{metrics}");
     socket.close(None).await.unwrap();
     for _ in 0..500 {
         if node.node.live().subscribers() == 0 {
