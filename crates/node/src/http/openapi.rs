@@ -12,7 +12,7 @@ use super::bodies::{
     ErrorBody, ErrorDetail, Health, MembersBody, MergeAnswer, MergeBody, MergeItem, MergeOutcome,
     RegisterBody, ScalarJson, StateSchema,
 };
-use super::{api, sync};
+use super::{api, sync, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +39,7 @@ use super::{api, sync};
         sync::digests,
         sync::merge,
         sync::binary,
+        ws::upgrade,
     ),
     components(schemas(
         CounterBody,

@@ -74,6 +74,16 @@ enum Incoming {
     },
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    responses(
+        (status = 101, description = "Switched to a WebSocket session: JSON messages for the sync exchange, subscriptions and live updates (docs/http-api.md, \"Live updates\")."),
+        (status = 400, description = "Not a WebSocket upgrade (a header missing or wrong).", body = String, content_type = "text/plain"),
+        (status = 426, description = "The connection cannot be upgraded.", body = String, content_type = "text/plain"),
+        (status = 401, description = "An `Authorization` header with a token the cluster does not accept.", body = super::bodies::ErrorBody<'static>)
+    )
+)]
 /// `GET /v1/ws`: upgrades to a session. Outside the token layer: with tokens required, the
 /// caller is the upgrade's `Authorization` token if it has one, else nobody until `auth`.
 pub(super) async fn upgrade(

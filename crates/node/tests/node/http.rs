@@ -253,6 +253,7 @@ async fn the_openapi_description_is_served_and_covers_every_route() {
         "/v1/sync/digests",
         "/v1/sync/merge",
         "/v1/sync",
+        "/v1/ws",
     ];
     for route in routes {
         assert!(
@@ -260,5 +261,41 @@ async fn the_openapi_description_is_served_and_covers_every_route() {
             "{route} is not described"
         );
     }
+    node.stop().await;
+}
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn a_web_folder_is_served_beside_the_api_and_nothing_outside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir_all(web.join("js")).unwrap();
+    std::fs::write(web.join("index.html"), "<h1>list</h1>").unwrap();
+    std::fs::write(web.join("js/app.js"), "export {};").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "not served").unwrap();
+    let config = NodeConfig {
+        web_root: Some(web),
+        ..NodeConfig::default()
+    };
+    let node = TestNode::start(config).await;
+    let (status, body) = http(node.http, "GET", "/", "").await;
+    assert_eq!((status, body.as_str()), (200, "<h1>list</h1>"));
+    let (status, body) = http(node.http, "GET", "/js/app.js", "").await;
+    assert_eq!((status, body.as_str()), (200, "export {};"));
+    for outside in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/js/../../secret.txt",
+    ] {
+        let (status, body) = http(node.http, "GET", outside, "").await;
+        assert!(!body.contains("not served"), "{outside}: {status} {body}");
+    }
+    // The API's paths stay the API's: an unknown one is its JSON 404, not a file lookup.
+    let (status, body) = http(node.http, "GET", "/v1/nothing", "").await;
+    assert_eq!(
+        (status, json(&body)["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = http(node.http, "GET", "/health", "").await;
+    assert_eq!(status, 200);
     node.stop().await;
 }
