@@ -4,8 +4,10 @@
 import Haze from './sdk/index.js';
 
 const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.hash.slice(1)).get('token') || undefined;
-const db = await Haze.open({ url: location.origin, token, name: 'web-list' });
+// `#token=T` (none if absent); `#node=URL` when the node is not the page's own origin.
+const hash = new URLSearchParams(location.hash.slice(1));
+const token = hash.get('token') || undefined;
+const db = await Haze.open({ url: hash.get('node') || location.origin, token, name: 'web-list' });
 window.db = db; // for the browser test and the curious
 
 const items = db.set('items');
