@@ -7,7 +7,15 @@ const $ = (id) => document.getElementById(id);
 // `#token=T` (none if absent); `#node=URL` when the node is not the page's own origin.
 const hash = new URLSearchParams(location.hash.slice(1));
 const token = hash.get('token') || undefined;
-const db = await Haze.open({ url: hash.get('node') || location.origin, token, name: 'web-list' });
+let db;
+try {
+  db = await Haze.open({ url: hash.get('node') || location.origin, token, name: 'web-list' });
+} catch (e) {
+  // `locked`: this list is open in another tab of this browser (one tab per replica).
+  $('error').textContent = `${e.code}: ${e.message}`;
+  $('status').textContent = e.code;
+  throw e;
+}
 window.db = db; // for the browser test and the curious
 
 const items = db.set('items');

@@ -34,7 +34,7 @@ export class HazeError extends Error {
   readonly name: 'HazeError';
   /** The node's code (`unauthorized`, `forbidden`, `type_mismatch`, ...), the core's
    * (`invalid`, `refused`, `protocol`, `corrupt`) or the SDK's (`unreachable`, `storage`,
-   * `closed`). */
+   * `closed`, `locked`: another tab has the database open). */
   readonly code: string;
   /** The HTTP status, where the node answered one. */
   readonly status?: number;

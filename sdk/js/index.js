@@ -26,9 +26,18 @@ export class Haze {
   static async open({ url, token, name = 'haze', live = true, pollInterval = 30000, debounce = 300 } = {}) {
     if (typeof url !== 'string') throw new HazeError('invalid', 'open needs the node url');
     await loadWasm();
-    const db = new Haze(url.replace(/\/+$/, ''), token || '', name, await idb.openDatabase(name));
-    db.debounce = debounce;
-    await db.load(idb.witnessed(name));
+    const release = await idb.exclusive(name);
+    let db;
+    try {
+      db = new Haze(url.replace(/\/+$/, ''), token || '', name, await idb.openDatabase(name));
+      db.release = release;
+      db.debounce = debounce;
+      await db.load(idb.witnessed(name));
+    } catch (e) {
+      if (db) db.idb.close();
+      release();
+      throw e;
+    }
     db.start(live, pollInterval);
     return db;
   }
@@ -301,6 +310,7 @@ export class Haze {
     await (this.running || Promise.resolve()).catch(() => {});
     this.idb.close();
     this.replica.free();
+    this.release();
   }
 }
 

@@ -4,7 +4,7 @@
  * A failure with a stable `code`: the node's error codes (`unauthorized`, `forbidden`,
  * `type_mismatch`, `value_too_large`, ...), the core's (`invalid`, `refused`, `protocol`,
  * `corrupt`), and the SDK's own (`unreachable`: no answer from the node; `storage`:
- * IndexedDB failed; `closed`: the database was closed).
+ * IndexedDB failed; `closed`: the database was closed; `locked`: another tab holds it).
  */
 export class HazeError extends Error {
   constructor(code, message, status) {

@@ -62,3 +62,21 @@ export function witness(name, saves) {
     if (saves > witnessed(name)) localStorage.setItem(`haze-saves:${name}`, String(saves));
   } catch { /* no localStorage: only a rolled-back database goes unnoticed */ }
 }
+
+// Holds the database for this page alone until release() is called: two tabs editing one
+// replica would share its actor id (handing out the same dots) and overwrite each other's
+// saves. Where Web Locks are missing, nothing is held.
+export function exclusive(name) {
+  if (!globalThis.navigator || !navigator.locks) return Promise.resolve(() => {});
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(`haze:${name}`, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          reject(new HazeError('locked', `another tab has the Haze database ${name} open`));
+          return undefined;
+        }
+        return new Promise((release) => resolve(release));
+      })
+      .catch(reject);
+  });
+}

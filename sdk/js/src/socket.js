@@ -43,6 +43,7 @@ export class LiveSocket {
 
   async start() {
     if (this.token) await this.request({ type: 'auth', token: this.token }, 'authed');
+    this.authed = true;
     this.subscribed.clear();
     await this.subscribe(this.keys());
     this.ready = true;
@@ -53,9 +54,15 @@ export class LiveSocket {
   // Subscribes to the keys not subscribed yet on this connection.
   async subscribe(keys) {
     const fresh = [...keys].filter((k) => !this.subscribed.has(k));
-    if (!fresh.length || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    // Before auth is answered, start() subscribes to everything once it is.
+    if (!fresh.length || !this.authed) return;
     fresh.forEach((k) => this.subscribed.add(k));
-    await this.request({ type: 'subscribe', keys: fresh, prefixes: [] }, 'subscribed');
+    try {
+      await this.request({ type: 'subscribe', keys: fresh, prefixes: [] }, 'subscribed');
+    } catch (e) {
+      fresh.forEach((k) => this.subscribed.delete(k));
+      throw e;
+    }
   }
 
   // Sends a request; resolves with the answer's JSON text. `auth` carries no id: the node
@@ -104,6 +111,7 @@ export class LiveSocket {
   down(code) {
     this.ws = null;
     this.ready = false;
+    this.authed = false;
     for (const w of this.pending.values()) {
       w.reject(new HazeError('unreachable', `the socket closed (${code})`));
     }

@@ -94,6 +94,11 @@ async function main() {
 
   const a = await open('a');
   const b = await open('b');
+  const second = await a.context.newPage();
+  await second.goto(`${pageUrl}/#node=${encodeURIComponent(nodeUrl)}`);
+  await second.waitForFunction(() => document.querySelector('#error').textContent !== '');
+  assert((await second.textContent('#status')) === 'locked', 'a second tab on the same replica is refused (locked)');
+  await second.close();
   await add(a, 'milk');
   await syncNow(a);
   await syncNow(b);
