@@ -10,7 +10,8 @@
 #    with a fake node, reopen from what they persisted, and refuse bad input with typed errors.
 # 2. The SDK's JavaScript and the example (examples/web-list) against a real node, driven by
 #    Playwright (sdk/js/test/e2e.cjs): two browser contexts edit offline, one reloads while the
-#    node is down, both converge. Screenshots go to $SDK_SHOTS (default target/sdk-shots).
+#    node is down, both converge; where the node serves /v1/ws, an edit reaches the other
+#    context live. Screenshots go to $SDK_SHOTS (default target/sdk-shots).
 #
 # Installs what is missing: chromium and chromium-driver (Debian), the wasm toolchain and
 # wasm-bindgen-cli (scripts/wasm-toolchain.sh), playwright-core (npm, into ~/.cache/haze/npm).
@@ -29,12 +30,15 @@ need_wasm_bindgen
 [ "${1:-}" = "--wasm" ] && exit 0
 
 scripts/build-sdk.sh
-# The node, built by the host toolchain (rustup's: the Debian variables must not reach it).
-(
-    unset RUSTC RUSTDOC RUSTC_BOOTSTRAP
-    cargo build --locked -q -p haze-cli
-)
-HAZE="${CARGO_TARGET_DIR:-target}/debug/haze"
+# The node: HAZE names a binary, or it is built by the host toolchain (rustup's: the Debian
+# variables must not reach it). Live updates are tested where the node serves /v1/ws.
+if [ -z "${HAZE:-}" ]; then
+    (
+        unset RUSTC RUSTDOC RUSTC_BOOTSTRAP
+        cargo build --locked -q -p haze-cli
+    )
+    HAZE="${CARGO_TARGET_DIR:-target}/debug/haze"
+fi
 
 NPM="$HOME/.cache/haze/npm"
 if [ ! -d "$NPM/node_modules/playwright-core" ]; then

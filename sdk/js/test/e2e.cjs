@@ -141,6 +141,18 @@ async function main() {
   assert(visits.join() === '3,3', `the visits counter merged: ${visits.join()}`);
   assert((await status(a)).startsWith('online'), 'a shows online');
 
+  // Live updates, where the node serves /v1/ws: an edit on a reaches b with no sync asked.
+  const live = await a.page.waitForFunction(() => window.db.status.live, null, { timeout: 5000 }).then(() => true, () => false);
+  if (live) {
+    await b.page.waitForFunction(() => window.db.status.live);
+    await add(a, 'apples');
+    await b.page.waitForFunction(() => [...document.querySelectorAll('#items li')].some((li) => li.dataset.name === 'apples'), null, { timeout: 10000 });
+    assert((await items(b)).includes('apples'), 'b shows what a added, pushed over the WebSocket');
+    assert((await status(b)) === 'online · live', 'b shows live');
+  } else {
+    console.log('skipped: live updates (the node serves no /v1/ws)');
+  }
+
   fs.mkdirSync(shots, { recursive: true });
   await a.page.screenshot({ path: path.join(shots, 'web-list-a.png') });
   await b.page.screenshot({ path: path.join(shots, 'web-list-b.png') });
