@@ -80,6 +80,9 @@ db.onStatus((s) => {
   $('status').textContent = text;
   $('status').className = `pill ${state}`;
   $('status').title = s.error ? `${s.error.code}: ${s.error.message}` : (s.lastSync ? `last sync ${s.lastSync.toLocaleTimeString()}` : '');
+  // A refusal (a wrong token, a key it does not allow) needs the user; being offline does not.
+  if (s.state === 'error') $('error').textContent = `${s.error.code}: ${s.error.message}`;
+  else if (s.state === 'synced') $('error').textContent = '';
 });
 db.subscribe('items', render);
 db.subscribe('visits', render);
