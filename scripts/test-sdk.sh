@@ -14,7 +14,8 @@
 #    context live. Screenshots go to $SDK_SHOTS (default target/sdk-shots).
 #
 # Installs what is missing: chromium and chromium-driver (Debian), the wasm toolchain and
-# wasm-bindgen-cli (scripts/wasm-toolchain.sh), playwright-core (npm, into ~/.cache/haze/npm).
+# wasm-bindgen-cli (scripts/wasm-toolchain.sh), playwright-core and typescript (npm, into
+# ~/.cache/haze/npm; Node.js and npm must be installed).
 # Node.js runs Playwright only: the SDK itself runs in the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,10 @@ need_wasm_bindgen
 [ "${1:-}" = "--wasm" ] && exit 0
 
 scripts/build-sdk.sh
+# The size budget: the wasm a page downloads stays under 250 KiB gzipped.
+gz="$(gzip -9 -c sdk/js/dist/haze_device_bg.wasm | wc -c)"
+[ "$gz" -le $((250 * 1024)) ] || { echo "the wasm is $gz bytes gzipped: over 250 KiB" >&2; exit 1; }
+
 # The node: HAZE names a binary, or it is built by the host toolchain (rustup's: the Debian
 # variables must not reach it). Live updates are tested where the node serves /v1/ws.
 if [ -z "${HAZE:-}" ]; then
@@ -41,8 +46,10 @@ if [ -z "${HAZE:-}" ]; then
 fi
 
 NPM="$HOME/.cache/haze/npm"
-if [ ! -d "$NPM/node_modules/playwright-core" ]; then
+if [ ! -d "$NPM/node_modules/playwright-core" ] || [ ! -x "$NPM/node_modules/.bin/tsc" ]; then
     mkdir -p "$NPM"
-    npm install --prefix "$NPM" --no-audit --no-fund --silent playwright-core
+    npm install --prefix "$NPM" --no-audit --no-fund --silent playwright-core typescript
 fi
+# The hand-written types against the API as the README uses it (sdk/js/types-check.ts).
+"$NPM/node_modules/.bin/tsc" --noEmit -p sdk/js
 NODE_PATH="$NPM/node_modules" node sdk/js/test/e2e.cjs "$HAZE" "${SDK_SHOTS:-target/sdk-shots}"
