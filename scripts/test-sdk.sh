@@ -12,6 +12,9 @@
 #    Playwright (sdk/js/test/e2e.cjs): two browser contexts edit offline, one reloads while the
 #    node is down, both converge; where the node serves /v1/ws, an edit reaches the other
 #    context live. Screenshots go to $SDK_SHOTS (default target/sdk-shots).
+# 3. The SDK's WebSocket against a stand-in for /v1/ws in front of the node
+#    (sdk/js/test/socket.cjs): auth, subscriptions, sync over the socket, pushed updates, and a
+#    session closed as lagging (4000) that reconnects, subscribes again and syncs by digests.
 #
 # Installs what is missing: chromium and chromium-driver (Debian), the wasm toolchain and
 # wasm-bindgen-cli (scripts/wasm-toolchain.sh), playwright-core and typescript (npm, into
@@ -53,3 +56,4 @@ fi
 # The hand-written types against the API as the README uses it (sdk/js/types-check.ts).
 "$NPM/node_modules/.bin/tsc" --noEmit -p sdk/js
 NODE_PATH="$NPM/node_modules" node sdk/js/test/e2e.cjs "$HAZE" "${SDK_SHOTS:-target/sdk-shots}"
+NODE_PATH="$NPM/node_modules" node sdk/js/test/socket.cjs "$HAZE"

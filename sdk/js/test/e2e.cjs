@@ -4,98 +4,25 @@
 // this file starts the node and a static server and stops them.
 //
 //   node sdk/js/test/e2e.cjs HAZE_BINARY SCREENSHOT_DIR   (NODE_PATH: where playwright-core is)
-const { chromium } = require('playwright-core');
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
+const fs = require('node:fs');
+const { assert, launch, list, nodeAndPage, openList, run, stop } = require('./harness.cjs');
 
 const [haze, shots] = process.argv.slice(2);
-const root = path.resolve(__dirname, '../../..');
-const data = fs.mkdtempSync(path.join(os.tmpdir(), 'haze-e2e-'));
-const children = [];
-
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-
-async function waitFor(url) {
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} never answered`);
-}
-
-function start(cmd, args, log) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = fs.createWriteStream(path.join(data, log));
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
-  children.push(child);
-  return child;
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', resolve);
-    child.kill('SIGTERM');
-  });
-}
-
-function assert(cond, what) {
-  if (!cond) throw new Error(`failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
+const { items, add, check, status } = list;
+const syncNow = list.sync;
 
 async function main() {
-  const [nodePort, binPort, pagePort] = [await freePort(), await freePort(), await freePort()];
-  const nodeUrl = `http://127.0.0.1:${nodePort}`;
-  const pageUrl = `http://127.0.0.1:${pagePort}`;
-  const serve = () => start(haze, ['serve', '--data', path.join(data, 'node'), '--http', `127.0.0.1:${nodePort}`,
-    '--listen', `127.0.0.1:${binPort}`, '--cors-origin', pageUrl], 'node.log');
-  let node = serve();
-  start('python3', ['-m', 'http.server', String(pagePort), '--bind', '127.0.0.1', '--directory',
-    path.join(root, 'examples/web-list')], 'page.log');
-  await waitFor(`${nodeUrl}/health`);
-  await waitFor(`${pageUrl}/index.html`);
-
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
-  const open = async (name) => {
-    const context = await browser.newContext({ viewport: { width: 520, height: 560 } });
-    const page = await context.newPage();
-    page.on('pageerror', (e) => console.log(`[${name}] page error: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && !/WebSocket|ERR_INTERNET|Failed to load resource/.test(m.text())
-      && console.log(`[${name}] ${m.text()}`));
-    await page.goto(`${pageUrl}/#node=${encodeURIComponent(nodeUrl)}`);
-    await page.waitForFunction(() => window.db && window.db.status.state === 'synced');
-    return { context, page, name };
-  };
-  const items = (d) => d.page.$$eval('#items li', (lis) => lis.map((li) => (li.className === 'done' ? '✓' : '') + li.dataset.name));
-  const add = async (d, name) => {
-    await d.page.fill('#name', name);
-    await d.page.click('#add button');
-    await d.page.waitForFunction((n) => [...document.querySelectorAll('#items li')].some((li) => li.dataset.name === n), name);
-  };
-  const check = (d, name) => d.page.click(`#items li[data-name="${name}"] input`);
-  const syncNow = (d) => d.page.evaluate(() => window.db.sync().then((r) => r, (e) => ({ error: e.code })));
-  const status = (d) => d.page.textContent('#status');
+  const { nodeUrl, pageUrl, serve } = await nodeAndPage(haze);
+  let node = await serve();
+  const browser = await launch();
+  const url = `${pageUrl}/#node=${encodeURIComponent(nodeUrl)}`;
+  const open = (name) => openList(browser, name, url);
 
   const a = await open('a');
   const b = await open('b');
   const second = await a.context.newPage();
-  await second.goto(`${pageUrl}/#node=${encodeURIComponent(nodeUrl)}`);
+  await second.goto(url);
   await second.waitForFunction(() => document.querySelector('#error').textContent !== '');
   assert((await second.textContent('#status')) === 'locked', 'a second tab on the same replica is refused (locked)');
   await second.close();
@@ -127,8 +54,7 @@ async function main() {
   assert((await status(a)) === 'offline', 'a shows offline while the node is down');
 
   // The node is back (same data): a sync by each, then a again, and both hold everything.
-  node = serve();
-  await waitFor(`${nodeUrl}/health`);
+  node = await serve();
   for (const d of [a, b, a]) {
     const report = await syncNow(d);
     assert(!report.error && report.failed.length === 0, `${d.name} syncs (${JSON.stringify(report)})`);
@@ -160,15 +86,4 @@ async function main() {
   await browser.close();
 }
 
-main().then(
-  async () => {
-    await Promise.all(children.map(stop));
-    fs.rmSync(data, { recursive: true, force: true });
-  },
-  async (e) => {
-    console.error(e);
-    await Promise.all(children.map(stop));
-    console.error(`logs kept in ${data}`);
-    process.exit(1);
-  },
-);
+run(main);
