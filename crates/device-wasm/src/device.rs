@@ -271,6 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn edits_and_states_nested_past_the_limits_are_refused_not_a_crash() {
+        let mut d = device();
+        for depth in [40, 200, 5_000] {
+            let mut edit = String::from("\"flag_enable\"");
+            for _ in 0..depth {
+                edit = format!(r#"{{"map_update":{{"key":{{"int":1}},"edit":{edit}}}}}"#);
+            }
+            let err = d.apply("deep", &edit, 0).unwrap_err();
+            assert!(["refused", "invalid"].contains(&err.code), "{depth}: {err}");
+            let state = "{\"type\":\"or_map\",\"x\":".repeat(depth) + &"}".repeat(depth);
+            assert_eq!(
+                d.merge("deep", &state).unwrap_err().code,
+                "invalid",
+                "{depth}"
+            );
+        }
+        assert_eq!(d.view("deep"), None);
+    }
+
+    #[test]
     fn a_snapshot_of_damaged_bytes_is_corrupt() {
         let mut s = Snapshot::default();
         assert_eq!(s.put("k", &[0xff]).unwrap_err().code, "corrupt");
