@@ -128,7 +128,14 @@ export class Haze {
     this.check();
     const isNew = this.replica.view(key) === undefined;
     let view = this.replica.view(key);
-    for (const e of edits) view = call(() => this.replica.apply(key, JSON.stringify(e), Date.now()));
+    try {
+      for (const e of edits) view = call(() => this.replica.apply(key, JSON.stringify(e), Date.now()));
+    } catch (e) {
+      // A refused edit changed nothing, but those before it in `edits` did: keep them.
+      await this.persist();
+      this.notify();
+      throw e;
+    }
     this.notify();
     if (isNew && this.socket) this.socket.subscribe([key]).catch(() => {});
     await this.persist();
@@ -172,7 +179,7 @@ export class Haze {
       }
       this.notify();
     }
-    throw fromThrown(error);
+    throw error instanceof HazeError ? error : new HazeError('storage', `IndexedDB: ${error && error.message}`);
   }
 
   /** Calls `cb(view)` whenever `key`'s read view changes, locally or from the node. */

@@ -67,6 +67,29 @@ async function main() {
   assert(visits.join() === '3,3', `the visits counter merged: ${visits.join()}`);
   assert((await status(a)).startsWith('online'), 'a shows online');
 
+  // IndexedDB refuses a write: the edit fails as `storage`, changes nothing that stays, and the
+  // replica reopens from what is durable with a fresh actor id.
+  const actor = await b.page.evaluate(() => window.db.actor);
+  const failed = await b.page.evaluate(async () => {
+    const transaction = IDBDatabase.prototype.transaction;
+    IDBDatabase.prototype.transaction = function (stores, mode, ...rest) {
+      if (mode === 'readwrite') throw new DOMException('planted', 'QuotaExceededError');
+      return transaction.call(this, stores, mode, ...rest);
+    };
+    try {
+      await window.db.counter('visits').incr();
+      return 'resolved';
+    } catch (e) {
+      return e.code;
+    } finally {
+      IDBDatabase.prototype.transaction = transaction;
+    }
+  });
+  assert(failed === 'storage', `an edit IndexedDB refused fails as storage (${failed})`);
+  const after = await b.page.evaluate(() => ({ actor: window.db.actor, visits: window.db.counter('visits').value() }));
+  assert(after.actor !== actor && after.visits === 3, `b reopened with a fresh actor, the edit undone (${JSON.stringify(after)})`);
+  await b.page.waitForFunction(() => document.querySelector('#visits').textContent === '3');
+
   // Live updates, where the node serves /v1/ws: an edit on a reaches b with no sync asked.
   const live = await a.page.waitForFunction(() => window.db.status.live, null, { timeout: 5000 }).then(() => true, () => false);
   if (live) {
