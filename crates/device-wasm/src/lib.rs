@@ -17,6 +17,24 @@
 //! such an error, never a panic. The logic lives in plain Rust ([`Device`]) so host tests
 //! reach it; the classes here only convert.
 //!
+//! ```
+//! use haze_device_wasm::{Device, SnapshotData};
+//!
+//! # fn main() -> Result<(), haze_device_wasm::SdkError> {
+//! // Nothing saved yet: the 64 random bits become the actor id.
+//! let mut device = Device::open(SnapshotData::default(), 0, 0x9f1c_2e07_b3a5_0d41)?;
+//! let view = device.apply("list", r#"{"set_add": [{"string": "milk"}]}"#, 1_764_133_200_000)?;
+//! assert_eq!(view, r#"["milk"]"#);
+//! // What to write to IndexedDB before the edit is acknowledged: the key and the metadata.
+//! let changes = device.take_changes();
+//! assert!(changes.meta.is_some() && changes.states.contains_key(b"list".as_slice()));
+//! // A sync starts with a digest request naming the key list by its id.
+//! let step = device.sync_start(1_764_133_260_000)?;
+//! assert!(step.starts_with(r#"{"send":[{"id":0,"list":"#), "{step}");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! * `device` — [`Device`], [`Snapshot`]: the replica and its session.
