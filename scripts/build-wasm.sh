@@ -4,11 +4,8 @@
 #
 #   scripts/build-wasm.sh            # installs what is missing, then builds (release)
 #
-# rustup's toolchain here has no wasm32 target and cannot fetch one, so this uses Debian's
-# Firefox toolchain instead (../shared/wasm.md): `rustc-web` and `cargo-web` (Rust 1.96, an
-# LLVM with the WebAssembly backend), `rust-web-src` (the matching std source: std is built
-# for the target with -Z build-std) and `lld-22` (`wasm-ld-22`, the linker). It never installs
-# `libstd-rust-dev-wasm32` (Rust 1.63, too old, and it writes into the same sysroot).
+# The toolchain (Debian's Firefox Rust, installed when missing) comes from
+# scripts/wasm-toolchain.sh, which build-sdk.sh shares.
 #
 # Idempotent: packages are installed only when missing (not pinned: security updates replace
 # them, and compiler and std source come from one package version). The build, std included,
@@ -22,30 +19,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(rustc-web cargo-web rust-web-src lld-22)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-
-TARGET_DIR="${HAZE_WASM_TARGET_DIR:-$HOME/.cache/haze/wasm-target}"
-mkdir -p "$TARGET_DIR"
-
-# rustup's ~/.cargo/bin comes first on PATH: name Debian's tools by path, and set RUSTC (or
-# the build looks for std's Cargo.lock under rustup's toolchain). Debian has no rust-lld.
-export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22
+source scripts/wasm-toolchain.sh
+TARGET_DIR="$WASM_TARGET_DIR"
 /usr/bin/rustc --version
 
-/usr/bin/cargo build --locked --release -p haze-device --lib --example offline_then_sync \
-    --target wasm32-unknown-unknown -Z build-std=std,panic_abort --target-dir "$TARGET_DIR"
+"${WASM_CARGO[@]}" build --locked --release -p haze-device --lib --example offline_then_sync \
+    "${WASM_TARGET_ARGS[@]}"
 
 OUT="$TARGET_DIR/wasm32-unknown-unknown/release"
 ls -l "$OUT/libhaze_device.rlib" "$OUT/examples/offline_then_sync.wasm"
