@@ -9,7 +9,7 @@ use haze_crdt::{LwwRegister, OrSet, PnCounter, TypedValue};
 use haze_protocol::Role;
 
 /// Where the node is.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Addr {
     /// The node's binary protocol address [default: 127.0.0.1:7700; for `haze local`, the
     /// node the replica last synced with].

@@ -16,6 +16,7 @@ use super::data::{
     typed, with_resolved_client,
 };
 use super::profile::{read, write_at};
+use super::types::MapCommand;
 use crate::clock::{SystemClock, fresh_actor};
 
 #[derive(Debug, Args)]
@@ -38,6 +39,9 @@ pub(crate) enum LocalCommand {
     /// Registers, offline.
     #[command(subcommand)]
     Register(RegisterCommand),
+    /// Maps, offline (fields that are registers or counters).
+    #[command(subcommand)]
+    Map(MapCommand),
     /// Print a key's local state as JSON.
     Get(GetArgs),
     /// Merge a state (JSON) into the replica.
@@ -154,6 +158,18 @@ pub(crate) fn run(args: LocalArgs) -> anyhow::Result<()> {
                 }
             }
         },
+        LocalCommand::Map(cmd) => {
+            let replica = std::cell::RefCell::new(&mut replica);
+            super::types::map_command(
+                cmd,
+                &mut |key, edit| Ok(replica.borrow_mut().apply(key, edit)?),
+                &mut |key| match replica.borrow().get(key) {
+                    Some(Value::OrMap(map)) => Ok(Some(Value::OrMap(map.clone()))),
+                    Some(other) => bail!("key {key:?} holds a {}, not a map", other.kind()),
+                    None => Ok(None),
+                },
+            )?;
+        }
         LocalCommand::Get(args) => match replica.get(&args.key) {
             Some(value) => println!("{}", serde_json::to_string_pretty(value)?),
             None => bail!("no value under key {:?}", args.key),

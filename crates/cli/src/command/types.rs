@@ -152,16 +152,37 @@ fn shown(value: &Value) -> String {
     }
 }
 
+impl MapCommand {
+    fn addr(&self) -> &Addr {
+        match self {
+            MapCommand::Set { addr, .. }
+            | MapCommand::Incr { addr, .. }
+            | MapCommand::Remove { addr, .. }
+            | MapCommand::Get { addr, .. } => addr,
+        }
+    }
+}
+
 pub(crate) fn run_map(cmd: MapCommand) -> anyhow::Result<()> {
+    let addr = cmd.addr().clone();
+    map_command(cmd, &mut |key, e| edit(&addr, key, e), &mut |key| {
+        read_kind(&addr, key, ValueKind::OrMap)
+    })
+}
+
+/// Runs a map command where `apply` applies an edit to a key (and returns its new value) and
+/// `read` reads a key that holds a map if anything: on a node, or on a local replica
+/// (`haze local map`).
+pub(crate) fn map_command(
+    cmd: MapCommand,
+    apply: &mut dyn FnMut(&str, Edit) -> anyhow::Result<Value>,
+    read: &mut dyn FnMut(&str) -> anyhow::Result<Option<Value>>,
+) -> anyhow::Result<()> {
     match cmd {
         MapCommand::Set {
-            key,
-            field,
-            value,
-            addr,
+            key, field, value, ..
         } => {
-            edit(
-                &addr,
+            apply(
                 &key,
                 Edit::map_update(
                     Scalar::String(field),
@@ -169,15 +190,9 @@ pub(crate) fn run_map(cmd: MapCommand) -> anyhow::Result<()> {
                 ),
             )?;
         }
-        MapCommand::Incr {
-            key,
-            field,
-            by,
-            addr,
-        } => {
+        MapCommand::Incr { key, field, by, .. } => {
             let name = Scalar::String(field.clone());
-            let value = edit(
-                &addr,
+            let value = apply(
                 &key,
                 Edit::map_update(name.clone(), Edit::CounterAdd(by.unwrap_or(1))),
             )?;
@@ -187,8 +202,8 @@ pub(crate) fn run_map(cmd: MapCommand) -> anyhow::Result<()> {
                 println!("{}", shown(counter));
             }
         }
-        MapCommand::Remove { key, field, addr } => {
-            let Some(Value::OrMap(map)) = read_kind(&addr, &key, ValueKind::OrMap)? else {
+        MapCommand::Remove { key, field, .. } => {
+            let Some(Value::OrMap(map)) = read(&key)? else {
                 bail!("no map under key {key:?}");
             };
             let name = Scalar::String(field);
@@ -201,11 +216,11 @@ pub(crate) fn run_map(cmd: MapCommand) -> anyhow::Result<()> {
                 bail!("the map under key {key:?} has no field {name}");
             }
             for f in fields {
-                edit(&addr, &key, Edit::MapRemove(f))?;
+                apply(&key, Edit::MapRemove(f))?;
             }
         }
-        MapCommand::Get { key, field, addr } => {
-            let Some(Value::OrMap(map)) = read_kind(&addr, &key, ValueKind::OrMap)? else {
+        MapCommand::Get { key, field, .. } => {
+            let Some(Value::OrMap(map)) = read(&key)? else {
                 bail!("no map under key {key:?}");
             };
             match field {

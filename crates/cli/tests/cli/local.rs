@@ -38,11 +38,17 @@ fn the_recovery_drill_restores_a_wiped_store_from_two_devices() {
     local(&laptop, &["set", "add", "list", "bread"], None);
     local(&laptop, &["counter", "incr", "visits", "3"], None);
     local(&laptop, &["register", "set", "title", "Groceries"], None);
+    local(&laptop, &["map", "set", "item:1", "name", "bread"], None);
+    assert_eq!(
+        local(&laptop, &["map", "incr", "item:1", "qty", "2"], None),
+        "2\n"
+    );
+    local(&phone, &["map", "set", "item:1", "note", "brown"], None);
 
     // Both sync; the laptop learns the phone's list by name... it holds "list" already, so a
     // sync merges it; the phone fetches "title", which it has never seen.
     let server = HAZE.serve(&data, &[]);
-    assert!(local(&phone, &["sync"], Some(&server)).starts_with("synced 2 keys: 2 sent"));
+    assert!(local(&phone, &["sync"], Some(&server)).starts_with("synced 3 keys: 3 sent"));
     local(&laptop, &["sync"], Some(&server));
     local(&phone, &["fetch", "title"], Some(&server));
     local(&phone, &["sync"], Some(&server));
@@ -54,6 +60,11 @@ fn the_recovery_drill_restores_a_wiped_store_from_two_devices() {
     assert_eq!(
         local(&phone, &["register", "get", "title"], None),
         "Groceries\n"
+    );
+    // Both devices edited the map `item:1` offline: the node holds the fields of both.
+    assert_eq!(
+        ok(&server, &["map", "get", "item:1"]),
+        "name=bread\nnote=brown\nqty=2\n"
     );
 
     // The node's disk is lost.
@@ -77,7 +88,7 @@ fn the_recovery_drill_restores_a_wiped_store_from_two_devices() {
     assert_eq!(ok(&server, &["register", "get", "title"]), "Groceries\n");
     let again = local(&phone, &["sync"], Some(&server));
     assert!(
-        again.starts_with("synced 3 keys: 0 sent, 0 updated"),
+        again.starts_with("synced 4 keys: 0 sent, 0 updated"),
         "{again}"
     );
 }
