@@ -15,6 +15,11 @@
 # 3. The SDK's WebSocket against a stand-in for /v1/ws in front of the node
 #    (sdk/js/test/socket.cjs): auth, subscriptions, sync over the socket, pushed updates, and a
 #    session closed as lagging (4000) that reconnects, subscribes again and syncs by digests.
+# 4. The example on `haze dev --nodes 3 --web examples/web-list` (sdk/js/test/cluster.cjs): two
+#    contexts on different nodes see each other's edits live and converge after offline edits
+#    of one list, counter and map; a Rust device (`haze local`) converges with them; after every
+#    node's data is wiped, the browsers' next syncs restore it; a token scoped to another
+#    prefix is refused and writes nothing.
 #
 # Installs what is missing: chromium and chromium-driver (Debian), the wasm toolchain and
 # wasm-bindgen-cli (scripts/wasm-toolchain.sh), playwright-core and typescript (npm, into
@@ -57,3 +62,4 @@ fi
 "$NPM/node_modules/.bin/tsc" --noEmit -p sdk/js
 NODE_PATH="$NPM/node_modules" node sdk/js/test/e2e.cjs "$HAZE" "${SDK_SHOTS:-target/sdk-shots}"
 NODE_PATH="$NPM/node_modules" node sdk/js/test/socket.cjs "$HAZE"
+NODE_PATH="$NPM/node_modules" node sdk/js/test/cluster.cjs "$HAZE" "${SDK_SHOTS:-target/sdk-shots}"

@@ -4,6 +4,8 @@
 import Haze from './sdk/index.js';
 
 const $ = (id) => document.getElementById(id);
+// An error in words: the node's messages start with their code already.
+const said = (e) => (e.message.startsWith(e.code) ? e.message : `${e.code}: ${e.message}`);
 // `#token=T` (none if absent); `#node=URL` when the node is not the page's own origin.
 const hash = new URLSearchParams(location.hash.slice(1));
 const token = hash.get('token') || undefined;
@@ -12,7 +14,7 @@ try {
   db = await Haze.open({ url: hash.get('node') || location.origin, token, name: 'web-list' });
 } catch (e) {
   // `locked`: this list is open in another tab of this browser (one tab per replica).
-  $('error').textContent = `${e.code}: ${e.message}`;
+  $('error').textContent = said(e);
   $('status').textContent = e.code;
   throw e;
 }
@@ -58,7 +60,7 @@ async function act(promise) {
     await promise;
     $('error').textContent = '';
   } catch (e) {
-    $('error').textContent = `${e.code}: ${e.message}`;
+    $('error').textContent = said(e);
   }
   render();
 }
@@ -79,9 +81,9 @@ db.onStatus((s) => {
   const text = { live: 'online · live', synced: 'online', syncing: 'syncing…', offline: 'offline', error: 'error', idle: 'starting' }[state];
   $('status').textContent = text;
   $('status').className = `pill ${state}`;
-  $('status').title = s.error ? `${s.error.code}: ${s.error.message}` : (s.lastSync ? `last sync ${s.lastSync.toLocaleTimeString()}` : '');
+  $('status').title = s.error ? said(s.error) : (s.lastSync ? `last sync ${s.lastSync.toLocaleTimeString()}` : '');
   // A refusal (a wrong token, a key it does not allow) needs the user; being offline does not.
-  if (s.state === 'error') $('error').textContent = `${s.error.code}: ${s.error.message}`;
+  if (s.state === 'error') $('error').textContent = said(s.error);
   else if (s.state === 'synced') $('error').textContent = '';
 });
 db.subscribe('items', render);

@@ -202,7 +202,7 @@ impl Caller {
 fn forbidden(key: &[u8], right: Right) -> RequestError {
     let shown: String = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
     RequestError::Forbidden(format!(
-        "the token does not allow {right:?} on key {shown:?}"
+        "the token does not allow `{right}` on key {shown:?}"
     ))
 }
 

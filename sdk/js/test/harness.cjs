@@ -119,4 +119,4 @@ function run(main) {
   );
 }
 
-module.exports = { assert, launch, list, nodeAndPage, openList, run, stop };
+module.exports = { assert, data, freePort, launch, list, nodeAndPage, openList, root, run, start, stop, waitFor };

@@ -74,7 +74,7 @@ pub(super) async fn authorize(
         };
         if !caller.may(key.as_bytes(), right) {
             return refused(RequestError::Forbidden(format!(
-                "the token does not allow {right:?} on key {key:?}"
+                "the token does not allow `{right}` on key {key:?}"
             )));
         }
     }

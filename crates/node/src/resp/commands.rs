@@ -294,7 +294,7 @@ impl Session {
                     Ok(())
                 } else {
                     Err(RequestError::Forbidden(format!(
-                        "the token does not allow {right:?} on key {:?}",
+                        "the token does not allow `{right}` on key {:?}",
                         String::from_utf8_lossy(key)
                     )))
                 }
