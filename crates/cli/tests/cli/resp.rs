@@ -76,6 +76,26 @@ fn redis_commands_map_onto_crdt_operations_pipelined_in_resp2_and_resp3() {
     assert_eq!(got, expected);
     println!("16 pipelined commands (registers, counters, sets): every reply as Redis gives it");
 
+    // SADD, SREM and HSET pipeline (their writes share commits): each counts what it changed
+    // with the writes before it in the same pipeline, not yet committed, as Redis would.
+    let expected = ":1\r\n:0\r\n:2\r\n:1\r\n:1\r\n:1\r\n:0\r\n$1\r\n2\r\n:1\r\n";
+    let got = exchange(
+        &mut conn,
+        &[
+            &["HSET", "h", "f", "1"],
+            &["HSET", "h", "f", "2"],
+            &["HSET", "h", "g", "3", "k", "4"],
+            &["SADD", "s", "a"],
+            &["SREM", "s", "a"],
+            &["SADD", "s", "a", "a"],
+            &["SADD", "s", "a"],
+            &["HGET", "h", "f"],
+            &["SCARD", "s"],
+        ],
+        expected,
+    );
+    assert_eq!(got, expected);
+
     // A key of another type, and what a CRDT store cannot honour: errors that say why.
     let got = exchange(
         &mut conn,
@@ -126,8 +146,8 @@ fn redis_commands_map_onto_crdt_operations_pipelined_in_resp2_and_resp3() {
     assert_eq!(HAZE.ok(&node, &["counter", "get", "visits"]), "6\n");
     assert_eq!(HAZE.ok(&node, &["set", "members", "list"]), "bread\nmilk\n");
 
-    // INFO keyspace counts the node's keys: title, visits, list.
-    let keyspace = "# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n";
+    // INFO keyspace counts the node's keys: title, visits, list, h, s.
+    let keyspace = "# Keyspace\r\ndb0:keys=5,expires=0,avg_ttl=0\r\n";
     let got = exchange(&mut conn, &[&["INFO", "keyspace"]], keyspace);
     assert!(got.contains(keyspace), "{got:?}");
 }

@@ -2,6 +2,7 @@
 //! onto the node's reads and typed operations, with the same routing, tokens and limits as the
 //! binary protocol and the HTTP API.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,6 +41,8 @@ pub(crate) enum Finish {
     Counter,
     /// The new value of the counter field of this name of a map.
     MapCounter(Scalar),
+    /// An integer known before the write (`SADD`'s count of new members).
+    Int(i64),
 }
 
 impl Finish {
@@ -48,6 +51,7 @@ impl Finish {
             Err(e) => error_reply(&e),
             Ok(value) => match self {
                 Finish::Ok => Reply::Simple("OK"),
+                Finish::Int(n) => Reply::Int(n),
                 Finish::Counter => counter_reply(&value),
                 Finish::MapCounter(name) => match value {
                     Value::OrMap(map) => map
@@ -88,6 +92,21 @@ pub(crate) struct Session {
     id: u64,
     /// When the RESP listener started (`INFO`'s uptime).
     started: tokio::time::Instant,
+    /// What this connection's writes still in flight did (see [`Pending`]).
+    pending: Pending,
+}
+
+/// What a connection's own writes not yet settled did to sets' members and maps' register
+/// fields: `SADD`, `SREM` and `HSET` pipeline (their writes share commits), so the read each
+/// does to count what it changes may not see the writes before it in the same pipeline; this
+/// says what those did. Cleared whenever the connection's writes have settled (the reads see
+/// them then), so it holds at most one pipeline's worth.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Set key → member → whether the member is in the set after this connection's writes.
+    members: HashMap<Vec<u8>, BTreeMap<Scalar, bool>>,
+    /// Map key → the register fields this connection's writes set.
+    fields: HashMap<Vec<u8>, BTreeSet<Scalar>>,
 }
 
 /// Commands a CRDT store cannot honour, and what to use instead.
@@ -274,7 +293,14 @@ impl Session {
             name: None,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             started,
+            pending: Pending::default(),
         }
+    }
+
+    /// Every write this connection submitted has its outcome: reads see them now.
+    pub(crate) fn settled(&mut self) {
+        self.pending.members.clear();
+        self.pending.fields.clear();
     }
 
     /// Checks that the session may `right` on `key` (its token read again if the cluster's
@@ -506,8 +532,9 @@ impl Session {
     }
 
     /// `SADD`/`SREM`: the set is read first so the reply can say how many members changed,
-    /// as Redis does (a member added or removed concurrently elsewhere may make the count
-    /// differ from what the merge did).
+    /// as Redis does (with what this connection's unsettled writes did: [`Pending`]; a member
+    /// added or removed concurrently elsewhere may make the count differ from what the merge
+    /// did). The write is not waited for: a pipeline's writes share commits.
     async fn set_change(&mut self, name: &str, mut args: Vec<Vec<u8>>) -> Outcome {
         let key = args[1].clone();
         let members: Vec<Scalar> = args.drain(2..).map(scalar).collect();
@@ -517,22 +544,27 @@ impl Session {
             Ok(Some(Value::OrSet(set))) => Some(set),
             Ok(Some(_)) => return Outcome::Now(wrongtype()),
         };
-        let had = |m: &Scalar| before.as_ref().is_some_and(|s| s.contains(m));
+        let adding = name == "sadd";
+        let own = self.pending.members.entry(key.clone()).or_default();
         let mut distinct = members.clone();
         distinct.sort();
         distinct.dedup();
-        let (op, changed) = if name == "sadd" {
-            let n = distinct.iter().filter(|m| !had(m)).count();
-            (TypedOp::SetAdd(members), n)
-        } else {
-            let n = distinct.iter().filter(|m| had(m)).count();
-            (TypedOp::SetRemove(members), n)
+        let mut changed = 0i64;
+        for member in distinct {
+            let had = own
+                .get(&member)
+                .copied()
+                .unwrap_or_else(|| before.as_ref().is_some_and(|s| s.contains(&member)));
+            if had != adding {
+                changed += 1;
+            }
+            own.insert(member, adding);
+        }
+        let op = match adding {
+            true => TypedOp::SetAdd(members),
+            false => TypedOp::SetRemove(members),
         };
-        let outcome = self.write(key, op, Finish::Ok).await;
-        Outcome::Now(match written(outcome).await {
-            Ok(()) => Reply::Int(i64::try_from(changed).unwrap_or(i64::MAX)),
-            Err(reply) => reply,
-        })
+        self.write(key, op, Finish::Int(changed)).await
     }
 
     /// `HSET k f v [f v ...]` (each field a register) and `HDEL k f ...` (every field of that
@@ -560,12 +592,14 @@ impl Session {
         let mut edits = Vec::new();
         let mut changed = 0i64;
         if name == "hset" {
+            let own = self.pending.fields.entry(key.clone()).or_default();
             for pair in args[2..].chunks(2) {
                 let field = scalar(pair[0].clone());
                 let register = Field::new(field.clone(), ValueKind::LwwRegister);
-                if !fields_named(&field).contains(&register) {
+                if !own.contains(&field) && !fields_named(&field).contains(&register) {
                     changed += 1;
                 }
+                own.insert(field.clone());
                 edits.push(Edit::map_update(
                     field,
                     Edit::RegisterSet(scalar(pair[1].clone())),
@@ -580,22 +614,24 @@ impl Session {
                 edits.extend(fields.into_iter().map(Edit::MapRemove));
             }
         }
+        // The last edit is not waited for (a pipeline's writes share commits); those before it
+        // are, so that the first refused one answers for the command.
+        let last = edits.pop();
         for edit in edits {
-            let result = match self
+            let outcome = self
                 .write(key.clone(), TypedOp::Edit(edit), Finish::Ok)
-                .await
-            {
-                Outcome::Write(rx, _) => rx.await.unwrap_or_else(|_| {
-                    Err(RequestError::Unavailable("the writer stopped".into()))
-                }),
-                Outcome::Now(Reply::Simple(_)) => Ok(Value::bottom(ValueKind::OrMap)),
-                other => return other,
-            };
-            if let Err(e) = result {
-                return Outcome::Now(error_reply(&e));
+                .await;
+            if let Err(reply) = written(outcome).await {
+                return Outcome::Now(reply);
             }
         }
-        Outcome::Now(Reply::Int(changed))
+        match last {
+            Some(edit) => {
+                self.write(key, TypedOp::Edit(edit), Finish::Int(changed))
+                    .await
+            }
+            None => Outcome::Now(Reply::Int(changed)),
+        }
     }
 
     fn auth(&mut self, token: Vec<u8>) -> Reply {

@@ -29,11 +29,21 @@ use crate::node::Node;
 /// The most bytes of commands a connection may send ahead of its answers.
 const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
 
-/// The commands whose writes a pipeline submits without waiting.
+/// The commands whose writes a pipeline submits without waiting (`SADD`, `SREM` and `HSET`
+/// count what they change with `Session`'s record of the unsettled writes before them).
 fn pipelines(name: &[u8]) -> bool {
-    [&b"set"[..], b"incr", b"incrby", b"decr", b"decrby"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
+    [
+        &b"set"[..],
+        b"incr",
+        b"incrby",
+        b"decr",
+        b"decrby",
+        b"sadd",
+        b"srem",
+        b"hset",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// Serves RESP on `listener` until `shutdown`, then lets open connections finish what they
@@ -158,6 +168,7 @@ async fn connection(
                     }
                     if !args.first().is_some_and(|n| pipelines(n)) {
                         settle(&mut slots).await;
+                        session.settled();
                     }
                     match session.execute(args).await {
                         Outcome::Now(reply) => slots.push_back(Slot::Ready(reply)),
@@ -188,6 +199,7 @@ async fn connection(
             close = true;
         }
         settle(&mut slots).await;
+        session.settled();
         for slot in slots.drain(..) {
             if let Slot::Ready(reply) = slot {
                 reply.encode(session.version, &mut out);
