@@ -135,6 +135,11 @@ export class Haze {
   view(key: string): View | undefined;
   keys(): string[];
   subscribe(key: string, cb: (view: View | undefined) => void): () => void;
+  /**
+   * Calls `cb(key, view)` whenever a key under `prefix` changes, locally or from the node (keys
+   * this replica did not hold join it as the node pushes them). Returns the unsubscribe.
+   */
+  subscribePrefix(prefix: string, cb: (key: string, view: View | undefined) => void): () => void;
   onStatus(cb: (status: Status) => void): () => void;
   sync(): Promise<SyncReport>;
   close(): Promise<void>;

@@ -48,6 +48,7 @@ export class Haze {
     this.name = name;
     this.idb = database;
     this.wanted = new Set(); // keys the app asked for: fetched if the replica lacks them
+    this.prefixSubs = new Map(); // prefix → {callbacks, last: Map(key → view text)}
     this.subs = new Map(); // key -> {callbacks, last view text}
     this.statusSubs = new Set();
     this.status = { state: 'idle', live: false, error: null, lastSync: null, report: null };
@@ -80,7 +81,7 @@ export class Haze {
     addEventListener('online', this.onOnline);
     addEventListener('offline', this.onOffline);
     if (live && typeof WebSocket !== 'undefined') {
-      this.socket = new LiveSocket(this.url, this.token, () => this.subscribedKeys(), {
+      this.socket = new LiveSocket(this.url, this.token, () => this.subscribedKeys(), () => this.prefixSubs.keys(), {
         onUpdate: (key, state) => this.pushed(key, state),
         onReady: () => {
           this.setStatus({ live: true });
@@ -192,6 +193,25 @@ export class Haze {
     return () => sub.callbacks.delete(cb);
   }
 
+  /**
+   * Calls `cb(key, view)` whenever a key under `prefix` changes, locally or from the node: the
+   * node pushes every write to such keys, including keys this replica did not hold (they join
+   * it). A key the replica holds is reported once now.
+   */
+  subscribePrefix(prefix, cb) {
+    this.check();
+    let sub = this.prefixSubs.get(prefix);
+    if (sub) {
+      sub.callbacks.add(cb);
+      for (const [key, text] of sub.last) if (text !== undefined) report(cb, key, JSON.parse(text));
+    } else {
+      this.prefixSubs.set(prefix, (sub = { callbacks: new Set([cb]), last: new Map() }));
+      if (this.socket) this.socket.subscribe([], [prefix]).catch(() => {});
+      this.notify(); // reports the keys the replica holds under it
+    }
+    return () => sub.callbacks.delete(cb);
+  }
+
   want(key) {
     if (this.wanted.has(key)) return;
     this.wanted.add(key);
@@ -200,6 +220,19 @@ export class Haze {
   }
 
   notify() {
+    if (this.prefixSubs.size) {
+      const keys = this.replica.keys();
+      for (const [prefix, sub] of this.prefixSubs) {
+        for (const key of keys) {
+          if (!key.startsWith(prefix)) continue;
+          const text = this.replica.view(key);
+          if (text === sub.last.get(key)) continue;
+          sub.last.set(key, text);
+          const view = text === undefined ? undefined : JSON.parse(text);
+          for (const cb of sub.callbacks) report(cb, key, view);
+        }
+      }
+    }
     for (const [key, sub] of this.subs) {
       const text = this.replica.view(key);
       if (text === sub.last) continue;
@@ -318,6 +351,15 @@ export class Haze {
     this.idb.close();
     this.replica.free();
     this.release();
+  }
+}
+
+// Calls an app's callback: one that throws is logged, and stops nothing.
+function report(cb, ...args) {
+  try {
+    cb(...args);
+  } catch (e) {
+    console.error('a Haze subscriber threw', e);
   }
 }
 

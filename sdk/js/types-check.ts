@@ -11,6 +11,8 @@ async function example(): Promise<void> {
   await db.register('title').set('Groceries');
   await db.flag('archived').enable();
   const off = db.subscribe('list', (view) => console.log(view, done, visits));
+  const offTodos = db.subscribePrefix('todo:', (key: string, view) => console.log(key, view));
+  offTodos();
   db.onStatus((s: Status) => console.log(s.state, s.live));
   try {
     const report = await db.sync();

@@ -9,16 +9,18 @@ const LAGGED = 4000;
 export class LiveSocket {
   // hooks: onUpdate(key, stateJson), onReady() (authed and subscribed: time to sync by
   // digests, updates may have been missed), onDown().
-  constructor(url, token, keys, hooks) {
+  constructor(url, token, keys, prefixes, hooks) {
     this.url = url.replace(/^http/, 'ws') + '/v1/ws';
     this.token = token;
     this.keys = keys; // () => the keys to subscribe to
+    this.prefixes = prefixes; // () => the key prefixes to subscribe to
     this.hooks = hooks;
     this.ready = false;
     this.closed = false;
     this.nextId = 1;
     this.pending = new Map();
     this.subscribed = new Set();
+    this.subscribedPrefixes = new Set();
     this.backoff = 1000;
     this.connect();
   }
@@ -45,22 +47,26 @@ export class LiveSocket {
     if (this.token) await this.request({ type: 'auth', token: this.token }, 'authed');
     this.authed = true;
     this.subscribed.clear();
-    await this.subscribe(this.keys());
+    this.subscribedPrefixes.clear();
+    await this.subscribe(this.keys(), this.prefixes());
     this.ready = true;
     this.backoff = 1000;
     this.hooks.onReady();
   }
 
-  // Subscribes to the keys not subscribed yet on this connection.
-  async subscribe(keys) {
+  // Subscribes to the keys and prefixes not subscribed yet on this connection.
+  async subscribe(keys, prefixes = []) {
     const fresh = [...keys].filter((k) => !this.subscribed.has(k));
+    const freshPrefixes = [...prefixes].filter((p) => !this.subscribedPrefixes.has(p));
     // Before auth is answered, start() subscribes to everything once it is.
-    if (!fresh.length || !this.authed) return;
+    if ((!fresh.length && !freshPrefixes.length) || !this.authed) return;
     fresh.forEach((k) => this.subscribed.add(k));
+    freshPrefixes.forEach((p) => this.subscribedPrefixes.add(p));
     try {
-      await this.request({ type: 'subscribe', keys: fresh, prefixes: [] }, 'subscribed');
+      await this.request({ type: 'subscribe', keys: fresh, prefixes: freshPrefixes }, 'subscribed');
     } catch (e) {
       fresh.forEach((k) => this.subscribed.delete(k));
+      freshPrefixes.forEach((p) => this.subscribedPrefixes.delete(p));
       throw e;
     }
   }

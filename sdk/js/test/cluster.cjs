@@ -88,6 +88,21 @@ async function main() {
   await list.has(b, 'milk');
   assert(true, `b (node 2) shows a's edit (node 1) pushed, no sync asked, ${Date.now() - started} ms after a's edit`);
 
+  // A prefix subscription brings keys the replica never held, written on another node.
+  await a.page.evaluate(() => {
+    window.notes = [];
+    window.db.subscribePrefix('note:', (key, view) => window.notes.push([key, view]));
+  });
+  await new Promise((r) => setTimeout(r, 300)); // the subscription reaches node 1, its watch the others
+  const wrote = await fetch(`${new URL(dev.urls[2]).origin}/v1/keys/note:1/register`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ value: 'buy stamps' }),
+  });
+  assert(wrote.ok, 'a note written on node 3 over HTTP');
+  await a.page.waitForFunction(() => window.notes.length > 0, null, { timeout: 10000 });
+  const note = await a.page.evaluate(() => [window.notes[0], window.db.register('note:1').get()]);
+  assert(JSON.stringify(note) === '[["note:1","buy stamps"],"buy stamps"]',
+    `a's subscription to note: heard of note:1, which joined its replica: ${JSON.stringify(note)}`);
+
   // 2. Offline edits of the same list, counter and map on both.
   const before = await visits(a);
   await a.context.setOffline(true);
