@@ -21,11 +21,6 @@ ROUNDS="${2:-4}"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-wait_log() { # $1 = file, $2 = text
-    for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
-    echo "no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
-}
-
 "$HAZE" serve --data "$WORK/single" --listen 127.0.0.1:7891 --http 127.0.0.1:7892 2>"$WORK/single.log" &
 PIDS+=($!)
 wait_log "$WORK/single.log" "haze node ready"

@@ -18,10 +18,6 @@ RATE="${3:-50}"
 cargo build --release -q -p haze-node --example live_fanout
 FANOUT=target/release/examples/live_fanout
 
-wait_log() { # $1 = log, $2 = line
-    for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
-    echo "no '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
 CAPS="--max-connections 4096 --max-connections-per-address 4096"
 
 echo "== one node, $DEVICES devices, $RATE writes/s for ${SECONDS_RUN}s"

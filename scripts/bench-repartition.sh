@@ -26,10 +26,6 @@ LOAD="${3:-max}"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-wait_log() { # $1 = file, $2 = text
-    for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
-    echo "no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
-}
 NODE_PIDS=()
 cpu() { # $1 = PID: CPU seconds it has used (user + system)
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"

@@ -28,11 +28,6 @@ for name in controller tls cluster redis; do
 done
 tls_flags() { echo "--tls-cert $CERTS/$1.pem --tls-key $CERTS/$1.key --tls-ca $CERTS/ca.pem"; }
 
-wait_log() { # $1 = log, $2 = line
-    for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
-    echo "no '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
-
 serve() { # $1 = name, $2 = port, then extra flags
     local name=$1 port=$2; shift 2
     # shellcheck disable=SC2068

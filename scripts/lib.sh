@@ -24,3 +24,10 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# Waits (up to 30 s) until the file $1 (a process's log) holds the text $2; else shows it and
+# fails.
+wait_log() {
+    for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.1; done
+    echo "no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
+}
