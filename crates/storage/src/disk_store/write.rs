@@ -106,9 +106,10 @@ impl DiskStore {
         let mut repaired = 0;
         // A key written again in this batch (a hot key: its writes share commits) keeps its
         // newest value decoded here from its second write on, so that its later writes start
-        // from a clone instead of decoding the whole state again, which was most of such a
-        // write's cost; a batch of distinct keys pays nothing for it. Invariant: a key is in
-        // `decoded` only while its entry in `staged` is that value's.
+        // from it instead of decoding the whole state again, which was most of such a write's
+        // cost; a batch of distinct keys pays nothing for it. A write takes the value out and
+        // puts a copy of its result back (the result itself is the write's outcome). Invariant:
+        // a key is in `decoded` only while its entry in `staged` is that value's.
         let mut decoded: HashMap<Vec<u8>, haze_crdt::Value> = HashMap::new();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
@@ -149,8 +150,9 @@ impl DiskStore {
                 let outcome = match (slot, mutation) {
                     (None, mutation) => merged_value(config, &write.key, None, mutation),
                     (Some(Slot::Value { encoded, .. }), mutation) => {
-                        let current = match decoded.get(write.key.as_slice()) {
-                            Some(value) => Ok(value.clone()),
+                        // Taken, not cloned: the write's result goes back in below.
+                        let current = match decoded.remove(write.key.as_slice()) {
+                            Some(value) => Ok(value),
                             None => decode(encoded),
                         };
                         match current {
