@@ -300,12 +300,21 @@ export class Haze {
     }
     this.setStatus({ state: 'syncing' });
     try {
-      for (const key of this.wanted) {
-        if (this.replica.view(key) !== undefined) continue;
-        const state = await getState(this.url, this.token, key);
-        if (state !== null && !this.closed) call(() => this.replica.merge(key, state));
-      }
       const socket = this.socket && this.socket.ready ? this.socket : null;
+      // Keys the app asked for that the replica has never held: read whole (over the socket,
+      // 256 a request, or one HTTP GET each).
+      const missing = [...this.wanted].filter((key) => this.replica.view(key) === undefined);
+      for (let i = 0; i < missing.length; i += socket ? 256 : 1) {
+        const keys = missing.slice(i, i + (socket ? 256 : 1));
+        const states = socket
+          ? JSON.parse(await socket.request({ type: 'get', keys }, 'values')).items
+            .map((it) => (it.state === null ? null : JSON.stringify(it.state)))
+          : [await getState(this.url, this.token, keys[0])];
+        keys.forEach((key, j) => {
+          // Each a state's JSON text, or null where the node has no value.
+          if (typeof states[j] === 'string' && !this.closed) call(() => this.replica.merge(key, states[j]));
+        });
+      }
       const send = socket ? (m) => socket.send(m) : (m) => httpSend(this.url, this.token, m);
       const report = await runSync(this.replica, send, () => {
         this.notify();

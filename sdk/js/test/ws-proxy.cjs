@@ -1,7 +1,7 @@
 // A stand-in for a node's /v1/ws, for testing the SDK's socket: an HTTP proxy to a real node
 // that answers WebSocket upgrades itself, speaking the protocol of docs/http-api.md (auth,
-// subscribe, digests, merge over the node's /v1/sync/*), records what the page sent, and can
-// push updates or close a session as a lagging subscriber's (4000).
+// subscribe; get over the node's /v1/keys, digests and merge over its /v1/sync/*), records what
+// the page sent, and can push updates or close a session as a lagging subscriber's (4000).
 const http = require('node:http');
 const crypto = require('node:crypto');
 
@@ -77,6 +77,14 @@ function startProxy(nodeUrl, token) {
     }
     if (!session.authed) return session.send({ id: m.id, type: 'error', error: { code: 'unauthorized', message: 'auth first' } });
     if (m.type === 'subscribe') return session.send({ id: m.id, type: 'subscribed' });
+    if (m.type === 'get') {
+      const items = [];
+      for (const key of m.keys) {
+        const r = await fetch(`${nodeUrl}/v1/keys/${encodeURIComponent(key)}`);
+        items.push({ key, state: r.status === 404 ? null : (await r.json()).state });
+      }
+      return session.send({ id: m.id, type: 'values', items });
+    }
     const { id, type, ...body } = m;
     const path = type === 'digests' ? '/v1/sync/digests' : '/v1/sync/merge';
     const answer = await (await fetch(nodeUrl + path, { method: 'POST', body: JSON.stringify(body) })).json();

@@ -72,7 +72,14 @@ enum Incoming {
         id: u64,
         items: Vec<MergeItem>,
     },
+    Get {
+        id: u64,
+        keys: Vec<String>,
+    },
 }
+
+/// The most keys one `get` reads.
+const MAX_GET_KEYS: usize = 256;
 
 #[utoipa::path(
     get,
@@ -287,6 +294,7 @@ impl Session {
                 };
                 (id, answer)
             }
+            Incoming::Get { id, keys } => (id, self.get(keys).await),
             Incoming::Merge { id, items } => {
                 let answer = match self.caller() {
                     Ok(caller) => {
@@ -306,6 +314,38 @@ impl Session {
         };
         body["id"] = json!(id);
         self.send_json(body).await
+    }
+
+    /// Reads keys, as `GET /v1/keys/KEY` does (routed in a cluster, each needing `read`): for a
+    /// device that wants keys it has never held.
+    async fn get(&mut self, keys: Vec<String>) -> Result<Json, ApiError> {
+        if keys.len() > MAX_GET_KEYS {
+            return Err(ApiError::bad_request(format!(
+                "a get reads at most {MAX_GET_KEYS} keys"
+            )));
+        }
+        let caller = self.caller()?.clone();
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            let request = haze_protocol::Request::Get {
+                key: key.clone().into_bytes(),
+            };
+            crate::security::admit(&self.node, &mut caller.clone(), &request)?;
+            let value = match self.node.cluster().answer(request).await? {
+                Some(haze_protocol::Response::Value(value)) => value,
+                Some(haze_protocol::Response::Error(e)) => {
+                    return Err(RequestError::Remote(e).into());
+                }
+                Some(other) => {
+                    return Err(
+                        RequestError::Unavailable(format!("unexpected answer {other:?}")).into(),
+                    );
+                }
+                None => self.node.get(key.as_bytes())?,
+            };
+            items.push(json!({"key": key, "state": value}));
+        }
+        Ok(json!({"type": "values", "items": items}))
     }
 
     /// Adds (or removes) keys and prefixes this session watches, each checked against the

@@ -145,6 +145,16 @@ async fn a_session_syncs_subscribes_and_hears_of_commits_to_what_it_watches() {
         "the session's own merge is a commit it watches"
     );
 
+    // Keys read over the socket, as GET /v1/keys/KEY reads them.
+    let answer = ask(
+        &mut socket,
+        json!({"id": 9, "type": "get", "keys": ["todo:2", "absent"]}),
+    )
+    .await;
+    assert_eq!(answer["type"], "values", "{answer}");
+    assert_eq!(answer["items"][0], json!({"key": "todo:2", "state": state}));
+    assert_eq!(answer["items"][1], json!({"key": "absent", "state": null}));
+
     // Errors are answers, and the session goes on.
     let answer = ask(&mut socket, json!({"id": 6, "type": "launch"})).await;
     assert_eq!(answer["error"]["code"], "bad_request", "{answer}");
