@@ -11,6 +11,7 @@
 //! resync); a send that takes longer than [`SEND_TIMEOUT`] ends the session; a ping every
 //! [`PING_EVERY`] keeps a quiet session open past the idle timeout while the device answers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,7 +143,14 @@ struct Session {
     caller: Option<Caller>,
     socket: WebSocket,
     sub: Subscription,
+    /// The states this session's own merges were answered with, by key: the update of such a
+    /// commit would tell the device what it was just told, so it is not pushed. (Any update
+    /// equal to a state the device holds is redundant: a stale entry suppresses nothing new.)
+    echoes: HashMap<String, Json>,
 }
+
+/// The most merge answers a session remembers to keep from echoing.
+const MAX_ECHOES: usize = 4096;
 
 /// Why a session ends.
 enum End {
@@ -161,6 +169,7 @@ impl Session {
             caller,
             socket,
             sub,
+            echoes: HashMap::new(),
         }
     }
 
@@ -235,7 +244,12 @@ impl Session {
             Ok(_) => return Ok(()),
             Err(_) => return Err(End::Close(REFUSED, "the token no longer allows this")),
         }
-        let body = json!({"type": "update", "key": key, "state": &*update.value});
+        let state = serde_json::to_value(&*update.value).expect("a state serialises");
+        if self.echoes.get(key) == Some(&state) {
+            self.echoes.remove(key);
+            return Ok(());
+        }
+        let body = json!({"type": "update", "key": key, "state": state});
         self.send_json(body).await
     }
 
@@ -296,6 +310,7 @@ impl Session {
             }
             Incoming::Get { id, keys } => (id, self.get(keys).await),
             Incoming::Merge { id, items } => {
+                let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
                 let answer = match self.caller() {
                     Ok(caller) => {
                         let caller = caller.clone();
@@ -305,6 +320,9 @@ impl Session {
                     }
                     Err(e) => Err(ApiError::from(e)),
                 };
+                if let Ok(body) = &answer {
+                    self.remember_echoes(keys, body);
+                }
                 (id, answer)
             }
         };
@@ -314,6 +332,21 @@ impl Session {
         };
         body["id"] = json!(id);
         self.send_json(body).await
+    }
+
+    /// Notes the states a merge was answered with (see `echoes`).
+    fn remember_echoes(&mut self, keys: Vec<String>, answer: &Json) {
+        let Some(items) = answer["items"].as_array() else {
+            return;
+        };
+        if self.echoes.len() + items.len() > MAX_ECHOES {
+            self.echoes.clear();
+        }
+        for (key, item) in keys.into_iter().zip(items) {
+            if let Some(state) = item.get("state") {
+                self.echoes.insert(key, state.clone());
+            }
+        }
     }
 
     /// Reads keys, as `GET /v1/keys/KEY` does (routed in a cluster, each needing `read`): for a
