@@ -426,6 +426,43 @@ fn redis_cli_works_against_a_node_and_through_every_node_of_a_cluster() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("errors: 0, replies: 1000"), "{said}");
     assert_eq!(redis_cli(b, &["get", "piped"]), "1000\n");
+
+    // One pipeline through one node of the cluster: its writes are routed together, yet each
+    // key's are applied in the order sent (the last SET wins, SADD counts what it adds).
+    let mut conn = TcpStream::connect(a).unwrap();
+    let sets: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+    let mut commands: Vec<Vec<&str>> = Vec::new();
+    for (i, v) in sets.iter().enumerate() {
+        commands.push(vec!["SET", "ordered", v]);
+        commands.push(vec!["INCR", if i % 2 == 0 { "even" } else { "odd" }]);
+        commands.push(vec!["SADD", "members", if i % 3 == 0 { "a" } else { "b" }]);
+    }
+    commands.push(vec!["GET", "ordered"]);
+    let commands: Vec<&[&str]> = commands.iter().map(Vec::as_slice).collect();
+    conn.write_all(&pipeline(&commands)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+    // 900 one-line replies, then GET's two lines.
+    while got.iter().filter(|&&b| b == b'\n').count() < 902 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        got.ends_with("$4\r\nv299\r\n"),
+        "the last SET won: {}",
+        &got[got.len() - 40..]
+    );
+    assert_eq!(
+        got.matches(":1\r\n").count(),
+        2 + 2,
+        "INCR even and odd, SADD a and b: 1 once each"
+    );
+    assert_eq!(redis_cli(c, &["get", "even"]), "150\n");
+    assert_eq!(redis_cli(b, &["scard", "members"]), "2\n");
     println!(
         "redis-cli: 30 writes through 3 nodes read back through the others; RESP3; --pipe 1000 INCRs"
     );

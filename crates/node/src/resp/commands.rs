@@ -107,6 +107,9 @@ struct Pending {
     members: HashMap<Vec<u8>, BTreeMap<Scalar, bool>>,
     /// Map key → the register fields this connection's writes set.
     fields: HashMap<Vec<u8>, BTreeSet<Scalar>>,
+    /// In a cluster: key → the end of this connection's last routed write to it (the next
+    /// write to the key waits for it).
+    tails: HashMap<Vec<u8>, oneshot::Receiver<()>>,
 }
 
 /// Commands a CRDT store cannot honour, and what to use instead.
@@ -301,6 +304,7 @@ impl Session {
     pub(crate) fn settled(&mut self) {
         self.pending.members.clear();
         self.pending.fields.clear();
+        self.pending.tails.clear();
     }
 
     /// Checks that the session may `right` on `key` (its token read again if the cluster's
@@ -364,8 +368,8 @@ impl Session {
         }
     }
 
-    /// Applies `op` to `key`: submitted to this node's writer on a single node (the reply
-    /// follows its outcome), routed and awaited in a cluster.
+    /// Applies `op` to `key`: submitted to this node's writer on a single node, routed in a
+    /// cluster; the reply follows its outcome, and the next command does not wait for it.
     async fn write(&mut self, key: Vec<u8>, op: TypedOp, finish: Finish) -> Outcome {
         if let Err(reply) = self.allow(&key, Right::Write) {
             return Outcome::Now(reply);
@@ -386,18 +390,33 @@ impl Session {
             );
             return Outcome::Write(rx, finish);
         }
-        let started = tokio::time::Instant::now();
-        let result = match self.routed(Request::Op { key, op }).await {
-            Ok(Some(Response::Value(Some(v)))) => Ok(v),
-            Ok(other) => Err(RequestError::Unavailable(format!(
-                "unexpected answer {other:?}"
-            ))),
-            Err(e) => Err(e),
-        };
-        self.node
-            .metrics()
-            .record(Kind::Op, result.is_ok(), started.elapsed());
-        Outcome::Now(finish.reply(result))
+        // In a cluster the write is routed in a task of its own, so that a pipeline's writes
+        // travel together (the connection to each peer is pipelined); a write waits only for
+        // this connection's write to the same key before it (`Pending::tails`), so one key's
+        // writes are applied in the order they were sent.
+        let (tx, rx) = oneshot::channel();
+        let (done, tail) = oneshot::channel::<()>();
+        let before = self.pending.tails.insert(key.clone(), tail);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await; // its sender is dropped when that write ends
+            }
+            let started = tokio::time::Instant::now();
+            let result = match node.cluster().answer(Request::Op { key, op }).await {
+                Ok(Some(Response::Value(Some(v)))) => Ok(v),
+                Ok(Some(Response::Error(e))) => Err(RequestError::Remote(e)),
+                Ok(other) => Err(RequestError::Unavailable(format!(
+                    "unexpected answer {other:?}"
+                ))),
+                Err(e) => Err(e),
+            };
+            node.metrics()
+                .record(Kind::Op, result.is_ok(), started.elapsed());
+            let _ = tx.send(result);
+            drop(done);
+        });
+        Outcome::Write(rx, finish)
     }
 
     /// Runs one command.
