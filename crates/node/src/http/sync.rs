@@ -142,17 +142,17 @@ pub(super) async fn merge(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_sync_body(&node, body).await?;
-    let answer = exchange_merge(&node, &caller, parse(&bytes)?).await?;
-    Ok(json_response(StatusCode::OK, &answer))
+    let results = exchange_merge(&node, &caller, parse(&bytes)?).await?;
+    Ok(json_response(StatusCode::OK, &merge_answer(&results)))
 }
 
-/// The merge half of the exchange, as `POST /v1/sync/merge` and the WebSocket answer it: the
-/// answer's JSON (`{"items": [...]}`).
+/// The merge half of the exchange, as `POST /v1/sync/merge` and the WebSocket answer it: each
+/// item's merged state or error, in order.
 pub(super) async fn exchange_merge(
     node: &Arc<Node>,
     caller: &Caller,
     MergeBody { items }: MergeBody,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Vec<Result<haze_crdt::Value, haze_protocol::WireError>>, ApiError> {
     let request = Request::MergeBatch {
         items: items
             .into_iter()
@@ -160,23 +160,28 @@ pub(super) async fn exchange_merge(
             .collect(),
     };
     match answer(node, caller, request).await? {
-        Answer::Batch(results) => {
-            let items = results
-                .iter()
-                .map(|r| match r {
-                    Ok(state) => MergeOutcome::Merged { state },
-                    Err(e) => MergeOutcome::Failed {
-                        error: ErrorDetail {
-                            code: e.code.name(),
-                            message: &e.message,
-                        },
-                    },
-                })
-                .collect();
-            Ok(serde_json::to_value(MergeAnswer { items }).expect("an answer serialises"))
-        }
+        Answer::Batch(results) => Ok(results),
         other => Err(unexpected(other)),
     }
+}
+
+/// The answer's body (`{"items": [...]}`) to a merge's results.
+pub(super) fn merge_answer(
+    results: &[Result<haze_crdt::Value, haze_protocol::WireError>],
+) -> MergeAnswer<'_> {
+    let items = results
+        .iter()
+        .map(|r| match r {
+            Ok(state) => MergeOutcome::Merged { state },
+            Err(e) => MergeOutcome::Failed {
+                error: ErrorDetail {
+                    code: e.code.name(),
+                    message: &e.message,
+                },
+            },
+        })
+        .collect();
+    MergeAnswer { items }
 }
 
 /// `POST /v1/sync` with `Content-Type: application/x-haze`: a request of the binary protocol

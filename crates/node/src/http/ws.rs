@@ -19,14 +19,14 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use haze_controller::tokens::Right;
+use haze_controller::tokens::{self, Right};
 use haze_protocol::Role;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::api::ApiError;
 use super::bodies::{DigestsAnswer, DigestsBody, MergeBody, MergeItem};
-use super::sync::{exchange_digests, exchange_merge, sync_body_limit};
+use super::sync::{exchange_digests, exchange_merge, merge_answer, sync_body_limit};
 use crate::error::RequestError;
 use crate::live::{Audience, Subscription, Update};
 use crate::node::Node;
@@ -101,16 +101,16 @@ pub(super) async fn upgrade(
 ) -> Response {
     let security = &node.config().security;
     let caller = if security.require_tokens {
-        match headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            Some(token) => match authenticate(&node, token.trim()) {
+        let header = headers.get(axum::http::header::AUTHORIZATION);
+        match tokens::bearer(header.map(|v| v.as_bytes())) {
+            Ok(token) => match authenticate(&node, token) {
                 Ok(caller) => Some(caller),
                 Err(e) => return ApiError::from(e).into_response(),
             },
-            None => None,
+            Err(tokens::AuthError::Missing) => None,
+            Err(e) => {
+                return ApiError::from(RequestError::Unauthorized(e.to_string())).into_response();
+            }
         }
     } else {
         Some(Caller::Anyone)
@@ -143,10 +143,11 @@ struct Session {
     caller: Option<Caller>,
     socket: WebSocket,
     sub: Subscription,
-    /// The states this session's own merges were answered with, by key: the update of such a
-    /// commit would tell the device what it was just told, so it is not pushed. (Any update
-    /// equal to a state the device holds is redundant: a stale entry suppresses nothing new.)
-    echoes: HashMap<String, Json>,
+    /// The states this session's own merges were answered with (as `Update::state_json`
+    /// writes them), by key: the update of such a commit would tell the device what it was just
+    /// told, so it is not pushed. (Any update equal to a state the device holds is redundant: a
+    /// stale entry suppresses nothing new.)
+    echoes: HashMap<String, String>,
 }
 
 /// The most merge answers a session remembers to keep from echoing.
@@ -244,13 +245,14 @@ impl Session {
             Ok(_) => return Ok(()),
             Err(_) => return Err(End::Close(REFUSED, "the token no longer allows this")),
         }
-        let state = serde_json::to_value(&*update.value).expect("a state serialises");
-        if self.echoes.get(key) == Some(&state) {
+        let state = update.state_json();
+        if self.echoes.get(key).is_some_and(|echo| echo == state) {
             self.echoes.remove(key);
             return Ok(());
         }
-        let body = json!({"type": "update", "key": key, "state": state});
-        self.send_json(body).await
+        let key = Json::from(key).to_string();
+        let body = format!(r#"{{"type":"update","key":{key},"state":{state}}}"#);
+        self.send(Message::Text(body.into())).await
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
@@ -316,13 +318,13 @@ impl Session {
                         let caller = caller.clone();
                         exchange_merge(&self.node, &caller, MergeBody { items })
                             .await
-                            .map(|a| tagged(&a, "merged"))
+                            .map(|results| {
+                                self.remember_echoes(keys, &results);
+                                tagged(&merge_answer(&results), "merged")
+                            })
                     }
                     Err(e) => Err(ApiError::from(e)),
                 };
-                if let Ok(body) = &answer {
-                    self.remember_echoes(keys, body);
-                }
                 (id, answer)
             }
         };
@@ -335,16 +337,18 @@ impl Session {
     }
 
     /// Notes the states a merge was answered with (see `echoes`).
-    fn remember_echoes(&mut self, keys: Vec<String>, answer: &Json) {
-        let Some(items) = answer["items"].as_array() else {
-            return;
-        };
-        if self.echoes.len() + items.len() > MAX_ECHOES {
+    fn remember_echoes(
+        &mut self,
+        keys: Vec<String>,
+        results: &[Result<haze_crdt::Value, haze_protocol::WireError>],
+    ) {
+        if self.echoes.len() + results.len() > MAX_ECHOES {
             self.echoes.clear();
         }
-        for (key, item) in keys.into_iter().zip(items) {
-            if let Some(state) = item.get("state") {
-                self.echoes.insert(key, state.clone());
+        for (key, result) in keys.into_iter().zip(results) {
+            if let Ok(state) = result {
+                let json = serde_json::to_string(state).expect("a state serialises");
+                self.echoes.insert(key, json);
             }
         }
     }

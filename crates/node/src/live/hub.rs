@@ -35,6 +35,16 @@ pub struct Update {
     pub key: Arc<[u8]>,
     /// Its state once the write was committed (shared by every subscription it reaches).
     pub value: Arc<Value>,
+    /// The state as JSON, made by the first subscriber that sends it, for all of them.
+    json: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Update {
+    /// The state as JSON (serialised once, whatever the number of subscribers).
+    pub fn state_json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&*self.value).expect("a state serialises"))
+    }
 }
 
 /// Where a subscription's updates come from, so a node never passes another node's
@@ -236,6 +246,7 @@ impl Hub {
         let update = Update {
             key: key.into(),
             value: Arc::new(value.clone()),
+            json: Arc::default(),
         };
         let mut dropped = Vec::new();
         for id in targets {
