@@ -227,6 +227,20 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    // Every node serves the same folder, named absolutely (the nodes' paths are their own).
+    let web = match &args.web {
+        Some(web) => {
+            let web = web
+                .canonicalize()
+                .with_context(|| format!("--web {}", web.display()))?;
+            Some(
+                web.to_str()
+                    .context("the web folder's path is not UTF-8")?
+                    .to_string(),
+            )
+        }
+        None => None,
+    };
     let mut nodes: Vec<RunningNode> = Vec::new();
     for i in 1..=args.nodes {
         let data = args.data.join(format!("node{i}"));
@@ -251,16 +265,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             "--controller".into(),
             controller_addr.clone(),
         ];
-        if let Some(web) = &args.web {
-            let web = web
-                .canonicalize()
-                .with_context(|| format!("--web {}", web.display()))?;
+        if let Some(web) = &web {
             line.push("--web".into());
-            line.push(
-                web.to_str()
-                    .context("the web folder's path is not UTF-8")?
-                    .into(),
-            );
+            line.push(web.clone());
             if secure.is_some() {
                 line.push("--http-plaintext".into());
             }
