@@ -45,8 +45,8 @@ mod wal;
 pub use disk_store::{DiskStore, TornTail};
 pub use error::{EngineError, Error, IoError, Result, WriteError};
 pub use group_commit::{
-    BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS,
-    CommitStats, GroupCommitter, Priority, Reply, SubmitError, WriterHandle,
+    Answer, AppliedReply, BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, COMMIT_BUCKET_BOUNDS_MICROS,
+    COMMIT_SIZE_BOUNDS, CommitStats, GroupCommitter, Priority, Reply, SubmitError, WriterHandle,
 };
 pub use key::{DIGEST_BUCKETS, digest_bucket, key_digest, ring_hash};
 pub use mem_store::MemStore;

@@ -71,17 +71,38 @@ pub struct Write {
     pub key: Vec<u8>,
     /// What to do; taken when applied.
     pub mutation: Option<Mutation>,
-    /// The merged value now stored, or why this write was refused.
+    /// The merged value now stored, or why this write was refused. `None` once applied if the
+    /// write is [`superseded`](Self::superseded).
     pub outcome: Option<Result<Value, WriteError>>,
+    /// Whether the caller needs the merged value (else only whether the write was applied).
+    pub wants_value: bool,
+    /// Set by a store for a write that does not want its value, was applied, and was followed
+    /// in the same batch by a write of the same key that was applied too: the store moved the
+    /// merged value on to that write instead of copying it (its outcome is then `None`), and
+    /// the key's newest value is in the outcome of a later write of the batch. This is what
+    /// keeps a hot key's writes from copying its whole value each.
+    pub superseded: bool,
 }
 
 impl Write {
-    /// Returns a write of `mutation` to `key`, not yet applied.
+    /// Returns a write of `mutation` to `key`, not yet applied, whose caller wants the merged
+    /// value.
     pub fn new(key: Vec<u8>, mutation: Mutation) -> Self {
         Write {
             key,
             mutation: Some(mutation),
             outcome: None,
+            wants_value: true,
+            superseded: false,
+        }
+    }
+
+    /// As [`new`](Self::new), for a caller that needs only whether the write was applied: a
+    /// store may then supersede it ([`superseded`](Self::superseded)).
+    pub fn applied_only(key: Vec<u8>, mutation: Mutation) -> Self {
+        Write {
+            wants_value: false,
+            ..Write::new(key, mutation)
         }
     }
 }

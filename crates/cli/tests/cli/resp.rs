@@ -467,3 +467,85 @@ fn redis_cli_works_against_a_node_and_through_every_node_of_a_cluster() {
         "redis-cli: 30 writes through 3 nodes read back through the others; RESP3; --pipe 1000 INCRs"
     );
 }
+
+/// Reads one integer reply per command until `count` came (or 10 s).
+fn integers(stream: &mut TcpStream, count: usize) -> Vec<i64> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+    while got.iter().filter(|&&b| b == b'\n').count() < count {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .map(|l| {
+            l.strip_prefix(':')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(-1)
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_clients_adding_the_same_members_are_each_counted_once() {
+    // Redis answers SADD and HSET with what each command added: of several clients adding the
+    // same member, exactly one hears 1. The node counts on its writer, against the value each
+    // write is applied to, so this holds however the clients' pipelines interleave.
+    let dir = tempfile::tempdir().unwrap();
+    let node = HAZE.serve(&dir.path().join("node"), &["--resp", "127.0.0.1:0"]);
+    let addr = resp_addr(&node);
+    let (clients, members, fields) = (6, 200, 100);
+    let totals: Vec<(i64, i64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let addr = addr.clone();
+                scope.spawn(move || {
+                    let mut conn = TcpStream::connect(&addr).unwrap();
+                    // Each client in its own order, so that their writes interleave.
+                    let names: Vec<String> = (0..members)
+                        .map(|i| format!("m{}", (i * 7 + c * 31) % members))
+                        .collect();
+                    let keys: Vec<String> = (0..fields)
+                        .map(|i| format!("f{}", (i * 3 + c * 17) % fields))
+                        .collect();
+                    let mut commands: Vec<Vec<&str>> = Vec::new();
+                    for name in &names {
+                        commands.push(vec!["SADD", "together", name]);
+                    }
+                    for key in &keys {
+                        commands.push(vec!["HSET", "shared", key, "v"]);
+                    }
+                    let commands: Vec<&[&str]> = commands.iter().map(Vec::as_slice).collect();
+                    conn.write_all(&pipeline(&commands)).unwrap();
+                    let replies = integers(&mut conn, members + fields);
+                    assert_eq!(replies.len(), members + fields, "{replies:?}");
+                    let (added, set) = replies.split_at(members);
+                    (added.iter().sum::<i64>(), set.iter().sum::<i64>())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let added: i64 = totals.iter().map(|t| t.0).sum();
+    let set: i64 = totals.iter().map(|t| t.1).sum();
+    eprintln!(
+        "{clients} clients pipelined SADD of the same {members} members and HSET of the same \
+         {fields} fields: {added} members and {set} fields counted as added"
+    );
+    assert_eq!(
+        added, members as i64,
+        "each member counted once: {totals:?}"
+    );
+    assert_eq!(set, fields as i64, "each field counted once: {totals:?}");
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    let got = exchange(
+        &mut conn,
+        &[&["SCARD", "together"], &["HLEN", "shared"]],
+        ":200\r\n:100\r\n",
+    );
+    assert_eq!(got, ":200\r\n:100\r\n");
+}

@@ -15,6 +15,7 @@ use haze_storage::{GroupCommitter, Store};
 
 use crate::error::RequestError;
 use key_lists::KeyLists;
+pub(crate) use ops::CountedOp;
 use ops::OpContext;
 pub use writes::{Reply, WriteHooks, WriteRequest, Writes};
 

@@ -1,10 +1,13 @@
 //! Typed operations, applied by the node with its own actor id.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use haze_crdt::{
-    ActorId, Hlc, LwwRegister, OrSet, PhysicalClock, PnCounter, Scalar, TypedValue, Value,
+    ActorId, Field, Hlc, LwwRegister, OrSet, PhysicalClock, PnCounter, Scalar, TypedValue, Value,
+    ValueKind,
 };
+use haze_device::Edit;
 use haze_protocol::TypedOp;
 use haze_storage::{Mutation, WriteError};
 
@@ -55,23 +58,11 @@ impl OpContext {
                 Ok(Value::from(counter))
             })),
             TypedOp::SetAdd(members) => Mutation::Update(Box::new(move |current| {
-                let mut set: OrSet<Scalar> = current_or_empty(current)?;
-                // A merged state may claim this actor is out of dots: refuse, never panic.
-                if !set.seen().has_room(actor, members.len() as u64) {
-                    return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
-                }
-                for member in members {
-                    set.insert(actor, member);
-                }
-                Ok(Value::from(set))
+                add_members(actor, current, members)
             })),
-            TypedOp::SetRemove(members) => Mutation::Update(Box::new(move |current| {
-                let mut set: OrSet<Scalar> = current_or_empty(current)?;
-                for member in &members {
-                    set.remove(member);
-                }
-                Ok(Value::from(set))
-            })),
+            TypedOp::SetRemove(members) => {
+                Mutation::Update(Box::new(move |current| remove_members(current, &members)))
+            }
             TypedOp::RegisterSet(value) => {
                 let hlc = self.hlc.clone();
                 let clock = self.clock.clone();
@@ -95,6 +86,119 @@ impl OpContext {
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     edit.apply_to(current, actor, &mut hlc, clock.now_millis())
                         .map_err(edit_error)
+                }))
+            }
+        }
+    }
+}
+
+/// An operation whose writer also counts what it changed, as Redis's replies do (`SADD` the
+/// members added, `SREM` those removed, `HSET` the fields added): counted on the writer thread
+/// against the value the operation is applied to, so the count is exact and costs no read of
+/// the key beforehand (a read decodes the whole value: for a large set or map, more than the
+/// write itself).
+#[derive(Debug, Clone)]
+pub(crate) enum CountedOp {
+    /// Adds members to a set; counts those it did not hold.
+    SetAdd(Vec<Scalar>),
+    /// Removes members of a set; counts those it held.
+    SetRemove(Vec<Scalar>),
+    /// Sets register fields of a map, in order; counts the fields that did not exist.
+    MapSetRegisters(Vec<(Scalar, Scalar)>),
+}
+
+/// How many distinct `members` there are, and how many of them the set `current` holds (none
+/// if it is absent, or of another type, which the operation then refuses).
+fn held(current: Option<&Value>, members: &[Scalar]) -> (usize, usize) {
+    let mut distinct: Vec<&Scalar> = members.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let had = match current {
+        Some(Value::OrSet(set)) => distinct.iter().filter(|m| set.contains(m)).count(),
+        _ => 0,
+    };
+    (distinct.len(), had)
+}
+
+/// The set stored as `current` (empty when absent), taken as it is: the generic conversion
+/// ([`current_or_empty`]) rebuilds a set's tree twice per write (to the typed set and back),
+/// which was most of an add's cost on a large set.
+fn set_of(current: Option<Value>) -> Result<OrSet<Scalar>, WriteError> {
+    match current {
+        Some(Value::OrSet(set)) => Ok(set),
+        other => current_or_empty(other),
+    }
+}
+
+fn add_members(
+    actor: ActorId,
+    current: Option<Value>,
+    members: Vec<Scalar>,
+) -> Result<Value, WriteError> {
+    let mut set = set_of(current)?;
+    // A merged state may claim this actor is out of dots: refuse, never panic.
+    if !set.seen().has_room(actor, members.len() as u64) {
+        return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
+    }
+    for member in members {
+        set.insert(actor, member);
+    }
+    Ok(Value::OrSet(set))
+}
+
+fn remove_members(current: Option<Value>, members: &[Scalar]) -> Result<Value, WriteError> {
+    let mut set = set_of(current)?;
+    for member in members {
+        set.remove(member);
+    }
+    Ok(Value::OrSet(set))
+}
+
+impl OpContext {
+    /// As [`mutation`](Self::mutation), for a [`CountedOp`]: once the write is applied,
+    /// `changed` holds its count (left alone if the write is refused).
+    pub(crate) fn counted(&self, op: CountedOp, changed: Arc<AtomicI64>) -> Mutation {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        match op {
+            CountedOp::SetAdd(members) => {
+                let actor = self.actor;
+                Mutation::Update(Box::new(move |current| {
+                    let (distinct, had) = held(current.as_ref(), &members);
+                    let value = add_members(actor, current, members)?;
+                    changed.store(count(distinct - had), Ordering::Relaxed);
+                    Ok(value)
+                }))
+            }
+            CountedOp::SetRemove(members) => Mutation::Update(Box::new(move |current| {
+                let (_, had) = held(current.as_ref(), &members);
+                let value = remove_members(current, &members)?;
+                changed.store(count(had), Ordering::Relaxed);
+                Ok(value)
+            })),
+            CountedOp::MapSetRegisters(pairs) => {
+                let hlc = self.hlc.clone();
+                let clock = self.clock.clone();
+                let actor = self.actor;
+                Mutation::Update(Box::new(move |mut current| {
+                    let mut hlc = hlc.lock().unwrap_or_else(PoisonError::into_inner);
+                    let now = clock.now_millis();
+                    let mut added = 0;
+                    for (field, register) in pairs {
+                        let exists = matches!(&current, Some(Value::OrMap(map))
+                            if map.get(&Field::new(field.clone(), ValueKind::LwwRegister)).is_some());
+                        let edit = Edit::map_update(field, Edit::RegisterSet(register));
+                        current = Some(
+                            edit.apply_to(current, actor, &mut hlc, now)
+                                .map_err(edit_error)?,
+                        );
+                        added += usize::from(!exists);
+                    }
+                    changed.store(count(added), Ordering::Relaxed);
+                    current.ok_or_else(|| {
+                        WriteError::Refused(haze_crdt::Error::Decode(
+                            haze_crdt::DecodeError::InvalidState("HSET without a field"),
+                        ))
+                    })
                 }))
             }
         }

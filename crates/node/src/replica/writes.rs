@@ -9,6 +9,7 @@
 //! acknowledged write is lost while a partition streams), and a partition being handed back
 //! refuses writes. A new front end gets both for free.
 
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use haze_crdt::Value;
@@ -16,7 +17,7 @@ use haze_protocol::TypedOp;
 use haze_storage::{Mutation, Priority, Store, Write, WriteError, WriterHandle};
 use tokio::sync::oneshot;
 
-use super::ops::OpContext;
+use super::ops::{CountedOp, OpContext};
 use crate::error::RequestError;
 
 /// A write, as [`Writes`] takes it.
@@ -44,6 +45,24 @@ pub trait WriteHooks: Send + Sync {
 
 /// Where a write's outcome goes.
 pub type Reply = Box<dyn FnOnce(Result<Value, RequestError>) + Send>;
+
+/// Where a write's outcome goes when its caller needs only whether it was applied.
+pub(crate) type AppliedReply = Box<dyn FnOnce(Result<(), RequestError>) + Send>;
+
+/// How a write is answered.
+enum Answer {
+    Value(Reply),
+    Applied(AppliedReply),
+}
+
+impl Answer {
+    fn refuse(self, e: RequestError) {
+        match self {
+            Answer::Value(reply) => reply(Err(e)),
+            Answer::Applied(reply) => reply(Err(e)),
+        }
+    }
+}
 
 /// The node's write handle: the only way to write to its store.
 pub struct Writes {
@@ -134,38 +153,95 @@ impl Writes {
         durable: bool,
         reply: Reply,
     ) {
+        let mutation = match write {
+            WriteRequest::Merge(value) => Mutation::Merge(value),
+            WriteRequest::Op(op) => self.ops.mutation(op),
+        };
+        self.submit_mutation(key, mutation, priority, durable, Answer::Value(reply));
+    }
+
+    /// Queues a [`CountedOp`] as [`submit`](Self::submit) queues a typed operation, for a
+    /// caller that needs only whether it was applied: once it is (before `reply` runs),
+    /// `changed` holds what it counted. The writer need not copy the key's value for it.
+    pub(crate) fn submit_counted(
+        &self,
+        key: Vec<u8>,
+        op: CountedOp,
+        changed: Arc<AtomicI64>,
+        reply: AppliedReply,
+    ) {
+        let mutation = self.ops.counted(op, changed);
+        self.submit_mutation(
+            key,
+            mutation,
+            Priority::Foreground,
+            false,
+            Answer::Applied(reply),
+        );
+    }
+
+    fn submit_mutation(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+        priority: Priority,
+        durable: bool,
+        reply: Answer,
+    ) {
         let hooks = self.hooks();
         if let Err(e) = self
             .check_key(&key)
             .and_then(|()| hooks.iter().try_for_each(|h| h.admit(&key)))
         {
-            return reply(Err(e));
+            return reply.refuse(e);
         }
-        let mutation = match write {
-            WriteRequest::Merge(value) => Mutation::Merge(value),
-            WriteRequest::Op(op) => self.ops.mutation(op),
-        };
         // Whether a hook cares about the key is decided after the commit (a partition may
         // start streaming meanwhile), so the key is kept: a clone costs little beside a commit.
+        // A write the writer superseded brings no value: the write of the same commit that
+        // holds the key's newest value tells the hooks, before this one is answered.
         let noted = key.clone();
-        let done: haze_storage::Reply = Box::new(move |outcome| {
+        let tell = move |value: &Value| {
+            for hook in hooks.iter() {
+                hook.committed(&noted, value);
+            }
+        };
+        if self.inline {
+            let outcome = self.apply_inline(key, mutation, durable);
             if let Ok(value) = &outcome {
-                for hook in hooks.iter() {
-                    hook.committed(&noted, value);
+                tell(value);
+            }
+            return match reply {
+                Answer::Value(reply) => reply(outcome.map_err(RequestError::from)),
+                Answer::Applied(reply) => reply(outcome.map(drop).map_err(RequestError::from)),
+            };
+        }
+        match reply {
+            Answer::Value(reply) => {
+                let done: haze_storage::Reply = Box::new(move |outcome| {
+                    if let Ok(value) = &outcome {
+                        tell(value);
+                    }
+                    reply(outcome.map_err(RequestError::from));
+                });
+                let queued = match durable {
+                    true => self.writer.submit_durable(priority, key, mutation, done),
+                    false => self.writer.submit_with(priority, key, mutation, done),
+                };
+                if let Err((done, e)) = queued {
+                    done(Err(WriteError::NotQueued(e)));
                 }
             }
-            reply(outcome.map_err(RequestError::from));
-        });
-        if self.inline {
-            return done(self.apply_inline(key, mutation, durable));
-        }
-        let queued = if durable {
-            self.writer.submit_durable(priority, key, mutation, done)
-        } else {
-            self.writer.submit_with(priority, key, mutation, done)
-        };
-        if let Err((done, e)) = queued {
-            done(Err(WriteError::NotQueued(e)));
+            Answer::Applied(reply) => {
+                let done: haze_storage::AppliedReply = Box::new(move |outcome| {
+                    if let Ok(Some(value)) = &outcome {
+                        tell(value);
+                    }
+                    reply(outcome.map(drop).map_err(RequestError::from));
+                });
+                if let Err((done, e)) = self.writer.submit_applied(priority, key, mutation, done) {
+                    done(Err(WriteError::NotQueued(e)));
+                }
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use haze_controller::tokens::Right;
 use haze_crdt::{Field, Scalar, Value, ValueKind};
@@ -16,6 +16,7 @@ use super::codec::Reply;
 use crate::error::RequestError;
 use crate::metrics::Kind;
 use crate::node::Node;
+use crate::replica::CountedOp;
 use crate::security::Caller;
 
 /// Connection ids for `CLIENT ID`.
@@ -25,9 +26,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Outcome {
     /// The reply is known.
     Now(Reply),
-    /// A write submitted to this node's writer (a single node): the reply comes with its
-    /// outcome. Writes of a pipeline are submitted in order and share commits.
-    Write(oneshot::Receiver<Result<Value, RequestError>>, Finish),
+    /// A write submitted to this node's writer (a single node) or routed (a cluster): the
+    /// reply comes with its outcome (the merged value, unless the write was submitted for
+    /// whether it was applied only). Writes of a pipeline are submitted in order and share
+    /// commits.
+    Write(
+        oneshot::Receiver<Result<Option<Value>, RequestError>>,
+        Finish,
+    ),
     /// The reply, then close the connection (`QUIT`).
     Close(Reply),
 }
@@ -41,24 +47,29 @@ pub(crate) enum Finish {
     Counter,
     /// The new value of the counter field of this name of a map.
     MapCounter(Scalar),
-    /// An integer known before the write (`SADD`'s count of new members).
+    /// An integer known before the write (`SADD`'s count of new members, in a cluster).
     Int(i64),
+    /// What the writer counted as it applied the write (`SADD`'s count of new members, on a
+    /// single node: [`CountedOp`]).
+    Counted(Arc<AtomicI64>),
 }
 
 impl Finish {
-    pub(crate) fn reply(self, outcome: Result<Value, RequestError>) -> Reply {
+    pub(crate) fn reply(self, outcome: Result<Option<Value>, RequestError>) -> Reply {
         match outcome {
             Err(e) => error_reply(&e),
-            Ok(value) => match self {
-                Finish::Ok => Reply::Simple("OK"),
-                Finish::Int(n) => Reply::Int(n),
-                Finish::Counter => counter_reply(&value),
-                Finish::MapCounter(name) => match value {
-                    Value::OrMap(map) => map
-                        .get(&Field::new(name, ValueKind::PnCounter))
-                        .map_or(Reply::Int(0), counter_reply),
-                    _ => wrongtype(),
-                },
+            Ok(value) => match (self, value) {
+                (Finish::Ok, _) => Reply::Simple("OK"),
+                (Finish::Int(n), _) => Reply::Int(n),
+                (Finish::Counted(n), _) => Reply::Int(n.load(Ordering::Relaxed)),
+                (Finish::Counter, Some(value)) => counter_reply(&value),
+                (Finish::MapCounter(name), Some(Value::OrMap(map))) => map
+                    .get(&Field::new(name, ValueKind::PnCounter))
+                    .map_or(Reply::Int(0), counter_reply),
+                (Finish::MapCounter(_), Some(_)) => wrongtype(),
+                (Finish::Counter | Finish::MapCounter(_), None) => {
+                    Reply::err("the write was applied but its value was not kept")
+                }
             },
         }
     }
@@ -385,7 +396,7 @@ impl Session {
                 Box::new(move |outcome| {
                     node.metrics()
                         .record(Kind::Op, outcome.is_ok(), started.elapsed());
-                    let _ = tx.send(outcome);
+                    let _ = tx.send(outcome.map(Some));
                 }),
             );
             return Outcome::Write(rx, finish);
@@ -413,10 +424,33 @@ impl Session {
             };
             node.metrics()
                 .record(Kind::Op, result.is_ok(), started.elapsed());
-            let _ = tx.send(result);
+            let _ = tx.send(result.map(Some));
             drop(done);
         });
         Outcome::Write(rx, finish)
+    }
+
+    /// Applies a [`CountedOp`] on a single node: the writer counts what it changes as it
+    /// applies it, so nothing is read first and the count is exact.
+    fn write_counted(&mut self, key: Vec<u8>, op: CountedOp) -> Outcome {
+        if let Err(reply) = self.allow(&key, Right::Write) {
+            return Outcome::Now(reply);
+        }
+        let (tx, rx) = oneshot::channel();
+        let started = tokio::time::Instant::now();
+        let node = self.node.clone();
+        let changed = Arc::new(AtomicI64::new(0));
+        self.node.writes().submit_counted(
+            key,
+            op,
+            changed.clone(),
+            Box::new(move |outcome| {
+                node.metrics()
+                    .record(Kind::Op, outcome.is_ok(), started.elapsed());
+                let _ = tx.send(outcome.map(|()| None));
+            }),
+        );
+        Outcome::Write(rx, Finish::Counted(changed))
     }
 
     /// Runs one command.
@@ -557,6 +591,13 @@ impl Session {
     async fn set_change(&mut self, name: &str, mut args: Vec<Vec<u8>>) -> Outcome {
         let key = args[1].clone();
         let members: Vec<Scalar> = args.drain(2..).map(scalar).collect();
+        if !self.node.routes() {
+            let op = match name == "sadd" {
+                true => CountedOp::SetAdd(members),
+                false => CountedOp::SetRemove(members),
+            };
+            return self.write_counted(key, op);
+        }
         let before = match self.read(&key).await {
             Err(reply) => return Outcome::Now(reply),
             Ok(None) => None,
@@ -594,6 +635,13 @@ impl Session {
             return Outcome::Now(arity(name));
         }
         let key = args[1].clone();
+        if name == "hset" && !self.node.routes() {
+            let pairs = args[2..]
+                .chunks(2)
+                .map(|pair| (scalar(pair[0].clone()), scalar(pair[1].clone())))
+                .collect();
+            return self.write_counted(key, CountedOp::MapSetRegisters(pairs));
+        }
         let before = match self.read(&key).await {
             Err(reply) => return Outcome::Now(reply),
             Ok(None) => None,

@@ -123,7 +123,9 @@ pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener, shutdown: Canc
 enum Slot {
     Ready(Reply),
     Write(
-        tokio::sync::oneshot::Receiver<Result<haze_crdt::Value, crate::error::RequestError>>,
+        tokio::sync::oneshot::Receiver<
+            Result<Option<haze_crdt::Value>, crate::error::RequestError>,
+        >,
         Finish,
     ),
 }

@@ -54,3 +54,77 @@ fn a_full_disk_refuses_a_commit_without_effect_and_any_other_failure_stops_the_s
     assert_eq!(store.get(b"b").unwrap(), Some(counter(2)));
     assert_eq!(store.get(b"c").unwrap(), None);
 }
+
+/// An update adding `n` to the counter (one actor), refused when the stored value is another
+/// type's or when `n` is 0 (a refusal after the writer took the key's value).
+fn add(n: u64) -> Mutation {
+    Mutation::Update(Box::new(move |current| {
+        let mut c = match current {
+            None => GCounter::new(),
+            Some(Value::GCounter(c)) => c,
+            Some(other) => {
+                return Err(WriteError::TypeMismatch {
+                    stored: other.kind(),
+                    given: haze_crdt::ValueKind::GCounter,
+                });
+            }
+        };
+        if n == 0 {
+            return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
+        }
+        c.increment(ActorId::new(1), n).unwrap();
+        Ok(Value::from(c))
+    }))
+}
+
+#[test]
+fn a_hot_keys_value_moves_through_a_commit_and_each_write_that_wants_it_gets_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DiskStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let k = b"hot".to_vec();
+    let mut batch = [
+        Write::applied_only(k.clone(), add(1)), // 0: superseded by 1
+        Write::applied_only(k.clone(), add(2)), // 1: superseded by 2
+        Write::new(k.clone(), add(4)),          // 2: wants its value: 7
+        Write::applied_only(k.clone(), add(0)), // 3: refused (2's value copied, kept)
+        Write::applied_only(b"other".to_vec(), add(100)), // 4: another key
+        Write::applied_only(k.clone(), add(8)), // 5: holds the newest value: 15
+        Write::applied_only(k.clone(), add(0)), // 6: refused after taking 5's value
+    ];
+    store.apply(&mut batch).unwrap();
+    let state = |w: &Write| (w.superseded, w.outcome.clone());
+    assert_eq!(state(&batch[0]), (true, None));
+    assert_eq!(state(&batch[1]), (true, None));
+    assert_eq!(state(&batch[2]), (false, Some(Ok(counter(7)))));
+    assert!(matches!(
+        batch[3].outcome,
+        Some(Err(WriteError::Refused(_)))
+    ));
+    assert_eq!(state(&batch[4]), (false, Some(Ok(counter(100)))));
+    // The refused write after it gave the taken value back.
+    assert_eq!(state(&batch[5]), (false, Some(Ok(counter(15)))));
+    assert!(matches!(
+        batch[6].outcome,
+        Some(Err(WriteError::Refused(_)))
+    ));
+    assert_eq!(store.get(&k).unwrap(), Some(counter(15)));
+
+    // The digests are those of the final values, as if each had been written alone.
+    let alone = tempfile::tempdir().unwrap();
+    let fresh = DiskStore::open(alone.path(), StoreConfig::default()).unwrap();
+    merge(&fresh, &k, 15).unwrap();
+    merge(&fresh, b"other", 100).unwrap();
+    assert_eq!(
+        store.bucket_digests().unwrap(),
+        fresh.bucket_digests().unwrap()
+    );
+    assert_eq!(store.digest(&k).unwrap(), fresh.digest(&k).unwrap());
+    // And the log holds them: a reopen replays the same.
+    drop(store);
+    let store = DiskStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(store.get(&k).unwrap(), Some(counter(15)));
+    assert_eq!(
+        store.bucket_digests().unwrap(),
+        fresh.bucket_digests().unwrap()
+    );
+}

@@ -94,50 +94,81 @@ impl DiskStore {
         log: bool,
     ) -> Result<()> {
         const CONTEXT: &str = "reading a value to merge into";
-        // Each key's newest entry in this batch. Its final values are what the log records (one
+        // Each key's newest state in this batch. Its final values are what the log records (one
         // entry per key: replaying them gives what replaying every step would, merges being
         // idempotent) and what joins the active table.
-        let mut staged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut staged: BTreeMap<Vec<u8>, Staged> = BTreeMap::new();
         // What this batch changes in the bucket digests: a bucket whose damaged entry was found
-        // is computed again (`exact`), then every change XORs in (`delta`).
+        // is computed again (`exact`), then every change XORs in (`delta`). A key's staged
+        // values contribute nothing until the batch ends, when its final value's checksum is
+        // added: its intermediate values would cancel out anyway, and hashing each of them cost
+        // as much as encoding it.
         let mut delta: BTreeMap<usize, u64> = BTreeMap::new();
         let mut exact: BTreeMap<usize, u64> = BTreeMap::new();
         let mut found: Vec<(Vec<u8>, &'static str)> = Vec::new();
         let mut repaired = 0;
-        // A key written again in this batch (a hot key: its writes share commits) keeps its
-        // newest value decoded here from its second write on, so that its later writes start
-        // from it instead of decoding the whole state again, which was most of such a write's
-        // cost; a batch of distinct keys pays nothing for it. A write takes the value out and
-        // puts a copy of its result back (the result itself is the write's outcome). Invariant:
-        // a key is in `decoded` only while its entry in `staged` is that value's.
-        let mut decoded: HashMap<Vec<u8>, haze_crdt::Value> = HashMap::new();
+        // A key's value is decoded once per batch: each write of the key after the first starts
+        // from the outcome of the last one applied (`holder`: key → index in the batch),
+        // which was most of a hot key's cost. It is moved on when that write wants no value
+        // (which is then superseded) and copied only when it does. Invariant: a key is in
+        // `holder` only while its entry in `staged` is the encoding of that write's outcome.
+        // Keyed by the key's ring hash; a holder of another key of the same hash is ignored.
+        let mut holder: HashMap<u64, usize> = HashMap::new();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
             let stored: ReadOnlyTable<&'static [u8], &'static [u8]> =
                 txn.open_table(VALUES).map_err(engine(CONTEXT))?;
-            for write in batch.iter_mut() {
+            for i in 0..batch.len() {
+                // The holders of keys are earlier writes of the batch.
+                let (earlier, rest) = batch.split_at_mut(i);
+                let write = &mut rest[0];
                 let Some(mutation) = write.mutation.take() else {
                     continue;
                 };
-                let skey = store_key(&write.key);
-                let again = staged.contains_key(&skey);
-                let recent = staged.get(&skey).or_else(|| tables.newest(&skey));
-                let from_redb = match recent {
-                    Some(_) => None,
-                    None => stored
-                        .get(skey.as_slice())
-                        .map_err(engine(CONTEXT))?
-                        .map(|v| v.value().to_vec()),
+                let key = write.key.as_slice();
+                let skey = store_key(key);
+                let hash = ring_hash(key);
+                let bucket = digest_bucket(hash);
+                let held_by = holder
+                    .get(&hash)
+                    .copied()
+                    .filter(|&j| earlier[j].key == key);
+                // The key's state before this write: this batch's (its own output: a value
+                // needs no check, and its contribution is counted when the batch ends), else
+                // the recent tables' or redb's entry, checked.
+                let from_redb;
+                let (slot, old_contribution, old_entry) = match staged.get(&skey) {
+                    Some(Staged::Encoded(encoded)) => (
+                        Some(Slot::Value {
+                            checksum: 0,
+                            encoded: encoded.as_slice(),
+                        }),
+                        0,
+                        None,
+                    ),
+                    Some(Staged::Entry(entry)) => {
+                        let slot = entry::parse(key, entry);
+                        (Some(slot), slot.contribution(), Some(entry.as_slice()))
+                    }
+                    None => {
+                        let recent = tables.newest(&skey);
+                        from_redb = match recent {
+                            Some(_) => None,
+                            None => stored
+                                .get(skey.as_slice())
+                                .map_err(engine(CONTEXT))?
+                                .map(|v| v.value().to_vec()),
+                        };
+                        let old = recent.map(Vec::as_slice).or(from_redb.as_deref());
+                        let slot = old.map(|old| entry::parse(key, old));
+                        (slot, slot.map_or(0, |s| s.contribution()), old)
+                    }
                 };
-                let old: Option<&[u8]> = recent.map(Vec::as_slice).or(from_redb.as_deref());
-                let bucket = digest_bucket(ring_hash(&write.key));
-                let slot = old.map(|old| entry::parse(&write.key, old));
-                let old_contribution = slot.map_or(0, |s| s.contribution());
                 // The marker that quarantines a damaged value an operation finds.
                 let marker = match (slot, &mutation) {
                     (Some(Slot::Damaged(_)), Mutation::Update(_)) => {
-                        old.map(entry::quarantine_entry)
+                        old_entry.map(entry::quarantine_entry)
                     }
                     _ => None,
                 };
@@ -145,20 +176,31 @@ impl DiskStore {
                     if let std::collections::btree_map::Entry::Vacant(e) = exact.entry(bucket) {
                         e.insert(self.bucket_digest(&tables, &stored, bucket)?);
                     }
-                    found.push((write.key.clone(), why));
+                    found.push((key.to_vec(), why));
                 }
+                // The write whose outcome holds the key's current value, if its value was
+                // taken from it (to be put back if this write is refused).
+                let mut taken_from = None;
                 let outcome = match (slot, mutation) {
-                    (None, mutation) => merged_value(config, &write.key, None, mutation),
+                    (None, mutation) => merged_value(config, key, None, mutation),
                     (Some(Slot::Value { encoded, .. }), mutation) => {
-                        // Taken, not cloned: the write's result goes back in below.
-                        let current = match decoded.remove(write.key.as_slice()) {
+                        let current = match held_by.map(|j| &mut earlier[j]) {
+                            Some(held) if held.wants_value => {
+                                held.outcome.as_ref().and_then(|o| o.as_ref().ok()).cloned()
+                            }
+                            Some(held) => {
+                                taken_from = held_by;
+                                held.superseded = true;
+                                held.outcome.take().and_then(Result::ok)
+                            }
+                            None => None,
+                        };
+                        let current = match current {
                             Some(value) => Ok(value),
                             None => decode(encoded),
                         };
                         match current {
-                            Ok(current) => {
-                                merged_value(config, &write.key, Some(current), mutation)
-                            }
+                            Ok(current) => merged_value(config, key, Some(current), mutation),
                             // A sound checksum over bytes that do not decode: refused, left
                             // alone.
                             Err(e) => Err(WriteError::Store(e)),
@@ -166,10 +208,10 @@ impl DiskStore {
                     }
                     (Some(_), Mutation::Merge(given)) => {
                         repaired += 1;
-                        merged_value(config, &write.key, None, Mutation::Merge(given))
+                        merged_value(config, key, None, Mutation::Merge(given))
                     }
                     (Some(_), Mutation::Update(_)) => Err(WriteError::Store(Error::CorruptValue {
-                        key: write.key.clone(),
+                        key: key.to_vec(),
                         detail: "the stored value is corrupt (quarantined): an operation \
                                      needs it; merge a healthy copy first"
                             .into(),
@@ -177,20 +219,51 @@ impl DiskStore {
                 };
                 if let Some(marker) = marker {
                     // Quarantined now, with this commit.
-                    staged.insert(skey.clone(), marker);
-                    decoded.remove(write.key.as_slice());
-                }
-                write.outcome = Some(outcome.map(|(value, encoded)| {
-                    let (stored_entry, checksum) = entry::value_entry(&write.key, &encoded);
-                    *delta.entry(bucket).or_default() ^= old_contribution ^ checksum;
-                    staged.insert(skey, stored_entry);
-                    if again {
-                        decoded.insert(write.key.clone(), value.clone());
+                    staged.insert(skey.clone(), Staged::Entry(marker));
+                    if held_by.is_some() {
+                        holder.remove(&hash);
                     }
-                    value
-                }));
+                }
+                write.outcome = Some(match outcome {
+                    Ok((value, encoded)) => {
+                        *delta.entry(bucket).or_default() ^= old_contribution;
+                        staged.insert(skey, Staged::Encoded(encoded));
+                        holder.insert(hash, i);
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        if let Some(j) = taken_from {
+                            // Refused after taking the value of an earlier write: that write
+                            // holds the key's value again (decoded from what is staged).
+                            let restored = match staged.get(&skey) {
+                                Some(Staged::Encoded(encoded)) => {
+                                    decode(encoded).map_err(WriteError::Store)
+                                }
+                                _ => Err(WriteError::Store(Error::Io(
+                                    "a staged value went missing".into(),
+                                ))),
+                            };
+                            earlier[j].superseded = false;
+                            earlier[j].outcome = Some(restored);
+                        }
+                        Err(e)
+                    }
+                });
             }
         }
+        // Each staged value's entry, made once per key; its checksum joins the digests now.
+        let staged: Vec<(Vec<u8>, Vec<u8>)> = staged
+            .into_iter()
+            .map(|(skey, staged)| match staged {
+                Staged::Entry(entry) => (skey, entry),
+                Staged::Encoded(encoded) => {
+                    let (entry, checksum) = entry::value_entry(&skey[8..], &encoded);
+                    let bucket = digest_bucket(ring_hash(&skey[8..]));
+                    *delta.entry(bucket).or_default() ^= checksum;
+                    (skey, entry)
+                }
+            })
+            .collect();
         let logged: Vec<(&[u8], &[u8])> = staged
             .iter()
             .filter(|(_, e)| e.first() == Some(&entry::VALUE))
@@ -347,6 +420,15 @@ impl DiskStore {
         self.start_flush(writer)?;
         self.finish_flush(writer)
     }
+}
+
+/// A key's state staged by a commit.
+enum Staged {
+    /// An entry as it will be stored: a quarantine marker.
+    Entry(Vec<u8>),
+    /// A value's encoding: its entry (tag, checksum) is made once, when the commit ends, however
+    /// many writes of the key the commit holds.
+    Encoded(Vec<u8>),
 }
 
 /// How long a flush that found the disk full waits before it is tried again.

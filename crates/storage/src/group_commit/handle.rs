@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use super::{CommitStats, Message, Priority, Queued, Reply};
+use super::{Answer, AppliedReply, CommitStats, Message, Priority, Queued, Reply};
 use crate::Mutation;
 
 /// Submits writes to the writer thread. Cheap to clone; one per connection is fine.
@@ -60,7 +60,29 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        self.queue(priority, key, mutation, reply, false)
+        self.queue(priority, key, mutation, Answer::Value(reply), false)
+            .map_err(|(answer, why)| (answer.into_value(), why))
+    }
+
+    /// Queues a write whose caller needs only whether it was applied, not the merged value:
+    /// the writer then moves a hot key's value from one write of a commit to the next instead
+    /// of copying it for each ([`AppliedReply`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub fn submit_applied(
+        &self,
+        priority: Priority,
+        key: Vec<u8>,
+        mutation: Mutation,
+        reply: AppliedReply,
+    ) -> Result<(), (AppliedReply, SubmitError)> {
+        self.queue(priority, key, mutation, Answer::Applied(reply), false)
+            .map_err(|(answer, why)| match answer {
+                Answer::Applied(reply) => (reply, why),
+                Answer::Value(_) => unreachable!("queued as an applied-only write"),
+            })
     }
 
     /// Queues a write that is acknowledged only after an fsync covering it, whatever the
@@ -78,7 +100,8 @@ impl WriterHandle {
         mutation: Mutation,
         reply: Reply,
     ) -> Result<(), (Reply, SubmitError)> {
-        self.queue(priority, key, mutation, reply, true)
+        self.queue(priority, key, mutation, Answer::Value(reply), true)
+            .map_err(|(answer, why)| (answer.into_value(), why))
     }
 
     fn queue(
@@ -86,9 +109,9 @@ impl WriterHandle {
         priority: Priority,
         key: Vec<u8>,
         mutation: Mutation,
-        reply: Reply,
+        reply: Answer,
         durable: bool,
-    ) -> Result<(), (Reply, SubmitError)> {
+    ) -> Result<(), (Answer, SubmitError)> {
         let queued = Queued {
             key,
             mutation,
@@ -135,6 +158,16 @@ impl WriterHandle {
     /// [`Error::NoSpace`]: crate::Error::NoSpace
     pub fn disk_full(&self) -> bool {
         self.disk_full.load(Ordering::Relaxed)
+    }
+}
+
+impl Answer {
+    /// The reply of a write queued with [`Answer::Value`].
+    fn into_value(self) -> Reply {
+        match self {
+            Answer::Value(reply) => reply,
+            Answer::Applied(_) => unreachable!("queued with a value reply"),
+        }
     }
 }
 

@@ -25,6 +25,40 @@ use crate::{Mutation, Store, WriteError};
 /// that made it durable, or with the reason it was refused.
 pub type Reply = Box<dyn FnOnce(Result<Value, WriteError>) + Send>;
 
+/// Called once with whether a write that wants no value was applied
+/// ([`Write::applied_only`](crate::Write::applied_only)): `Ok(Some(value))` when its outcome
+/// holds its key's newest value of the commit (the value whoever watches commits needs),
+/// `Ok(None)` when a later write of the same commit holds it and is answered first.
+pub type AppliedReply = Box<dyn FnOnce(Result<Option<Value>, WriteError>) + Send>;
+
+/// How a queued write is answered.
+pub enum Answer {
+    /// With the merged value, or the refusal.
+    Value(Reply),
+    /// With whether it was applied: the writer need not copy a hot key's value for each of its
+    /// writes.
+    Applied(AppliedReply),
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Answer::Value(_) => "Answer::Value(..)",
+            Answer::Applied(_) => "Answer::Applied(..)",
+        })
+    }
+}
+
+impl Answer {
+    /// Answers with a refusal.
+    fn refuse(self, e: WriteError) {
+        match self {
+            Answer::Value(reply) => reply(Err(e)),
+            Answer::Applied(reply) => reply(Err(e)),
+        }
+    }
+}
+
 enum Message {
     Write(Queued),
     /// Background writes are waiting (see [`WriterHandle::submit_with`]).
@@ -36,7 +70,7 @@ enum Message {
 struct Queued {
     key: Vec<u8>,
     mutation: Mutation,
-    reply: Reply,
+    reply: Answer,
     /// Acknowledged only after an fsync that covers it, whatever the store's durability mode
     /// (see [`WriterHandle::submit_durable`]).
     durable: bool,

@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::{
-    BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, CommitStats, MAX_BATCH, Message, Queued, Reply,
+    Answer, BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, CommitStats, MAX_BATCH, Message, Queued,
 };
 use crate::{Durability, Error, Store, Write, WriteError};
 
@@ -136,13 +136,19 @@ impl Writer {
 
     fn commit(&mut self, batch: Vec<Queued>) {
         let durable = batch.iter().any(|q| q.durable);
-        let (mut writes, replies): (Vec<Write>, Vec<Reply>) = batch
+        let (mut writes, answers): (Vec<Write>, Vec<Answer>) = batch
             .into_iter()
-            .map(|q| (Write::new(q.key, q.mutation), q.reply))
+            .map(|q| {
+                let write = match q.reply {
+                    Answer::Value(_) => Write::new(q.key, q.mutation),
+                    Answer::Applied(_) => Write::applied_only(q.key, q.mutation),
+                };
+                (write, q.reply)
+            })
             .unzip();
         if let Some(failure) = &self.failure {
-            for reply in replies {
-                reply(Err(WriteError::Store(Error::stopped(failure))));
+            for answer in answers {
+                answer.refuse(WriteError::Store(Error::stopped(failure)));
             }
             return;
         }
@@ -160,11 +166,30 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.disk_full.store(false, Ordering::Relaxed);
-                for (write, reply) in writes.into_iter().zip(replies) {
+                // Superseded writes are answered last: the write holding their key's newest
+                // value is answered (and whoever watches commits told of it) before them.
+                let mut superseded = Vec::new();
+                for (write, answer) in writes.into_iter().zip(answers) {
+                    if write.superseded {
+                        superseded.push(answer);
+                        continue;
+                    }
                     let outcome = write.outcome.unwrap_or(Err(WriteError::Store(Error::Io(
                         "write not applied".into(),
                     ))));
-                    reply(outcome);
+                    match answer {
+                        Answer::Value(reply) => reply(outcome),
+                        Answer::Applied(reply) => reply(outcome.map(Some)),
+                    }
+                }
+                for answer in superseded {
+                    match answer {
+                        Answer::Applied(reply) => reply(Ok(None)),
+                        // A store supersedes only writes that want no value.
+                        Answer::Value(reply) => reply(Err(WriteError::Store(Error::Io(
+                            "the store gave a write's value to another write".into(),
+                        )))),
+                    }
                 }
             }
             Err(e) if e.is_retryable() => {
@@ -172,8 +197,8 @@ impl Writer {
                 // log), so it is refused and the writer goes on; the next commit tries again.
                 self.stats.no_space.fetch_add(1, Ordering::Relaxed);
                 self.disk_full.store(true, Ordering::Relaxed);
-                for reply in replies {
-                    reply(Err(WriteError::Store(e.clone())));
+                for answer in answers {
+                    answer.refuse(WriteError::Store(e.clone()));
                 }
             }
             Err(e) => {
@@ -181,8 +206,8 @@ impl Writer {
                 // and after an fsync failure the kernel may have dropped dirty pages, so no later
                 // write can be trusted either (PostgreSQL's "fsyncgate"). Stop acknowledging.
                 self.fail(e.clone());
-                for reply in replies {
-                    reply(Err(WriteError::Store(e.clone())));
+                for answer in answers {
+                    answer.refuse(WriteError::Store(e.clone()));
                 }
             }
         }
