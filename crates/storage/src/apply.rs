@@ -6,12 +6,15 @@ use crate::{Mutation, StoreConfig, WriteError};
 
 /// Returns the new value of a key given its current value, or why the write is refused.
 /// Returns the new value's encoding too, which the caller stores (it was needed for the size
-/// check anyway).
+/// check anyway). `size_hint` is the current value's encoded size, if known: the new encoding
+/// starts with that much room, rather than growing (and being copied) a dozen times for a
+/// large value.
 pub(crate) fn merged_value(
     config: &StoreConfig,
     key: &[u8],
     current: Option<Value>,
     mutation: Mutation,
+    size_hint: usize,
 ) -> Result<(Value, Vec<u8>), WriteError> {
     if key.len() > config.max_key_bytes {
         return Err(WriteError::KeyTooLarge {
@@ -39,7 +42,9 @@ pub(crate) fn merged_value(
             updated
         }
     };
-    let encoded = merged.encode();
+    let room = size_hint.min(config.max_value_bytes).saturating_add(64);
+    let mut encoded = Vec::with_capacity(room);
+    merged.encode_into(&mut encoded);
     if encoded.len() > config.max_value_bytes {
         return Err(WriteError::ValueTooLarge {
             size: encoded.len(),

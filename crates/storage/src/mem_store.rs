@@ -89,17 +89,22 @@ impl Store for MemStore {
             let old = state.values.get(&skey).cloned();
             let current = old.as_deref().map(decode).transpose()?;
             write.outcome = Some(
-                merged_value(&self.config, &write.key, current, mutation).map(
-                    |(value, encoded)| {
-                        let bucket = digest_bucket(ring_hash(&write.key));
-                        if let Some(old) = &old {
-                            state.buckets[bucket] ^= key_digest(&write.key, old);
-                        }
-                        state.buckets[bucket] ^= key_digest(&write.key, &encoded);
-                        state.values.insert(skey, encoded);
-                        value
-                    },
-                ),
+                merged_value(
+                    &self.config,
+                    &write.key,
+                    current,
+                    mutation,
+                    old.as_ref().map_or(0, Vec::len),
+                )
+                .map(|(value, encoded)| {
+                    let bucket = digest_bucket(ring_hash(&write.key));
+                    if let Some(old) = &old {
+                        state.buckets[bucket] ^= key_digest(&write.key, old);
+                    }
+                    state.buckets[bucket] ^= key_digest(&write.key, &encoded);
+                    state.values.insert(skey, encoded);
+                    value
+                }),
             );
         }
         Ok(())

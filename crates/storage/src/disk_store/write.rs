@@ -182,7 +182,7 @@ impl DiskStore {
                 // taken from it (to be put back if this write is refused).
                 let mut taken_from = None;
                 let outcome = match (slot, mutation) {
-                    (None, mutation) => merged_value(config, key, None, mutation),
+                    (None, mutation) => merged_value(config, key, None, mutation, 0),
                     (Some(Slot::Value { encoded, .. }), mutation) => {
                         let current = match held_by.map(|j| &mut earlier[j]) {
                             Some(held) if held.wants_value => {
@@ -200,7 +200,9 @@ impl DiskStore {
                             None => decode(encoded),
                         };
                         match current {
-                            Ok(current) => merged_value(config, key, Some(current), mutation),
+                            Ok(current) => {
+                                merged_value(config, key, Some(current), mutation, encoded.len())
+                            }
                             // A sound checksum over bytes that do not decode: refused, left
                             // alone.
                             Err(e) => Err(WriteError::Store(e)),
@@ -208,7 +210,7 @@ impl DiskStore {
                     }
                     (Some(_), Mutation::Merge(given)) => {
                         repaired += 1;
-                        merged_value(config, key, None, Mutation::Merge(given))
+                        merged_value(config, key, None, Mutation::Merge(given), 0)
                     }
                     (Some(_), Mutation::Update(_)) => Err(WriteError::Store(Error::CorruptValue {
                         key: key.to_vec(),
