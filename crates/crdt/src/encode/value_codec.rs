@@ -83,8 +83,9 @@ pub(super) fn write_value(out: &mut Vec<u8>, value: &Value) {
             write_vv(out, s.seen());
             writer::len(out, s.len());
             for (item, dots) in s.entries() {
-                let layout = write_entry_key(out, item, dots.as_slice(), s.seen());
-                for &dot in dots.as_slice() {
+                let dots = dots.as_slice();
+                let layout = write_entry_key(out, item, dots.len(), dots.first(), s.seen());
+                for &dot in dots {
                     write_entry_dot(out, s.seen(), dot, layout);
                 }
             }
@@ -93,8 +94,8 @@ pub(super) fn write_value(out: &mut Vec<u8>, value: &Value) {
             write_vv(out, m.seen());
             writer::len(out, m.len());
             for (field, values) in m.entries() {
-                let dots: Vec<Dot> = values.iter().map(|(dot, _)| *dot).collect();
-                let layout = write_entry_key(out, &field.key, &dots, m.seen());
+                let first = values.first().map(|(dot, _)| dot);
+                let layout = write_entry_key(out, &field.key, values.len(), first, m.seen());
                 for (dot, v) in values {
                     write_entry_dot(out, m.seen(), *dot, layout);
                     write_value(out, v);
@@ -134,28 +135,32 @@ fn write_dot(out: &mut Vec<u8>, seen: &VersionVector, dot: Dot) {
     writer::varint(out, dot.counter);
 }
 
-/// Writes the header and key of a set element or map field, and returns how its dots follow.
+/// Writes the header and key of a set element or map field with `count` dots, the first of
+/// them `first`, and returns how its dots follow. (Not given the dots themselves: a map's
+/// entries hold them beside their values, and collecting them cost an allocation per field.)
 fn write_entry_key(
     out: &mut Vec<u8>,
     key: &Scalar,
-    dots: &[Dot],
+    count: usize,
+    first: Option<&Dot>,
     seen: &VersionVector,
 ) -> DotsLayout {
-    let index = |dot: Dot| {
+    let index = |dot: &Dot| {
         seen.position(dot.actor)
             .expect("every dot of a state is in its causal context")
     };
-    let (layout, mode) = match dots {
-        [dot] if index(*dot) < INLINE_ACTORS => (DotsLayout::Inline(index(*dot)), index(*dot)),
-        _ if dots.len() < LARGE_COUNT_BASE => (
-            DotsLayout::Explicit(dots.len()),
-            SMALL_COUNT_BASE + dots.len(),
-        ),
-        _ => (DotsLayout::Explicit(dots.len()), COUNT_ESCAPE),
+    let inline = match (count, first) {
+        (1, Some(dot)) => Some(index(dot)).filter(|&i| i < INLINE_ACTORS),
+        _ => None,
+    };
+    let (layout, mode) = match inline {
+        Some(i) => (DotsLayout::Inline(i), i),
+        None if count < LARGE_COUNT_BASE => (DotsLayout::Explicit(count), SMALL_COUNT_BASE + count),
+        None => (DotsLayout::Explicit(count), COUNT_ESCAPE),
     };
     out.push(key.tag() | (mode as u8) << 2);
     if mode == COUNT_ESCAPE {
-        writer::len(out, dots.len() - LARGE_COUNT_BASE);
+        writer::len(out, count - LARGE_COUNT_BASE);
     }
     write_scalar_payload(out, key);
     layout
