@@ -27,6 +27,7 @@ use crate::disk_store::{
 };
 use crate::entry::{self, Slot};
 use crate::error::{engine, io, io_at};
+use crate::key::RingKey;
 use crate::wal::{segments, sync_dir};
 use crate::{DIGEST_BUCKETS, Error, Result};
 
@@ -56,7 +57,7 @@ pub(crate) struct Flusher {
 pub(crate) struct FlushPlan {
     /// Segments older than this one are deleted once the values are in redb.
     pub(crate) seq: u64,
-    pub(crate) values: Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
+    pub(crate) values: Arc<BTreeMap<RingKey, Vec<u8>>>,
     /// The digests redb will hold after (checked in debug builds).
     pub(crate) expected: Vec<u64>,
 }
@@ -135,7 +136,7 @@ impl Flusher {
 /// digest cannot be trusted). Writes the digests once even when `values` is empty.
 fn write_to_redb(
     db: &Database,
-    values: &BTreeMap<Vec<u8>, Vec<u8>>,
+    values: &BTreeMap<RingKey, Vec<u8>>,
     hurry: &AtomicBool,
 ) -> Result<(Vec<u64>, BTreeSet<usize>)> {
     let mut recomputed = BTreeSet::new();
@@ -255,15 +256,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("haze.redb")).unwrap();
         let hurry = AtomicBool::new(false);
-        let table = |range: std::ops::Range<u64>, tag: u8| -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let table = |range: std::ops::Range<u64>, tag: u8| -> BTreeMap<RingKey, Vec<u8>> {
             range
                 .map(|i| {
                     let key = format!("key-{i}").into_bytes();
                     let value = vec![tag; 1 + (i % 7) as usize];
-                    (
-                        crate::key::store_key(&key),
-                        entry::value_entry(&key, &value).0,
-                    )
+                    (RingKey::of(&key), entry::value_entry(&key, &value).0)
                 })
                 .collect()
         };
@@ -306,7 +304,7 @@ mod tests {
         drop(store);
         {
             let db = Database::create(image.path().join("haze.redb")).unwrap();
-            let first: BTreeMap<Vec<u8>, Vec<u8>> = recent.into_iter().take(CHUNK).collect();
+            let first: BTreeMap<RingKey, Vec<u8>> = recent.into_iter().take(CHUNK).collect();
             write_to_redb(&db, &first, &AtomicBool::new(true)).unwrap();
         }
         let recovered = DiskStore::open(image.path(), StoreConfig::default()).unwrap();

@@ -1,5 +1,7 @@
 //! Ring order: where a key lives on the ring, and the digests kept per slice of it.
 
+use std::ops::Bound;
+
 pub use haze_crdt::digest::ring_hash;
 
 /// Returns the key as stored: its ring hash (big-endian, so byte order is ring order), then the
@@ -9,6 +11,57 @@ pub(crate) fn store_key(key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&ring_hash(key).to_be_bytes());
     out.extend_from_slice(key);
     out
+}
+
+/// A store key ([`store_key`]) as the recent tables hold it: ordered exactly as its bytes are,
+/// but compared by its leading ring hash as an integer first, and by the rest only when two
+/// hashes are equal. Byte slices compare through `memcmp`, a call per comparison, and a
+/// lookup in a table of 100,000 keys makes dozens of them: that was a tenth of a write's cost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RingKey(pub(crate) Vec<u8>);
+
+impl RingKey {
+    /// The store key of a user key.
+    pub(crate) fn of(key: &[u8]) -> RingKey {
+        RingKey(store_key(key))
+    }
+}
+
+impl std::ops::Deref for RingKey {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl Ord for RingKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The same order as the bytes': a big-endian integer compares as its bytes do.
+        match (
+            self.0.split_first_chunk::<8>(),
+            other.0.split_first_chunk::<8>(),
+        ) {
+            (Some((a, a_rest)), Some((b, b_rest))) => u64::from_be_bytes(*a)
+                .cmp(&u64::from_be_bytes(*b))
+                .then_with(|| a_rest.cmp(b_rest)),
+            _ => self.0.cmp(&other.0),
+        }
+    }
+}
+
+impl PartialOrd for RingKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The bounds of a range of store keys, as the recent tables take them.
+pub(crate) fn ring_bounds(
+    start: &Bound<Vec<u8>>,
+    end: &Bound<Vec<u8>>,
+) -> (Bound<RingKey>, Bound<RingKey>) {
+    let ring = |b: &Bound<Vec<u8>>| b.clone().map(RingKey);
+    (ring(start), ring(end))
 }
 
 /// The number of digest buckets: the ring cut into this many equal slices by the top bits of the
@@ -105,6 +158,28 @@ pub use haze_crdt::digest::key_digest;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_keys_order_as_their_bytes_do() {
+        // Keys that share hashes' leading bytes, equal hashes, short bounds, empty keys.
+        let mut keys: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| store_key(&(i % 50).to_le_bytes()[..(i % 4) as usize]))
+            .collect();
+        keys.extend([vec![], vec![0], vec![0xff; 3], vec![0x80; 9], vec![0x80; 8]]);
+        let near: Vec<Vec<u8>> = (keys.iter().enumerate().take(40))
+            .map(|(i, k)| k[..k.len().min(8 + i % 3)].to_vec())
+            .collect();
+        keys.extend(near);
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(
+                    RingKey(a.clone()).cmp(&RingKey(b.clone())),
+                    a.cmp(b),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn store_keys_sort_by_ring_hash() {

@@ -9,7 +9,7 @@ use redb::ReadableTable;
 use super::layout::{DIGESTS, DIGESTS_KEY, VALUES, digests_blob, parse_digests};
 use super::{DiskStore, lock};
 use crate::error::engine;
-use crate::key::buckets_range;
+use crate::key::{RingKey, buckets_range, ring_bounds};
 use crate::{DIGEST_BUCKETS, Result};
 
 impl DiskStore {
@@ -78,8 +78,8 @@ impl DiskStore {
             .unwrap_or_else(PoisonError::into_inner)
             .active
             .values
-            .range((start.clone(), end.clone()))
-            .map(|(k, _)| k.clone())
+            .range(ring_bounds(&start, &end))
+            .map(|(k, _)| k.0.clone())
             .collect();
         let mut deleted = in_table.len() as u64;
         let mut txn = self.db.get()?.begin_write().map_err(engine(CONTEXT))?;
@@ -115,8 +115,9 @@ impl DiskStore {
         {
             let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
             let active = &mut tables.active;
-            for key in &in_table {
-                if let Some(value) = active.values.remove(key) {
+            for key in in_table {
+                let key = RingKey(key);
+                if let Some(value) = active.values.remove(&key) {
                     active.bytes -= key.len() + value.len();
                 }
             }

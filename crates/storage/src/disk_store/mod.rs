@@ -30,7 +30,7 @@ pub(crate) use self::layout::{
 };
 pub use self::open::TornTail;
 use crate::flush::Flusher;
-use crate::key::decode_page;
+use crate::key::{RingKey, decode_page};
 use crate::scrub::Integrity;
 use crate::wal::Wal;
 use crate::{
@@ -78,20 +78,20 @@ pub struct DiskStore {
 #[derive(Debug, Default)]
 struct Tables {
     active: Recent,
-    frozen: Option<Arc<BTreeMap<Vec<u8>, Vec<u8>>>>,
+    frozen: Option<Arc<BTreeMap<RingKey, Vec<u8>>>>,
 }
 
 #[derive(Debug, Default)]
 struct Recent {
     /// Ring-ordered key → entry (`crate::entry`: a value with its checksum, or a quarantine
     /// marker), as redb will store it.
-    values: BTreeMap<Vec<u8>, Vec<u8>>,
+    values: BTreeMap<RingKey, Vec<u8>>,
     bytes: usize,
 }
 
 impl Tables {
     /// Returns the newest recent encoding of a ring-ordered key.
-    fn newest(&self, skey: &[u8]) -> Option<&Vec<u8>> {
+    fn newest(&self, skey: &RingKey) -> Option<&Vec<u8>> {
         self.active
             .values
             .get(skey)

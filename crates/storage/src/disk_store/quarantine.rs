@@ -21,7 +21,7 @@ use super::layout::VALUES;
 use super::{DiskStore, Tables, lock};
 use crate::entry::{self, Slot, printable};
 use crate::error::engine;
-use crate::key::{bucket_bounds, digest_bucket, ring_hash};
+use crate::key::{RingKey, bucket_bounds, digest_bucket, ring_bounds, ring_hash};
 use crate::scrub::Integrity;
 use crate::{CorruptKey, Result, ScrubCursor, ScrubStep};
 
@@ -39,7 +39,8 @@ impl DiskStore {
             let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
             let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let current = match tables.newest(skey) {
+            let ring_key = RingKey(skey.to_vec());
+            let current = match tables.newest(&ring_key) {
                 Some(newest) => Some(newest.clone()),
                 None => table
                     .get(skey)
@@ -56,7 +57,7 @@ impl DiskStore {
             let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
             let active = &mut tables.active;
             let added = marker.len();
-            match active.values.insert(skey.to_vec(), marker) {
+            match active.values.insert(ring_key, marker) {
                 Some(previous) => active.bytes = active.bytes - previous.len() + added,
                 None => active.bytes += skey.len() + added,
             }
@@ -98,9 +99,9 @@ impl DiskStore {
         let mut newest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let sources = [Some(&tables.active.values), tables.frozen.as_deref()];
         for recent in sources.into_iter().flatten() {
-            for (skey, stored) in recent.range((start.clone(), end.clone())) {
+            for (skey, stored) in recent.range(ring_bounds(&start, &end)) {
                 newest
-                    .entry(skey.clone())
+                    .entry(skey.0.clone())
                     .or_insert_with(|| entry::parse(&skey[8..], stored).contribution());
             }
         }

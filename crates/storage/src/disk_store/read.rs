@@ -12,7 +12,7 @@ use super::DiskStore;
 use super::layout::VALUES;
 use crate::entry::{self, Slot};
 use crate::error::engine;
-use crate::key::{Page, bucket_bounds, store_key};
+use crate::key::{Page, RingKey, bucket_bounds, ring_bounds};
 use crate::scrub::Integrity;
 use crate::{Error, Result};
 
@@ -79,8 +79,8 @@ impl DiskStore {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let sources = [Some(&tables.active.values), tables.frozen.as_deref()];
             for table in sources.into_iter().flatten() {
-                for (k, v) in table.range((start.clone(), end.clone())).take(each) {
-                    merged.entry(k.clone()).or_insert_with(|| v.clone());
+                for (k, v) in table.range(ring_bounds(&start, &end)).take(each) {
+                    merged.entry(k.0.clone()).or_insert_with(|| v.clone());
                 }
             }
         }
@@ -108,7 +108,7 @@ impl DiskStore {
 
     /// The active table's entries (store key → entry), for tests of the flusher.
     #[cfg(test)]
-    pub(crate) fn recent_values(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    pub(crate) fn recent_values(&self) -> BTreeMap<RingKey, Vec<u8>> {
         let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
         tables.active.values.clone()
     }
@@ -125,7 +125,9 @@ impl DiskStore {
                 .as_deref()
                 .into_iter()
                 .flat_map(BTreeMap::keys);
-            tables.active.values.keys().chain(frozen).cloned().collect()
+            (tables.active.values.keys().chain(frozen))
+                .map(|k| k.0.clone())
+                .collect()
         };
         let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
         let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
@@ -143,7 +145,7 @@ impl DiskStore {
     }
 
     /// Returns the newest entry of the store key `skey`: a recent write's, else redb's.
-    pub(super) fn entry(&self, skey: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn entry(&self, skey: &RingKey) -> Result<Option<Vec<u8>>> {
         const CONTEXT: &str = "reading a value";
         if let Some(v) = self
             .recent
@@ -155,7 +157,7 @@ impl DiskStore {
         }
         let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
         let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
-        let found = table.get(skey).map_err(engine(CONTEXT))?;
+        let found = table.get(skey.as_slice()).map_err(engine(CONTEXT))?;
         Ok(found.map(|v| v.value().to_vec()))
     }
 
@@ -165,7 +167,7 @@ impl DiskStore {
     ///
     /// [`Error::CorruptValue`] if it is quarantined, or damaged (then it is quarantined now).
     pub(super) fn verified(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
-        let skey = store_key(key);
+        let skey = RingKey::of(key);
         let Some(stored) = self.entry(&skey)? else {
             return Ok(None);
         };

@@ -1,6 +1,6 @@
 //! The writer's side: commits (merge, log, publish) and the flushes they start.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
@@ -12,7 +12,7 @@ use crate::apply::merged_value;
 use crate::entry::{self, Slot, printable};
 use crate::error::engine;
 use crate::flush::{FlushPlan, Flusher};
-use crate::key::{decode, digest_bucket, ring_hash, store_key};
+use crate::key::{RingKey, decode, digest_bucket, ring_hash};
 use crate::scrub::Integrity;
 use crate::wal::{Wal, segment_path, sync_dir};
 use crate::{Durability, Error, Mutation, Result, StoreConfig, Write, WriteError};
@@ -97,7 +97,7 @@ impl DiskStore {
         // Each key's newest state in this batch. Its final values are what the log records (one
         // entry per key: replaying them gives what replaying every step would, merges being
         // idempotent) and what joins the active table.
-        let mut staged: BTreeMap<Vec<u8>, Staged> = BTreeMap::new();
+        let mut staged: BTreeMap<RingKey, Staged> = BTreeMap::new();
         // What this batch changes in the bucket digests: a bucket whose damaged entry was found
         // is computed again (`exact`), then every change XORs in (`delta`). A key's staged
         // values contribute nothing until the batch ends, when its final value's checksum is
@@ -108,12 +108,9 @@ impl DiskStore {
         let mut found: Vec<(Vec<u8>, &'static str)> = Vec::new();
         let mut repaired = 0;
         // A key's value is decoded once per batch: each write of the key after the first starts
-        // from the outcome of the last one applied (`holder`: key → index in the batch),
-        // which was most of a hot key's cost. It is moved on when that write wants no value
-        // (which is then superseded) and copied only when it does. Invariant: a key is in
-        // `holder` only while its entry in `staged` is the encoding of that write's outcome.
-        // Keyed by the key's ring hash; a holder of another key of the same hash is ignored.
-        let mut holder: HashMap<u64, usize> = HashMap::new();
+        // from the outcome of the last one applied (its `holder` in `staged`), which was most
+        // of a hot key's cost. It is moved on when that write wants no value (which is then
+        // superseded) and copied only when it does.
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
@@ -127,29 +124,30 @@ impl DiskStore {
                     continue;
                 };
                 let key = write.key.as_slice();
-                let skey = store_key(key);
-                let hash = ring_hash(key);
-                let bucket = digest_bucket(hash);
-                let held_by = holder
-                    .get(&hash)
-                    .copied()
-                    .filter(|&j| earlier[j].key == key);
+                let skey = RingKey::of(key);
+                let bucket = digest_bucket(ring_hash(key));
                 // The key's state before this write: this batch's (its own output: a value
                 // needs no check, and its contribution is counted when the batch ends), else
                 // the recent tables' or redb's entry, checked.
                 let from_redb;
-                let (slot, old_contribution, old_entry) = match staged.get(&skey) {
-                    Some(Staged::Encoded(encoded)) => (
+                let (slot, old_contribution, old_entry, held_by) = match staged.get(&skey) {
+                    Some(Staged::Encoded { encoded, holder }) => (
                         Some(Slot::Value {
                             checksum: 0,
                             encoded: encoded.as_slice(),
                         }),
                         0,
                         None,
+                        Some(*holder),
                     ),
                     Some(Staged::Entry(entry)) => {
                         let slot = entry::parse(key, entry);
-                        (Some(slot), slot.contribution(), Some(entry.as_slice()))
+                        (
+                            Some(slot),
+                            slot.contribution(),
+                            Some(entry.as_slice()),
+                            None,
+                        )
                     }
                     None => {
                         let recent = tables.newest(&skey);
@@ -162,7 +160,7 @@ impl DiskStore {
                         };
                         let old = recent.map(Vec::as_slice).or(from_redb.as_deref());
                         let slot = old.map(|old| entry::parse(key, old));
-                        (slot, slot.map_or(0, |s| s.contribution()), old)
+                        (slot, slot.map_or(0, |s| s.contribution()), old, None)
                     }
                 };
                 // The marker that quarantines a damaged value an operation finds.
@@ -222,15 +220,11 @@ impl DiskStore {
                 if let Some(marker) = marker {
                     // Quarantined now, with this commit.
                     staged.insert(skey.clone(), Staged::Entry(marker));
-                    if held_by.is_some() {
-                        holder.remove(&hash);
-                    }
                 }
                 write.outcome = Some(match outcome {
                     Ok((value, encoded)) => {
                         *delta.entry(bucket).or_default() ^= old_contribution;
-                        staged.insert(skey, Staged::Encoded(encoded));
-                        holder.insert(hash, i);
+                        staged.insert(skey, Staged::Encoded { encoded, holder: i });
                         Ok(value)
                     }
                     Err(e) => {
@@ -238,7 +232,7 @@ impl DiskStore {
                             // Refused after taking the value of an earlier write: that write
                             // holds the key's value again (decoded from what is staged).
                             let restored = match staged.get(&skey) {
-                                Some(Staged::Encoded(encoded)) => {
+                                Some(Staged::Encoded { encoded, .. }) => {
                                     decode(encoded).map_err(WriteError::Store)
                                 }
                                 _ => Err(WriteError::Store(Error::Io(
@@ -254,11 +248,11 @@ impl DiskStore {
             }
         }
         // Each staged value's entry, made once per key; its checksum joins the digests now.
-        let staged: Vec<(Vec<u8>, Vec<u8>)> = staged
+        let staged: Vec<(RingKey, Vec<u8>)> = staged
             .into_iter()
             .map(|(skey, staged)| match staged {
                 Staged::Entry(entry) => (skey, entry),
-                Staged::Encoded(encoded) => {
+                Staged::Encoded { encoded, .. } => {
                     let (entry, checksum) = entry::value_entry(&skey[8..], &encoded);
                     let bucket = digest_bucket(ring_hash(&skey[8..]));
                     *delta.entry(bucket).or_default() ^= checksum;
@@ -430,7 +424,12 @@ enum Staged {
     Entry(Vec<u8>),
     /// A value's encoding: its entry (tag, checksum) is made once, when the commit ends, however
     /// many writes of the key the commit holds.
-    Encoded(Vec<u8>),
+    Encoded {
+        encoded: Vec<u8>,
+        /// The write of the batch whose outcome holds this value, decoded (unless it was
+        /// refused after all: see `commit`).
+        holder: usize,
+    },
 }
 
 /// How long a flush that found the disk full waits before it is tried again.
