@@ -28,6 +28,22 @@ pub(crate) fn merged_value(
             stored.merge(given)?;
             stored
         }
+        (mut current, Mutation::InPlace(op)) => {
+            let stored_kind = current.as_ref().map(Value::kind);
+            op.apply(&mut current)?;
+            let updated = current.ok_or_else(|| {
+                WriteError::Store(crate::Error::Io("an operation left no value behind".into()))
+            })?;
+            if let Some(stored) = stored_kind
+                && stored != updated.kind()
+            {
+                return Err(WriteError::TypeMismatch {
+                    stored,
+                    given: updated.kind(),
+                });
+            }
+            updated
+        }
         (current, Mutation::Update(f)) => {
             let stored_kind = current.as_ref().map(Value::kind);
             let updated = f(current)?;

@@ -53,7 +53,7 @@ pub use mem_store::MemStore;
 pub use scrub::{
     CorruptKey, IntegrityStats, ScrubCursor, ScrubStep, ScrubSummary, Scrubber, scrub_pass,
 };
-pub use store::{Durability, KeyPage, Mutation, Store, StoreConfig, ValuePage, Write};
+pub use store::{Durability, InPlace, KeyPage, Mutation, Store, StoreConfig, ValuePage, Write};
 /// The log's decoders, for the fuzz targets (`fuzz/`): not an API.
 #[doc(hidden)]
 pub use wal::fuzzing as wal_fuzzing;

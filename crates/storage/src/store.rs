@@ -53,6 +53,32 @@ pub enum Mutation {
     /// typed operation applied by the node on a client's behalf. It runs inside the writer, so
     /// it is atomic with respect to every other write of the key. An error refuses the write.
     Update(Box<dyn FnOnce(Option<Value>) -> Result<Value, WriteError> + Send>),
+    /// Apply an operation to the stored value where it is ([`InPlace`]): for a large value
+    /// written often, whose writes then cost what the operation touches rather than the
+    /// whole value.
+    InPlace(Box<dyn InPlace>),
+}
+
+/// An operation applied to a stored value where it is, without copying it.
+///
+/// Its contract, which lets the store keep a value decoded and unencoded from one write to
+/// the next: [`apply`](Self::apply) leaves the value exactly as it was when it refuses, and
+/// [`growth_bound`](Self::growth_bound) never says less than the operation can add to the
+/// value's encoding. The store checks the value-size limit with the bound (encoding the value
+/// only when the bound could cross the limit) and encodes each key once per commit.
+pub trait InPlace: Send {
+    /// At most how many bytes applying the operation to `current` can add to its encoding;
+    /// `None` if it cannot say (the store then applies it to a copy and measures).
+    fn growth_bound(&self, current: Option<&Value>) -> Option<usize>;
+
+    /// Applies the operation to `current` (`None`: the key is absent; on success it holds a
+    /// value). On an error `current` is exactly as it was.
+    ///
+    /// # Errors
+    ///
+    /// Why the operation is refused: another type ([`WriteError::TypeMismatch`]), a refusal
+    /// of the CRDT.
+    fn apply(self: Box<Self>, current: &mut Option<Value>) -> Result<(), WriteError>;
 }
 
 impl std::fmt::Debug for Mutation {
@@ -60,6 +86,7 @@ impl std::fmt::Debug for Mutation {
         match self {
             Mutation::Merge(v) => f.debug_tuple("Merge").field(&v.kind()).finish(),
             Mutation::Update(_) => f.write_str("Update(..)"),
+            Mutation::InPlace(_) => f.write_str("InPlace(..)"),
         }
     }
 }

@@ -7,9 +7,8 @@ use haze_crdt::{
     ActorId, Field, Hlc, LwwRegister, OrSet, PhysicalClock, PnCounter, Scalar, TypedValue, Value,
     ValueKind,
 };
-use haze_device::Edit;
 use haze_protocol::TypedOp;
-use haze_storage::{Mutation, WriteError};
+use haze_storage::{InPlace, Mutation, WriteError};
 
 /// What the node needs to apply typed operations: its actor id and its hybrid logical clock.
 #[derive(Clone)]
@@ -156,50 +155,159 @@ fn remove_members(current: Option<Value>, members: &[Scalar]) -> Result<Value, W
 
 impl OpContext {
     /// As [`mutation`](Self::mutation), for a [`CountedOp`]: once the write is applied,
-    /// `changed` holds its count (left alone if the write is refused).
+    /// `changed` holds its count (left alone if the write is refused). Applied in place
+    /// ([`InPlace`]): a large set or map written often is neither copied nor encoded per write.
     pub(crate) fn counted(&self, op: CountedOp, changed: Arc<AtomicI64>) -> Mutation {
+        Mutation::InPlace(Box::new(Counted {
+            op,
+            changed,
+            actor: self.actor,
+            hlc: self.hlc.clone(),
+            clock: self.clock.clone(),
+        }))
+    }
+}
+
+/// A [`CountedOp`] as the store applies it.
+struct Counted {
+    op: CountedOp,
+    changed: Arc<AtomicI64>,
+    actor: ActorId,
+    hlc: Arc<Mutex<Hlc>>,
+    clock: Arc<dyn PhysicalClock + Send + Sync>,
+}
+
+/// What a scalar adds to an encoding at most: its tag, a length, its bytes.
+fn scalar_bound(s: &Scalar) -> usize {
+    1 + 10
+        + match s {
+            Scalar::Bytes(b) => b.len(),
+            Scalar::String(t) => t.len(),
+            Scalar::Int(_) | Scalar::UInt(_) => 10,
+        }
+}
+
+/// What a set or map's encoding may grow by besides its entries, when the actor is already in
+/// its causal context: its count of entries and the actor's counter, each a varint that may
+/// grow. An actor new to the context gets no bound (its index may push other entries' dots out
+/// of the one-byte form), except in a new value, where nothing else is.
+const FRAME_BOUND: usize = 32;
+/// A new set or map: the version, kind, one actor's entry in the context and the count.
+const NEW_VALUE_BOUND: usize = 64;
+/// An entry's header, its count of dots, and one dot (actor index and counter).
+const ENTRY_BOUND: usize = 1 + 10 + 20;
+
+fn type_mismatch(stored: &Value, given: ValueKind) -> WriteError {
+    WriteError::TypeMismatch {
+        stored: stored.kind(),
+        given,
+    }
+}
+
+impl InPlace for Counted {
+    fn growth_bound(&self, current: Option<&Value>) -> Option<usize> {
+        let (frame, seen) = match current {
+            None => (NEW_VALUE_BOUND, None),
+            Some(Value::OrSet(set)) => (FRAME_BOUND, Some(set.seen())),
+            Some(Value::OrMap(map)) => (FRAME_BOUND, Some(map.seen())),
+            Some(_) => return Some(0), // refused: another type
+        };
+        if seen.is_some_and(|seen| seen.get(self.actor) == 0) {
+            return None;
+        }
+        let entries: usize = match &self.op {
+            CountedOp::SetAdd(members) => {
+                members.iter().map(|m| ENTRY_BOUND + scalar_bound(m)).sum()
+            }
+            CountedOp::SetRemove(_) => 0, // removing shrinks an encoding
+            // A field's entry, and an LWW register: tag, presence, stamp (time and actor),
+            // scalar. A field with concurrent values collapses to one.
+            CountedOp::MapSetRegisters(pairs) => (pairs.iter())
+                .map(|(f, v)| ENTRY_BOUND + scalar_bound(f) + 1 + 1 + 20 + scalar_bound(v))
+                .sum(),
+        };
+        Some(frame + entries)
+    }
+
+    fn apply(self: Box<Self>, current: &mut Option<Value>) -> Result<(), WriteError> {
+        let Counted {
+            op,
+            changed,
+            actor,
+            hlc,
+            clock,
+        } = *self;
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        // Every refusal comes before the first change: `InPlace`'s contract.
+        if let (CountedOp::SetAdd(_) | CountedOp::SetRemove(_), Some(stored)) = (&op, &*current)
+            && !matches!(stored, Value::OrSet(_))
+        {
+            return Err(type_mismatch(stored, ValueKind::OrSet));
+        }
         match op {
             CountedOp::SetAdd(members) => {
-                let actor = self.actor;
-                Mutation::Update(Box::new(move |current| {
-                    let (distinct, had) = held(current.as_ref(), &members);
-                    let value = add_members(actor, current, members)?;
-                    changed.store(count(distinct - had), Ordering::Relaxed);
-                    Ok(value)
-                }))
+                // A merged state may claim this actor is out of dots: refuse, never panic.
+                if let Some(Value::OrSet(set)) = &*current
+                    && !set.seen().has_room(actor, members.len() as u64)
+                {
+                    return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
+                }
+                let (distinct, had) = held(current.as_ref(), &members);
+                let set = current.get_or_insert_with(|| Value::OrSet(OrSet::new()));
+                let Value::OrSet(set) = set else {
+                    unreachable!("checked above")
+                };
+                for member in members {
+                    set.insert(actor, member);
+                }
+                changed.store(count(distinct - had), Ordering::Relaxed);
+                Ok(())
             }
-            CountedOp::SetRemove(members) => Mutation::Update(Box::new(move |current| {
+            CountedOp::SetRemove(members) => {
                 let (_, had) = held(current.as_ref(), &members);
-                let value = remove_members(current, &members)?;
+                let set = current.get_or_insert_with(|| Value::OrSet(OrSet::new()));
+                let Value::OrSet(set) = set else {
+                    unreachable!("checked above")
+                };
+                for member in &members {
+                    set.remove(member);
+                }
                 changed.store(count(had), Ordering::Relaxed);
-                Ok(value)
-            })),
+                Ok(())
+            }
             CountedOp::MapSetRegisters(pairs) => {
-                let hlc = self.hlc.clone();
-                let clock = self.clock.clone();
-                let actor = self.actor;
-                Mutation::Update(Box::new(move |mut current| {
-                    let mut hlc = hlc.lock().unwrap_or_else(PoisonError::into_inner);
-                    let now = clock.now_millis();
-                    let mut added = 0;
-                    for (field, register) in pairs {
-                        let exists = matches!(&current, Some(Value::OrMap(map))
-                            if map.get(&Field::new(field.clone(), ValueKind::LwwRegister)).is_some());
-                        let edit = Edit::map_update(field, Edit::RegisterSet(register));
-                        current = Some(
-                            edit.apply_to(current, actor, &mut hlc, now)
-                                .map_err(edit_error)?,
-                        );
-                        added += usize::from(!exists);
+                match &*current {
+                    Some(Value::OrMap(map)) if !map.seen().has_room(actor, pairs.len() as u64) => {
+                        return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
                     }
-                    changed.store(count(added), Ordering::Relaxed);
-                    current.ok_or_else(|| {
-                        WriteError::Refused(haze_crdt::Error::Decode(
-                            haze_crdt::DecodeError::InvalidState("HSET without a field"),
-                        ))
+                    Some(Value::OrMap(_)) | None => {}
+                    Some(stored) => return Err(type_mismatch(stored, ValueKind::OrMap)),
+                }
+                let map = current.get_or_insert_with(|| Value::bottom(ValueKind::OrMap));
+                let Value::OrMap(map) = map else {
+                    unreachable!("checked above")
+                };
+                let mut hlc = hlc.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut added = 0;
+                for (key, value) in pairs {
+                    let field = Field::new(key, ValueKind::LwwRegister);
+                    added += usize::from(map.get(&field).is_none());
+                    // Cannot fail: the field is a register (its kind and depth are fixed) and
+                    // the closure sets it; the counter's room was checked above.
+                    map.update(actor, field, |v| match v {
+                        Value::LwwRegister(register) => {
+                            register.set(actor, value, &mut hlc, &*clock);
+                            Ok::<(), haze_crdt::Error>(())
+                        }
+                        other => Err(haze_crdt::Error::TypeMismatch {
+                            stored: other.kind(),
+                            given: ValueKind::LwwRegister,
+                        }),
                     })
-                }))
+                    .map_err(WriteError::Refused)?;
+                }
+                changed.store(count(added), Ordering::Relaxed);
+                Ok(())
             }
         }
     }

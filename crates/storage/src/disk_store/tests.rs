@@ -128,3 +128,105 @@ fn a_hot_keys_value_moves_through_a_commit_and_each_write_that_wants_it_gets_its
         fresh.bucket_digests().unwrap()
     );
 }
+
+/// Adds `n` to a grow-only counter in place; refuses (unchanged) when `n` is 0 or the value is
+/// another type. Its bound is `bound`.
+struct AddInPlace {
+    n: u64,
+    bound: Option<usize>,
+}
+
+impl crate::InPlace for AddInPlace {
+    fn growth_bound(&self, _: Option<&Value>) -> Option<usize> {
+        self.bound
+    }
+
+    fn apply(self: Box<Self>, current: &mut Option<Value>) -> std::result::Result<(), WriteError> {
+        if let Some(other) = current.as_ref().filter(|v| !matches!(v, Value::GCounter(_))) {
+            return Err(WriteError::TypeMismatch {
+                stored: other.kind(),
+                given: haze_crdt::ValueKind::GCounter,
+            });
+        }
+        if self.n == 0 {
+            return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
+        }
+        let Value::GCounter(c) = current.get_or_insert_with(|| Value::from(GCounter::new())) else {
+            unreachable!("checked above")
+        };
+        c.increment(ActorId::new(1), self.n).unwrap();
+        Ok(())
+    }
+}
+
+fn in_place(n: u64, bound: Option<usize>) -> Mutation {
+    Mutation::InPlace(Box::new(AddInPlace { n, bound }))
+}
+
+#[test]
+fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        max_value_bytes: 50,
+        ..StoreConfig::default()
+    };
+    let store = DiskStore::open(dir.path(), config.clone()).unwrap();
+    let k = b"hot".to_vec();
+    let mut batch = [
+        Write::applied_only(k.clone(), in_place(1, Some(8))), // 0: superseded by 1
+        Write::applied_only(k.clone(), in_place(0, Some(8))), // 1: refused, gives 0 its value back
+        Write::applied_only(k.clone(), in_place(2, Some(8))), // 2: 3, taken from 0
+        Write::applied_only(k.clone(), Mutation::Merge(counter(10))), // 3: reads it encoded: 10
+        Write::applied_only(k.clone(), in_place(1, None)),    // 4: no bound: measured, 11
+        Write::applied_only(k.clone(), in_place(1, Some(100))), // 5: bound past the limit: 12
+        Write::new(k.clone(), in_place(4, Some(8))),          // 6: wants its value: 16
+        Write::applied_only(k.clone(), in_place(5, Some(8))), // 7: copied from 6: 21
+    ];
+    store.apply(&mut batch).unwrap();
+    let state = |w: &Write| (w.superseded, w.outcome.clone());
+    assert_eq!(state(&batch[0]), (true, None));
+    assert!(matches!(batch[1].outcome, Some(Err(WriteError::Refused(_)))));
+    for superseded in &batch[2..6] {
+        assert_eq!(state(superseded), (true, None));
+    }
+    assert_eq!(state(&batch[6]), (false, Some(Ok(counter(16)))));
+    assert_eq!(state(&batch[7]), (false, Some(Ok(counter(21)))));
+    assert_eq!(store.get(&k).unwrap(), Some(counter(21)));
+
+    // Past the limit: a value of 51 bytes or more is refused and the key is left as it was.
+    let mut big = GCounter::new();
+    for actor in 2..8 {
+        big.increment(ActorId::new(actor), 1 << 40).unwrap();
+    }
+    let big = Value::from(big);
+    assert!(big.encode().len() <= 48, "{}", big.encode().len());
+    merge_value(&store, b"full", big.clone());
+    let mut batch = [
+        Write::applied_only(b"full".to_vec(), in_place(1 << 50, Some(1000))),
+        Write::applied_only(b"full".to_vec(), in_place(1, Some(16))),
+    ];
+    store.apply(&mut batch).unwrap();
+    assert!(
+        matches!(batch[0].outcome, Some(Err(WriteError::ValueTooLarge { .. }))),
+        "{:?}",
+        batch[0].outcome
+    );
+    assert!(matches!(batch[1].outcome, Some(Ok(_))));
+
+    // The digests and the log are those of the final values.
+    let alone = tempfile::tempdir().unwrap();
+    let fresh = DiskStore::open(alone.path(), config.clone()).unwrap();
+    merge(&fresh, &k, 21).unwrap();
+    merge_value(&fresh, b"full", store.get(b"full").unwrap().unwrap());
+    assert_eq!(store.bucket_digests().unwrap(), fresh.bucket_digests().unwrap());
+    drop(store);
+    let store = DiskStore::open(dir.path(), config).unwrap();
+    assert_eq!(store.get(&k).unwrap(), Some(counter(21)));
+    assert_eq!(store.bucket_digests().unwrap(), fresh.bucket_digests().unwrap());
+}
+
+fn merge_value(store: &DiskStore, key: &[u8], value: Value) {
+    let mut batch = [Write::new(key.to_vec(), Mutation::Merge(value))];
+    store.apply(&mut batch).unwrap();
+    assert!(matches!(batch[0].outcome, Some(Ok(_))));
+}

@@ -15,7 +15,7 @@ use crate::flush::{FlushPlan, Flusher};
 use crate::key::{RingKey, decode, digest_bucket, ring_hash};
 use crate::scrub::Integrity;
 use crate::wal::{Wal, segment_path, sync_dir};
-use crate::{Durability, Error, Mutation, Result, StoreConfig, Write, WriteError};
+use crate::{Durability, Error, InPlace, Mutation, Result, StoreConfig, Write, WriteError};
 
 impl DiskStore {
     /// [`Store::apply`](crate::Store::apply): commits `batch` with logging, then starts a flush
@@ -127,10 +127,32 @@ impl DiskStore {
                 let key = write.key.as_slice();
                 let skey = RingKey::of(key);
                 let bucket = digest_bucket(ring_hash(key));
+                // A value changed in place since its last encoding is encoded before any write
+                // other than in place reads it.
+                if !matches!(mutation, Mutation::InPlace(_))
+                    && let Some(Staged::Dirty { holder, .. }) = staged.get(&skey)
+                {
+                    let holder = *holder;
+                    let encoded = held_value(&earlier[holder]).map(|v| {
+                        let mut out = Vec::new();
+                        v.encode_into(&mut out);
+                        out
+                    });
+                    match encoded {
+                        Some(encoded) => {
+                            staged.insert(skey.clone(), Staged::Encoded { encoded, holder });
+                        }
+                        None => {
+                            write.outcome = Some(Err(lost_value()));
+                            continue;
+                        }
+                    }
+                }
                 // The key's state before this write: this batch's (its own output: a value
                 // needs no check, and its contribution is counted when the batch ends), else
                 // the recent tables' or redb's entry, checked.
                 let from_redb;
+                let mut dirty = None;
                 let (slot, old_contribution, old_entry, held_by) = match staged.get(&skey) {
                     Some(Staged::Encoded { encoded, holder }) => (
                         Some(Slot::Value {
@@ -141,6 +163,14 @@ impl DiskStore {
                         None,
                         Some(*holder),
                     ),
+                    Some(&Staged::Dirty {
+                        len,
+                        growth,
+                        holder,
+                    }) => {
+                        dirty = Some((len, growth));
+                        (None, 0, None, Some(holder))
+                    }
                     Some(Staged::Entry(entry)) => {
                         let slot = entry::parse(key, entry);
                         (
@@ -166,7 +196,7 @@ impl DiskStore {
                 };
                 // The marker that quarantines a damaged value an operation finds.
                 let marker = match (slot, &mutation) {
-                    (Some(Slot::Damaged(_)), Mutation::Update(_)) => {
+                    (Some(Slot::Damaged(_)), Mutation::Update(_) | Mutation::InPlace(_)) => {
                         old_entry.map(entry::quarantine_entry)
                     }
                     _ => None,
@@ -180,89 +210,156 @@ impl DiskStore {
                 // The write whose outcome holds the key's current value, if its value was
                 // taken from it (to be put back if this write is refused).
                 let mut taken_from = None;
-                let outcome = match (slot, mutation) {
-                    (None, mutation) => merged_value(config, key, None, mutation, 0),
-                    (Some(Slot::Value { encoded, .. }), mutation) => {
-                        let current = match held_by.map(|j| &mut earlier[j]) {
-                            Some(held) if held.wants_value => {
-                                held.outcome.as_ref().and_then(|o| o.as_ref().ok()).cloned()
-                            }
-                            Some(held) => {
-                                taken_from = held_by;
-                                held.superseded = true;
-                                held.outcome.take().and_then(Result::ok)
-                            }
-                            None => None,
+                let mut take_held = || match held_by.map(|j| &mut earlier[j]) {
+                    Some(held) if held.wants_value => held_value(held).cloned(),
+                    Some(held) => {
+                        taken_from = held_by;
+                        held.superseded = true;
+                        held.outcome.take().and_then(Result::ok)
+                    }
+                    None => None,
+                };
+                let outcome: Result<Applied, Refused> = match (slot, mutation) {
+                    (None, Mutation::InPlace(op)) => {
+                        let (current, len, growth) = match dirty {
+                            Some((len, growth)) => match take_held() {
+                                Some(value) => (Some(value), len, growth),
+                                None => {
+                                    write.outcome = Some(Err(lost_value()));
+                                    continue;
+                                }
+                            },
+                            None => (None, 0, 0),
                         };
-                        let current = match current {
+                        in_place(config, key, current, op, len, growth)
+                    }
+                    (None, mutation) => merged_value(config, key, None, mutation, 0)
+                        .map(Applied::Encoded)
+                        .map_err(Refused::from),
+                    (Some(Slot::Value { encoded, .. }), mutation) => {
+                        let current = match take_held() {
                             Some(value) => Ok(value),
                             None => decode(encoded),
                         };
-                        match current {
-                            Ok(current) => {
+                        match (current, mutation) {
+                            (Ok(current), Mutation::InPlace(op)) => {
+                                in_place(config, key, Some(current), op, encoded.len(), 0)
+                            }
+                            (Ok(current), mutation) => {
                                 merged_value(config, key, Some(current), mutation, encoded.len())
+                                    .map(Applied::Encoded)
+                                    .map_err(Refused::from)
                             }
                             // A sound checksum over bytes that do not decode: refused, left
                             // alone.
-                            Err(e) => Err(WriteError::Store(e)),
+                            (Err(e), _) => Err(WriteError::Store(e).into()),
                         }
                     }
                     (Some(_), Mutation::Merge(given)) => {
                         repaired += 1;
                         merged_value(config, key, None, Mutation::Merge(given), 0)
+                            .map(Applied::Encoded)
+                            .map_err(Refused::from)
                     }
-                    (Some(_), Mutation::Update(_)) => Err(WriteError::Store(Error::CorruptValue {
-                        key: key.to_vec(),
-                        detail: "the stored value is corrupt (quarantined): an operation \
+                    (Some(_), Mutation::Update(_) | Mutation::InPlace(_)) => {
+                        Err(WriteError::Store(Error::CorruptValue {
+                            key: key.to_vec(),
+                            detail: "the stored value is corrupt (quarantined): an operation \
                                      needs it; merge a healthy copy first"
-                            .into(),
-                    })),
+                                .into(),
+                        })
+                        .into())
+                    }
                 };
                 if let Some(marker) = marker {
                     // Quarantined now, with this commit.
                     staged.insert(skey.clone(), Staged::Entry(marker));
                 }
                 write.outcome = Some(match outcome {
-                    Ok((value, encoded)) => {
+                    Ok(applied) => {
                         if old_contribution != 0 {
                             delta.push((bucket, old_contribution));
                         }
-                        staged.insert(skey, Staged::Encoded { encoded, holder: i });
+                        let (value, state) = match applied {
+                            Applied::Encoded((value, encoded)) => {
+                                (value, Staged::Encoded { encoded, holder: i })
+                            }
+                            Applied::InPlace { value, len, growth } => (
+                                value,
+                                Staged::Dirty {
+                                    len,
+                                    growth,
+                                    holder: i,
+                                },
+                            ),
+                        };
+                        staged.insert(skey, state);
                         Ok(value)
                     }
-                    Err(e) => {
+                    Err(Refused { error, kept }) => {
                         if let Some(j) = taken_from {
                             // Refused after taking the value of an earlier write: that write
-                            // holds the key's value again (decoded from what is staged).
-                            let restored = match staged.get(&skey) {
-                                Some(Staged::Encoded { encoded, .. }) => {
+                            // holds the key's value again: the operation gave it back
+                            // unchanged, else it is decoded from what is staged.
+                            let restored = match (kept, staged.get(&skey)) {
+                                (Some(value), _) => Ok(value),
+                                (None, Some(Staged::Encoded { encoded, .. })) => {
                                     decode(encoded).map_err(WriteError::Store)
                                 }
-                                _ => Err(WriteError::Store(Error::Io(
-                                    "a staged value went missing".into(),
-                                ))),
+                                (None, _) => Err(lost_value()),
                             };
                             earlier[j].superseded = false;
                             earlier[j].outcome = Some(restored);
                         }
-                        Err(e)
+                        Err(error)
                     }
                 });
             }
         }
-        // Each staged value's entry, made once per key; its checksum joins the digests now.
-        let staged: Vec<(RingKey, Vec<u8>)> = staged
-            .into_iter()
-            .map(|(skey, staged)| match staged {
-                Staged::Entry(entry) => (skey, entry),
-                Staged::Encoded { encoded, .. } => {
-                    let (entry, checksum) = entry::value_entry(&skey[8..], &encoded);
-                    let bucket = digest_bucket(ring_hash(&skey[8..]));
-                    delta.push((bucket, checksum));
-                    (skey, entry)
+        // Each staged value's entry, made once per key (a value changed in place is encoded
+        // now); its checksum joins the digests now.
+        let mut entries: Vec<(RingKey, Vec<u8>)> = Vec::with_capacity(staged.len());
+        for (skey, state) in staged {
+            let encoded = match state {
+                Staged::Entry(entry) => {
+                    entries.push((skey, entry));
+                    continue;
                 }
-            })
-            .collect();
+                Staged::Encoded { encoded, .. } => encoded,
+                Staged::Dirty {
+                    holder,
+                    len,
+                    growth,
+                } => {
+                    let Some(value) = held_value(&batch[holder]) else {
+                        // Unreachable by `commit`'s invariant; refusing the write would be
+                        // wrong (it was applied), so the commit fails whole.
+                        return Err(Error::Io(
+                            format!(
+                                "the value of {} changed in this commit went missing",
+                                printable(&skey[8..])
+                            )
+                            .into(),
+                        ));
+                    };
+                    let mut encoded = Vec::with_capacity(len.saturating_add(growth));
+                    value.encode_into(&mut encoded);
+                    if encoded.len() > config.max_value_bytes {
+                        tracing::error!(
+                            key = %printable(&skey[8..]),
+                            size = encoded.len(),
+                            limit = config.max_value_bytes,
+                            "an operation's growth bound was wrong: a value passed the size limit"
+                        );
+                    }
+                    encoded
+                }
+            };
+            let (entry, checksum) = entry::value_entry(&skey[8..], &encoded);
+            delta.push((digest_bucket(ring_hash(&skey[8..])), checksum));
+            entries.push((skey, entry));
+        }
+        let staged = entries;
         let logged: Vec<(&[u8], &[u8])> = staged
             .iter()
             .filter(|(_, e)| e.first() == Some(&entry::VALUE))
@@ -433,6 +530,122 @@ enum Staged {
         /// refused after all: see `commit`).
         holder: usize,
     },
+    /// A value changed in place ([`InPlace`]) since its last encoding, which was `len` bytes
+    /// (0: none); the changes add at most `growth`. It is encoded when the commit ends, or
+    /// when a write other than in place reads it. Invariant: `holder`'s outcome holds it.
+    Dirty {
+        holder: usize,
+        len: usize,
+        growth: usize,
+    },
+}
+
+/// What a write did to its key's value.
+enum Applied {
+    /// The new value and its encoding.
+    Encoded((haze_crdt::Value, Vec<u8>)),
+    /// The value changed in place: its encoding was `len` bytes before the changes made since,
+    /// which add at most `growth`.
+    InPlace {
+        value: haze_crdt::Value,
+        len: usize,
+        growth: usize,
+    },
+}
+
+/// A refused write, and the value it was given if it gives it back unchanged.
+struct Refused {
+    error: WriteError,
+    kept: Option<haze_crdt::Value>,
+}
+
+impl From<WriteError> for Refused {
+    fn from(error: WriteError) -> Self {
+        Refused { error, kept: None }
+    }
+}
+
+/// The value a write's outcome holds.
+fn held_value(write: &Write) -> Option<&haze_crdt::Value> {
+    write.outcome.as_ref().and_then(|o| o.as_ref().ok())
+}
+
+fn lost_value() -> WriteError {
+    WriteError::Store(Error::Io(
+        "a value kept for the commit's next write went missing".into(),
+    ))
+}
+
+/// Applies an [`InPlace`] operation to `current`, whose last encoding was `len` bytes, plus
+/// at most `growth` from in-place changes since. When the operation's bound keeps the value
+/// within the size limit, it is applied where it is and nothing is encoded; otherwise it is
+/// applied to a copy, which is encoded and measured (and replaces the value only if it fits).
+fn in_place(
+    config: &StoreConfig,
+    key: &[u8],
+    mut current: Option<haze_crdt::Value>,
+    op: Box<dyn InPlace>,
+    len: usize,
+    growth: usize,
+) -> Result<Applied, Refused> {
+    let refused = |error, kept| Err(Refused { error, kept });
+    if key.len() > config.max_key_bytes {
+        let error = WriteError::KeyTooLarge {
+            size: key.len(),
+            limit: config.max_key_bytes,
+        };
+        return refused(error, current);
+    }
+    let kind = current.as_ref().map(haze_crdt::Value::kind);
+    let kept_kind = |value: &haze_crdt::Value| match kind {
+        Some(stored) if stored != value.kind() => Err(WriteError::TypeMismatch {
+            stored,
+            given: value.kind(),
+        }),
+        _ => Ok(()),
+    };
+    let bound = op.growth_bound(current.as_ref());
+    match bound.and_then(|b| len.checked_add(growth)?.checked_add(b)) {
+        Some(most) if most <= config.max_value_bytes => {
+            if let Err(error) = op.apply(&mut current) {
+                return refused(error, current);
+            }
+            match current {
+                Some(value) => match kept_kind(&value) {
+                    Ok(()) => Ok(Applied::InPlace {
+                        value,
+                        len,
+                        growth: most - len,
+                    }),
+                    // Breaks `InPlace`'s contract; the value it changed is not kept.
+                    Err(error) => refused(error, None),
+                },
+                None => refused(lost_value(), None),
+            }
+        }
+        _ => {
+            let mut copy = current.clone();
+            if let Err(error) = op.apply(&mut copy) {
+                return refused(error, current);
+            }
+            let Some(value) = copy else {
+                return refused(lost_value(), current);
+            };
+            if let Err(error) = kept_kind(&value) {
+                return refused(error, current);
+            }
+            let mut encoded = Vec::with_capacity(len.saturating_add(64));
+            value.encode_into(&mut encoded);
+            if encoded.len() > config.max_value_bytes {
+                let error = WriteError::ValueTooLarge {
+                    size: encoded.len(),
+                    limit: config.max_value_bytes,
+                };
+                return refused(error, current);
+            }
+            Ok(Applied::Encoded((value, encoded)))
+        }
+    }
 }
 
 /// How long a flush that found the disk full waits before it is tried again.
