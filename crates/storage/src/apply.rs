@@ -1,6 +1,6 @@
 //! Applying one write to a stored value: the rules both stores share.
 
-use haze_crdt::Value;
+use haze_crdt::{Value, ValueKind};
 
 use crate::{Mutation, StoreConfig, WriteError};
 
@@ -34,27 +34,13 @@ pub(crate) fn merged_value(
             let updated = current.ok_or_else(|| {
                 WriteError::Store(crate::Error::Io("an operation left no value behind".into()))
             })?;
-            if let Some(stored) = stored_kind
-                && stored != updated.kind()
-            {
-                return Err(WriteError::TypeMismatch {
-                    stored,
-                    given: updated.kind(),
-                });
-            }
+            kept_kind(stored_kind, &updated)?;
             updated
         }
         (current, Mutation::Update(f)) => {
             let stored_kind = current.as_ref().map(Value::kind);
             let updated = f(current)?;
-            if let Some(stored) = stored_kind
-                && stored != updated.kind()
-            {
-                return Err(WriteError::TypeMismatch {
-                    stored,
-                    given: updated.kind(),
-                });
-            }
+            kept_kind(stored_kind, &updated)?;
             updated
         }
     };
@@ -68,4 +54,16 @@ pub(crate) fn merged_value(
         });
     }
     Ok((merged, encoded))
+}
+
+/// Refuses an operation's result of another type than the stored value's (`stored`; `None`:
+/// the key was absent).
+pub(crate) fn kept_kind(stored: Option<ValueKind>, updated: &Value) -> Result<(), WriteError> {
+    match stored {
+        Some(stored) if stored != updated.kind() => Err(WriteError::TypeMismatch {
+            stored,
+            given: updated.kind(),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -142,7 +142,10 @@ impl crate::InPlace for AddInPlace {
     }
 
     fn apply(self: Box<Self>, current: &mut Option<Value>) -> std::result::Result<(), WriteError> {
-        if let Some(other) = current.as_ref().filter(|v| !matches!(v, Value::GCounter(_))) {
+        if let Some(other) = current
+            .as_ref()
+            .filter(|v| !matches!(v, Value::GCounter(_)))
+        {
             return Err(WriteError::TypeMismatch {
                 stored: other.kind(),
                 given: haze_crdt::ValueKind::GCounter,
@@ -185,7 +188,10 @@ fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds()
     store.apply(&mut batch).unwrap();
     let state = |w: &Write| (w.superseded, w.outcome.clone());
     assert_eq!(state(&batch[0]), (true, None));
-    assert!(matches!(batch[1].outcome, Some(Err(WriteError::Refused(_)))));
+    assert!(matches!(
+        batch[1].outcome,
+        Some(Err(WriteError::Refused(_)))
+    ));
     for superseded in &batch[2..6] {
         assert_eq!(state(superseded), (true, None));
     }
@@ -207,7 +213,10 @@ fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds()
     ];
     store.apply(&mut batch).unwrap();
     assert!(
-        matches!(batch[0].outcome, Some(Err(WriteError::ValueTooLarge { .. }))),
+        matches!(
+            batch[0].outcome,
+            Some(Err(WriteError::ValueTooLarge { .. }))
+        ),
         "{:?}",
         batch[0].outcome
     );
@@ -218,11 +227,17 @@ fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds()
     let fresh = DiskStore::open(alone.path(), config.clone()).unwrap();
     merge(&fresh, &k, 21).unwrap();
     merge_value(&fresh, b"full", store.get(b"full").unwrap().unwrap());
-    assert_eq!(store.bucket_digests().unwrap(), fresh.bucket_digests().unwrap());
+    assert_eq!(
+        store.bucket_digests().unwrap(),
+        fresh.bucket_digests().unwrap()
+    );
     drop(store);
     let store = DiskStore::open(dir.path(), config).unwrap();
     assert_eq!(store.get(&k).unwrap(), Some(counter(21)));
-    assert_eq!(store.bucket_digests().unwrap(), fresh.bucket_digests().unwrap());
+    assert_eq!(
+        store.bucket_digests().unwrap(),
+        fresh.bucket_digests().unwrap()
+    );
 }
 
 fn merge_value(store: &DiskStore, key: &[u8], value: Value) {

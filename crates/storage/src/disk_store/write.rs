@@ -8,7 +8,7 @@ use redb::{ReadOnlyTable, ReadableDatabase};
 
 use super::layout::VALUES;
 use super::{DiskStore, WriterState, lock};
-use crate::apply::merged_value;
+use crate::apply::{kept_kind, merged_value};
 use crate::entry::{self, Slot, printable};
 use crate::error::engine;
 use crate::flush::{FlushPlan, Flusher};
@@ -597,13 +597,6 @@ fn in_place(
         return refused(error, current);
     }
     let kind = current.as_ref().map(haze_crdt::Value::kind);
-    let kept_kind = |value: &haze_crdt::Value| match kind {
-        Some(stored) if stored != value.kind() => Err(WriteError::TypeMismatch {
-            stored,
-            given: value.kind(),
-        }),
-        _ => Ok(()),
-    };
     let bound = op.growth_bound(current.as_ref());
     match bound.and_then(|b| len.checked_add(growth)?.checked_add(b)) {
         Some(most) if most <= config.max_value_bytes => {
@@ -611,7 +604,7 @@ fn in_place(
                 return refused(error, current);
             }
             match current {
-                Some(value) => match kept_kind(&value) {
+                Some(value) => match kept_kind(kind, &value) {
                     Ok(()) => Ok(Applied::InPlace {
                         value,
                         len,
@@ -631,7 +624,7 @@ fn in_place(
             let Some(value) = copy else {
                 return refused(lost_value(), current);
             };
-            if let Err(error) = kept_kind(&value) {
+            if let Err(error) = kept_kind(kind, &value) {
                 return refused(error, current);
             }
             let mut encoded = Vec::with_capacity(len.saturating_add(64));
