@@ -173,7 +173,7 @@ fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds()
         max_value_bytes: 50,
         ..StoreConfig::default()
     };
-    let store = DiskStore::open(dir.path(), config.clone()).unwrap();
+    let store = DiskStore::open(dir.path(), config).unwrap();
     let k = b"hot".to_vec();
     let mut batch = [
         Write::applied_only(k.clone(), in_place(1, Some(8))), // 0: superseded by 1
@@ -224,7 +224,7 @@ fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds()
 
     // The digests and the log are those of the final values.
     let alone = tempfile::tempdir().unwrap();
-    let fresh = DiskStore::open(alone.path(), config.clone()).unwrap();
+    let fresh = DiskStore::open(alone.path(), config).unwrap();
     merge(&fresh, &k, 21).unwrap();
     merge_value(&fresh, b"full", store.get(b"full").unwrap().unwrap());
     assert_eq!(
