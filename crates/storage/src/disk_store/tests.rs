@@ -222,11 +222,21 @@ fn in_place_writes_keep_a_value_unencoded_through_a_commit_and_the_limit_holds()
     );
     assert!(matches!(batch[1].outcome, Some(Ok(_))));
 
+    // Bounds that add up past the limit while the value stays small: the value is measured
+    // again and the writes go on (each is applied, none refused).
+    let mut batch: Vec<Write> = (0..10)
+        .map(|_| Write::applied_only(b"many".to_vec(), in_place(1, Some(20))))
+        .collect();
+    store.apply(&mut batch).unwrap();
+    assert!(batch[..9].iter().all(|w| w.superseded));
+    assert_eq!(batch[9].outcome, Some(Ok(counter(10))));
+
     // The digests and the log are those of the final values.
     let alone = tempfile::tempdir().unwrap();
     let fresh = DiskStore::open(alone.path(), config).unwrap();
     merge(&fresh, &k, 21).unwrap();
     merge_value(&fresh, b"full", store.get(b"full").unwrap().unwrap());
+    merge(&fresh, b"many", 10).unwrap();
     assert_eq!(
         store.bucket_digests().unwrap(),
         fresh.bucket_digests().unwrap()

@@ -598,7 +598,21 @@ fn in_place(
     }
     let kind = current.as_ref().map(haze_crdt::Value::kind);
     let bound = op.growth_bound(current.as_ref());
-    match bound.and_then(|b| len.checked_add(growth)?.checked_add(b)) {
+    let mut most = bound.and_then(|b| len.checked_add(growth)?.checked_add(b));
+    let mut len = len;
+    if let (Some(b), Some(value)) = (bound, &current)
+        && growth > 0
+        && most.is_none_or(|m| m > config.max_value_bytes)
+    {
+        // The bounds of the commit's earlier writes add up past the limit: measure the value
+        // (once, then the bounds start again from its true size) before copying it for each
+        // write from here on.
+        let mut encoded = Vec::with_capacity(len.saturating_add(growth));
+        value.encode_into(&mut encoded);
+        len = encoded.len();
+        most = len.checked_add(b);
+    }
+    match most {
         Some(most) if most <= config.max_value_bytes => {
             if let Err(error) = op.apply(&mut current) {
                 return refused(error, current);
