@@ -68,6 +68,18 @@ impl Slot<'_> {
     }
 }
 
+/// Reads a value entry's checksum and encoding without verifying them: for a caller that
+/// needs only to know which encoding the entry holds (see `disk_store::hot`).
+pub(crate) fn peek(entry: &[u8]) -> Option<(u64, &[u8])> {
+    match entry.split_first() {
+        Some((&VALUE, rest)) if rest.len() >= 8 => {
+            let (checksum, encoded) = rest.split_at(8);
+            Some((u64::from_be_bytes(checksum.try_into().ok()?), encoded))
+        }
+        _ => None,
+    }
+}
+
 /// Reads the entry stored under `key` and verifies it.
 pub(crate) fn parse<'a>(key: &[u8], entry: &'a [u8]) -> Slot<'a> {
     match entry.split_first() {

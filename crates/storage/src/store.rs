@@ -109,6 +109,10 @@ pub struct Write {
     /// the key's newest value is in the outcome of a later write of the batch. This is what
     /// keeps a hot key's writes from copying its whole value each.
     pub superseded: bool,
+    /// Set by a store for an applied write that wants no value, whose outcome holds its key's
+    /// newest value: the store would keep that value decoded for the key's next commit, so
+    /// whoever answers the write hands it back with [`Store::keep`] once done with it.
+    pub give_back: bool,
 }
 
 impl Write {
@@ -121,6 +125,7 @@ impl Write {
             outcome: None,
             wants_value: true,
             superseded: false,
+            give_back: false,
         }
     }
 
@@ -168,6 +173,13 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// [`Error::is_retryable`]: crate::Error::is_retryable
     fn apply(&self, batch: &mut [Write]) -> Result<()>;
+
+    /// Takes back the value of a write the store marked [`give_back`](Write::give_back), once
+    /// its caller is done with it: a store may keep it decoded, so that the key's next commit
+    /// need not decode the stored value again. The default drops it.
+    fn keep(&self, key: &[u8], value: Value) {
+        let _ = (key, value);
+    }
 
     /// Makes every applied write durable (for [`Durability::Periodic`]).
     ///

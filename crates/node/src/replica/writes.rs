@@ -232,11 +232,20 @@ impl Writes {
                 }
             }
             Answer::Applied(reply) => {
-                let done: haze_storage::AppliedReply = Box::new(move |outcome| {
-                    if let Ok(Some(value)) = &outcome {
-                        tell(value);
+                // The value goes back to the writer, which may keep it decoded for the key's
+                // next commit.
+                let done: haze_storage::AppliedReply = Box::new(move |outcome| match outcome {
+                    Ok(value) => {
+                        if let Some(value) = &value {
+                            tell(value);
+                        }
+                        reply(Ok(()));
+                        value
                     }
-                    reply(outcome.map(drop).map_err(RequestError::from));
+                    Err(e) => {
+                        reply(Err(RequestError::from(e)));
+                        None
+                    }
                 });
                 if let Err((done, e)) = self.writer.submit_applied(priority, key, mutation, done) {
                     done(Err(WriteError::NotQueued(e)));

@@ -30,6 +30,8 @@ impl DiskStore {
         // Then the delete is logged before it is done: from the moment the record is durable,
         // a replay puts the range's logged writes back and then deletes them again, so no
         // flush is needed first (it used to be: every moved partition cost a flush).
+        // Whatever happens below, values kept decoded may no longer be stored.
+        lock(&self.hot).clear();
         let deleted = self
             .finish_flush(&mut writer)
             .and_then(|()| writer.wal.append_delete(buckets.clone()))

@@ -11,6 +11,7 @@
 
 mod db;
 mod delete;
+mod hot;
 mod layout;
 mod open;
 mod quarantine;
@@ -62,6 +63,8 @@ pub struct DiskStore {
     recent: RwLock<Tables>,
     /// The writer's state: only `apply`, `sync` and flushes take it.
     writer: Mutex<WriterState>,
+    /// Decoded values of hot keys, kept between commits (taken after `writer`).
+    hot: Mutex<hot::HotValues>,
     /// The bucket digests of everything acknowledged (redb and the recent writes together).
     buckets: Mutex<Vec<u64>>,
     /// Deletes waiting for the flush under way to end: no other flush starts meanwhile (unless
@@ -168,6 +171,10 @@ impl Store for DiskStore {
 
     fn apply(&self, batch: &mut [Write]) -> Result<()> {
         self.apply_logged(batch)
+    }
+
+    fn keep(&self, key: &[u8], value: Value) {
+        lock(&self.hot).keep(key, value);
     }
 
     fn sync(&self) -> Result<()> {

@@ -98,6 +98,7 @@ impl DiskStore {
                 failed: None,
                 retry: None,
             }),
+            hot: Mutex::default(),
             buckets: Mutex::new(Vec::new()),
             deletes_waiting: AtomicUsize::new(0),
             config,

@@ -53,6 +53,7 @@ impl DiskStore {
             let bucket = digest_bucket(ring_hash(key));
             let exact = self.bucket_digest(&tables, &table, bucket)?;
             drop(tables);
+            lock(&self.hot).forget(&ring_key);
             let marker = entry::quarantine_entry(found);
             let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
             let active = &mut tables.active;

@@ -255,3 +255,103 @@ fn merge_value(store: &DiskStore, key: &[u8], value: Value) {
     store.apply(&mut batch).unwrap();
     assert!(matches!(batch[0].outcome, Some(Ok(_))));
 }
+
+/// A grow-only counter of 150 actors besides actor 1, whose encoding is past `hot::MIN_BYTES`.
+fn wide_counter() -> Value {
+    let mut c = GCounter::new();
+    for actor in 2..152 {
+        c.increment(ActorId::new(actor), 1 << 40).unwrap();
+    }
+    let c = Value::from(c);
+    assert!(c.encode().len() >= hot::MIN_BYTES, "{}", c.encode().len());
+    c
+}
+
+/// `value` with actor 1's count raised by `n`.
+fn plus(value: &Value, n: u64) -> Value {
+    let Value::GCounter(c) = value else {
+        panic!("{value:?}")
+    };
+    let mut c = c.clone();
+    c.increment(ActorId::new(1), n).unwrap();
+    Value::from(c)
+}
+
+/// Actor 1's count in an outcome that holds a grow-only counter (a short failure message).
+fn own_count(outcome: &Option<std::result::Result<Value, WriteError>>) -> Option<u64> {
+    match outcome {
+        Some(Ok(Value::GCounter(c))) => Some(c.count_of(ActorId::new(1))),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_hot_keys_decoded_value_is_kept_for_its_next_commit_while_it_is_the_one_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DiskStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let k = b"hot".to_vec();
+    let apply = |write: Write| {
+        let mut batch = [write];
+        store.apply(&mut batch).unwrap();
+        let [write] = batch;
+        write
+    };
+    // A write that wants no value, of a large value: the store asks for it back.
+    let first = apply(Write::applied_only(
+        k.clone(),
+        Mutation::Merge(wide_counter()),
+    ));
+    assert!(first.give_back);
+    let stored = first.outcome.unwrap().unwrap();
+    // A value the store never stored, handed back in its place, shows whether the next commit
+    // starts from the kept value instead of decoding (a caller hands back what it was given).
+    store.keep(&k, plus(&stored, 1000));
+    let second = apply(Write::applied_only(k.clone(), in_place(1, Some(16))));
+    assert!(second.give_back, "in place, then asked back too");
+    assert_eq!(
+        own_count(&second.outcome),
+        Some(1001),
+        "started from the kept value"
+    );
+    assert_eq!(second.outcome, Some(Ok(plus(&stored, 1001))));
+    let stored = store.get(&k).unwrap().unwrap();
+    assert_eq!(stored, plus(&wide_counter(), 1001));
+
+    // A write that wants its value keeps it: nothing is asked back, and a value handed back
+    // anyway is not used.
+    let third = apply(Write::new(k.clone(), in_place(1, Some(16))));
+    assert!(!third.give_back);
+    store.keep(&k, plus(&stored, 1000));
+    let fourth = apply(Write::applied_only(k.clone(), in_place(1, Some(16))));
+    assert_eq!(
+        own_count(&fourth.outcome),
+        Some(1003),
+        "decoded from the stored value"
+    );
+    assert_eq!(fourth.outcome, Some(Ok(plus(&stored, 2))));
+
+    // A value handed back, then the key deleted and written again as before: the next commit
+    // starts from the new value.
+    store.keep(&k, plus(&stored, 1000));
+    store.delete_buckets(0..crate::DIGEST_BUCKETS).unwrap();
+    let again = apply(Write::applied_only(
+        k.clone(),
+        Mutation::Merge(plus(&stored, 2)),
+    ));
+    assert!(again.give_back);
+    let fifth = apply(Write::applied_only(k.clone(), in_place(1, Some(16))));
+    assert_eq!(own_count(&fifth.outcome), Some(1004));
+    assert_eq!(fifth.outcome, Some(Ok(plus(&stored, 3))));
+
+    // Small values are decoded each time: nothing is asked back.
+    let small = apply(Write::applied_only(
+        b"small".to_vec(),
+        in_place(1, Some(16)),
+    ));
+    assert!(!small.give_back);
+
+    // What is stored and logged is what the writes made.
+    drop(store);
+    let store = DiskStore::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(store.get(&k).unwrap(), Some(plus(&stored, 3)));
+}

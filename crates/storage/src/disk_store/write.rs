@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError};
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use super::layout::VALUES;
-use super::{DiskStore, WriterState, lock};
+use super::{DiskStore, WriterState, hot, lock};
 use crate::apply::{kept_kind, merged_value};
 use crate::entry::{self, Slot, printable};
 use crate::error::engine;
@@ -112,6 +112,10 @@ impl DiskStore {
         // from the outcome of the last one applied (its `holder` in `staged`), which was most
         // of a hot key's cost. It is moved on when that write wants no value (which is then
         // superseded) and copied only when it does.
+        // A hot key's first write of the batch starts from the value kept decoded since the
+        // last commit (`hot`), if it is the stored one.
+        let mut hot = lock(&self.hot);
+        hot.tick();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
             let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
@@ -153,6 +157,7 @@ impl DiskStore {
                 // the recent tables' or redb's entry, checked.
                 let from_redb;
                 let mut dirty = None;
+                let mut kept = None;
                 let (slot, old_contribution, old_entry, held_by) = match staged.get(&skey) {
                     Some(Staged::Encoded { encoded, holder }) => (
                         Some(Slot::Value {
@@ -190,7 +195,16 @@ impl DiskStore {
                                 .map(|v| v.value().to_vec()),
                         };
                         let old = recent.map(Vec::as_slice).or(from_redb.as_deref());
-                        let slot = old.map(|old| entry::parse(key, old));
+                        // A kept value stands for the entry it was committed as: that entry's
+                        // bytes need no check (nor decode), they are not used.
+                        kept = old.and_then(entry::peek).and_then(|(checksum, encoded)| {
+                            let value = hot.take(&skey, checksum, encoded.len())?;
+                            Some((Slot::Value { checksum, encoded }, value))
+                        });
+                        let slot = match &kept {
+                            Some((slot, _)) => Some(*slot),
+                            None => old.map(|old| entry::parse(key, old)),
+                        };
                         (slot, slot.map_or(0, |s| s.contribution()), old, None)
                     }
                 };
@@ -237,9 +251,9 @@ impl DiskStore {
                         .map(Applied::Encoded)
                         .map_err(Refused::from),
                     (Some(Slot::Value { encoded, .. }), mutation) => {
-                        let current = match take_held() {
-                            Some(value) => Ok(value),
-                            None => decode(encoded),
+                        let current = match (take_held(), kept) {
+                            (Some(value), _) | (None, Some((_, value))) => Ok(value),
+                            (None, None) => decode(encoded),
                         };
                         match (current, mutation) {
                             (Ok(current), Mutation::InPlace(op)) => {
@@ -319,13 +333,16 @@ impl DiskStore {
         // Each staged value's entry, made once per key (a value changed in place is encoded
         // now); its checksum joins the digests now.
         let mut entries: Vec<(RingKey, Vec<u8>)> = Vec::with_capacity(staged.len());
+        // The keys whose final values the writer is asked to hand back (see `hot`).
+        let mut expected = Vec::new();
         for (skey, state) in staged {
-            let encoded = match state {
+            let (encoded, holder) = match state {
                 Staged::Entry(entry) => {
+                    hot.forget(&skey);
                     entries.push((skey, entry));
                     continue;
                 }
-                Staged::Encoded { encoded, .. } => encoded,
+                Staged::Encoded { encoded, holder } => (encoded, holder),
                 Staged::Dirty {
                     holder,
                     len,
@@ -352,11 +369,21 @@ impl DiskStore {
                             "an operation's growth bound was wrong: a value passed the size limit"
                         );
                     }
-                    encoded
+                    (encoded, holder)
                 }
             };
             let (entry, checksum) = entry::value_entry(&skey[8..], &encoded);
             delta.push((digest_bucket(ring_hash(&skey[8..])), checksum));
+            let held = &mut batch[holder];
+            if encoded.len() >= hot::MIN_BYTES
+                && !held.wants_value
+                && matches!(held.outcome, Some(Ok(_)))
+            {
+                held.give_back = true;
+                expected.push((skey.clone(), checksum, encoded.len()));
+            } else {
+                hot.forget(&skey);
+            }
             entries.push((skey, entry));
         }
         let staged = entries;
@@ -369,6 +396,10 @@ impl DiskStore {
             // Durable (in sync mode) before anyone can read it.
             wal.append(&logged, matches!(config.durability, Durability::Sync))?;
         }
+        for (skey, checksum, len) in expected {
+            hot.expect(skey, checksum, len);
+        }
+        drop(hot);
         let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
         let active = &mut tables.active;
         for (key, value) in staged {

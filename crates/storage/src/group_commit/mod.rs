@@ -28,8 +28,10 @@ pub type Reply = Box<dyn FnOnce(Result<Value, WriteError>) + Send>;
 /// Called once with whether a write that wants no value was applied
 /// ([`Write::applied_only`](crate::Write::applied_only)): `Ok(Some(value))` when its outcome
 /// holds its key's newest value of the commit (the value whoever watches commits needs),
-/// `Ok(None)` when a later write of the same commit holds it and is answered first.
-pub type AppliedReply = Box<dyn FnOnce(Result<Option<Value>, WriteError>) + Send>;
+/// `Ok(None)` when a later write of the same commit holds it and is answered first. It returns
+/// the value once done with it, which the store may keep decoded for the key's next commit
+/// ([`Store::keep`]).
+pub type AppliedReply = Box<dyn FnOnce(Result<Option<Value>, WriteError>) -> Option<Value> + Send>;
 
 /// How a queued write is answered.
 pub enum Answer {
@@ -54,7 +56,7 @@ impl Answer {
     fn refuse(self, e: WriteError) {
         match self {
             Answer::Value(reply) => reply(Err(e)),
-            Answer::Applied(reply) => reply(Err(e)),
+            Answer::Applied(reply) => drop(reply(Err(e))),
         }
     }
 }

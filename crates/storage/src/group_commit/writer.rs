@@ -179,12 +179,18 @@ impl Writer {
                     ))));
                     match answer {
                         Answer::Value(reply) => reply(outcome),
-                        Answer::Applied(reply) => reply(outcome.map(Some)),
+                        Answer::Applied(reply) => {
+                            if let Some(value) = reply(outcome.map(Some))
+                                && write.give_back
+                            {
+                                self.store.keep(&write.key, value);
+                            }
+                        }
                     }
                 }
                 for answer in superseded {
                     match answer {
-                        Answer::Applied(reply) => reply(Ok(None)),
+                        Answer::Applied(reply) => drop(reply(Ok(None))),
                         // A store supersedes only writes that want no value.
                         Answer::Value(reply) => reply(Err(WriteError::Store(Error::Io(
                             "the store gave a write's value to another write".into(),
