@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Haze vs Redis on this machine, side by side, with the same load generator (`haze bench`).
 #
-#   scripts/bench-vs-redis.sh [DURATION_SECS [ROUNDS]]
+#   scripts/bench-vs-redis.sh [DURATION_SECS [ROUNDS [VALUE_BYTES]]]
 #
 # Pairs: Haze `periodic` vs Redis AOF `appendfsync everysec`, and Haze `sync` vs Redis AOF
 # `appendfsync always`; for counter-incr, set-add, register-set and get; 50 connections,
-# pipeline 1 and 16; 100-byte values. Every process it starts, it stops (by PID).
+# pipeline 1 and 16; values (and set members) of VALUE_BYTES (default 100). Every process it
+# starts, it stops (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 # Each target's DURATION is split into ROUNDS slices taken in turn, the order reversed every
 # round (`haze bench --rounds`): drift and run order fall on every target alike.
 ROUNDS="${2:-4}"
+VALUE_BYTES="${3:-100}"
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -37,11 +39,11 @@ echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuin
 for pair in "periodic everysec" "sync always"; do
     set -- $pair
     start_haze "$1"; start_redis "$2"
-    echo "## haze --durability $1 vs redis appendfsync $2"
+    echo "## haze --durability $1 vs redis appendfsync $2, $VALUE_BYTES-byte values"
     for op in counter-incr set-add register-set get; do
         for pipeline in 1 16; do
             "$HAZE" bench --addr 127.0.0.1:7791 --redis 127.0.0.1:7790 --op "$op" --connections 50 \
-                --pipeline "$pipeline" --value-size 100 --keys 100000 --duration "$DURATION" --rounds "$ROUNDS"
+                --pipeline "$pipeline" --value-size "$VALUE_BYTES" --keys 100000 --duration "$DURATION" --rounds "$ROUNDS"
         done
     done
     kill "$HAZE_PID" "$REDIS_PID"; wait "$HAZE_PID" "$REDIS_PID" 2>/dev/null || true

@@ -16,20 +16,67 @@ pub(crate) struct ProtocolError(pub(crate) String);
 /// A whole command's arguments and how many bytes it took, or `None` until all are there.
 pub(crate) type Parsed = Option<(Vec<Vec<u8>>, usize)>;
 
-/// Finds `\r\n` in `buf` from `from`; returns the index of `\r`.
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|i| from + i)
+/// The longest header line (`*` or `$`, a length, CRLF) taken before it must have ended.
+const MAX_HEADER: usize = 32;
+
+/// Reads the header line at `buf[at..]`: `prefix`, a decimal length (`-` allowed), CRLF.
+/// Returns the length and where the line ends (after its CRLF), or `None` while the line is
+/// incomplete. One pass, no allocation: this runs twice or more per request.
+fn header(
+    buf: &[u8],
+    at: usize,
+    prefix: u8,
+    what: &str,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let invalid = || ProtocolError(format!("invalid {what} length"));
+    match buf.get(at) {
+        None => return Ok(None),
+        Some(&b) if b != prefix => {
+            return Err(ProtocolError(format!(
+                "expected '{}', got '{}'",
+                char::from(prefix),
+                char::from(b).escape_default()
+            )));
+        }
+        Some(_) => {}
+    }
+    let line = &buf[at + 1..buf.len().min(at + MAX_HEADER)];
+    let (negative, digits) = match line.first() {
+        Some(b'-') => (true, &line[1..]),
+        _ => (false, line),
+    };
+    let mut n: i64 = 0;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(i64::from(b - b'0')))
+                    .ok_or_else(invalid)?;
+            }
+            b'\r' if i > 0 => {
+                return match digits.get(i + 1) {
+                    Some(b'\n') => {
+                        let end = at + 1 + usize::from(negative) + i + 2;
+                        Ok(Some((if negative { -n } else { n }, end)))
+                    }
+                    Some(_) => Err(invalid()),
+                    None if buf.len() >= at + MAX_HEADER => Err(never_ends()),
+                    None => Ok(None),
+                };
+            }
+            _ => return Err(invalid()),
+        }
+    }
+    if buf.len() >= at + MAX_HEADER {
+        Err(never_ends())
+    } else {
+        Ok(None)
+    }
 }
 
-/// Parses a decimal length after a one-byte prefix, in `buf[start..end]`.
-fn length(buf: &[u8], start: usize, end: usize, what: &str) -> Result<i64, ProtocolError> {
-    std::str::from_utf8(&buf[start..end])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| ProtocolError(format!("invalid {what} length")))
+fn never_ends() -> ProtocolError {
+    ProtocolError("a length line that never ends".into())
 }
 
 /// Parses one command from the front of `buf`: `Ok(None)` until all its bytes are there, else
@@ -41,12 +88,11 @@ pub(crate) fn parse(buf: &[u8], max_bulk: usize) -> Result<Parsed, ProtocolError
     if first != b'*' {
         return inline(buf);
     }
-    let Some(end) = line_end(buf, 1) else {
-        return too_long_header(buf);
+    let Some((count, mut pos)) = header(buf, 0, b'*', "multibulk")? else {
+        return Ok(None);
     };
-    let count = length(buf, 1, end, "multibulk")?;
     if count <= 0 {
-        return Ok(Some((Vec::new(), end + 2)));
+        return Ok(Some((Vec::new(), pos)));
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     if count > MAX_ARGS {
@@ -55,29 +101,16 @@ pub(crate) fn parse(buf: &[u8], max_bulk: usize) -> Result<Parsed, ProtocolError
         )));
     }
     let mut args = Vec::with_capacity(count);
-    let mut pos = end + 2;
     for _ in 0..count {
-        match buf.get(pos) {
-            None => return Ok(None),
-            Some(b'$') => {}
-            Some(&b) => {
-                return Err(ProtocolError(format!(
-                    "expected '$', got '{}'",
-                    char::from(b).escape_default()
-                )));
-            }
-        }
-        let Some(end) = line_end(buf, pos + 1) else {
-            return too_long_header(&buf[pos..]);
+        let Some((len, data)) = header(buf, pos, b'$', "bulk")? else {
+            return Ok(None);
         };
-        let len = length(buf, pos + 1, end, "bulk")?;
         let len = usize::try_from(len).map_err(|_| ProtocolError("invalid bulk length".into()))?;
         if len > max_bulk {
             return Err(ProtocolError(format!(
                 "an argument of {len} bytes (at most {max_bulk})"
             )));
         }
-        let data = end + 2;
         if buf.len() < data + len + 2 {
             return Ok(None);
         }
@@ -88,15 +121,6 @@ pub(crate) fn parse(buf: &[u8], max_bulk: usize) -> Result<Parsed, ProtocolError
         pos = data + len + 2;
     }
     Ok(Some((args, pos)))
-}
-
-/// A header line still incomplete: fine while short, an error once longer than any header.
-fn too_long_header<T>(buf: &[u8]) -> Result<Option<T>, ProtocolError> {
-    if buf.len() > 32 {
-        Err(ProtocolError("a length line that never ends".into()))
-    } else {
-        Ok(None)
-    }
 }
 
 /// An inline command: one line, arguments split on spaces (what `telnet` sends).
@@ -157,7 +181,7 @@ impl Reply {
     pub(crate) fn encode(&self, version: u8, out: &mut Vec<u8>) {
         fn header(out: &mut Vec<u8>, prefix: u8, n: usize) {
             out.push(prefix);
-            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         match self {
@@ -177,7 +201,7 @@ impl Reply {
             }
             Reply::Int(n) => {
                 out.push(b':');
-                out.extend_from_slice(n.to_string().as_bytes());
+                out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Bulk(b) => {

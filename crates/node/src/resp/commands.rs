@@ -458,30 +458,33 @@ impl Session {
         if args.is_empty() {
             return Outcome::Now(Reply::err("empty command"));
         }
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        if let Some(&(_, arity_of)) = COMMANDS.iter().find(|(n, _)| *n == name) {
-            let n = i64::try_from(args.len()).unwrap_or(i64::MAX);
-            if (arity_of > 0 && n != arity_of) || (arity_of < 0 && n < -arity_of) {
-                return Outcome::Now(arity(&name));
-            }
-        } else if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == name) {
-            return Outcome::Now(Reply::err(format!(
-                "{} is not supported: {why}",
-                name.to_uppercase()
-            )));
-        } else {
-            let shown: Vec<String> = args[1..]
-                .iter()
-                .take(8)
-                .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
-                .collect();
-            return Outcome::Now(Reply::err(format!(
-                "unknown command '{}', with args beginning with: {}",
-                String::from_utf8_lossy(&args[0]),
-                shown.join(" ")
-            )));
-        }
-        let reply = match name.as_str() {
+        // The table's own name, found without lowercasing the client's into a new string.
+        let named = |n: &&str| n.as_bytes().eq_ignore_ascii_case(&args[0]);
+        let name: &'static str =
+            if let Some(&(name, arity_of)) = COMMANDS.iter().find(|(n, _)| named(n)) {
+                let n = i64::try_from(args.len()).unwrap_or(i64::MAX);
+                if (arity_of > 0 && n != arity_of) || (arity_of < 0 && n < -arity_of) {
+                    return Outcome::Now(arity(name));
+                }
+                name
+            } else if let Some((name, why)) = REFUSED.iter().find(|(n, _)| named(n)) {
+                return Outcome::Now(Reply::err(format!(
+                    "{} is not supported: {why}",
+                    name.to_uppercase()
+                )));
+            } else {
+                let shown: Vec<String> = args[1..]
+                    .iter()
+                    .take(8)
+                    .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
+                    .collect();
+                return Outcome::Now(Reply::err(format!(
+                    "unknown command '{}', with args beginning with: {}",
+                    String::from_utf8_lossy(&args[0]),
+                    shown.join(" ")
+                )));
+            };
+        let reply = match name {
             "ping" => match args.get(1) {
                 Some(m) => Reply::Bulk(m.clone()),
                 None => Reply::Simple("PONG"),
@@ -524,7 +527,7 @@ impl Session {
                     .await;
             }
             "incr" | "decr" | "incrby" | "decrby" => {
-                let by = match name.as_str() {
+                let by = match name {
                     "incr" => Some(1),
                     "decr" => Some(-1),
                     "incrby" => integer(&args[2]),
@@ -538,11 +541,11 @@ impl Session {
                     .write(key, TypedOp::CounterAdd(by), Finish::Counter)
                     .await;
             }
-            "sadd" | "srem" => return self.set_change(&name, args).await,
+            "sadd" | "srem" => return self.set_change(name, args).await,
             "smembers" | "sismember" | "smismember" | "scard" => match self.read(&args[1]).await {
                 Err(reply) => reply,
-                Ok(Some(Value::OrSet(set))) => set_read(&name, &args, Some(&set)),
-                Ok(None) => set_read(&name, &args, None),
+                Ok(Some(Value::OrSet(set))) => set_read(name, &args, Some(&set)),
+                Ok(None) => set_read(name, &args, None),
                 Ok(Some(_)) => wrongtype(),
             },
             "exists" => {
@@ -556,7 +559,7 @@ impl Session {
                 }
                 Reply::Int(n)
             }
-            "hset" | "hdel" => return self.map_change(&name, args).await,
+            "hset" | "hdel" => return self.map_change(name, args).await,
             "hincrby" => {
                 let Some(by) = integer(&args[3]) else {
                     return Outcome::Now(Reply::err("value is not an integer or out of range"));
@@ -570,8 +573,8 @@ impl Session {
             }
             "hget" | "hmget" | "hgetall" | "hlen" | "hexists" => match self.read(&args[1]).await {
                 Err(reply) => reply,
-                Ok(Some(Value::OrMap(map))) => map_read(&name, &args, Some(&map)),
-                Ok(None) => map_read(&name, &args, None),
+                Ok(Some(Value::OrMap(map))) => map_read(name, &args, Some(&map)),
+                Ok(None) => map_read(name, &args, None),
                 Ok(Some(_)) => wrongtype(),
             },
             "type" => match self.read(&args[1]).await {
