@@ -337,6 +337,28 @@ impl Client {
         self.written(Request::Op { key, op }, idempotent).await
     }
 
+    /// Applies a typed operation as [`apply`](Self::apply) does (retried alike), but returns
+    /// only once it is applied, without the new state: for a caller that does not read the
+    /// state back. A set's add then costs the same whatever the set's size: the node sends no
+    /// set back, and need not copy it for the answer. Needs a node of this version or later
+    /// (an earlier one refuses it as malformed).
+    ///
+    /// # Errors
+    ///
+    /// As [`merge`](Self::merge).
+    pub async fn apply_ack(&self, key: impl AsRef<[u8]>, op: TypedOp) -> Result<()> {
+        let idempotent = matches!(op, TypedOp::SetAdd(_));
+        let key = key.as_ref().to_vec();
+        match self.call(Request::Apply { key, op }, idempotent).await? {
+            Response::Acks(mut acks) if acks.len() == 1 => {
+                acks.pop().expect("one").map_err(Error::from)
+            }
+            other => Err(Error::Protocol(format!(
+                "expected one acknowledgement, got {other:?}"
+            ))),
+        }
+    }
+
     /// Checks that the node answers.
     ///
     /// # Errors

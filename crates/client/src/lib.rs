@@ -25,5 +25,7 @@ pub use config::ClientConfig;
 pub use error::{Error, Result};
 pub use haze_crdt::{Scalar, Value};
 pub use haze_device::{Edit, LastSync};
+/// The operations [`Client::apply`] and [`Client::apply_ack`] take.
+pub use haze_protocol::TypedOp;
 pub use replica::Replica;
 pub use sync::SyncReport;

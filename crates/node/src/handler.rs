@@ -20,11 +20,13 @@ use crate::replica::WriteRequest;
 pub(crate) enum Plan {
     /// The answer, computed inline.
     Now(Response),
-    /// A write here: submit it to the write handle and answer from its callback.
+    /// A write here: submit it to the write handle and answer from its callback, with the
+    /// new state, or only with whether it was applied (`ack`, for an `Apply`).
     Write {
         kind: Kind,
         key: Vec<u8>,
         write: WriteRequest,
+        ack: bool,
     },
     /// Several writes: answer from a task, with the merged states, or only with whether each
     /// was merged (`acks`, for a `Copy` or `Backfill`). With `held_only` (a peer's copies),
@@ -75,7 +77,7 @@ fn kind_of(request: &Request) -> Kind {
     match request {
         Request::Get { .. } | Request::GetMerged { .. } => Kind::Get,
         Request::Merge { .. } => Kind::Merge,
-        Request::Op { .. } => Kind::Op,
+        Request::Op { .. } | Request::Apply { .. } => Kind::Op,
         Request::MergeBatch { .. } | Request::Copy { .. } | Request::Backfill { .. } => {
             Kind::MergeBatch
         }
@@ -206,6 +208,7 @@ fn local(
                 kind,
                 key,
                 write: WriteRequest::Merge(value),
+                ack: false,
             };
         }
         Request::Op { key, op } => {
@@ -213,6 +216,15 @@ fn local(
                 kind,
                 key,
                 write: WriteRequest::Op(op),
+                ack: false,
+            };
+        }
+        Request::Apply { key, op } => {
+            return Plan::Write {
+                kind,
+                key,
+                write: WriteRequest::Op(op),
+                ack: true,
             };
         }
         Request::MergeBatch { items } => {
@@ -282,6 +294,21 @@ pub(crate) fn written(
         .record(kind, outcome.is_ok(), started.elapsed());
     match outcome {
         Ok(value) => Response::Value(Some(value)),
+        Err(e) => Response::Error(e.to_wire()),
+    }
+}
+
+/// The answer to an `Apply`: whether it was applied.
+pub(crate) fn applied(
+    node: &Node,
+    kind: Kind,
+    started: tokio::time::Instant,
+    outcome: Result<(), RequestError>,
+) -> Response {
+    node.metrics()
+        .record(kind, outcome.is_ok(), started.elapsed());
+    match outcome {
+        Ok(()) => Response::Acks(vec![Ok(())]),
         Err(e) => Response::Error(e.to_wire()),
     }
 }

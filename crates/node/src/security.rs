@@ -228,7 +228,9 @@ pub(crate) fn authorize(caller: &Caller, request: &Request) -> Result<(), Reques
         Request::Get { key } | Request::Digest { key } | Request::GetMerged { key } => {
             check(key, Right::Read)
         }
-        Request::Merge { key, .. } | Request::Op { key, .. } => check(key, Right::Write),
+        Request::Merge { key, .. } | Request::Op { key, .. } | Request::Apply { key, .. } => {
+            check(key, Right::Write)
+        }
         Request::MergeBatch { items } => items
             .iter()
             .try_for_each(|(key, _)| check(key, Right::Write)),

@@ -59,6 +59,17 @@ pub enum Request {
         /// The operation.
         op: TypedOp,
     },
+    /// As [`Op`](Request::Op), answered only with whether it was applied
+    /// ([`Response::Acks`] of one item; a refusal is a [`Response::Error`] as for `Op`): for a
+    /// caller that does not read the new state back. A set's add then sends no set back, and a
+    /// node need not copy the state for the answer. (Nodes before this request answer it as a
+    /// malformed request.)
+    Apply {
+        /// The key.
+        key: Vec<u8>,
+        /// The operation.
+        op: TypedOp,
+    },
     /// Check that the connection is alive.
     Ping,
     /// Read the digests of several keys (for sync: only keys whose digests differ need states).
@@ -147,7 +158,8 @@ impl Request {
             | Request::Digest { key }
             | Request::GetMerged { key }
             | Request::Merge { key, .. }
-            | Request::Op { key, .. } => Some(key),
+            | Request::Op { key, .. }
+            | Request::Apply { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -231,7 +243,8 @@ pub enum Response {
     /// The digest of every bucket of the ring, in order.
     Buckets(Vec<u64>),
     /// One outcome per item of a `Copy` or `Backfill`, in order: only whether each was merged
-    /// (the merged states stay on the node: a copy's sender does not need them).
+    /// (the merged states stay on the node: a copy's sender does not need them). The answer to
+    /// an `Apply`: one item.
     Acks(Vec<Result<(), WireError>>),
     /// The cluster's routing table as JSON (`haze_ring::RoutingTable`), or `None` if the node
     /// is not in a cluster.

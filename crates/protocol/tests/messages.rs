@@ -112,6 +112,17 @@ pub(crate) fn requests() -> Vec<Request> {
                 haze_device::Edit::FlagEnable,
             )),
         },
+        Request::Apply {
+            key: b"k".to_vec(),
+            op: TypedOp::SetAdd(vec![Scalar::from("a")]),
+        },
+        Request::Apply {
+            key: b"todo:1".to_vec(),
+            op: TypedOp::Edit(haze_device::Edit::map_update(
+                "done",
+                haze_device::Edit::FlagEnable,
+            )),
+        },
         Request::Ping,
         Request::DigestBatch {
             keys: vec![b"a".to_vec(), vec![], vec![7; 200]],

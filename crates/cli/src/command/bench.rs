@@ -25,9 +25,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub(crate) enum Op {
     /// Increment a counter (Redis: INCR).
     CounterIncr,
-    /// Add a member of --value-size bytes to a set (Redis: SADD).
+    /// Add a member of --value-size bytes to a set, answered with an acknowledgement (an
+    /// `Apply`; Redis: SADD).
     SetAdd,
-    /// Write a register of --value-size bytes (Redis: SET).
+    /// Write a register of --value-size bytes, answered with an acknowledgement (an `Apply`;
+    /// Redis: SET).
     RegisterSet,
     /// Read a register written before the run (Redis: GET of a string).
     Get,
@@ -158,11 +160,13 @@ fn encode(target: Target, id: u64, step: Step, key: &str, value: &str, out: &mut
                     key,
                     op: TypedOp::CounterAdd(1),
                 },
-                Step::Add => Request::Op {
+                // Answered with an acknowledgement, not the new state: as Redis answers SADD
+                // with a count and SET with OK (INCR, like an `Op`, with the value).
+                Step::Add => Request::Apply {
                     key,
                     op: TypedOp::SetAdd(vec![Scalar::from(value)]),
                 },
-                Step::Set => Request::Op {
+                Step::Set => Request::Apply {
                     key,
                     op: TypedOp::RegisterSet(Scalar::from(value)),
                 },

@@ -58,7 +58,9 @@ impl<'a> Operation<'a> {
             Request::Get { key } => Operation::Read(key),
             Request::Digest { key } => Operation::Digest(key),
             Request::GetMerged { key } => Operation::ReadMerged(key),
-            Request::Merge { key, .. } | Request::Op { key, .. } => Operation::Write(key),
+            Request::Merge { key, .. } | Request::Op { key, .. } | Request::Apply { key, .. } => {
+                Operation::Write(key)
+            }
             Request::MergeBatch { .. } => Operation::MergeBatch,
             Request::DigestBatch { keys } => Operation::DigestBatch(keys),
             Request::DigestList { .. } => Operation::DigestList,

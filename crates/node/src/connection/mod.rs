@@ -231,7 +231,12 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
             Plan::Now(response) => {
                 let _ = answer.send((encode(id, &response), permit));
             }
-            Plan::Write { kind, key, write } => {
+            Plan::Write {
+                kind,
+                key,
+                write,
+                ack: false,
+            } => {
                 let (started, writer_node) = (tokio::time::Instant::now(), node.clone());
                 node.writes().submit(
                     key,
@@ -239,6 +244,22 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                     Priority::Foreground,
                     Box::new(move |outcome| {
                         let response = handler::written(&writer_node, kind, started, outcome);
+                        let _ = answer.send((encode(id, &response), permit));
+                    }),
+                );
+            }
+            Plan::Write {
+                kind,
+                key,
+                write,
+                ack: true,
+            } => {
+                let (started, writer_node) = (tokio::time::Instant::now(), node.clone());
+                node.writes().submit_applied(
+                    key,
+                    write,
+                    Box::new(move |outcome| {
+                        let response = handler::applied(&writer_node, kind, started, outcome);
                         let _ = answer.send((encode(id, &response), permit));
                     }),
                 );

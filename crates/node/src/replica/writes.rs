@@ -153,10 +153,7 @@ impl Writes {
         durable: bool,
         reply: Reply,
     ) {
-        let mutation = match write {
-            WriteRequest::Merge(value) => Mutation::Merge(value),
-            WriteRequest::Op(op) => self.ops.mutation(op),
-        };
+        let mutation = self.mutation(write);
         self.submit_mutation(key, mutation, priority, durable, Answer::Value(reply));
     }
 
@@ -178,6 +175,27 @@ impl Writes {
             false,
             Answer::Applied(reply),
         );
+    }
+
+    /// Queues a write as [`submit`](Self::submit) does (foreground, not forced durable), for a
+    /// caller that needs only whether it was applied (a protocol `Apply`): the writer need not
+    /// copy the key's value for it.
+    pub(crate) fn submit_applied(&self, key: Vec<u8>, write: WriteRequest, reply: AppliedReply) {
+        let mutation = self.mutation(write);
+        self.submit_mutation(
+            key,
+            mutation,
+            Priority::Foreground,
+            false,
+            Answer::Applied(reply),
+        );
+    }
+
+    fn mutation(&self, write: WriteRequest) -> Mutation {
+        match write {
+            WriteRequest::Merge(value) => Mutation::Merge(value),
+            WriteRequest::Op(op) => self.ops.mutation(op),
+        }
     }
 
     fn submit_mutation(

@@ -539,3 +539,28 @@ async fn periodic_replicas_acknowledge_copies_only_once_synced() {
         node.stop().await;
     }
 }
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn an_apply_through_any_node_is_acknowledged_and_reads_back_through_every_node() {
+    let cluster = Cluster::start(3, 3, AckPolicy::Quorum).await;
+    let keys: Vec<String> = (0..12).map(|i| format!("cart:{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let client = cluster.client(ids()[i % 3]).await;
+        for member in ["a", "b"] {
+            client
+                .apply_ack(
+                    key,
+                    haze_client::TypedOp::SetAdd(vec![Scalar::from(member)]),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    for id in ids() {
+        let client = cluster.client(id).await;
+        for key in &keys {
+            let set: haze_crdt::OrSet<Scalar> = client.get_typed(key).await.unwrap().unwrap();
+            assert_eq!(set.iter().count(), 2, "{key} via {id}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Requests through the client: every kind, pipelined from many tasks over one connection.
 
-use haze_client::{Error, Scalar};
+use haze_client::{Error, Scalar, TypedOp};
 use haze_crdt::{ActorId, Crdt, GCounter, OrSet, PnCounter, Value};
 use haze_node::NodeConfig;
 use haze_storage::StoreConfig;
@@ -214,5 +214,66 @@ async fn after_a_storage_failure_writes_are_unavailable_and_health_says_so() {
     assert_eq!(client.get("k").await.unwrap(), None, "reads still work");
     let (status, body) = crate::harness::http(node.http, "GET", "/health", "").await;
     assert_eq!(status, 503, "{body}");
+    node.stop().await;
+}
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn an_apply_is_acknowledged_without_the_state_and_what_it_did_reads_back() {
+    let config = NodeConfig {
+        store: StoreConfig {
+            max_value_bytes: 4096,
+            ..StoreConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let node = TestNode::start(config).await;
+    let client = node.client().await;
+    // Many tasks over one connection add to one set and one counter: every write counts.
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let member = Scalar::from(format!("m{t}-{i}").as_str());
+                    client
+                        .apply_ack("s", TypedOp::SetAdd(vec![member]))
+                        .await
+                        .unwrap();
+                    client.apply_ack("n", TypedOp::CounterAdd(2)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let set: OrSet<Scalar> = client.get_typed("s").await.unwrap().unwrap();
+    assert_eq!(set.iter().count(), 200);
+    let counter: PnCounter = client.get_typed("n").await.unwrap().unwrap();
+    assert_eq!(counter.value(), 400);
+    client
+        .apply_ack("r", TypedOp::RegisterSet(Scalar::from("v")))
+        .await
+        .unwrap();
+    let stored = client.get("r").await.unwrap().unwrap();
+    let Value::LwwRegister(register) = stored else {
+        panic!("{stored:?}")
+    };
+    assert_eq!(register.get(), Some(&Scalar::from("v")));
+
+    // Refusals come back as they do for an operation that answers the state.
+    let err = client
+        .apply_ack("n", TypedOp::SetAdd(vec![Scalar::from("x")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TypeMismatch(_)), "{err}");
+    let big = Scalar::String("x".repeat(5000));
+    let err = client
+        .apply_ack("s", TypedOp::SetAdd(vec![big]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+    let set: OrSet<Scalar> = client.get_typed("s").await.unwrap().unwrap();
+    assert_eq!(set.iter().count(), 200, "a refused add changed nothing");
     node.stop().await;
 }

@@ -47,6 +47,7 @@ mod kind {
     pub(super) const BACKFILL: u8 = 0x0f;
     pub(super) const WATCH: u8 = 0x10;
     pub(super) const NOTIFY: u8 = 0x11;
+    pub(super) const APPLY: u8 = 0x12;
 
     pub(super) const HELLO_OK: u8 = 0x81;
     pub(super) const VALUE: u8 = 0x82;

@@ -56,28 +56,12 @@ impl Request {
             Request::Op { key, op } => {
                 out.push(kind::OP);
                 writer::bytes(out, key);
-                match op {
-                    TypedOp::CounterAdd(delta) => {
-                        out.push(kind::OP_COUNTER_ADD);
-                        writer::signed(out, *delta);
-                    }
-                    TypedOp::SetAdd(items) => {
-                        out.push(kind::OP_SET_ADD);
-                        write_scalars(out, items);
-                    }
-                    TypedOp::SetRemove(items) => {
-                        out.push(kind::OP_SET_REMOVE);
-                        write_scalars(out, items);
-                    }
-                    TypedOp::RegisterSet(value) => {
-                        out.push(kind::OP_REGISTER_SET);
-                        write_scalar(out, value);
-                    }
-                    TypedOp::Edit(edit) => {
-                        out.push(kind::OP_EDIT);
-                        edit.encode(out);
-                    }
-                }
+                write_op(out, op);
+            }
+            Request::Apply { key, op } => {
+                out.push(kind::APPLY);
+                writer::bytes(out, key);
+                write_op(out, op);
             }
             Request::Ping => out.push(kind::PING),
             Request::DigestBatch { keys } => {
@@ -232,18 +216,14 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
         kind::DIGEST => Request::Digest {
             key: r.bytes()?.to_vec(),
         },
-        kind::OP => {
-            let key = r.bytes()?.to_vec();
-            let op = match r.u8()? {
-                kind::OP_COUNTER_ADD => TypedOp::CounterAdd(r.signed()?),
-                kind::OP_SET_ADD => TypedOp::SetAdd(read_scalars(r)?),
-                kind::OP_SET_REMOVE => TypedOp::SetRemove(read_scalars(r)?),
-                kind::OP_REGISTER_SET => TypedOp::RegisterSet(read_scalar(r)?),
-                kind::OP_EDIT => TypedOp::Edit(haze_device::Edit::decode(r)?),
-                other => return Err(Malformed::UnknownOperation(other)),
-            };
-            Request::Op { key, op }
-        }
+        kind::OP => Request::Op {
+            key: r.bytes()?.to_vec(),
+            op: read_op(r)?,
+        },
+        kind::APPLY => Request::Apply {
+            key: r.bytes()?.to_vec(),
+            op: read_op(r)?,
+        },
         kind::PING => Request::Ping,
         kind::DIGEST_BATCH => {
             let n = r.count(1)?;
@@ -263,5 +243,42 @@ fn decode_request(r: &mut Reader<'_>) -> Decoded<Request> {
             Request::DigestList { list, keys }
         }
         other => return Err(Malformed::UnknownRequestKind(other)),
+    })
+}
+
+/// A typed operation's tag and arguments (of an `Op` or an `Apply`).
+fn write_op(out: &mut Vec<u8>, op: &TypedOp) {
+    match op {
+        TypedOp::CounterAdd(delta) => {
+            out.push(kind::OP_COUNTER_ADD);
+            writer::signed(out, *delta);
+        }
+        TypedOp::SetAdd(items) => {
+            out.push(kind::OP_SET_ADD);
+            write_scalars(out, items);
+        }
+        TypedOp::SetRemove(items) => {
+            out.push(kind::OP_SET_REMOVE);
+            write_scalars(out, items);
+        }
+        TypedOp::RegisterSet(value) => {
+            out.push(kind::OP_REGISTER_SET);
+            write_scalar(out, value);
+        }
+        TypedOp::Edit(edit) => {
+            out.push(kind::OP_EDIT);
+            edit.encode(out);
+        }
+    }
+}
+
+fn read_op(r: &mut Reader<'_>) -> Decoded<TypedOp> {
+    Ok(match r.u8()? {
+        kind::OP_COUNTER_ADD => TypedOp::CounterAdd(r.signed()?),
+        kind::OP_SET_ADD => TypedOp::SetAdd(read_scalars(r)?),
+        kind::OP_SET_REMOVE => TypedOp::SetRemove(read_scalars(r)?),
+        kind::OP_REGISTER_SET => TypedOp::RegisterSet(read_scalar(r)?),
+        kind::OP_EDIT => TypedOp::Edit(haze_device::Edit::decode(r)?),
+        other => return Err(Malformed::UnknownOperation(other)),
     })
 }

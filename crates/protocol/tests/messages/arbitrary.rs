@@ -67,6 +67,9 @@ fn request_like(like: &Request, examples: &[Request]) -> BoxedStrategy<Request> 
         Request::Op { .. } => (key(), any_op(examples))
             .prop_map(|(key, op)| Request::Op { key, op })
             .boxed(),
+        Request::Apply { .. } => (key(), any_op(examples))
+            .prop_map(|(key, op)| Request::Apply { key, op })
+            .boxed(),
         Request::Ping => Just(Request::Ping).boxed(),
         Request::DigestBatch { .. } => prop::collection::vec(key(), 0..6)
             .prop_map(|keys| Request::DigestBatch { keys })

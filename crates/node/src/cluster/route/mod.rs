@@ -59,6 +59,14 @@ pub(crate) async fn route(
                 .await
                 .map(|v| Response::Value(Some(v))),
         ),
+        // Coordinated as an `Op` (a coordinator needs the new state for its copies, and a
+        // node of an earlier version takes no `Apply`); only the answer is smaller.
+        Request::Apply { key, op } => (
+            Kind::Op,
+            write(&cluster, &view, key, WriteRequest::Op(op), routing)
+                .await
+                .map(|_| Response::Acks(vec![Ok(())])),
+        ),
         Request::MergeBatch { items } => (
             Kind::MergeBatch,
             Ok(merge_batch(&cluster, &view, items, routing == Routing::ForPeer).await),
