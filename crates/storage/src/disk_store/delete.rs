@@ -81,7 +81,7 @@ impl DiskStore {
             .active
             .values
             .range(ring_bounds(&start, &end))
-            .map(|(k, _)| k.0.clone())
+            .map(|(k, _)| k.to_vec())
             .collect();
         let mut deleted = in_table.len() as u64;
         let mut txn = self.db.get()?.begin_write().map_err(engine(CONTEXT))?;
@@ -118,7 +118,7 @@ impl DiskStore {
             let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
             let active = &mut tables.active;
             for key in in_table {
-                let key = RingKey(key);
+                let key = RingKey::new(key);
                 if let Some(value) = active.values.remove(&key) {
                     active.bytes -= key.len() + value.len();
                 }

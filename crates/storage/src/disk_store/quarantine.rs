@@ -39,7 +39,7 @@ impl DiskStore {
             let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
             let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let ring_key = RingKey(skey.to_vec());
+            let ring_key = RingKey::new(skey.to_vec());
             let current = match tables.newest(&ring_key) {
                 Some(newest) => Some(newest.clone()),
                 None => table
@@ -102,7 +102,7 @@ impl DiskStore {
         for recent in sources.into_iter().flatten() {
             for (skey, stored) in recent.range(ring_bounds(&start, &end)) {
                 newest
-                    .entry(skey.0.clone())
+                    .entry(skey.to_vec())
                     .or_insert_with(|| entry::parse(&skey[8..], stored).contribution());
             }
         }

@@ -80,7 +80,7 @@ impl DiskStore {
             let sources = [Some(&tables.active.values), tables.frozen.as_deref()];
             for table in sources.into_iter().flatten() {
                 for (k, v) in table.range(ring_bounds(&start, &end)).take(each) {
-                    merged.entry(k.0.clone()).or_insert_with(|| v.clone());
+                    merged.entry(k.to_vec()).or_insert_with(|| v.clone());
                 }
             }
         }
@@ -126,7 +126,7 @@ impl DiskStore {
                 .into_iter()
                 .flat_map(BTreeMap::keys);
             (tables.active.values.keys().chain(frozen))
-                .map(|k| k.0.clone())
+                .map(|k| k.to_vec())
                 .collect()
         };
         let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
