@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Does a node slow down when it holds more keys than its caches? `haze bench` `get` and
 # `register-set` spread evenly over SMALL keys, then over LARGE keys, each on a fresh node
-# whose keys are written first (registers of 100 bytes, `haze bench`'s preload); prints
-# requests/s, the ratio large/small, and the node's memory (resident) and disk (its data
-# directory) per key.
+# whose keys are written first (registers of 100 bytes, `haze bench`'s preload) and flushed;
+# prints requests/s, the ratio large/small, and the node's memory (resident) and disk (its
+# data directory) per key.
 #
 #   scripts/bench-keys.sh [DURATION_SECS [LARGE [SMALL]]]
 #
@@ -26,15 +26,25 @@ run() { # $1 = keys: prints one line per op, and the node's memory and disk per 
     local pid=$!
     PIDS+=("$pid")
     wait_log "$WORK/haze-$keys.log" "haze node ready"
+    # Every key written first (`get` without --preloaded writes them, then reads for a second),
+    # then the flush that follows let finish: the log is cut into segments, and a flush ends by
+    # deleting those it covered, so one segment left means no backlog. Measured after that,
+    # the node's steady state.
     local started=$SECONDS
+    "$HAZE" bench --addr 127.0.0.1:7961 --op get --keys "$keys" --connections 50 --pipeline 16 \
+        --duration 1 >/dev/null
+    echo "$keys keys: written in $((SECONDS - started)) s"
+    for _ in $(seq 600); do
+        [ "$(find "$dir" -maxdepth 1 -name 'wal-*.log' | wc -l)" -le 1 ] && break
+        sleep 1
+    done
+    echo "$keys keys: flushed after $((SECONDS - started)) s"
     for op in get register-set; do
-        # `get` writes every key first (not timed); `register-set` then overwrites them.
         local line
-        line=$("$HAZE" bench --addr 127.0.0.1:7961 --op "$op" --keys "$keys" --connections 50 \
-            --pipeline 16 --duration "$DURATION" | grep '^haze')
+        line=$("$HAZE" bench --addr 127.0.0.1:7961 --op "$op" --keys "$keys" --preloaded \
+            --connections 50 --pipeline 16 --duration "$DURATION" | grep '^haze')
         echo "$keys keys: $line"
         RATE[$op-$keys]=$(awk '{for (i = 1; i < NF; i++) if ($(i + 1) == "ops/s") print $i}' <<<"$line")
-        [ "$op" = get ] && echo "$keys keys: written and read in $((SECONDS - started)) s"
     done
     local rss disk
     rss=$(awk '/^VmRSS/ {print $2 * 1024}' "/proc/$pid/status")
