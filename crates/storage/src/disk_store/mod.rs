@@ -158,7 +158,7 @@ impl DiskStore {
 impl Store for DiskStore {
     fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         match self.verified(key)? {
-            Some((_, encoded)) => Value::decode(&encoded).map(Some).map_err(|e| {
+            Some((_, entry)) => Value::decode(entry.encoded()).map(Some).map_err(|e| {
                 Integrity::add(&self.integrity.corrupt_reads, 1);
                 Error::CorruptValue {
                     key: key.to_vec(),

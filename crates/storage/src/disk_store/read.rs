@@ -166,13 +166,14 @@ impl DiskStore {
     /// # Errors
     ///
     /// [`Error::CorruptValue`] if it is quarantined, or damaged (then it is quarantined now).
-    pub(super) fn verified(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+    pub(super) fn verified(&self, key: &[u8]) -> Result<Option<(u64, Verified)>> {
         let skey = RingKey::of(key);
         let Some(stored) = self.entry(&skey)? else {
             return Ok(None);
         };
         let detail = match entry::parse(key, &stored) {
-            Slot::Value { checksum, encoded } => return Ok(Some((checksum, encoded.to_vec()))),
+            // The entry is handed on as it is: its value is not copied out of it.
+            Slot::Value { checksum, .. } => return Ok(Some((checksum, Verified(stored)))),
             Slot::Quarantined => {
                 "it was found damaged earlier and is quarantined until a healthy copy is merged \
                  into it"
@@ -188,5 +189,15 @@ impl DiskStore {
             key: key.to_vec(),
             detail,
         })
+    }
+}
+
+/// A value entry whose checksum was verified.
+pub(super) struct Verified(Vec<u8>);
+
+impl Verified {
+    /// The value's encoding.
+    pub(super) fn encoded(&self) -> &[u8] {
+        &self.0[entry::VALUE_HEADER..]
     }
 }
