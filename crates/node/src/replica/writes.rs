@@ -168,13 +168,7 @@ impl Writes {
         reply: AppliedReply,
     ) {
         let mutation = self.ops.counted(op, changed);
-        self.submit_mutation(
-            key,
-            mutation,
-            Priority::Foreground,
-            false,
-            Answer::Applied(reply),
-        );
+        self.submit_foreground_applied(key, mutation, reply);
     }
 
     /// Queues a write as [`submit`](Self::submit) does (foreground, not forced durable), for a
@@ -182,13 +176,12 @@ impl Writes {
     /// copy the key's value for it.
     pub(crate) fn submit_applied(&self, key: Vec<u8>, write: WriteRequest, reply: AppliedReply) {
         let mutation = self.mutation(write);
-        self.submit_mutation(
-            key,
-            mutation,
-            Priority::Foreground,
-            false,
-            Answer::Applied(reply),
-        );
+        self.submit_foreground_applied(key, mutation, reply);
+    }
+
+    fn submit_foreground_applied(&self, key: Vec<u8>, mutation: Mutation, reply: AppliedReply) {
+        let answer = Answer::Applied(reply);
+        self.submit_mutation(key, mutation, Priority::Foreground, false, answer);
     }
 
     fn mutation(&self, write: WriteRequest) -> Mutation {
