@@ -134,11 +134,14 @@ impl DiskStore {
                 // A value changed in place since its last encoding is encoded before any write
                 // other than in place reads it.
                 if !matches!(mutation, Mutation::InPlace(_))
-                    && let Some(Staged::Dirty { holder, .. }) = staged.get(&skey)
+                    && let Some(&Staged::Dirty {
+                        holder,
+                        len,
+                        growth,
+                    }) = staged.get(&skey)
                 {
-                    let holder = *holder;
                     let encoded = held_value(&earlier[holder]).map(|v| {
-                        let mut out = Vec::new();
+                        let mut out = Vec::with_capacity(len.saturating_add(growth));
                         v.encode_into(&mut out);
                         out
                     });
