@@ -235,34 +235,30 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 kind,
                 key,
                 write,
-                ack: false,
+                ack,
             } => {
                 let (started, writer_node) = (tokio::time::Instant::now(), node.clone());
-                node.writes().submit(
-                    key,
-                    write,
-                    Priority::Foreground,
-                    Box::new(move |outcome| {
-                        let response = handler::written(&writer_node, kind, started, outcome);
-                        let _ = answer.send((encode(id, &response), permit));
-                    }),
-                );
-            }
-            Plan::Write {
-                kind,
-                key,
-                write,
-                ack: true,
-            } => {
-                let (started, writer_node) = (tokio::time::Instant::now(), node.clone());
-                node.writes().submit_applied(
-                    key,
-                    write,
-                    Box::new(move |outcome| {
-                        let response = handler::applied(&writer_node, kind, started, outcome);
-                        let _ = answer.send((encode(id, &response), permit));
-                    }),
-                );
+                let send = move |response: Response| {
+                    let _ = answer.send((encode(id, &response), permit));
+                };
+                if ack {
+                    node.writes().submit_applied(
+                        key,
+                        write,
+                        Box::new(move |outcome| {
+                            send(handler::applied(&writer_node, kind, started, outcome));
+                        }),
+                    );
+                } else {
+                    node.writes().submit(
+                        key,
+                        write,
+                        Priority::Foreground,
+                        Box::new(move |outcome| {
+                            send(handler::written(&writer_node, kind, started, outcome));
+                        }),
+                    );
+                }
             }
             Plan::Batch {
                 items,

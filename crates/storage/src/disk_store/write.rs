@@ -664,28 +664,11 @@ fn in_place(
                 None => refused(lost_value(), None),
             }
         }
-        _ => {
-            let mut copy = current.clone();
-            if let Err(error) = op.apply(&mut copy) {
-                return refused(error, current);
-            }
-            let Some(value) = copy else {
-                return refused(lost_value(), current);
-            };
-            if let Err(error) = kept_kind(kind, &value) {
-                return refused(error, current);
-            }
-            let mut encoded = Vec::with_capacity(len.saturating_add(64));
-            value.encode_into(&mut encoded);
-            if encoded.len() > config.max_value_bytes {
-                let error = WriteError::ValueTooLarge {
-                    size: encoded.len(),
-                    limit: config.max_value_bytes,
-                };
-                return refused(error, current);
-            }
-            Ok(Applied::Encoded((value, encoded)))
-        }
+        // Applied to a copy, as any other write is, so that a refusal leaves `current` as it was.
+        _ => match merged_value(config, key, current.clone(), Mutation::InPlace(op), len) {
+            Ok(merged) => Ok(Applied::Encoded(merged)),
+            Err(error) => refused(error, current),
+        },
     }
 }
 
