@@ -56,8 +56,13 @@ pub(crate) async fn serve_connection<S>(
         Err(None) => return,
         Err(Some(why)) => return end(&node, why),
     };
-    let (responses, writer) =
-        writer::spawn(write_half, node.config().idle_timeout, shutdown.clone());
+    let budgets = Budgets::new(node.config());
+    let (responses, writer) = writer::spawn(
+        write_half,
+        budgets.in_flight(),
+        node.config().idle_timeout,
+        shutdown.clone(),
+    );
     let ended = Reader {
         node: &node,
         role,
@@ -65,7 +70,7 @@ pub(crate) async fn serve_connection<S>(
         reader,
         body,
         responses: &responses,
-        budgets: Budgets::new(node.config()),
+        budgets,
         epoch_told: 0,
     }
     .run(&shutdown)
@@ -80,6 +85,8 @@ pub(crate) async fn serve_connection<S>(
 /// frame.
 struct Budgets {
     requests: Arc<Semaphore>,
+    /// The request slots `requests` started with.
+    request_slots: usize,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
 }
@@ -89,13 +96,38 @@ impl Budgets {
         let byte_budget = config
             .max_in_flight_bytes
             .clamp(config.max_frame_bytes.max(1), Semaphore::MAX_PERMITS);
+        let request_slots = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         Budgets {
-            requests: Arc::new(Semaphore::new(
-                config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
-            )),
+            requests: Arc::new(Semaphore::new(request_slots)),
+            request_slots,
             bytes: Arc::new(Semaphore::new(byte_budget)),
             byte_budget,
         }
+    }
+
+    fn in_flight(&self) -> InFlight {
+        InFlight {
+            requests: self.requests.clone(),
+            slots: self.request_slots,
+        }
+    }
+}
+
+/// How many of a connection's requests are in flight: each holds a request slot until its
+/// response is written.
+struct InFlight {
+    requests: Arc<Semaphore>,
+    slots: usize,
+}
+
+impl InFlight {
+    /// The requests being served other than the `answered` ones whose responses are in hand.
+    /// The reader takes a slot before it reads the next request, so that slot is not counted
+    /// (when the budget is spent and the reader holds none, one request too few is).
+    fn unanswered(&self, answered: usize) -> usize {
+        self.slots
+            .saturating_sub(self.requests.available_permits())
+            .saturating_sub(answered + 1)
     }
 }
 

@@ -6,7 +6,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{SHUTDOWN_GRACE, Slot, WRITE_STALL};
+use super::{InFlight, SHUTDOWN_GRACE, Slot, WRITE_STALL};
 
 /// Where a request's encoded response goes, with the permit it holds.
 pub(super) type Responses = mpsc::UnboundedSender<(Vec<u8>, Slot)>;
@@ -14,9 +14,11 @@ pub(super) type Responses = mpsc::UnboundedSender<(Vec<u8>, Slot)>;
 /// Starts the writer of `write_half`. It ends once every sender of the returned channel is
 /// dropped and everything sent was written; when a write stalls longer than `idle` (at most
 /// the write-stall limit: the client does not take its responses, while its requests hold the
-/// node's byte budget); or `SHUTDOWN_GRACE` after `shutdown`.
+/// node's byte budget); or `SHUTDOWN_GRACE` after `shutdown`. `in_flight` tells it whether
+/// more responses are on their way.
 pub(super) fn spawn<W>(
     mut write_half: W,
+    in_flight: InFlight,
     idle: std::time::Duration,
     shutdown: CancellationToken,
 ) -> (Responses, tokio::task::JoinHandle<()>)
@@ -44,14 +46,15 @@ where
             buf.clear();
             buf.extend_from_slice(&frame);
             permits.push(permit);
-            while buf.len() < 256 * 1024 {
-                match outbox.try_recv() {
-                    Ok((frame, permit)) => {
-                        buf.extend_from_slice(&frame);
-                        permits.push(permit);
-                    }
-                    Err(_) => break,
-                }
+            drain(&mut outbox, &mut buf, &mut permits);
+            if permits.len() == 1 && in_flight.unanswered(1) > 0 {
+                // One response while others of this connection are still being served: the
+                // task that answered woke this one straight away (tokio runs a woken task
+                // next), before the others ready to answer had their turn. Let them run
+                // once, so that a pipeline's responses share a write (a system call costs
+                // more than a request's own work).
+                tokio::task::yield_now().await;
+                drain(&mut outbox, &mut buf, &mut permits);
             }
             tokio::select! {
                 biased;
@@ -65,4 +68,22 @@ where
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, write_half.shutdown()).await;
     });
     (responses, writer)
+}
+
+/// Appends the responses already queued to `buf`, up to a write's worth, and keeps their
+/// permits until it is written.
+fn drain(
+    outbox: &mut mpsc::UnboundedReceiver<(Vec<u8>, Slot)>,
+    buf: &mut Vec<u8>,
+    permits: &mut Vec<Slot>,
+) {
+    while buf.len() < 256 * 1024 {
+        match outbox.try_recv() {
+            Ok((frame, permit)) => {
+                buf.extend_from_slice(&frame);
+                permits.push(permit);
+            }
+            Err(_) => break,
+        }
+    }
 }

@@ -104,17 +104,21 @@ impl Connection {
         let (outbox, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
 
         // Writer: sends whatever frames have accumulated in one write.
-        let writer_closed = closed.clone();
+        let (writer_closed, writer_waiters) = (closed.clone(), waiters.clone());
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(frame) = frames.recv().await {
                 buf.clear();
                 buf.extend_from_slice(&frame);
-                while buf.len() < 256 * 1024 {
-                    match frames.try_recv() {
-                        Ok(frame) => buf.extend_from_slice(&frame),
-                        Err(_) => break,
-                    }
+                drain(&mut frames, &mut buf);
+                if buf.len() == frame.len() && lock(&writer_waiters).len() > 1 {
+                    // A lone frame while other requests are in flight (many callers share
+                    // this connection): the task that queued it woke this one straight away
+                    // (tokio runs a woken task next), before the other callers ready to send
+                    // had their turn. Let them run once, so that their requests share a write
+                    // (a system call costs more than a request's own work).
+                    tokio::task::yield_now().await;
+                    drain(&mut frames, &mut buf);
                 }
                 if write_half.write_all(&buf).await.is_err() {
                     break;
@@ -198,6 +202,16 @@ impl Connection {
                 self.closed.store(true, Ordering::Relaxed);
                 Err(CallError::Timeout(timeout))
             }
+        }
+    }
+}
+
+/// Appends the frames already queued to `buf`, up to a write's worth.
+fn drain(frames: &mut mpsc::UnboundedReceiver<Vec<u8>>, buf: &mut Vec<u8>) {
+    while buf.len() < 256 * 1024 {
+        match frames.try_recv() {
+            Ok(frame) => buf.extend_from_slice(&frame),
+            Err(_) => break,
         }
     }
 }
