@@ -13,7 +13,7 @@
 //! between two commits thus leaves a consistent redb; the log, still whole, is replayed over it
 //! (merging is idempotent, and a replayed value equal to redb's changes no digest).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ use crate::disk_store::{
 };
 use crate::entry::{self, Slot};
 use crate::error::{engine, io, io_at};
-use crate::key::RingKey;
+use crate::ring_map::RingMap;
 use crate::wal::{segments, sync_dir};
 use crate::{DIGEST_BUCKETS, Error, Result};
 
@@ -57,7 +57,7 @@ pub(crate) struct Flusher {
 pub(crate) struct FlushPlan {
     /// Segments older than this one are deleted once the values are in redb.
     pub(crate) seq: u64,
-    pub(crate) values: Arc<BTreeMap<RingKey, Vec<u8>>>,
+    pub(crate) values: Arc<RingMap<Vec<u8>>>,
     /// The digests redb will hold after (checked in debug builds).
     pub(crate) expected: Vec<u64>,
 }
@@ -136,7 +136,7 @@ impl Flusher {
 /// digest cannot be trusted). Writes the digests once even when `values` is empty.
 fn write_to_redb(
     db: &Database,
-    values: &BTreeMap<RingKey, Vec<u8>>,
+    values: &RingMap<Vec<u8>>,
     hurry: &AtomicBool,
 ) -> Result<(Vec<u64>, BTreeSet<usize>)> {
     let mut recomputed = BTreeSet::new();
@@ -220,6 +220,7 @@ mod tests {
     use redb::ReadableDatabase;
 
     use super::*;
+    use crate::key::RingKey;
     use crate::{DiskStore, Mutation, Store, StoreConfig, Write};
 
     fn counter(actor: u64, n: u64) -> Value {
@@ -256,7 +257,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("haze.redb")).unwrap();
         let hurry = AtomicBool::new(false);
-        let table = |range: std::ops::Range<u64>, tag: u8| -> BTreeMap<RingKey, Vec<u8>> {
+        let table = |range: std::ops::Range<u64>, tag: u8| -> RingMap<Vec<u8>> {
             range
                 .map(|i| {
                     let key = format!("key-{i}").into_bytes();
@@ -304,7 +305,7 @@ mod tests {
         drop(store);
         {
             let db = Database::create(image.path().join("haze.redb")).unwrap();
-            let first: BTreeMap<RingKey, Vec<u8>> = recent.into_iter().take(CHUNK).collect();
+            let first: RingMap<Vec<u8>> = recent.into_iter().take(CHUNK).collect();
             write_to_redb(&db, &first, &AtomicBool::new(true)).unwrap();
         }
         let recovered = DiskStore::open(image.path(), StoreConfig::default()).unwrap();

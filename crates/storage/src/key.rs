@@ -45,6 +45,13 @@ impl RingKey {
     }
 }
 
+impl RingKey {
+    /// The ring hash of the store key: its first 8 bytes as an integer (zero-padded).
+    pub(crate) fn ring_hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 impl std::ops::Deref for RingKey {
     type Target = Vec<u8>;
     fn deref(&self) -> &Vec<u8> {

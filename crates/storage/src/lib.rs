@@ -38,6 +38,7 @@ mod flush;
 mod group_commit;
 mod key;
 mod mem_store;
+mod ring_map;
 mod scrub;
 mod store;
 mod wal;

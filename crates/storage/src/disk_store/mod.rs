@@ -18,7 +18,7 @@ mod quarantine;
 mod read;
 mod write;
 
-use std::collections::BTreeMap;
+use crate::ring_map::RingMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -81,14 +81,14 @@ pub struct DiskStore {
 #[derive(Debug, Default)]
 struct Tables {
     active: Recent,
-    frozen: Option<Arc<BTreeMap<RingKey, Vec<u8>>>>,
+    frozen: Option<Arc<RingMap<Vec<u8>>>>,
 }
 
 #[derive(Debug, Default)]
 struct Recent {
     /// Ring-ordered key → entry (`crate::entry`: a value with its checksum, or a quarantine
     /// marker), as redb will store it.
-    values: BTreeMap<RingKey, Vec<u8>>,
+    values: RingMap<Vec<u8>>,
     bytes: usize,
 }
 

@@ -13,6 +13,7 @@ use super::layout::VALUES;
 use crate::entry::{self, Slot};
 use crate::error::engine;
 use crate::key::{Page, RingKey, bucket_bounds, ring_bounds};
+use crate::ring_map::RingMap;
 use crate::scrub::Integrity;
 use crate::{Error, Result};
 
@@ -110,7 +111,8 @@ impl DiskStore {
     #[cfg(test)]
     pub(crate) fn recent_values(&self) -> BTreeMap<RingKey, Vec<u8>> {
         let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-        tables.active.values.clone()
+        let values = tables.active.values.iter();
+        values.map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Counts the keys: redb's (its table keeps its length) and the recent tables' that redb
@@ -120,11 +122,7 @@ impl DiskStore {
         const CONTEXT: &str = "counting keys";
         let recent: std::collections::BTreeSet<Vec<u8>> = {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let frozen = tables
-                .frozen
-                .as_deref()
-                .into_iter()
-                .flat_map(BTreeMap::keys);
+            let frozen = tables.frozen.as_deref().into_iter().flat_map(RingMap::keys);
             (tables.active.values.keys().chain(frozen))
                 .map(|k| k.to_vec())
                 .collect()
