@@ -153,6 +153,23 @@ async fn reserve_bytes(
     (mine.ok(), node_wide)
 }
 
+/// [`reserve_bytes`] when both budgets have room now (most requests): no waiting.
+fn try_reserve_bytes(
+    budgets: &Budgets,
+    node: &Node,
+    role: Role,
+    len: usize,
+) -> Option<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)> {
+    let weight = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+    let mine = budgets.bytes.clone().try_acquire_many_owned(weight).ok()?;
+    let node_wide = if matches!(role, Role::Peer { .. }) {
+        None
+    } else {
+        Some(node.in_flight_bytes().try_acquire_many_owned(weight).ok()?)
+    };
+    Some((Some(mine), node_wide))
+}
+
 /// The reading side of a connection after its handshake.
 struct Reader<'a, R> {
     node: &'a Arc<Node>,
@@ -172,39 +189,65 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
     async fn run(mut self, shutdown: &CancellationToken) -> End {
         let config = self.node.config().clone();
         let idle = config.idle_timeout;
+        // The futures every request would otherwise make again (each registering with, then
+        // leaving, a list under a lock, or the timer wheel): made once per connection.
+        let responses = self.responses;
+        let cancelled = shutdown.cancelled();
+        let closed = responses.closed();
+        // The idle deadline counts from the last frame read; the timer is moved only when it
+        // fires early (a frame came since), not for every request.
+        let mut last_frame = tokio::time::Instant::now();
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(cancelled, closed, idle_timer);
         loop {
-            if self.responses.is_closed() {
+            if responses.is_closed() {
                 // The writer gave up on a client that does not read: stop reading it too.
                 return End::Timeout(STALLED);
             }
-            let count = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return End::Shutdown,
-                permit = self.budgets.requests.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            };
-            // Pipelined requests are usually already buffered: take them without arming a
-            // timer.
-            let frame = match buffered_frame(
-                &mut self.reader,
-                &mut self.body,
-                config.max_frame_bytes,
-            ) {
-                Some(frame) => Ok(frame),
-                None => tokio::select! {
+            let count = match self.budgets.requests.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return End::Shutdown,
-                    () = self.responses.closed() => return End::Timeout(STALLED),
-                    frame = tokio::time::timeout(idle, read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes)) => frame,
+                    () = &mut cancelled => return End::Shutdown,
+                    permit = self.budgets.requests.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
                 },
             };
+            // Pipelined requests are usually already buffered: take them without waiting.
+            let frame =
+                match buffered_frame(&mut self.reader, &mut self.body, config.max_frame_bytes) {
+                    Some(frame) => Ok(frame),
+                    None => {
+                        let read =
+                            read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes);
+                        tokio::pin!(read);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                () = &mut cancelled => return End::Shutdown,
+                                () = &mut closed => return End::Timeout(STALLED),
+                                frame = &mut read => break Ok(frame),
+                                () = &mut idle_timer => {
+                                    if last_frame.elapsed() >= idle {
+                                        break Err(());
+                                    }
+                                    idle_timer.as_mut().reset(last_frame + idle);
+                                }
+                            }
+                        }
+                    }
+                };
+            last_frame = tokio::time::Instant::now();
             if matches!(frame, Ok(Ok(true))) && self.body.len() > self.budgets.byte_budget {
                 return End::Protocol("a frame larger than the in-flight budget".into());
             }
             let (bytes, node_bytes) = if matches!(frame, Ok(Ok(true))) {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return End::Shutdown,
-                    permits = reserve_bytes(&self.budgets, self.node, self.role, self.body.len()) => permits,
+                match try_reserve_bytes(&self.budgets, self.node, self.role, self.body.len()) {
+                    Some(permits) => permits,
+                    None => tokio::select! {
+                        biased;
+                        () = &mut cancelled => return End::Shutdown,
+                        permits = reserve_bytes(&self.budgets, self.node, self.role, self.body.len()) => permits,
+                    },
                 }
             } else {
                 (None, None)

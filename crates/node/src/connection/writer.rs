@@ -2,6 +2,9 @@
 //! one write. Each response carries the permit of its request, released only once written, so
 //! a client that stops reading stops being read.
 
+use std::future::Future;
+use std::task::Poll;
+
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -56,13 +59,22 @@ where
                 tokio::task::yield_now().await;
                 drain(&mut outbox, &mut buf, &mut permits);
             }
-            tokio::select! {
-                biased;
-                written = tokio::time::timeout(stalled, write_half.write_all(&buf)) => match written {
-                    Ok(Ok(())) => permits.clear(),
-                    _ => break,
-                },
-                () = &mut stopping => break,
+            // Most writes complete at once (the socket has room): only one that must wait
+            // arms the stall timer.
+            let write = write_half.write_all(&buf);
+            tokio::pin!(write);
+            let written =
+                match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+                    Poll::Ready(written) => Ok(written),
+                    Poll::Pending => tokio::select! {
+                        biased;
+                        written = tokio::time::timeout(stalled, &mut write) => written,
+                        () = &mut stopping => break,
+                    },
+                };
+            match written {
+                Ok(Ok(())) => permits.clear(),
+                _ => break,
             }
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, write_half.shutdown()).await;

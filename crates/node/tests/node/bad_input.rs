@@ -135,6 +135,28 @@ async fn idle_and_slow_clients_are_timed_out() {
 }
 
 #[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn a_client_that_keeps_asking_outlives_the_idle_timeout_and_is_cut_off_once_it_stops() {
+    let node = TestNode::start(short_timeouts()).await; // idle after 300 ms
+    let mut client = raw(node.addr).await;
+    // A request every 100 ms for 1.2 s: four idle timeouts' worth, never 300 ms without one.
+    for id in 1..=12u64 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let request = frame(id, &Request::Get { key: b"k".to_vec() });
+        client.write_all(&request).await.unwrap();
+        match read_response(&mut client).await {
+            Some((got, Response::Value(None))) => assert_eq!(got, id),
+            other => panic!("request {id} of a busy client answered {other:?}"),
+        }
+    }
+    let timeouts = |node: &TestNode| node.node.metrics().timeouts.load(Ordering::Relaxed);
+    assert_eq!(timeouts(&node), 0, "a busy client is not idle");
+    // Then it falls silent: cut off.
+    assert!(is_closed(&mut client).await);
+    assert_eq!(timeouts(&node), 1);
+    node.stop().await;
+}
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn connections_beyond_the_cap_are_refused_as_overloaded() {
     let config = NodeConfig {
         max_connections: 2,
