@@ -350,6 +350,21 @@ fn bad_input_on_the_resp_port_is_bounded_answered_or_cut_and_others_are_served()
     };
     assert!(cut, "the node never cut off a client that does not read");
     println!("a client that sent {sent} commands and read nothing was cut off; another was served");
+
+    // A client that asks every 0.5 s for 3 s (half again the idle timeout) is served all along;
+    // once silent, it is cut off after the idle timeout.
+    let mut busy = TcpStream::connect(&addr).unwrap();
+    for _ in 0..6 {
+        crate::harness::pause(500);
+        assert_eq!(exchange(&mut busy, &[&["PING"]], "+PONG\r\n"), "+PONG\r\n");
+    }
+    busy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let closed = match busy.read(&mut buf) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    };
+    assert!(closed, "a silent client was not cut off within 5 s");
+    println!("a client asking every 0.5 s was served for 3 s, then cut off once silent");
 }
 
 /// Runs `redis-cli ARGS` against the RESP port at `addr`; its stdout.

@@ -1,8 +1,11 @@
 //! One client connection: the handshake (`handshake`), then pipelined requests, read here and
 //! answered through one writer task (`writer`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use haze_protocol::{
     ErrorCode, FrameError, Request, RequestId, Response, Role, WireError, read_frame, write_frame,
@@ -153,6 +156,17 @@ async fn reserve_bytes(
     (mine.ok(), node_wide)
 }
 
+/// Polls `future` once and returns its output if it is ready at once: an operation that
+/// usually completes without waiting (a write the socket has room for) then arms no timer.
+/// When it is not ready, it is registered to wake the caller, and can be awaited further.
+pub(crate) async fn ready_now<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *future).poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
 /// [`reserve_bytes`] when both budgets have room now (most requests): no waiting.
 fn try_reserve_bytes(
     budgets: &Budgets,
@@ -194,9 +208,9 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         let responses = self.responses;
         let cancelled = shutdown.cancelled();
         let closed = responses.closed();
-        // The idle deadline counts from the last frame read; the timer is moved only when it
-        // fires early (a frame came since), not for every request.
-        let mut last_frame = tokio::time::Instant::now();
+        // The idle deadline counts from when the reader began to wait for the client; the
+        // timer is moved only when it fires early (it was armed for an earlier wait), not for
+        // every request.
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(cancelled, closed, idle_timer);
         loop {
@@ -217,6 +231,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 match buffered_frame(&mut self.reader, &mut self.body, config.max_frame_bytes) {
                     Some(frame) => Ok(frame),
                     None => {
+                        let waiting_since = tokio::time::Instant::now();
                         let read =
                             read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes);
                         tokio::pin!(read);
@@ -227,16 +242,15 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                                 () = &mut closed => return End::Timeout(STALLED),
                                 frame = &mut read => break Ok(frame),
                                 () = &mut idle_timer => {
-                                    if last_frame.elapsed() >= idle {
+                                    if waiting_since.elapsed() >= idle {
                                         break Err(());
                                     }
-                                    idle_timer.as_mut().reset(last_frame + idle);
+                                    idle_timer.as_mut().reset(waiting_since + idle);
                                 }
                             }
                         }
                     }
                 };
-            last_frame = tokio::time::Instant::now();
             if matches!(frame, Ok(Ok(true))) && self.body.len() > self.budgets.byte_budget {
                 return End::Protocol("a frame larger than the in-flight budget".into());
             }

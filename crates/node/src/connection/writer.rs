@@ -2,9 +2,6 @@
 //! one write. Each response carries the permit of its request, released only once written, so
 //! a client that stops reading stops being read.
 
-use std::future::Future;
-use std::task::Poll;
-
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -63,15 +60,14 @@ where
             // arms the stall timer.
             let write = write_half.write_all(&buf);
             tokio::pin!(write);
-            let written =
-                match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-                    Poll::Ready(written) => Ok(written),
-                    Poll::Pending => tokio::select! {
-                        biased;
-                        written = tokio::time::timeout(stalled, &mut write) => written,
-                        () = &mut stopping => break,
-                    },
-                };
+            let written = match super::ready_now(&mut write).await {
+                Some(written) => Ok(written),
+                None => tokio::select! {
+                    biased;
+                    written = tokio::time::timeout(stalled, &mut write) => written,
+                    () = &mut stopping => break,
+                },
+            };
             match written {
                 Ok(Ok(())) => permits.clear(),
                 _ => break,

@@ -157,6 +157,12 @@ async fn connection(
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut slots: VecDeque<Slot> = VecDeque::new();
+    // Made once per connection rather than per read (see `connection::Reader::run`): the
+    // idle deadline counts from when the node began to wait for the client, and its timer
+    // moves only when it fires early.
+    let cancelled = shutdown.cancelled();
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(cancelled, idle_timer);
     loop {
         let mut start = 0;
         let mut close = false;
@@ -210,7 +216,13 @@ async fn connection(
         if !out.is_empty() {
             // A client that never reads its replies is cut off after the idle timeout: its
             // unread replies hold no more than this batch (nothing more is read meanwhile).
-            match tokio::time::timeout(idle, stream.write_all(&out)).await {
+            let write = stream.write_all(&out);
+            tokio::pin!(write);
+            let written = match crate::connection::ready_now(&mut write).await {
+                Some(written) => Ok(written),
+                None => tokio::time::timeout(idle, write).await,
+            };
+            match written {
                 Ok(Ok(())) => out.clear(),
                 Ok(Err(_)) => return,
                 Err(_) => {
@@ -223,17 +235,25 @@ async fn connection(
             let _ = stream.shutdown().await;
             return;
         }
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            read = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => read,
+        let waiting_since = tokio::time::Instant::now();
+        let read = loop {
+            // `read_buf` is cancel-safe: a read dropped for the timer lost nothing.
+            tokio::select! {
+                biased;
+                () = &mut cancelled => return,
+                read = stream.read_buf(&mut buf) => break read,
+                () = &mut idle_timer => {
+                    if waiting_since.elapsed() >= idle {
+                        node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    idle_timer.as_mut().reset(waiting_since + idle);
+                }
+            }
         };
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(_)) => {}
-            Err(_) => {
-                node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
