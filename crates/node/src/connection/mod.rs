@@ -143,17 +143,27 @@ async fn reserve_bytes(
     role: Role,
     len: usize,
 ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
-    let weight = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+    let weight = weight(len);
     let mine = budgets.bytes.clone().acquire_many_owned(weight).await;
-    // Other nodes' requests (copies, forwarded writes) are exempt from the node-wide budget:
-    // clients' writes waiting for copies hold that budget, and the copies must not wait for
-    // it. A peer connection still has its own budget, and peers are few.
-    let node_wide = if matches!(role, Role::Peer { .. }) {
-        None
-    } else {
+    let node_wide = if node_wide_budget(role) {
         node.in_flight_bytes().acquire_many_owned(weight).await.ok()
+    } else {
+        None
     };
     (mine.ok(), node_wide)
+}
+
+/// A frame's weight in a byte budget.
+fn weight(len: usize) -> u32 {
+    u32::try_from(len.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Whether a caller's requests count against the node-wide byte budget. Other nodes' requests
+/// (copies, forwarded writes) are exempt: clients' writes waiting for copies hold that budget,
+/// and the copies must not wait for it. A peer connection still has its own budget, and peers
+/// are few.
+fn node_wide_budget(role: Role) -> bool {
+    !matches!(role, Role::Peer { .. })
 }
 
 /// Polls `future` once and returns its output if it is ready at once: an operation that
@@ -174,12 +184,12 @@ fn try_reserve_bytes(
     role: Role,
     len: usize,
 ) -> Option<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)> {
-    let weight = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+    let weight = weight(len);
     let mine = budgets.bytes.clone().try_acquire_many_owned(weight).ok()?;
-    let node_wide = if matches!(role, Role::Peer { .. }) {
-        None
-    } else {
+    let node_wide = if node_wide_budget(role) {
         Some(node.in_flight_bytes().try_acquire_many_owned(weight).ok()?)
+    } else {
+        None
     };
     Some((Some(mine), node_wide))
 }
