@@ -62,9 +62,16 @@ impl<V> std::fmt::Debug for RingMap<V> {
 }
 
 impl<V> RingMap<V> {
+    /// An empty map with room for `keys` keys without growing.
+    pub(crate) fn with_capacity(keys: usize) -> Self {
+        RingMap {
+            entries: HashMap::with_capacity_and_hasher(keys, Mix::new()),
+            ..RingMap::default()
+        }
+    }
+
     /// The number of keys.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 

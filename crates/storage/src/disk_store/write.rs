@@ -7,12 +7,13 @@ use std::sync::{Arc, PoisonError};
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use super::layout::VALUES;
-use super::{DiskStore, WriterState, hot, lock};
+use super::{DiskStore, Recent, WriterState, hot, lock};
 use crate::apply::{kept_kind, merged_value};
 use crate::entry::{self, Slot, printable};
 use crate::error::engine;
 use crate::flush::{FlushPlan, Flusher};
 use crate::key::{RingKey, decode, digest_bucket, ring_hash};
+use crate::ring_map::RingMap;
 use crate::scrub::Integrity;
 use crate::wal::{Wal, segment_path, sync_dir};
 use crate::{Durability, Error, InPlace, Mutation, Result, StoreConfig, Write, WriteError};
@@ -508,7 +509,14 @@ impl DiskStore {
         writer.seq = seq;
         let frozen = {
             let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
-            let frozen = Arc::new(std::mem::take(&mut tables.active).values);
+            // The next table will likely take as many keys as this one did: sized for them
+            // now, the writer never stops to move a table of hundreds of thousands of entries
+            // into a larger one (a pause of milliseconds for every request waiting on it).
+            let next = Recent {
+                values: RingMap::with_capacity(tables.active.values.len()),
+                bytes: 0,
+            };
+            let frozen = Arc::new(std::mem::replace(&mut tables.active, next).values);
             tables.frozen = Some(frozen.clone());
             frozen
         };
