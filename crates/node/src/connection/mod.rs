@@ -177,6 +177,35 @@ pub(crate) async fn ready_now<F: Future + Unpin>(future: &mut F) -> Option<F::Ou
     .await
 }
 
+/// A connection's idle timer: one timer for the connection's life (arming one per request
+/// costs a trip through the timer wheel each time), moved only when it fires early.
+pub(crate) struct IdleTimer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    idle: std::time::Duration,
+}
+
+impl IdleTimer {
+    pub(crate) fn new(idle: std::time::Duration) -> IdleTimer {
+        IdleTimer {
+            sleep: Box::pin(tokio::time::sleep(idle)),
+            idle,
+        }
+    }
+
+    /// Completes once the idle timeout has passed since `waiting_since` (when the node began
+    /// to wait for the client). Cancel-safe: dropping it leaves the timer as it was.
+    pub(crate) async fn passed(&mut self, waiting_since: tokio::time::Instant) {
+        loop {
+            self.sleep.as_mut().await;
+            if waiting_since.elapsed() >= self.idle {
+                return;
+            }
+            // Armed for an earlier wait: fire at this one's deadline instead.
+            self.sleep.as_mut().reset(waiting_since + self.idle);
+        }
+    }
+}
+
 /// [`reserve_bytes`] when both budgets have room now (most requests): no waiting.
 fn try_reserve_bytes(
     budgets: &Budgets,
@@ -212,17 +241,13 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
     /// Reads and answers requests until the connection ends; returns why it did.
     async fn run(mut self, shutdown: &CancellationToken) -> End {
         let config = self.node.config().clone();
-        let idle = config.idle_timeout;
         // The futures every request would otherwise make again (each registering with, then
         // leaving, a list under a lock, or the timer wheel): made once per connection.
         let responses = self.responses;
         let cancelled = shutdown.cancelled();
         let closed = responses.closed();
-        // The idle deadline counts from when the reader began to wait for the client; the
-        // timer is moved only when it fires early (it was armed for an earlier wait), not for
-        // every request.
-        let idle_timer = tokio::time::sleep(idle);
-        tokio::pin!(cancelled, closed, idle_timer);
+        let mut idle_timer = IdleTimer::new(config.idle_timeout);
+        tokio::pin!(cancelled, closed);
         loop {
             if responses.is_closed() {
                 // The writer gave up on a client that does not read: stop reading it too.
@@ -237,30 +262,23 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 },
             };
             // Pipelined requests are usually already buffered: take them without waiting.
-            let frame =
-                match buffered_frame(&mut self.reader, &mut self.body, config.max_frame_bytes) {
-                    Some(frame) => Ok(frame),
-                    None => {
-                        let waiting_since = tokio::time::Instant::now();
-                        let read =
-                            read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes);
-                        tokio::pin!(read);
-                        loop {
-                            tokio::select! {
-                                biased;
-                                () = &mut cancelled => return End::Shutdown,
-                                () = &mut closed => return End::Timeout(STALLED),
-                                frame = &mut read => break Ok(frame),
-                                () = &mut idle_timer => {
-                                    if waiting_since.elapsed() >= idle {
-                                        break Err(());
-                                    }
-                                    idle_timer.as_mut().reset(waiting_since + idle);
-                                }
-                            }
-                        }
+            let frame = match buffered_frame(
+                &mut self.reader,
+                &mut self.body,
+                config.max_frame_bytes,
+            ) {
+                Some(frame) => Ok(frame),
+                None => {
+                    let waiting_since = tokio::time::Instant::now();
+                    tokio::select! {
+                        biased;
+                        () = &mut cancelled => return End::Shutdown,
+                        () = &mut closed => return End::Timeout(STALLED),
+                        frame = read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes) => Ok(frame),
+                        () = idle_timer.passed(waiting_since) => Err(()),
                     }
-                };
+                }
+            };
             if matches!(frame, Ok(Ok(true))) && self.body.len() > self.budgets.byte_budget {
                 return End::Protocol("a frame larger than the in-flight budget".into());
             }

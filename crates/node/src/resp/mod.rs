@@ -157,12 +157,10 @@ async fn connection(
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut slots: VecDeque<Slot> = VecDeque::new();
-    // Made once per connection rather than per read (see `connection::Reader::run`): the
-    // idle deadline counts from when the node began to wait for the client, and its timer
-    // moves only when it fires early.
+    // Made once per connection rather than per read (see `connection::Reader::run`).
     let cancelled = shutdown.cancelled();
-    let idle_timer = tokio::time::sleep(idle);
-    tokio::pin!(cancelled, idle_timer);
+    tokio::pin!(cancelled);
+    let mut idle_timer = crate::connection::IdleTimer::new(idle);
     loop {
         let mut start = 0;
         let mut close = false;
@@ -236,19 +234,13 @@ async fn connection(
             return;
         }
         let waiting_since = tokio::time::Instant::now();
-        let read = loop {
-            // `read_buf` is cancel-safe: a read dropped for the timer lost nothing.
-            tokio::select! {
-                biased;
-                () = &mut cancelled => return,
-                read = stream.read_buf(&mut buf) => break read,
-                () = &mut idle_timer => {
-                    if waiting_since.elapsed() >= idle {
-                        node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    idle_timer.as_mut().reset(waiting_since + idle);
-                }
+        let read = tokio::select! {
+            biased;
+            () = &mut cancelled => return,
+            read = stream.read_buf(&mut buf) => read,
+            () = idle_timer.passed(waiting_since) => {
+                node.metrics().timeouts.fetch_add(1, Ordering::Relaxed);
+                return;
             }
         };
         match read {
