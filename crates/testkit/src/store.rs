@@ -60,8 +60,8 @@ impl Store for FailingStore {
     }
 }
 
-/// A store that can hold its first commit until released, fail its n-th commit, and count syncs
-/// (and tell who waits for one).
+/// A store that can hold its first commit until released, fail its n-th commit, hold its syncs,
+/// and count syncs (and tell who waits for one).
 #[derive(Debug)]
 pub struct Gated {
     inner: MemStore,
@@ -71,6 +71,12 @@ pub struct Gated {
     fail_on: Option<usize>,
     syncs: Mutex<usize>,
     synced: Condvar,
+    /// While set, every sync waits in the middle (begun, not finished).
+    sync_gate: Mutex<bool>,
+    sync_opened: Condvar,
+    /// Syncs begun (held ones included).
+    syncs_begun: Mutex<usize>,
+    sync_began: Condvar,
 }
 
 impl Gated {
@@ -86,7 +92,42 @@ impl Gated {
             fail_on,
             syncs: Mutex::new(0),
             synced: Condvar::new(),
+            sync_gate: Mutex::new(false),
+            sync_opened: Condvar::new(),
+            syncs_begun: Mutex::new(0),
+            sync_began: Condvar::new(),
         })
+    }
+
+    /// Makes every later sync wait, once begun, until [`release_syncs`](Self::release_syncs):
+    /// a disk that takes its time.
+    pub fn hold_syncs(&self) {
+        *self.sync_gate.lock().unwrap() = true;
+    }
+
+    /// Lets every held sync finish, and every later one pass.
+    pub fn release_syncs(&self) {
+        *self.sync_gate.lock().unwrap() = false;
+        self.sync_opened.notify_all();
+    }
+
+    /// Waits until a sync has begun (and, if syncs are held, is waiting).
+    ///
+    /// # Panics
+    ///
+    /// If none began within 10 s.
+    pub fn wait_for_a_sync_to_begin(&self) {
+        // A hang guard, not a timing assertion.
+        let (begun, waited) = self
+            .sync_began
+            .wait_timeout_while(
+                self.syncs_begun.lock().unwrap(),
+                Duration::from_secs(10),
+                |begun| *begun == 0,
+            )
+            .unwrap();
+        drop(begun);
+        assert!(!waited.timed_out(), "no sync began");
     }
 
     /// Returns how many commits have begun (held ones included).
@@ -141,6 +182,13 @@ impl Store for Gated {
         self.inner.apply(batch)
     }
     fn sync(&self) -> Result<()> {
+        *self.syncs_begun.lock().unwrap() += 1;
+        self.sync_began.notify_all();
+        let mut held = self.sync_gate.lock().unwrap();
+        while *held {
+            held = self.sync_opened.wait(held).unwrap();
+        }
+        drop(held);
         *self.syncs.lock().unwrap() += 1;
         self.synced.notify_all();
         Ok(())

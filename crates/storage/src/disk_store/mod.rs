@@ -178,14 +178,21 @@ impl Store for DiskStore {
     }
 
     fn sync(&self) -> Result<()> {
-        let mut writer = lock(&self.writer);
-        if let Some(failure) = &writer.failed {
-            // A later fsync that succeeds would prove nothing about what an earlier one lost.
-            return Err(Error::stopped(failure));
-        }
-        let synced = writer.wal.sync();
+        let segment = {
+            let writer = lock(&self.writer);
+            if let Some(failure) = &writer.failed {
+                // A later fsync that succeeds would prove nothing about what an earlier one
+                // lost.
+                return Err(Error::stopped(failure));
+            }
+            writer.wal.sync_later()
+        };
+        // Without the writer's lock: commits go on while the disk works (the periodic fsync
+        // runs on its own thread). A segment replaced meanwhile was synced when it was (see
+        // `start_flush`), and this one holds every record appended before this call.
+        let synced = segment.sync();
         if let Err(e) = &synced {
-            writer.failed = Some(e.clone());
+            lock(&self.writer).failed.get_or_insert_with(|| e.clone());
         }
         synced
     }

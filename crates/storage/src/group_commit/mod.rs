@@ -2,10 +2,12 @@
 //!
 //! * `handle` — [`WriterHandle`], which queues writes, and why one could not be queued.
 //! * `stats` — the writer's counters.
-//! * `writer` — the thread's loop: batches, commits, replies, the periodic fsync.
+//! * `syncer` — the periodic fsync's thread (`periodic` mode), and the writer's failure.
+//! * `writer` — the thread's loop: batches, commits, replies.
 
 mod handle;
 mod stats;
+mod syncer;
 mod writer;
 
 use std::sync::atomic::AtomicBool;
@@ -17,9 +19,10 @@ use haze_crdt::Value;
 
 pub use self::handle::{SubmitError, WriterHandle};
 pub use self::stats::{COMMIT_BUCKET_BOUNDS_MICROS, COMMIT_SIZE_BOUNDS, CommitStats};
+use self::syncer::{Failure, Syncer};
 use self::writer::Writer;
 use crate::error::io;
-use crate::{Mutation, Store, WriteError};
+use crate::{Durability, Mutation, Store, WriteError};
 
 /// Called once with the outcome of a write: after the commit (and, in `sync` mode, the fsync)
 /// that made it durable, or with the reason it was refused.
@@ -116,7 +119,7 @@ pub const BACKGROUND_PER_COMMIT: usize = 128;
 pub const BACKGROUND_ALONE: usize = 512;
 
 impl GroupCommitter {
-    /// Starts the writer thread for `store`.
+    /// Starts the writer thread for `store` (and, in `periodic` mode, its syncer thread).
     ///
     /// # Errors
     ///
@@ -126,17 +129,27 @@ impl GroupCommitter {
         let (background, background_receiver) = mpsc::sync_channel(BACKGROUND_CAPACITY);
         let wake_sent = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(CommitStats::default());
-        let failed = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Failure::default());
+        let failed = failure.flag.clone();
         let disk_full = Arc::new(AtomicBool::new(false));
+        let syncer = match store.config().durability {
+            Durability::Sync => None,
+            Durability::Periodic { interval_ms } => Some(Syncer::start(
+                store.clone(),
+                std::time::Duration::from_millis(interval_ms.max(1)),
+                stats.clone(),
+                failure.clone(),
+            )?),
+        };
         let writer = Writer {
             store,
             receiver,
             background: background_receiver,
             wake_sent: wake_sent.clone(),
             stats: stats.clone(),
-            failed: failed.clone(),
+            failure,
             disk_full: disk_full.clone(),
-            failure: None,
+            syncer,
         };
         let thread = std::thread::Builder::new()
             .name("haze-writer".into())

@@ -23,8 +23,8 @@ pub struct CommitStats {
     pub durable_syncs: AtomicU64,
     /// Commits refused because the disk was full (their writes answered with the error).
     pub no_space: AtomicU64,
-    /// Passes of the writer's loop: it woke up (for a write, a `Wake`, a stop, or a periodic
-    /// fsync), or went on without sleeping because background writes were left.
+    /// Passes of the writer's loop: it woke up (for a write, a `Wake` or a stop), or went on
+    /// without sleeping because background writes were left.
     pub wakeups: AtomicU64,
 }
 

@@ -11,15 +11,15 @@
 //!                   every later write is answered with Error::Stopped, never applied)
 //! ```
 
-// Timing here only paces the periodic fsync and feeds metrics; simulations use a `Store`
-// directly, without this thread.
+// Timing here only feeds metrics; simulations use a `Store` directly, without this thread.
 #![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, RecvError, TryRecvError};
+use std::time::Instant;
 
+use super::syncer::{Failure, Syncer, sync_store};
 use super::{
     Answer, BACKGROUND_ALONE, BACKGROUND_PER_COMMIT, CommitStats, MAX_BATCH, Message, Queued,
 };
@@ -33,22 +33,18 @@ pub(super) struct Writer {
     /// See [`WriterHandle`](super::WriterHandle)'s field of the name.
     pub(super) wake_sent: Arc<AtomicBool>,
     pub(super) stats: Arc<CommitStats>,
-    pub(super) failed: Arc<AtomicBool>,
+    /// The first failure (of a commit, or of the syncer's fsync): once set, every later write
+    /// is answered with it, unacknowledged.
+    pub(super) failure: Arc<Failure>,
     /// Set while the last commit found the disk full; cleared by the next that succeeds.
     pub(super) disk_full: Arc<AtomicBool>,
-    /// The first failure: once set, every later write is answered with it, unacknowledged.
-    pub(super) failure: Option<Error>,
+    /// The periodic fsync's thread, in `periodic` mode.
+    pub(super) syncer: Option<Syncer>,
 }
 
 impl Writer {
     /// Runs until stopped: by [`Message::Stop`], or once every handle is gone.
     pub(super) fn run(mut self) {
-        let interval = match self.store.config().durability {
-            Durability::Sync => None,
-            Durability::Periodic { interval_ms } => Some(Duration::from_millis(interval_ms.max(1))),
-        };
-        let mut last_sync = Instant::now();
-        let mut dirty = false;
         let mut stopping = false;
         // A background write taken out of its queue past a commit's share: the queue is not
         // empty, so the writer must not sleep.
@@ -56,26 +52,18 @@ impl Writer {
         while !stopping || held.is_some() {
             let first = if held.is_some() {
                 self.receiver.try_recv().map_err(|e| match e {
-                    TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    TryRecvError::Empty => None,
+                    TryRecvError::Disconnected => Some(RecvError),
                 })
             } else {
-                match interval {
-                    None => self
-                        .receiver
-                        .recv()
-                        .map_err(|_| RecvTimeoutError::Disconnected),
-                    Some(every) => self
-                        .receiver
-                        .recv_timeout(every.saturating_sub(last_sync.elapsed())),
-                }
+                self.receiver.recv().map_err(Some)
             };
             self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
             let mut batch = Vec::new();
             match first {
                 Ok(Message::Write(queued)) => batch.push(queued),
-                Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
+                Ok(Message::Wake) | Err(None) => {}
+                Ok(Message::Stop) | Err(Some(RecvError)) => stopping = true,
             }
             while batch.len() < MAX_BATCH {
                 match self.receiver.try_recv() {
@@ -88,21 +76,16 @@ impl Writer {
             held = self.take_background(&mut batch, held.take());
             if !batch.is_empty() {
                 self.commit(batch);
-                dirty = true;
-            }
-            // Stopping, the sync comes once both queues are drained (not after every share).
-            let drained = stopping && held.is_none();
-            if let Some(every) = interval
-                && (drained || last_sync.elapsed() >= every)
-            {
-                // Restart the interval even when there was nothing to sync: otherwise an idle
-                // writer would wait zero time, again and again (a busy loop).
-                if dirty {
-                    self.sync();
+                if let Some(syncer) = &self.syncer {
+                    syncer.mark_dirty();
                 }
-                last_sync = Instant::now();
-                dirty = false;
             }
+        }
+        // Stopping, the sync comes once both queues are drained (not after every share).
+        if let Some(syncer) = self.syncer.take()
+            && syncer.stop()
+        {
+            sync_store(&*self.store, &self.stats, &self.failure);
         }
     }
 
@@ -146,9 +129,9 @@ impl Writer {
                 (write, q.reply)
             })
             .unzip();
-        if let Some(failure) = &self.failure {
+        if let Some(failure) = self.failure.get() {
             for answer in answers {
-                answer.refuse(WriteError::Store(Error::stopped(failure)));
+                answer.refuse(WriteError::Store(Error::stopped(&failure)));
             }
             return;
         }
@@ -219,20 +202,7 @@ impl Writer {
         }
     }
 
-    fn sync(&mut self) {
-        if self.failure.is_some() {
-            return;
-        }
-        match self.store.sync() {
-            Ok(()) => {
-                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => self.fail(e),
-        }
-    }
-
     fn fail(&mut self, e: Error) {
-        self.failed.store(true, Ordering::Relaxed);
-        self.failure = Some(e);
+        self.failure.set(e);
     }
 }

@@ -36,6 +36,7 @@ mod scan;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) use self::record::Layout;
 pub use self::repair::{LostRange, RepairReport, SegmentRepair, repair_log};
@@ -59,7 +60,8 @@ const VERSION: u64 = 3;
 /// The segment being written, positioned at its end.
 #[derive(Debug)]
 pub(crate) struct Wal {
-    file: File,
+    /// Shared with [`SegmentSync`]s, which fsync it without holding the log.
+    file: Arc<File>,
     /// Where the file is, for error messages.
     path: PathBuf,
     /// The length of its complete records: where the next append goes, and what a failed
@@ -118,7 +120,7 @@ impl Wal {
         file.sync_all()
             .map_err(io_at("syncing the new log segment", path))?;
         Ok(Wal {
-            file,
+            file: Arc::new(file),
             path: path.to_path_buf(),
             len: MAGIC.len() as u64,
             next_seq,
@@ -164,7 +166,7 @@ impl Wal {
             // a valid log. If even that fails, the store must stop (the tail is torn).
             self.file
                 .set_len(self.len)
-                .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop))
+                .and_then(|()| (&*self.file).seek(SeekFrom::Start(self.len)).map(drop))
                 .map_err(io_at(
                     "rewinding the log segment after a failed append",
                     &self.path,
@@ -183,10 +185,10 @@ impl Wal {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         #[cfg(test)]
         if let Some((written, kind)) = self.fail_next_write.take() {
-            self.file.write_all(&bytes[..written.min(bytes.len())])?;
+            (&*self.file).write_all(&bytes[..written.min(bytes.len())])?;
             return Err(std::io::Error::from(kind));
         }
-        self.file.write_all(bytes)
+        (&*self.file).write_all(bytes)
     }
 
     /// Waits until everything appended is on the disk.
@@ -197,9 +199,16 @@ impl Wal {
     /// pages it could not write, so a later fsync that succeeds proves nothing (PostgreSQL's
     /// "fsyncgate"); the store must stop.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(io_at("syncing the log segment", &self.path))
+        self.sync_later().sync()
+    }
+
+    /// What fsyncs this segment later, without holding the log: appends may go on meanwhile
+    /// (the fsync covers at least every record appended before it begins).
+    pub(crate) fn sync_later(&self) -> SegmentSync {
+        SegmentSync {
+            file: self.file.clone(),
+            path: self.path.clone(),
+        }
     }
 
     /// Returns the number the next record will have.
@@ -210,6 +219,26 @@ impl Wal {
     /// Returns the segment's size in bytes.
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+}
+
+/// A segment to fsync ([`Wal::sync_later`]).
+#[derive(Debug)]
+pub(crate) struct SegmentSync {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl SegmentSync {
+    /// Waits until everything appended to the segment before this call is on the disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`Wal::sync`].
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(io_at("syncing the log segment", &self.path))
     }
 }
 

@@ -263,6 +263,45 @@ fn an_idle_periodic_writer_waits_instead_of_spinning() {
     assert_eq!(store.syncs(), 1, "one sync, for the one write");
 }
 
+#[test]
+fn commits_go_on_while_a_periodic_fsync_waits_for_the_disk() {
+    // The periodic fsync used to run on the writer thread: every commit waited behind it.
+    let config = StoreConfig {
+        durability: Durability::Periodic { interval_ms: 5 },
+        ..StoreConfig::default()
+    };
+    let store = Gated::new(config, false, None);
+    store.hold_syncs();
+    let committer = GroupCommitter::start(store.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    submit(&committer, b"a", counter(1, 1), &tx);
+    assert!(rx.recv().unwrap().is_ok());
+    store.wait_for_a_sync_to_begin();
+    // The fsync is under way, and held: writes are still applied and acknowledged.
+    let writes = 20;
+    let mut answers = Vec::new();
+    for i in 0..writes {
+        submit(&committer, format!("k{i}").as_bytes(), counter(1, 1), &tx);
+        // A hang guard, not a timing assertion: held behind the fsync, the write never returns.
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
+        let answered = matches!(answer, Ok(Ok(_)));
+        answers.push(answer);
+        if !answered {
+            break;
+        }
+    }
+    let held_syncs = store.syncs();
+    store.release_syncs(); // before any assertion: a failed one must not leave the writer held
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(Ok(_)))) && answers.len() == writes,
+        "a write waited behind the fsync: {answers:?}"
+    );
+    assert_eq!(held_syncs, 0, "the fsync was still held");
+    committer.shutdown();
+    assert!(store.syncs() >= 2, "the held fsync, then shutdown's");
+    println!("held: {writes} writes acknowledged while the periodic fsync waited for the disk");
+}
+
 /// Waits at least `d` without sleeping the thread (the workspace bans `thread::sleep`): blocking
 /// on a channel that nobody sends to, with a timeout.
 fn wait_at_least(d: std::time::Duration) {
