@@ -2,11 +2,12 @@
 
 use haze_crdt::{Value, ValueKind};
 
+use crate::entry::Framed;
 use crate::{Mutation, StoreConfig, WriteError};
 
 /// Returns the new value of a key given its current value, or why the write is refused.
 /// Returns the new value's encoding too, which the caller stores (it was needed for the size
-/// check anyway). `size_hint` is the current value's encoded size, if known: the new encoding
+/// check anyway), framed: with room for its entry's header before it. `size_hint` is the current value's encoded size, if known: the new encoding
 /// starts with that much room, rather than growing (and being copied) a dozen times for a
 /// large value.
 pub(crate) fn merged_value(
@@ -15,7 +16,7 @@ pub(crate) fn merged_value(
     current: Option<Value>,
     mutation: Mutation,
     size_hint: usize,
-) -> Result<(Value, Vec<u8>), WriteError> {
+) -> Result<(Value, Framed), WriteError> {
     if key.len() > config.max_key_bytes {
         return Err(WriteError::KeyTooLarge {
             size: key.len(),
@@ -45,11 +46,11 @@ pub(crate) fn merged_value(
         }
     };
     let room = size_hint.min(config.max_value_bytes).saturating_add(64);
-    let mut encoded = Vec::with_capacity(room);
-    merged.encode_into(&mut encoded);
-    if encoded.len() > config.max_value_bytes {
+    let encoded = Framed::encode(&merged, room);
+    let size = encoded.encoded().len();
+    if size > config.max_value_bytes {
         return Err(WriteError::ValueTooLarge {
-            size: encoded.len(),
+            size,
             limit: config.max_value_bytes,
         });
     }

@@ -96,7 +96,8 @@ impl Store for MemStore {
                     mutation,
                     old.as_ref().map_or(0, Vec::len),
                 )
-                .map(|(value, encoded)| {
+                .map(|(value, framed)| {
+                    let encoded = framed.into_encoded();
                     let bucket = digest_bucket(ring_hash(&write.key));
                     if let Some(old) = &old {
                         state.buckets[bucket] ^= key_digest(&write.key, old);

@@ -191,12 +191,12 @@ impl<V> FromIterator<(RingKey, V)> for RingMap<V> {
 /// hashes share their low bits (a few thousand tries each), which would pile them into a few
 /// buckets; mixed with a secret drawn per table, they spread again.
 #[derive(Clone)]
-struct Mix {
+pub(crate) struct Mix {
     seed: u64,
 }
 
 impl Mix {
-    fn new() -> Mix {
+    pub(crate) fn new() -> Mix {
         Mix {
             seed: std::collections::hash_map::RandomState::new().hash_one(0x6861_7a65_u64),
         }
@@ -213,7 +213,7 @@ impl BuildHasher for Mix {
     }
 }
 
-struct Mixer {
+pub(crate) struct Mixer {
     seed: u64,
     value: u64,
 }

@@ -16,6 +16,7 @@ mod layout;
 mod open;
 mod quarantine;
 mod read;
+mod staging;
 mod write;
 
 use crate::ring_map::RingMap;

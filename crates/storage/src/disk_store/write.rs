@@ -7,12 +7,13 @@ use std::sync::{Arc, PoisonError};
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use super::layout::VALUES;
+use super::staging::StagedKeys;
 use super::{DiskStore, Recent, WriterState, hot, lock};
 use crate::apply::{kept_kind, merged_value};
-use crate::entry::{self, Slot, printable};
+use crate::entry::{self, Framed, Slot, printable};
 use crate::error::engine;
 use crate::flush::{FlushPlan, Flusher};
-use crate::key::{RingKey, decode, digest_bucket, ring_hash};
+use crate::key::{RingKey, decode, digest_bucket};
 use crate::ring_map::RingMap;
 use crate::scrub::Integrity;
 use crate::wal::{Wal, segment_path, sync_dir};
@@ -98,7 +99,7 @@ impl DiskStore {
         // Each key's newest state in this batch. Its final values are what the log records (one
         // entry per key: replaying them gives what replaying every step would, merges being
         // idempotent) and what joins the active table.
-        let mut staged: BTreeMap<RingKey, Staged> = BTreeMap::new();
+        let mut staged: StagedKeys<Staged> = StagedKeys::with_capacity(batch.len());
         // What this batch changes in the bucket digests: a bucket whose damaged entry was found
         // is computed again (`exact`), then every change XORs in (`delta`). A key's staged
         // values contribute nothing until the batch ends, when its final value's checksum is
@@ -131,7 +132,7 @@ impl DiskStore {
                 };
                 let key = write.key.as_slice();
                 let skey = RingKey::of(key);
-                let bucket = digest_bucket(ring_hash(key));
+                let bucket = digest_bucket(skey.ring_hash());
                 // A value changed in place since its last encoding is encoded before any write
                 // other than in place reads it.
                 if !matches!(mutation, Mutation::InPlace(_))
@@ -141,14 +142,11 @@ impl DiskStore {
                         growth,
                     }) = staged.get(&skey)
                 {
-                    let encoded = held_value(&earlier[holder]).map(|v| {
-                        let mut out = Vec::with_capacity(len.saturating_add(growth));
-                        v.encode_into(&mut out);
-                        out
-                    });
+                    let encoded = held_value(&earlier[holder])
+                        .map(|v| Framed::encode(v, len.saturating_add(growth)));
                     match encoded {
                         Some(encoded) => {
-                            staged.insert(skey.clone(), Staged::Encoded { encoded, holder });
+                            staged.set(&skey, Staged::Encoded { encoded, holder });
                         }
                         None => {
                             write.outcome = Some(Err(lost_value()));
@@ -166,7 +164,7 @@ impl DiskStore {
                     Some(Staged::Encoded { encoded, holder }) => (
                         Some(Slot::Value {
                             checksum: 0,
-                            encoded: encoded.as_slice(),
+                            encoded: encoded.encoded(),
                         }),
                         0,
                         None,
@@ -291,7 +289,7 @@ impl DiskStore {
                 };
                 if let Some(marker) = marker {
                     // Quarantined now, with this commit.
-                    staged.insert(skey.clone(), Staged::Entry(marker));
+                    staged.set(&skey, Staged::Entry(marker));
                 }
                 write.outcome = Some(match outcome {
                     Ok(applied) => {
@@ -322,7 +320,7 @@ impl DiskStore {
                             let restored = match (kept, staged.get(&skey)) {
                                 (Some(value), _) => Ok(value),
                                 (None, Some(Staged::Encoded { encoded, .. })) => {
-                                    decode(encoded).map_err(WriteError::Store)
+                                    decode(encoded.encoded()).map_err(WriteError::Store)
                                 }
                                 (None, _) => Err(lost_value()),
                             };
@@ -339,7 +337,7 @@ impl DiskStore {
         let mut entries: Vec<(RingKey, Vec<u8>)> = Vec::with_capacity(staged.len());
         // The keys whose final values the writer is asked to hand back (see `hot`).
         let mut expected = Vec::new();
-        for (skey, state) in staged {
+        for (skey, state) in staged.in_order() {
             let (encoded, holder) = match state {
                 Staged::Entry(entry) => {
                     hot.forget(&skey);
@@ -363,12 +361,11 @@ impl DiskStore {
                             .into(),
                         ));
                     };
-                    let mut encoded = Vec::with_capacity(len.saturating_add(growth));
-                    value.encode_into(&mut encoded);
-                    if encoded.len() > config.max_value_bytes {
+                    let encoded = Framed::encode(value, len.saturating_add(growth));
+                    if encoded.encoded().len() > config.max_value_bytes {
                         tracing::error!(
                             key = %printable(&skey[8..]),
-                            size = encoded.len(),
+                            size = encoded.encoded().len(),
                             limit = config.max_value_bytes,
                             "an operation's growth bound was wrong: a value passed the size limit"
                         );
@@ -376,15 +373,13 @@ impl DiskStore {
                     (encoded, holder)
                 }
             };
-            let (entry, checksum) = entry::value_entry(&skey[8..], &encoded);
-            delta.push((digest_bucket(ring_hash(&skey[8..])), checksum));
+            let size = encoded.encoded().len();
+            let (entry, checksum) = encoded.into_entry(&skey[8..]);
+            delta.push((digest_bucket(skey.ring_hash()), checksum));
             let held = &mut batch[holder];
-            if encoded.len() >= hot::MIN_BYTES
-                && !held.wants_value
-                && matches!(held.outcome, Some(Ok(_)))
-            {
+            if size >= hot::MIN_BYTES && !held.wants_value && matches!(held.outcome, Some(Ok(_))) {
                 held.give_back = true;
-                expected.push((skey.clone(), checksum, encoded.len()));
+                expected.push((skey.clone(), checksum, size));
             } else {
                 hot.forget(&skey);
             }
@@ -567,7 +562,7 @@ enum Staged {
     /// A value's encoding: its entry (tag, checksum) is made once, when the commit ends, however
     /// many writes of the key the commit holds.
     Encoded {
-        encoded: Vec<u8>,
+        encoded: Framed,
         /// The write of the batch whose outcome holds this value, decoded (unless it was
         /// refused after all: see `commit`).
         holder: usize,
@@ -585,7 +580,7 @@ enum Staged {
 /// What a write did to its key's value.
 enum Applied {
     /// The new value and its encoding.
-    Encoded((haze_crdt::Value, Vec<u8>)),
+    Encoded((haze_crdt::Value, Framed)),
     /// The value changed in place: its encoding was `len` bytes before the changes made since,
     /// which add at most `growth`.
     InPlace {

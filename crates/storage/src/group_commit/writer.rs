@@ -157,9 +157,11 @@ impl Writer {
                         superseded.push(answer);
                         continue;
                     }
-                    let outcome = write.outcome.unwrap_or(Err(WriteError::Store(Error::Io(
-                        "write not applied".into(),
-                    ))));
+                    // `_else`: the error (and its allocation) is made only when needed, not
+                    // for every write.
+                    let outcome = write.outcome.unwrap_or_else(|| {
+                        Err(WriteError::Store(Error::Io("write not applied".into())))
+                    });
                     match answer {
                         Answer::Value(reply) => reply(outcome),
                         Answer::Applied(reply) => {
