@@ -120,9 +120,11 @@ impl DiskStore {
         hot.tick();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
-            let stored: ReadOnlyTable<&'static [u8], &'static [u8]> =
-                txn.open_table(VALUES).map_err(engine(CONTEXT))?;
+            // redb's values, read only for a key the recent tables do not hold: opened then
+            // (a read transaction and the table's lookup cost as much as a small commit's
+            // writes). Any snapshot of redb will do while the tables are held: what a flush
+            // moves into redb stays in the frozen table until the writer ends the flush.
+            let mut stored = None;
             for i in 0..batch.len() {
                 // The holders of keys are earlier writes of the batch.
                 let (earlier, rest) = batch.split_at_mut(i);
@@ -191,7 +193,8 @@ impl DiskStore {
                         let recent = tables.newest(&skey);
                         from_redb = match recent {
                             Some(_) => None,
-                            None => stored
+                            None => self
+                                .values_table(&mut stored)?
                                 .get(skey.as_slice())
                                 .map_err(engine(CONTEXT))?
                                 .map(|v| v.value().to_vec()),
@@ -219,7 +222,8 @@ impl DiskStore {
                 };
                 if let Some(Slot::Damaged(why)) = slot {
                     if let std::collections::btree_map::Entry::Vacant(e) = exact.entry(bucket) {
-                        e.insert(self.bucket_digest(&tables, &stored, bucket)?);
+                        let stored = self.values_table(&mut stored)?;
+                        e.insert(self.bucket_digest(&tables, stored, bucket)?);
                     }
                     found.push((key.to_vec(), why));
                 }
@@ -428,6 +432,20 @@ impl DiskStore {
             );
         }
         Ok(())
+    }
+
+    /// redb's values table, opened in `slot` if it is not yet.
+    fn values_table<'t>(
+        &self,
+        slot: &'t mut Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    ) -> Result<&'t ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        const CONTEXT: &str = "reading a value to merge into";
+        if let Some(table) = slot {
+            return Ok(table);
+        }
+        let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
+        let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
+        Ok(slot.insert(table))
     }
 
     /// Waits for the flush in progress, if any, then forgets its frozen table. A flush that
