@@ -204,6 +204,16 @@ impl Node {
         self.replica.get(key)
     }
 
+    /// Returns the encoding of `key`'s value in this node's store, not decoded: for an answer
+    /// that carries it as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RequestError> {
+        self.replica.get_encoded(key)
+    }
+
     /// Returns the digest of `key`'s value in this node's store.
     ///
     /// # Errors

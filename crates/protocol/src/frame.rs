@@ -75,6 +75,17 @@ pub fn write_frame(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// Appends a frame whose body `body` appends to `out`: encoded in place, after room for the
+/// frame's length (filled in after), rather than encoded apart and copied.
+pub fn write_frame_with(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    body(out);
+    let size = u32::try_from(out.len() - start - 4)
+        .expect("frames are far below 4 GiB: bodies are bounded by the limits");
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
 /// Writes `bytes` (whole frames) and flushes.
 ///
 /// # Errors
@@ -97,6 +108,10 @@ mod tests {
         let mut wire = Vec::new();
         write_frame(&mut wire, b"hello");
         write_frame(&mut wire, b"");
+        let mut in_place = b"hello".to_vec(); // after bytes already there
+        write_frame_with(&mut in_place, |body| body.extend_from_slice(b"hello"));
+        write_frame_with(&mut in_place, |_| {});
+        assert_eq!(&in_place[5..], wire.as_slice(), "the same frames, encoded in place");
         let mut reader = wire.as_slice();
         let mut body = Vec::new();
         assert!(read_frame(&mut reader, &mut body, 16).await.unwrap());

@@ -27,6 +27,7 @@ pub use codec::{DecodeError, Malformed, key_list_id};
 pub use error_code::ErrorCode;
 pub use frame::{
     FRAME_HEADER_BYTES, FrameError, MAX_FRAME_BYTES, flush_frames, read_frame, write_frame,
+    write_frame_with,
 };
 pub use message::{
     HELLO_MAGIC, MAX_TOKEN_BYTES, PROTOCOL_VERSION, Request, RequestId, Response, Role, TypedOp,

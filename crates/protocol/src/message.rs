@@ -230,6 +230,10 @@ pub enum Response {
     },
     /// A key's value (absent: `None`), or the merged state after a write.
     Value(Option<Value>),
+    /// A key's value as a store holds it, its encoding ([`Value::encode`]), sent without
+    /// decoding it first. Only a node sends it: on the wire it is exactly [`Response::Value`],
+    /// which is what the receiver decodes.
+    Stored(Option<Vec<u8>>),
     /// One result per item of a batch.
     Batch(Vec<Result<Value, WireError>>),
     /// A key's digest (absent: `None`).

@@ -299,6 +299,19 @@ proptest! {
     }
 
     #[test]
+    fn a_stored_value_is_sent_exactly_as_the_value_it_encodes(
+        value in prop::option::of(arbitrary::value()),
+        id in any::<u64>(),
+    ) {
+        let stored = Response::Stored(value.as_ref().map(Value::encode));
+        let (mut sent, mut expected) = (Vec::new(), Vec::new());
+        stored.encode(id, &mut sent);
+        Response::Value(value.clone()).encode(id, &mut expected);
+        prop_assert_eq!(&sent, &expected);
+        prop_assert_eq!(Response::decode(&sent), Ok((id, Response::Value(value))));
+    }
+
+    #[test]
     fn arbitrary_messages_of_every_kind_round_trip(
         request in arbitrary::any_request(&requests()),
         response in arbitrary::any_response(&responses()),

@@ -159,6 +159,17 @@ pub trait Store: Send + Sync + 'static {
     /// is then quarantined: never served, and replaced by the next merge into the key).
     fn get(&self, key: &[u8]) -> Result<Option<Value>>;
 
+    /// Returns the encoding of the value stored under `key` ([`Value::encode`]), for a caller
+    /// that only passes it on: a store that holds encodings skips decoding the value and
+    /// encoding it again.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    fn get_encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(key)?.map(|value| value.encode()))
+    }
+
     /// Applies a batch of writes, in order, as one atomic commit: each write reads the key's
     /// value (seeing earlier writes of the batch), merges, checks the limits, and stores the
     /// result; a refused write changes nothing and the others go on. With [`Durability::Sync`],

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 
 use haze_protocol::{
-    ErrorCode, FrameError, Request, RequestId, Response, Role, WireError, read_frame, write_frame,
+    ErrorCode, FrameError, Request, RequestId, Response, Role, WireError, read_frame,
+    write_frame_with,
 };
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -455,10 +456,14 @@ fn buffered_frame<R: tokio::io::AsyncRead + Unpin>(
 }
 
 fn encode(id: RequestId, response: &Response) -> Vec<u8> {
-    let mut body = Vec::with_capacity(64);
-    response.encode(id, &mut body);
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    write_frame(&mut frame, &body);
+    // One buffer, sized for the common answers, instead of a body grown and then copied into a
+    // frame.
+    let room = match response {
+        Response::Stored(Some(encoded)) => encoded.len() + 32,
+        _ => 128,
+    };
+    let mut frame = Vec::with_capacity(room);
+    write_frame_with(&mut frame, |body| response.encode(id, body));
     frame
 }
 

@@ -122,6 +122,17 @@ impl Replica {
         Ok(self.store.get(key)?)
     }
 
+    /// Returns the encoding of `key`'s value, for a caller that passes it on as it is
+    /// ([`Store::get_encoded`](haze_storage::Store::get_encoded)).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_encoded(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RequestError> {
+        self.writes.check_key(key)?;
+        Ok(self.store.get_encoded(key)?)
+    }
+
     /// Returns the digest of `key`'s value.
     ///
     /// # Errors

@@ -21,6 +21,11 @@ impl Response {
                 out.push(kind::VALUE);
                 write_option_value(out, value.as_ref());
             }
+            Response::Stored(None) => out.extend_from_slice(&[kind::VALUE, 0]),
+            Response::Stored(Some(encoded)) => {
+                out.extend_from_slice(&[kind::VALUE, 1]);
+                writer::bytes(out, encoded);
+            }
             Response::Batch(results) => {
                 out.push(kind::BATCH);
                 writer::len(out, results.len());

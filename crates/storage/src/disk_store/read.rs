@@ -198,4 +198,11 @@ impl Verified {
     pub(super) fn encoded(&self) -> &[u8] {
         &self.0[entry::VALUE_HEADER..]
     }
+
+    /// The value's encoding, moved out of the entry (without a new allocation).
+    pub(super) fn into_encoded(self) -> Vec<u8> {
+        let mut entry = self.0;
+        entry.drain(..entry::VALUE_HEADER);
+        entry
+    }
 }
