@@ -111,7 +111,11 @@ mod tests {
         let mut in_place = b"hello".to_vec(); // after bytes already there
         write_frame_with(&mut in_place, |body| body.extend_from_slice(b"hello"));
         write_frame_with(&mut in_place, |_| {});
-        assert_eq!(&in_place[5..], wire.as_slice(), "the same frames, encoded in place");
+        assert_eq!(
+            &in_place[5..],
+            wire.as_slice(),
+            "the same frames, encoded in place"
+        );
         let mut reader = wire.as_slice();
         let mut body = Vec::new();
         assert!(read_frame(&mut reader, &mut body, 16).await.unwrap());

@@ -74,9 +74,12 @@ impl Flusher {
         let thread = std::thread::Builder::new()
             .name("haze-flusher".into())
             .spawn(move || {
+                // After each commit, readers' shared snapshot is let go, so that redb can
+                // reuse the pages the next commits free (see `disk_store::db`).
+                let committed = || db.forget_values();
                 let written = db
                     .get()
-                    .and_then(|handle| write_to_redb(&handle, &job.values, &told));
+                    .and_then(|handle| write_to_redb(&handle, &job.values, &told, &committed));
                 let (digests, recomputed) = match written {
                     Ok(done) => done,
                     Err(e) if e.is_disk_full() => {
@@ -133,11 +136,13 @@ impl Flusher {
 /// durable and each with the digests of what redb then holds, resting between them unless
 /// `hurry` is set. Returns the digests after the last commit, and the buckets whose digest was
 /// computed again from their contents (an entry written over a damaged one, whose share of the
-/// digest cannot be trusted). Writes the digests once even when `values` is empty.
+/// digest cannot be trusted). Writes the digests once even when `values` is empty. Calls
+/// `committed` after each commit.
 fn write_to_redb(
     db: &Database,
     values: &RingMap<Vec<u8>>,
     hurry: &AtomicBool,
+    committed: &dyn Fn(),
 ) -> Result<(Vec<u64>, BTreeSet<usize>)> {
     let mut recomputed = BTreeSet::new();
     const CONTEXT: &str = "flushing recent values to redb";
@@ -193,6 +198,7 @@ fn write_to_redb(
             digests = Some(current);
         }
         txn.commit().map_err(engine(CONTEXT))?;
+        committed();
         if entries.peek().is_none() {
             return Ok((digests.expect("set by the commit"), recomputed));
         }
@@ -267,10 +273,11 @@ mod tests {
                 .collect()
         };
         // Three chunks of new keys, then three chunks that replace half of them and add more.
-        let (first, _) = write_to_redb(&db, &table(0..3 * CHUNK as u64, 1), &hurry).unwrap();
+        let (first, _) =
+            write_to_redb(&db, &table(0..3 * CHUNK as u64, 1), &hurry, &|| {}).unwrap();
         assert_eq!(first, recomputed(&db));
         let range = 3 * CHUNK as u64 / 2..9 * CHUNK as u64 / 2;
-        let (second, _) = write_to_redb(&db, &table(range, 2), &hurry).unwrap();
+        let (second, _) = write_to_redb(&db, &table(range, 2), &hurry, &|| {}).unwrap();
         assert_eq!(second, recomputed(&db));
         assert_ne!(first, second);
         let txn = db.begin_read().unwrap();
@@ -306,7 +313,7 @@ mod tests {
         {
             let db = Database::create(image.path().join("haze.redb")).unwrap();
             let first: RingMap<Vec<u8>> = recent.into_iter().take(CHUNK).collect();
-            write_to_redb(&db, &first, &AtomicBool::new(true)).unwrap();
+            write_to_redb(&db, &first, &AtomicBool::new(true), &|| {}).unwrap();
         }
         let recovered = DiskStore::open(image.path(), StoreConfig::default()).unwrap();
         for (i, value) in expected {

@@ -116,6 +116,8 @@ impl DiskStore {
         txn.commit().map_err(engine(CONTEXT))?;
         {
             let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+            // Readers missing the active table now need redb without the range.
+            self.db.forget_values();
             let active = &mut tables.active;
             for key in in_table {
                 let key = RingKey::new(key);

@@ -145,17 +145,16 @@ impl DiskStore {
     /// Returns the newest entry of the store key `skey`: a recent write's, else redb's.
     pub(super) fn entry(&self, skey: &RingKey) -> Result<Option<Vec<u8>>> {
         const CONTEXT: &str = "reading a value";
-        if let Some(v) = self
-            .recent
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .newest(skey)
-        {
-            return Ok(Some(v.clone()));
-        }
-        let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
-        let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
-        let found = table.get(skey.as_slice()).map_err(engine(CONTEXT))?;
+        let values = {
+            let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = tables.newest(skey) {
+                return Ok(Some(v.clone()));
+            }
+            // Taken under the tables' lock: a flush's end forgets the snapshot under their
+            // write lock, as its frozen table goes (see `db`).
+            self.db.values()?
+        };
+        let found = values.get(skey.as_slice()).map_err(engine(CONTEXT))?;
         Ok(found.map(|v| v.value().to_vec()))
     }
 

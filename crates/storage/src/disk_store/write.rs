@@ -469,10 +469,13 @@ impl DiskStore {
                 }
                 Err(e) => return Err(e),
             }
-            self.recent
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .frozen = None;
+            let mut tables = self.recent.write().unwrap_or_else(PoisonError::into_inner);
+            tables.frozen = None;
+            // Readers missing the active table now need redb as the flush left it. (The
+            // flusher let the shared snapshot go after its last commit already; this keeps
+            // the invariant of `db` true here on its own.)
+            self.db.forget_values();
+            drop(tables);
         }
         Ok(())
     }
