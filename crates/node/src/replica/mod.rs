@@ -123,7 +123,7 @@ impl Replica {
     }
 
     /// Returns the encoding of `key`'s value, for a caller that passes it on as it is
-    /// ([`Store::get_encoded`](haze_storage::Store::get_encoded)).
+    /// ([`haze_storage::Store::get_encoded`]).
     ///
     /// # Errors
     ///
