@@ -117,17 +117,7 @@ impl Gated {
     ///
     /// If none began within 10 s.
     pub fn wait_for_a_sync_to_begin(&self) {
-        // A hang guard, not a timing assertion.
-        let (begun, waited) = self
-            .sync_began
-            .wait_timeout_while(
-                self.syncs_begun.lock().unwrap(),
-                Duration::from_secs(10),
-                |begun| *begun == 0,
-            )
-            .unwrap();
-        drop(begun);
-        assert!(!waited.timed_out(), "no sync began");
+        wait_for_one(&self.syncs_begun, &self.sync_began, "no sync began");
     }
 
     /// Returns how many commits have begun (held ones included).
@@ -146,17 +136,7 @@ impl Gated {
     ///
     /// If it was not within 10 s.
     pub fn wait_for_a_sync(&self) {
-        // A hang guard, not a timing assertion: without the sync this would wait forever.
-        let (syncs, waited) = self
-            .synced
-            .wait_timeout_while(
-                self.syncs.lock().unwrap(),
-                Duration::from_secs(10),
-                |syncs| *syncs == 0,
-            )
-            .unwrap();
-        drop(syncs);
-        assert!(!waited.timed_out(), "the store was never synced");
+        wait_for_one(&self.syncs, &self.synced, "the store was never synced");
     }
 
     /// Lets every held commit go on, and every later one pass.
@@ -164,6 +144,16 @@ impl Gated {
         *self.gate.lock().unwrap() = false;
         self.opened.notify_all();
     }
+}
+
+/// Waits until `count`, signalled by `changed`, is above zero; panics with `never` after 10 s
+/// (a hang guard, not a timing assertion: without the event this would wait forever).
+fn wait_for_one(count: &Mutex<usize>, changed: &Condvar, never: &str) {
+    let (count, waited) = changed
+        .wait_timeout_while(count.lock().unwrap(), Duration::from_secs(10), |n| *n == 0)
+        .unwrap();
+    drop(count);
+    assert!(!waited.timed_out(), "{never}");
 }
 
 impl Store for Gated {

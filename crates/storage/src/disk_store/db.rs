@@ -12,9 +12,9 @@
 //! `Arc` for the length of one transaction; redb keeps the file locked until every transaction
 //! of the old database ended, so a reopen waits (bounded) for them.
 //!
-//! Point reads share one snapshot of the values table ([`Db::values`]) instead of each opening
-//! a read transaction and the table: that cost about 2,900 instructions per read, more than
-//! the B-tree lookup itself. The snapshot is forgotten ([`Db::forget_values`]) whenever redb
+//! Point reads, and the writer's commits, share one snapshot of the values table
+//! ([`Db::values`]) instead of each opening a read transaction and the table: that cost about
+//! 2,900 instructions per read, more than the B-tree lookup itself. The snapshot is forgotten ([`Db::forget_values`]) whenever redb
 //! changes in a way readers must see: when a flush ends (under the recent tables' write lock,
 //! as the frozen table goes: a reader that misses the recent tables takes the snapshot under
 //! their read lock, so it never pairs tables without the frozen one with a snapshot from

@@ -4,9 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use redb::{ReadOnlyTable, ReadableDatabase};
-
-use super::layout::VALUES;
 use super::staging::StagedKeys;
 use super::{DiskStore, Recent, WriterState, hot, lock};
 use crate::apply::{kept_kind, merged_value};
@@ -120,11 +117,10 @@ impl DiskStore {
         hot.tick();
         {
             let tables = self.recent.read().unwrap_or_else(PoisonError::into_inner);
-            // redb's values, read only for a key the recent tables do not hold: opened then
-            // (a read transaction and the table's lookup cost as much as a small commit's
-            // writes). Any snapshot of redb will do while the tables are held: what a flush
-            // moves into redb stays in the frozen table until the writer ends the flush.
-            let mut stored = None;
+            // redb's values, for a key the recent tables do not hold: the snapshot readers
+            // share (taken under the tables' lock, as theirs are: see `db`), not a read
+            // transaction of its own, which cost as much as a small commit's writes.
+            let stored = self.db.values()?;
             for i in 0..batch.len() {
                 // The holders of keys are earlier writes of the batch.
                 let (earlier, rest) = batch.split_at_mut(i);
@@ -193,8 +189,7 @@ impl DiskStore {
                         let recent = tables.newest(&skey);
                         from_redb = match recent {
                             Some(_) => None,
-                            None => self
-                                .values_table(&mut stored)?
+                            None => stored
                                 .get(skey.as_slice())
                                 .map_err(engine(CONTEXT))?
                                 .map(|v| v.value().to_vec()),
@@ -222,8 +217,7 @@ impl DiskStore {
                 };
                 if let Some(Slot::Damaged(why)) = slot {
                     if let std::collections::btree_map::Entry::Vacant(e) = exact.entry(bucket) {
-                        let stored = self.values_table(&mut stored)?;
-                        e.insert(self.bucket_digest(&tables, stored, bucket)?);
+                        e.insert(self.bucket_digest(&tables, &stored, bucket)?);
                     }
                     found.push((key.to_vec(), why));
                 }
@@ -432,20 +426,6 @@ impl DiskStore {
             );
         }
         Ok(())
-    }
-
-    /// redb's values table, opened in `slot` if it is not yet.
-    fn values_table<'t>(
-        &self,
-        slot: &'t mut Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
-    ) -> Result<&'t ReadOnlyTable<&'static [u8], &'static [u8]>> {
-        const CONTEXT: &str = "reading a value to merge into";
-        if let Some(table) = slot {
-            return Ok(table);
-        }
-        let txn = self.db.get()?.begin_read().map_err(engine(CONTEXT))?;
-        let table = txn.open_table(VALUES).map_err(engine(CONTEXT))?;
-        Ok(slot.insert(table))
     }
 
     /// Waits for the flush in progress, if any, then forgets its frozen table. A flush that
