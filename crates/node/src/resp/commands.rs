@@ -356,14 +356,18 @@ impl Session {
     async fn read(&mut self, key: &[u8]) -> Result<Option<Value>, Reply> {
         self.allow(key, Right::Read)?;
         let started = tokio::time::Instant::now();
-        let result = self.routed(Request::Get { key: key.to_vec() }).await;
-        let result = match result {
-            Ok(Some(Response::Value(v))) => Ok(v),
-            Ok(Some(other)) => Err(RequestError::Unavailable(format!(
-                "unexpected answer {other:?}"
-            ))),
-            Ok(None) => self.node.get(key),
-            Err(e) => Err(e),
+        let result = if !self.node.routes() {
+            // A single node: nothing to route (no request to build, no disposition to ask).
+            self.node.get(key)
+        } else {
+            match self.routed(Request::Get { key: key.to_vec() }).await {
+                Ok(Some(Response::Value(v))) => Ok(v),
+                Ok(Some(other)) => Err(RequestError::Unavailable(format!(
+                    "unexpected answer {other:?}"
+                ))),
+                Ok(None) => self.node.get(key),
+                Err(e) => Err(e),
+            }
         };
         self.node
             .metrics()
