@@ -11,7 +11,11 @@
 # members or fields, as scripts/bench-resp.sh). Haze runs with `--durability periodic`, Redis
 # with AOF `everysec`. Each server is started fresh per test under callgrind, served the
 # requests, and stopped; the count includes its start and stop, which a run without requests
-# measures and which is subtracted. Prints one line per server and test.
+# measures and which is subtracted (a write's count thus includes what the server does at
+# stop for the keys written: Haze flushes them into redb). `get` reads keys that exist: the
+# keys are written first (two SETs per key of the range), the counters are zeroed, and only
+# the reads are counted (`callgrind_control`); against a fresh server every GET would be a
+# miss. Prints one line per server and test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TESTS="${1:-set,get,incr,sadd,hset}"
@@ -46,14 +50,24 @@ start() {
     esac
 }
 total() { callgrind_annotate "$1" 2>/dev/null | grep "PROGRAM TOTALS" | grep -o "^[0-9,]*" | tr -d ,; }
+load() { # $1 = test, $2 = requests, $3 = key range
+    redis-benchmark -p 7985 -t "$1" -n "$2" -c 8 -P 16 -d 100 -r "$3" -q >/dev/null 2>&1
+}
 measure() { # $1 = server, $2 = test or "none": prints the instructions
-    local out="$WORK/cg.$RANDOM"
+    local out="$WORK/cg.$RANDOM" range=100000
+    case $2 in sadd | hset) range=300 ;; esac
     start "$1" "$out"
-    if [ "$2" != none ]; then
-        local range=100000
-        case $2 in sadd | hset) range=300 ;; esac
-        redis-benchmark -p 7985 -t "$2" -n "$REQUESTS" -c 8 -P 16 -d 100 -r "$range" -q >/dev/null 2>&1
+    if [ "$2" = get ]; then
+        load set $((2 * range)) "$range"
+        callgrind_control --zero "$PID" >/dev/null 2>&1
+        load get "$REQUESTS" "$range"
+        callgrind_control --dump "$PID" >/dev/null 2>&1
+        kill -TERM "$PID"
+        wait "$PID" 2>/dev/null || true
+        total "$out.1"
+        return
     fi
+    [ "$2" = none ] || load "$2" "$REQUESTS" "$range"
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null || true
     total "$out"
@@ -65,6 +79,7 @@ for server in "${SERVERS[@]}"; do
     idle=$(measure "$server" none)
     for t in ${TESTS//,/ }; do
         busy=$(measure "$server" "$t")
+        [ "$t" = get ] && busy=$((busy + idle)) # counted alone: nothing to subtract
         printf '%-40s %-5s %8d instructions/request\n' "${server##*/}" "$t" $(((busy - idle) / REQUESTS))
     done
 done
