@@ -14,14 +14,14 @@
 //!
 //! Point reads, and the writer's commits, share one snapshot of the values table
 //! ([`Db::values`]) instead of each opening a read transaction and the table: that cost about
-//! 2,900 instructions per read, more than the B-tree lookup itself. The snapshot is forgotten ([`Db::forget_values`]) whenever redb
-//! changes in a way readers must see: when a flush ends (under the recent tables' write lock,
-//! as the frozen table goes: a reader that misses the recent tables takes the snapshot under
-//! their read lock, so it never pairs tables without the frozen one with a snapshot from
-//! before the flush), after each of the flusher's commits (not needed for what readers see,
-//! the frozen table covers them, but a snapshot held keeps redb from reusing the pages later
-//! commits free, and the file would grow by a whole flush), after a delete, and before a
-//! reopen.
+//! 2,900 instructions per read, more than the B-tree lookup itself. The snapshot is forgotten
+//! ([`Db::forget_values`]) whenever redb changes in a way readers must see: when a flush ends
+//! (under the recent tables' write lock, as the frozen table goes: a reader that misses the
+//! recent tables takes the snapshot under their read lock, so it never pairs tables without
+//! the frozen one with a snapshot from before the flush), after each of the flusher's commits
+//! (not needed for what readers see, the frozen table covers them, but a snapshot held keeps
+//! redb from reusing the pages later commits free, and the file would grow by a whole flush),
+//! after a delete, and before a reopen.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
