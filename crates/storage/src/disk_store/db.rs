@@ -24,6 +24,7 @@
 //! after a delete, and before a reopen.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub(crate) struct Db {
     current: RwLock<Option<Arc<Database>>>,
     /// The values table as of a recent read transaction, shared by point reads.
     values: RwLock<Option<Arc<Values>>>,
+    /// Moves on each time the snapshot is let go: a snapshot opened before is not kept (it may
+    /// be older than what readers must see, or of a database being reopened).
+    generation: AtomicU64,
 }
 
 /// redb's values table, read only.
@@ -56,6 +60,7 @@ impl Db {
             path,
             current: RwLock::new(Some(Arc::new(db))),
             values: RwLock::new(None),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -69,24 +74,24 @@ impl Db {
         if let Some(values) = &*self.values.read().unwrap_or_else(PoisonError::into_inner) {
             return Ok(values.clone());
         }
-        let mut slot = self.values.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(values) = &*slot {
-            return Ok(values.clone());
-        }
+        // Opened without holding the slot (a reopen may wait for the database meanwhile), and
+        // kept only if nothing let the snapshot go since: see `generation`.
+        let generation = self.generation.load(Ordering::Acquire);
         let txn = self.get()?.begin_read().map_err(engine(CONTEXT))?;
         let values = Arc::new(txn.open_table(VALUES).map_err(engine(CONTEXT))?);
-        *slot = Some(values.clone());
+        let mut slot = self.values.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() && self.generation.load(Ordering::Acquire) == generation {
+            *slot = Some(values.clone());
+        }
         Ok(values)
     }
 
-    /// Forgets the shared snapshot: the next read takes one of redb as it is then.
+    /// Forgets the shared snapshot: the next read takes one of redb as it is then, and a
+    /// snapshot being opened now is used once, not kept.
     pub(crate) fn forget_values(&self) {
-        drop(
-            self.values
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
+        let mut slot = self.values.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(slot.take());
     }
 
     /// The database now.
@@ -126,10 +131,13 @@ impl Db {
         reason = "a bound on waiting for the old database's readers, not a clock of the store"
     )]
     pub(crate) fn reopen(&self) -> Result<()> {
-        // The snapshot is a transaction of the old database, which must end first.
+        // The snapshot is a transaction of the old database, which must end first. Let go
+        // twice: a reader may have opened one of the old database before `current` is
+        // taken; kept by then, it goes with the second; opened before, it is not kept.
         self.forget_values();
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         drop(current.take());
+        self.forget_values();
         let started = std::time::Instant::now();
         loop {
             match Database::create(&self.path) {
