@@ -69,10 +69,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 /// Appends a frame holding `body` to `out` (the caller writes `out` when it has collected the
 /// frames it wants to send together).
 pub fn write_frame(out: &mut Vec<u8>, body: &[u8]) {
-    let size = u32::try_from(body.len())
-        .expect("frames are far below 4 GiB: bodies are bounded by the limits");
-    out.extend_from_slice(&size.to_be_bytes());
-    out.extend_from_slice(body);
+    write_frame_with(out, |out| out.extend_from_slice(body));
 }
 
 /// Appends a frame whose body `body` appends to `out`: encoded in place, after room for the

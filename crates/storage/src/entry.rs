@@ -24,12 +24,10 @@ pub(crate) const VALUE_HEADER: usize = 9;
 
 /// Returns the entry storing `encoded` under `key`, and its checksum.
 pub(crate) fn value_entry(key: &[u8], encoded: &[u8]) -> (Vec<u8>, u64) {
-    let checksum = key_digest(key, encoded);
-    let mut entry = Vec::with_capacity(VALUE_HEADER + encoded.len());
-    entry.push(VALUE);
-    entry.extend_from_slice(&checksum.to_be_bytes());
-    entry.extend_from_slice(encoded);
-    (entry, checksum)
+    let mut framed = Vec::with_capacity(VALUE_HEADER + encoded.len());
+    framed.resize(VALUE_HEADER, 0);
+    framed.extend_from_slice(encoded);
+    Framed(framed).into_entry(key)
 }
 
 /// A value's encoding with room before it for its entry's header: it becomes the entry where

@@ -199,7 +199,9 @@ impl Wal {
     /// pages it could not write, so a later fsync that succeeds proves nothing (PostgreSQL's
     /// "fsyncgate"); the store must stop.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.sync_later().sync()
+        // Not through `sync_later`: in `sync` mode this runs for every commit, and a
+        // `SegmentSync` copies the path.
+        sync_segment(&self.file, &self.path)
     }
 
     /// What fsyncs this segment later, without holding the log: appends may go on meanwhile
@@ -236,10 +238,13 @@ impl SegmentSync {
     ///
     /// As [`Wal::sync`].
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(io_at("syncing the log segment", &self.path))
+        sync_segment(&self.file, &self.path)
     }
+}
+
+fn sync_segment(file: &File, path: &Path) -> Result<()> {
+    file.sync_data()
+        .map_err(io_at("syncing the log segment", path))
 }
 
 /// Returns the path of log segment `seq` in `dir`.
