@@ -69,9 +69,16 @@ impl<T: Ord> OrSet<T> {
     /// The new dot replaces the dots `item` had here: they are all in the causal context, so
     /// they need not be kept to keep `item` alive.
     pub fn insert(&mut self, actor: ActorId, item: T) -> Dot {
+        self.insert_new(actor, item).0
+    }
+
+    /// As [`insert`](Self::insert), and returns whether `item` was absent before (as
+    /// `BTreeSet::insert` does: what Redis's `SADD` counts), found by the one lookup the
+    /// insertion makes.
+    pub fn insert_new(&mut self, actor: ActorId, item: T) -> (Dot, bool) {
         let dot = self.seen.next_dot(actor);
-        self.entries.insert(item, DotSet::single(dot));
-        dot
+        let absent = self.entries.insert(item, DotSet::single(dot)).is_none();
+        (dot, absent)
     }
 
     /// Removes `item` (the additions of it seen here) and returns whether it was present.
@@ -182,6 +189,16 @@ mod tests {
         let old = a.clone();
         a.remove(&1);
         assert!(!a.merge(old).contains(&1));
+    }
+
+    #[test]
+    fn insert_new_says_whether_the_item_was_absent() {
+        let mut a = OrSet::new();
+        assert!(a.insert_new(A, 1).1);
+        assert!(!a.insert_new(B, 1).1);
+        a.remove(&1);
+        assert!(a.insert_new(A, 1).1);
+        assert_eq!(a.len(), 1);
     }
 
     #[test]

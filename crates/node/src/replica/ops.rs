@@ -106,19 +106,6 @@ pub(crate) enum CountedOp {
     MapSetRegisters(Vec<(Scalar, Scalar)>),
 }
 
-/// How many distinct `members` there are, and how many of them the set `current` holds (none
-/// if it is absent, or of another type, which the operation then refuses).
-fn held(current: Option<&Value>, members: &[Scalar]) -> (usize, usize) {
-    let mut distinct: Vec<&Scalar> = members.iter().collect();
-    distinct.sort();
-    distinct.dedup();
-    let had = match current {
-        Some(Value::OrSet(set)) => distinct.iter().filter(|m| set.contains(m)).count(),
-        _ => 0,
-    };
-    (distinct.len(), had)
-}
-
 /// The set stored as `current` (empty when absent), taken as it is: the generic conversion
 /// ([`current_or_empty`]) rebuilds a set's tree twice per write (to the typed set and back),
 /// which was most of an add's cost on a large set.
@@ -252,27 +239,25 @@ impl InPlace for Counted {
                 {
                     return Err(WriteError::Refused(haze_crdt::Error::CounterOverflow));
                 }
-                let (distinct, had) = held(current.as_ref(), &members);
                 let set = current.get_or_insert_with(|| Value::OrSet(OrSet::new()));
                 let Value::OrSet(set) = set else {
                     unreachable!("checked above")
                 };
+                // A member given twice is new only the first time, as Redis counts it.
+                let mut added = 0;
                 for member in members {
-                    set.insert(actor, member);
+                    added += usize::from(set.insert_new(actor, member).1);
                 }
-                changed.store(count(distinct - had), Ordering::Relaxed);
+                changed.store(count(added), Ordering::Relaxed);
                 Ok(())
             }
             CountedOp::SetRemove(members) => {
-                let (_, had) = held(current.as_ref(), &members);
                 let set = current.get_or_insert_with(|| Value::OrSet(OrSet::new()));
                 let Value::OrSet(set) = set else {
                     unreachable!("checked above")
                 };
-                for member in &members {
-                    set.remove(member);
-                }
-                changed.store(count(had), Ordering::Relaxed);
+                let removed = members.iter().filter(|member| set.remove(member)).count();
+                changed.store(count(removed), Ordering::Relaxed);
                 Ok(())
             }
             CountedOp::MapSetRegisters(pairs) => {
