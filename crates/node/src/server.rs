@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::serve_connection;
+use crate::connection::{Stop, serve_connection};
 use crate::node::Node;
 
 /// Connections that nodes of the cluster (a certificate naming a node) may hold on this node,
@@ -49,6 +49,7 @@ pub(crate) async fn accept_loop(
         .clone()
         .map(haze_tls::tokio_rustls::TlsAcceptor::from);
     let mut connections = JoinSet::new();
+    let stop = Stop::new();
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -95,7 +96,7 @@ pub(crate) async fn accept_loop(
             connections.spawn(refuse(stream, "too many connections"));
             continue;
         };
-        let (node, shutdown, acceptor) = (node.clone(), shutdown.clone(), acceptor.clone());
+        let (node, stop, acceptor) = (node.clone(), stop.clone(), acceptor.clone());
         let (slots, peer_slots) = (slots.clone(), peer_slots.clone());
         let handshake = security.handshake_timeout;
         connections.spawn(async move {
@@ -131,13 +132,14 @@ pub(crate) async fn accept_loop(
             let metrics = node.metrics();
             metrics.connections_total.fetch_add(1, Ordering::Relaxed);
             metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-            serve_connection(node.clone(), stream, identity, shutdown).await;
+            serve_connection(node.clone(), stream, identity, stop).await;
             node.metrics()
                 .connections_open
                 .fetch_sub(1, Ordering::Relaxed);
             drop((slot, address_slot));
         });
     }
+    stop.trip();
     while let Some(done) = connections.join_next().await {
         report_panic(&node, done);
     }

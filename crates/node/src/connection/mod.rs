@@ -13,7 +13,6 @@ use haze_protocol::{
 };
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 use haze_storage::Priority;
 
@@ -22,7 +21,10 @@ use crate::node::Node;
 use crate::security::Caller;
 
 mod handshake;
+mod stop;
 mod writer;
+
+pub(crate) use stop::{Stop, Watch};
 
 /// Why a connection ended (for logs).
 #[derive(Debug)]
@@ -40,7 +42,7 @@ pub(crate) async fn serve_connection<S>(
     node: Arc<Node>,
     stream: S,
     identity: Option<haze_tls::Identity>,
-    shutdown: CancellationToken,
+    stop: Stop,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -61,11 +63,11 @@ pub(crate) async fn serve_connection<S>(
         Err(Some(why)) => return end(&node, why),
     };
     let budgets = Budgets::new(node.config());
-    let (responses, writer) = writer::spawn(
+    let (responses, writer, writer_ended) = writer::spawn(
         write_half,
         budgets.in_flight(),
         node.config().idle_timeout,
-        shutdown.clone(),
+        stop.watch(),
     );
     let ended = Reader {
         node: &node,
@@ -77,7 +79,7 @@ pub(crate) async fn serve_connection<S>(
         budgets,
         epoch_told: 0,
     }
-    .run(&shutdown)
+    .run(stop.watch(), writer_ended)
     .await;
     // The writer ends once every in-flight request has sent its response.
     drop(responses);
@@ -240,15 +242,14 @@ struct Reader<'a, R> {
 
 impl<R: AsyncRead + Unpin> Reader<'_, R> {
     /// Reads and answers requests until the connection ends; returns why it did.
-    async fn run(mut self, shutdown: &CancellationToken) -> End {
+    /// `writer_ended` completes when the connection's writer gives up on a client that does not
+    /// read.
+    async fn run(mut self, mut cancelled: stop::Watch, mut writer_ended: stop::Watch) -> End {
         let config = self.node.config().clone();
-        // The futures every request would otherwise make again (each registering with, then
-        // leaving, a list under a lock, or the timer wheel): made once per connection.
+        // Made once per connection, not per request (arming a timer is a trip through the
+        // timer wheel); the watches above cost a flag's read per poll (see `stop`).
         let responses = self.responses;
-        let cancelled = shutdown.cancelled();
-        let closed = responses.closed();
         let mut idle_timer = IdleTimer::new(config.idle_timeout);
-        tokio::pin!(cancelled, closed);
         loop {
             if responses.is_closed() {
                 // The writer gave up on a client that does not read: stop reading it too.
@@ -274,7 +275,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                     tokio::select! {
                         biased;
                         () = &mut cancelled => return End::Shutdown,
-                        () = &mut closed => return End::Timeout(STALLED),
+                        () = &mut writer_ended => return End::Timeout(STALLED),
                         frame = read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes) => Ok(frame),
                         () = idle_timer.passed(waiting_since) => Err(()),
                     }

@@ -4,8 +4,8 @@
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+use super::stop::{Stop, TripOnDrop, Watch};
 use super::{InFlight, SHUTDOWN_GRACE, Slot, WRITE_STALL};
 
 /// Where a request's encoded response goes, with the permit it holds.
@@ -14,25 +14,28 @@ pub(super) type Responses = mpsc::UnboundedSender<(Vec<u8>, Slot)>;
 /// Starts the writer of `write_half`. It ends once every sender of the returned channel is
 /// dropped and everything sent was written; when a write stalls longer than `idle` (at most
 /// the write-stall limit: the client does not take its responses, while its requests hold the
-/// node's byte budget); or `SHUTDOWN_GRACE` after `shutdown`. `in_flight` tells it whether
-/// more responses are on their way.
+/// node's byte budget); or `SHUTDOWN_GRACE` after the node's shutdown (`stop`). `in_flight` tells it whether
+/// more responses are on their way. The returned watch completes when the writer has ended.
 pub(super) fn spawn<W>(
     mut write_half: W,
     in_flight: InFlight,
     idle: std::time::Duration,
-    shutdown: CancellationToken,
-) -> (Responses, tokio::task::JoinHandle<()>)
+    stop: Watch,
+) -> (Responses, tokio::task::JoinHandle<()>, Watch)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (responses, mut outbox) = mpsc::unbounded_channel::<(Vec<u8>, Slot)>();
     let stalled = idle.min(WRITE_STALL);
+    let ended = Stop::new();
+    let writer_ended = ended.watch();
     let writer = tokio::spawn(async move {
+        let _ended = TripOnDrop(ended);
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut permits = Vec::new();
         // One deadline for the whole connection once the node starts shutting down.
         let stopping = async {
-            shutdown.cancelled().await;
+            stop.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         tokio::pin!(stopping);
@@ -75,7 +78,7 @@ where
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, write_half.shutdown()).await;
     });
-    (responses, writer)
+    (responses, writer, writer_ended)
 }
 
 /// Appends the responses already queued to `buf`, up to a write's worth, and keeps their

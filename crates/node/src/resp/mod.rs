@@ -61,6 +61,7 @@ pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener, shutdown: Canc
         .map(haze_tls::tokio_rustls::TlsAcceptor::from);
     let handshake = config.security.handshake_timeout;
     let mut connections = JoinSet::new();
+    let stop = crate::connection::Stop::new();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -93,7 +94,7 @@ pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener, shutdown: Canc
             });
             continue;
         };
-        let (node, shutdown, acceptor) = (node.clone(), shutdown.clone(), acceptor.clone());
+        let (node, stop, acceptor) = (node.clone(), stop.clone(), acceptor.clone());
         connections.spawn(async move {
             let (stream, identity): (haze_protocol::BoxStream, _) = match acceptor {
                 None => (Box::new(stream), None),
@@ -109,13 +110,14 @@ pub(crate) async fn serve(node: Arc<Node>, listener: TcpListener, shutdown: Canc
             metrics.connections_total.fetch_add(1, Ordering::Relaxed);
             metrics.connections_open.fetch_add(1, Ordering::Relaxed);
             let session = Session::new(node.clone(), identity, started);
-            connection(&node, stream, session, &shutdown).await;
+            connection(&node, stream, session, stop.watch()).await;
             node.metrics()
                 .connections_open
                 .fetch_sub(1, Ordering::Relaxed);
             drop((slot, address_slot));
         });
     }
+    stop.trip();
     while connections.join_next().await.is_some() {}
 }
 
@@ -149,7 +151,7 @@ async fn connection(
     node: &Arc<Node>,
     mut stream: haze_protocol::BoxStream,
     mut session: Session,
-    shutdown: &CancellationToken,
+    mut cancelled: crate::connection::Watch,
 ) {
     let limits = &node.config().store;
     let max_bulk = limits.max_value_bytes.max(limits.max_key_bytes) + 1024;
@@ -157,9 +159,6 @@ async fn connection(
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut slots: VecDeque<Slot> = VecDeque::new();
-    // Made once per connection rather than per read (see `connection::Reader::run`).
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
     let mut idle_timer = crate::connection::IdleTimer::new(idle);
     loop {
         let mut start = 0;
