@@ -158,12 +158,17 @@ pub(crate) fn authenticate(
 
 impl Caller {
     /// Reads the caller's grant again if the token table changed since (a token revoked or
-    /// expired is refused from then on, on every connection that holds it).
+    /// expired is refused from then on, on every connection that holds it). `now_ms` is called
+    /// only for a caller with a token (its expiry): a caller without one needs no clock.
     ///
     /// # Errors
     ///
     /// `Unauthorized` once the token is no longer valid.
-    pub(crate) fn refresh(&mut self, tokens: &Tokens, now_ms: u64) -> Result<(), RequestError> {
+    pub(crate) fn refresh(
+        &mut self,
+        tokens: &Tokens,
+        now_ms: impl FnOnce() -> u64,
+    ) -> Result<(), RequestError> {
         let Caller::Client {
             token,
             grant,
@@ -172,6 +177,7 @@ impl Caller {
         else {
             return Ok(());
         };
+        let now_ms = now_ms();
         let expired = grant.expires_at_ms.is_some_and(|at| now_ms >= at);
         if *version == tokens.version() && !expired {
             return Ok(());
@@ -270,9 +276,13 @@ pub(crate) fn authorize(caller: &Caller, request: &Request) -> Result<(), Reques
 /// `ClockSkew`, for the first value stamped too far ahead; nothing was written.
 pub(crate) fn check_stamps(
     request: &Request,
-    now_ms: u64,
+    now_ms: impl FnOnce() -> u64,
     max_skew: Duration,
 ) -> Result<(), RequestError> {
+    if !matches!(request, Request::Merge { .. } | Request::MergeBatch { .. }) {
+        return Ok(()); // nothing stamped: no clock read
+    }
+    let now_ms = now_ms();
     let max_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
     let check = |value: &haze_crdt::Value| match value.newest_stamp() {
         Some(stamp) if stamp.millis() > now_ms.saturating_add(max_ms) => {
@@ -322,7 +332,10 @@ pub(crate) fn admit(
     if matches!(caller, Caller::Node) {
         return Ok(());
     }
-    let now_ms = node.replica().now_ms();
+    // The clock is read at most once, and only by a check that needs it (a token's expiry, a
+    // merged value's stamps): most requests need neither, and a read costs a system clock call.
+    let clock = std::cell::OnceCell::new();
+    let now_ms = || *clock.get_or_init(|| node.replica().now_ms());
     let max_skew = node.config().security.max_clock_skew;
     let checked = caller
         .refresh(node.cluster().tokens(), now_ms)

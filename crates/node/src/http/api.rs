@@ -98,7 +98,7 @@ type ApiResult = Result<Response, ApiError>;
 async fn routed(node: &Arc<Node>, request: Request) -> Result<Option<Answer>, ApiError> {
     // Every HTTP caller is a client: its registers' stamps are checked against this clock.
     let max_skew = node.config().security.max_clock_skew;
-    crate::security::check_stamps(&request, node.replica().now_ms(), max_skew)?;
+    crate::security::check_stamps(&request, || node.replica().now_ms(), max_skew)?;
     match node.cluster().answer(request).await? {
         Some(Answer::Error(e)) => Err(RequestError::Remote(e).into()),
         other => Ok(other),

@@ -225,14 +225,15 @@ impl Session {
 
     /// The caller, its token read again if the cluster's tokens changed.
     fn caller(&mut self) -> Result<&Caller, RequestError> {
-        let now_ms = self.node.replica().now_ms();
         let caller = self.caller.as_mut().ok_or_else(|| {
             RequestError::Unauthorized(
                 "this node requires a token: send {\"type\": \"auth\", \"token\": ...} first"
                     .into(),
             )
         })?;
-        caller.refresh(self.node.cluster().tokens(), now_ms)?;
+        caller.refresh(self.node.cluster().tokens(), || {
+            self.node.replica().now_ms()
+        })?;
         Ok(caller)
     }
 

@@ -330,9 +330,9 @@ impl Session {
         if matches!(caller, Caller::Anyone | Caller::Node) {
             return Ok(()); // nothing to check: not even the clock is read
         }
-        let now = self.node.replica().now_ms();
+        let node = &self.node;
         let checked = caller
-            .refresh(self.node.cluster().tokens(), now)
+            .refresh(node.cluster().tokens(), || node.replica().now_ms())
             .and_then(|()| {
                 if caller.may(key, right) {
                     Ok(())
