@@ -16,10 +16,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use haze_storage::Priority;
 
+use self::budget::{Budget, Taken};
 use crate::handler::{self, Plan};
 use crate::node::Node;
 use crate::security::Caller;
 
+mod budget;
 mod handshake;
 mod stop;
 mod writer;
@@ -90,10 +92,10 @@ pub(crate) async fn serve_connection<S>(
 /// The per-connection budgets, clamped to what works: at least one request and one whole
 /// frame.
 struct Budgets {
-    requests: Arc<Semaphore>,
+    requests: Arc<Budget>,
     /// The request slots `requests` started with.
     request_slots: usize,
-    bytes: Arc<Semaphore>,
+    bytes: Arc<Budget>,
     byte_budget: usize,
 }
 
@@ -104,9 +106,9 @@ impl Budgets {
             .clamp(config.max_frame_bytes.max(1), Semaphore::MAX_PERMITS);
         let request_slots = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         Budgets {
-            requests: Arc::new(Semaphore::new(request_slots)),
+            requests: Budget::new(request_slots),
             request_slots,
-            bytes: Arc::new(Semaphore::new(byte_budget)),
+            bytes: Budget::new(byte_budget),
             byte_budget,
         }
     }
@@ -122,7 +124,7 @@ impl Budgets {
 /// How many of a connection's requests are in flight: each holds a request slot until its
 /// response is written.
 struct InFlight {
-    requests: Arc<Semaphore>,
+    requests: Arc<Budget>,
     slots: usize,
 }
 
@@ -132,7 +134,7 @@ impl InFlight {
     /// (when the budget is spent and the reader holds none, one request too few is).
     fn unanswered(&self, answered: usize) -> usize {
         self.slots
-            .saturating_sub(self.requests.available_permits())
+            .saturating_sub(self.requests.available())
             .saturating_sub(answered + 1)
     }
 }
@@ -145,18 +147,20 @@ async fn reserve_bytes(
     node: &Node,
     role: Role,
     len: usize,
-) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
-    let weight = weight(len);
-    let mine = budgets.bytes.clone().acquire_many_owned(weight).await;
+) -> (Option<Taken>, Option<OwnedSemaphorePermit>) {
+    let mine = budgets.bytes.take(len.max(1)).await;
     let node_wide = if node_wide_budget(role) {
-        node.in_flight_bytes().acquire_many_owned(weight).await.ok()
+        node.in_flight_bytes()
+            .acquire_many_owned(weight(len))
+            .await
+            .ok()
     } else {
         None
     };
-    (mine.ok(), node_wide)
+    (Some(mine), node_wide)
 }
 
-/// A frame's weight in a byte budget.
+/// A frame's weight in the node's byte budget.
 fn weight(len: usize) -> u32 {
     u32::try_from(len.max(1)).unwrap_or(u32::MAX)
 }
@@ -215,11 +219,14 @@ fn try_reserve_bytes(
     node: &Node,
     role: Role,
     len: usize,
-) -> Option<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)> {
-    let weight = weight(len);
-    let mine = budgets.bytes.clone().try_acquire_many_owned(weight).ok()?;
+) -> Option<(Option<Taken>, Option<OwnedSemaphorePermit>)> {
+    let mine = budgets.bytes.try_take(len.max(1))?;
     let node_wide = if node_wide_budget(role) {
-        Some(node.in_flight_bytes().try_acquire_many_owned(weight).ok()?)
+        Some(
+            node.in_flight_bytes()
+                .try_acquire_many_owned(weight(len))
+                .ok()?,
+        )
     } else {
         None
     };
@@ -255,12 +262,12 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 // The writer gave up on a client that does not read: stop reading it too.
                 return End::Timeout(STALLED);
             }
-            let count = match self.budgets.requests.clone().try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => tokio::select! {
+            let count = match self.budgets.requests.try_take(1) {
+                Some(taken) => taken,
+                None => tokio::select! {
                     biased;
                     () = &mut cancelled => return End::Shutdown,
-                    permit = self.budgets.requests.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                    taken = self.budgets.requests.take(1) => taken,
                 },
             };
             // Pipelined requests are usually already buffered: take them without waiting.
@@ -429,8 +436,8 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// What a request in flight holds until its response is written: one of the connection's
 /// request slots, and its frame's bytes of the connection's and of the node's byte budgets.
 struct Slot {
-    _count: OwnedSemaphorePermit,
-    _bytes: Option<OwnedSemaphorePermit>,
+    _count: Taken,
+    _bytes: Option<Taken>,
     _node_bytes: Option<OwnedSemaphorePermit>,
 }
 
