@@ -11,7 +11,7 @@ use haze_protocol::{
     ErrorCode, FrameError, Request, RequestId, Response, Role, WireError, read_frame,
     write_frame_with,
 };
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use haze_storage::Priority;
@@ -271,12 +271,31 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 },
             };
             // Pipelined requests are usually already buffered: take them without waiting.
-            let frame = match buffered_frame(
-                &mut self.reader,
-                &mut self.body,
-                config.max_frame_bytes,
-            ) {
+            let max_frame = config.max_frame_bytes;
+            let mut buffered = buffered_frame(&mut self.reader, &mut self.body, max_frame);
+            if buffered.is_none() && self.reader.buffer().is_empty() {
+                let waiting_since = tokio::time::Instant::now();
+                // Most requests arrive whole: wait for bytes (cancel-safe: they stay in the
+                // buffer), then take the frame from the buffer, which costs less than
+                // `read_frame`'s reads of a header and then of a body.
+                let filled = tokio::select! {
+                    biased;
+                    () = &mut cancelled => return End::Shutdown,
+                    () = &mut writer_ended => return End::Timeout(STALLED),
+                    filled = self.reader.fill_buf() => filled.map(|bytes| bytes.is_empty()),
+                    () = idle_timer.passed(waiting_since) => return End::Timeout("idle"),
+                };
+                match filled {
+                    Ok(true) => return End::Closed,
+                    Ok(false) => {
+                        buffered = buffered_frame(&mut self.reader, &mut self.body, max_frame);
+                    }
+                    Err(e) => return End::Protocol(e.to_string()),
+                }
+            }
+            let frame = match buffered {
                 Some(frame) => Ok(frame),
+                // Part of a frame, or one larger than the buffer: read the rest.
                 None => {
                     let waiting_since = tokio::time::Instant::now();
                     tokio::select! {
