@@ -38,6 +38,17 @@ impl<V: Hash> Hash for Entry<V> {
     }
 }
 
+/// An entry of no values: never in a map, only in a slot while an update holds its value
+/// (`OrMap::try_update_or_insert_with`), which puts an entry back whatever its outcome.
+impl<V> Default for Entry<V> {
+    fn default() -> Self {
+        Entry {
+            values: Vec::new(),
+            merged: OnceLock::new(),
+        }
+    }
+}
+
 /// What an update took out of an entry besides its read value, to put it back if the update
 /// fails.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! The observed-remove map of nested CRDTs.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry as Slot;
 use std::convert::Infallible;
 
 use super::Join;
@@ -122,12 +123,15 @@ impl<K: Ord, V: Join> OrMap<K, V> {
         init: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> Result<R, E>,
     ) -> Result<R, E> {
-        let (mut value, rest) = match self.entries.remove(&key) {
-            Some(entry) => {
-                let (value, rest) = entry.into_value();
-                (value, Some(rest))
+        // One search of the tree: the key's slot is updated where it is (a remove and an
+        // insert searched twice and moved entries about, for every update of a large map).
+        let (mut value, rest, slot) = match self.entries.entry(key) {
+            Slot::Occupied(mut slot) => {
+                // Emptied only until this function puts an entry back, on either outcome.
+                let (value, rest) = std::mem::take(slot.get_mut()).into_value();
+                (value, Some(rest), Ok(slot))
             }
-            None => (init(), None),
+            Slot::Vacant(slot) => (init(), None, Err(slot)),
         };
         // One sequence of dots per actor for the map and everything nested in it: the nested
         // value's next dot is above every dot this actor drew here, so a key removed and created
@@ -137,15 +141,20 @@ impl<K: Ord, V: Join> OrMap<K, V> {
         match f(&mut value) {
             Ok(r) => {
                 self.seen.raise(actor, value.causal_counter(actor));
-                let dot = self.seen.next_dot(actor);
-                self.entries.insert(key, Entry::single(dot, value));
+                let entry = Entry::single(self.seen.next_dot(actor), value);
+                match slot {
+                    Ok(mut occupied) => *occupied.get_mut() = entry,
+                    Err(vacant) => {
+                        vacant.insert(entry);
+                    }
+                }
                 Ok(r)
             }
             Err(e) => {
                 // `f` left `value` as it was, but for the advanced causal counter, which changes
                 // nothing a read sees.
-                if let Some(rest) = rest {
-                    self.entries.insert(key, Entry::restore(value, rest));
+                if let (Ok(mut occupied), Some(rest)) = (slot, rest) {
+                    *occupied.get_mut() = Entry::restore(value, rest);
                 }
                 Err(e)
             }
