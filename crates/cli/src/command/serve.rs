@@ -63,7 +63,8 @@ pub(crate) struct ServeArgs {
     /// MiB of recent writes kept in memory before they are flushed to the B-tree.
     #[arg(long, default_value_t = 32)]
     flush_mib: usize,
-    /// Threads serving connections (default: one per core). The storage writer has its own.
+    /// Threads serving connections (default: one per core but one, at least one). The storage
+    /// writer has a thread of its own, and the core left is its.
     #[arg(long)]
     threads: Option<usize>,
     /// Register with the cluster controller at this address (the node then appears as
@@ -163,14 +164,21 @@ impl From<AckArg> for AckPolicy {
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        builder.worker_threads(threads.max(1));
-    }
+    builder.worker_threads(args.threads.unwrap_or_else(default_threads).max(1));
     let runtime = builder
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(serve(args))
+}
+
+/// The connection threads when `--threads` is not given: a core each but one, which the
+/// storage writer's thread takes under writes (every write is applied there). On two cores,
+/// shared with a load generator, one connection thread served pipeline-1 gets at 0.89-0.93x
+/// Redis where tokio's default of two served 0.74x: half the thread switches, and the wake-ups
+/// between the two workers gone (docs/PERFORMANCE.md).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 /// Logs to standard error, at `RUST_LOG`'s level (default `info`).
