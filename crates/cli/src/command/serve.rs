@@ -175,8 +175,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// The connection threads when `--threads` is not given: a core each but one, which the
 /// storage writer's thread takes under writes (every write is applied there). On two cores,
 /// shared with a load generator, one connection thread served pipeline-1 gets at 0.89-0.93x
-/// Redis where tokio's default of two served 0.74x: half the thread switches, and the wake-ups
-/// between the two workers gone (docs/PERFORMANCE.md).
+/// Redis where tokio's default of two served 0.74x, with a quarter less user time per get (no
+/// other worker to wake, to steal from or to hand a woken task to; docs/PERFORMANCE.md).
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }

@@ -302,7 +302,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                         biased;
                         () = &mut cancelled => return End::Shutdown,
                         () = &mut writer_ended => return End::Timeout(STALLED),
-                        frame = read_frame(&mut self.reader, &mut self.body, config.max_frame_bytes) => Ok(frame),
+                        frame = read_frame(&mut self.reader, &mut self.body, max_frame) => Ok(frame),
                         () = idle_timer.passed(waiting_since) => Err(()),
                     }
                 }

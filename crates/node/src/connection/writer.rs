@@ -14,8 +14,9 @@ pub(super) type Responses = mpsc::UnboundedSender<(Vec<u8>, Slot)>;
 /// Starts the writer of `write_half`. It ends once every sender of the returned channel is
 /// dropped and everything sent was written; when a write stalls longer than `idle` (at most
 /// the write-stall limit: the client does not take its responses, while its requests hold the
-/// node's byte budget); or `SHUTDOWN_GRACE` after the node's shutdown (`stop`). `in_flight` tells it whether
-/// more responses are on their way. The returned watch completes when the writer has ended.
+/// node's byte budget); or `SHUTDOWN_GRACE` after the node's shutdown (`stop`). `in_flight`
+/// tells it whether more responses are on their way. The returned watch completes when the
+/// writer has ended.
 pub(super) fn spawn<W>(
     mut write_half: W,
     in_flight: InFlight,
