@@ -104,6 +104,34 @@ async fn a_truncated_frame_then_close_is_handled() {
 }
 
 #[tokio::test(unhandled_panic = "shutdown_runtime")]
+async fn frames_that_arrive_in_pieces_are_answered() {
+    // Two frames sent as two writes cut at every byte: the first frame cut in its length or
+    // in its body, or whole with the start of the second. The reader takes whole frames from
+    // its buffer and reads the rest of a partial one.
+    let node = TestNode::start(NodeConfig::default()).await;
+    let mut stream = raw(node.addr).await;
+    let mut id = 0;
+    let first = frame(1, &Request::Ping);
+    for cut in 1..first.len() + 4 {
+        let bytes: Vec<u8> =
+            [frame(id + 1, &Request::Ping), frame(id + 2, &Request::Ping)].concat();
+        stream.write_all(&bytes[..cut]).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await; // the node reads the first part
+        stream.write_all(&bytes[cut..]).await.unwrap();
+        for _ in 0..2 {
+            id += 1;
+            assert_eq!(
+                read_response(&mut stream).await,
+                Some((id, Response::Pong)),
+                "cut at byte {cut}"
+            );
+        }
+    }
+    node.stop().await;
+}
+
+#[tokio::test(unhandled_panic = "shutdown_runtime")]
 async fn idle_and_slow_clients_are_timed_out() {
     let node = TestNode::start(short_timeouts()).await;
     // Never says hello.
