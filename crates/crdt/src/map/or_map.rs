@@ -161,6 +161,39 @@ impl<K: Ord, V: Join> OrMap<K, V> {
         }
     }
 
+    /// Replaces the value of `key` on behalf of `actor` with the value `f` makes from the
+    /// current one (`init()` if the key is absent), which it reads without changing; `f` starts
+    /// its value's causal counter where the map's is for `actor` (see
+    /// [`try_update_or_insert_with`](Self::try_update_or_insert_with)). On an error nothing
+    /// changed. One search of the tree.
+    pub(crate) fn try_replace_with<R, E>(
+        &mut self,
+        actor: ActorId,
+        key: K,
+        init: impl FnOnce() -> V,
+        f: impl FnOnce(&V) -> Result<(V, R), E>,
+    ) -> Result<R, E> {
+        let (value, r, slot) = match self.entries.entry(key) {
+            Slot::Occupied(slot) => {
+                let (value, r) = f(slot.get().value())?;
+                (value, r, Ok(slot))
+            }
+            Slot::Vacant(slot) => {
+                let (value, r) = f(&init())?;
+                (value, r, Err(slot))
+            }
+        };
+        self.seen.raise(actor, value.causal_counter(actor));
+        let entry = Entry::single(self.seen.next_dot(actor), value);
+        match slot {
+            Ok(mut occupied) => *occupied.get_mut() = entry,
+            Err(vacant) => {
+                vacant.insert(entry);
+            }
+        }
+        Ok(r)
+    }
+
     /// Removes `key` (the updates of it seen here) and returns whether it was present.
     pub fn remove(&mut self, key: &K) -> bool {
         self.entries.remove(key).is_some()

@@ -75,37 +75,31 @@ impl ValueMap {
         field: Field,
         f: impl FnOnce(&mut Value) -> Result<R, E>,
     ) -> Result<R, E> {
-        // Work on a copy so that a refused result leaves the map exactly as it was.
-        let mut candidate = self
-            .map
-            .get(&field)
-            .cloned()
-            .unwrap_or_else(|| Value::bottom(field.kind));
-        candidate.advance_causal_counter(actor, self.map.seen().get(actor));
-        let r = f(&mut candidate)?;
-        if candidate.kind() != field.kind {
-            return Err(Error::TypeMismatch {
-                stored: field.kind,
-                given: candidate.kind(),
-            }
-            .into());
-        }
-        if candidate.depth() >= MAX_DEPTH {
-            return Err(Error::TooDeep(MAX_DEPTH).into());
-        }
+        // Work on a copy so that a refused result leaves the map exactly as it was; the map
+        // is searched once, for the field's slot.
+        let seen = self.map.seen().get(actor);
         let kind = field.kind;
-        self.map
-            .try_update_or_insert_with(
-                actor,
-                field,
-                || Value::bottom(kind),
-                |v| {
-                    *v = candidate;
-                    Ok::<(), Error>(())
-                },
-            )
-            .expect("the closure cannot fail");
-        Ok(r)
+        self.map.try_replace_with(
+            actor,
+            field,
+            || Value::bottom(kind),
+            |current| {
+                let mut candidate = current.clone();
+                candidate.advance_causal_counter(actor, seen);
+                let r = f(&mut candidate)?;
+                if candidate.kind() != kind {
+                    return Err(Error::TypeMismatch {
+                        stored: kind,
+                        given: candidate.kind(),
+                    }
+                    .into());
+                }
+                if candidate.depth() >= MAX_DEPTH {
+                    return Err(Error::TooDeep(MAX_DEPTH).into());
+                }
+                Ok((candidate, r))
+            },
+        )
     }
 
     /// Removes `field` (the updates of it seen here) and returns whether it was present.

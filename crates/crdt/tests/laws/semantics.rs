@@ -266,3 +266,46 @@ fn scripts_of_length_zero_are_bottom() {
     };
     assert_eq!(state_after::<GCounter>(&script), GCounter::new());
 }
+
+#[test]
+fn a_refused_field_update_leaves_the_map_as_it_was() {
+    let count = |by: i64| {
+        move |v: &mut Value| match v {
+            Value::PnCounter(c) => c.add(PHONE, by),
+            other => panic!("a counter field holds {other:?}"),
+        }
+    };
+    let counter = haze_crdt::Field::new("n", ValueKind::PnCounter);
+    let mut map = haze_crdt::ValueMap::new();
+    map.update(PHONE, counter.clone(), count(5)).unwrap();
+    let before = map.clone();
+    // Changed, then refused: nothing of the change stays (nor the causal counter it drew).
+    let refused = map.update(PHONE, counter.clone(), |v| {
+        count(1)(v)?;
+        Err::<(), Error>(Error::CounterOverflow)
+    });
+    assert_eq!(refused, Err(Error::CounterOverflow));
+    assert_eq!(map, before);
+    // Left as another type: refused.
+    let retyped = map.update(PHONE, counter.clone(), |v| {
+        *v = Value::bottom(ValueKind::OrSet);
+        Ok::<(), Error>(())
+    });
+    assert!(matches!(retyped, Err(Error::TypeMismatch { .. })));
+    assert_eq!(map, before);
+    // A field absent stays absent.
+    let absent = haze_crdt::Field::new("m", ValueKind::PnCounter);
+    let refused = map.update(PHONE, absent, |_| Err::<(), Error>(Error::CounterOverflow));
+    assert_eq!(refused, Err(Error::CounterOverflow));
+    assert_eq!(map, before);
+    // And an accepted update still counts.
+    map.update(PHONE, counter.clone(), count(2)).unwrap();
+    assert_eq!(
+        map.get(&counter),
+        Some(&Value::PnCounter({
+            let mut c = PnCounter::new();
+            c.add(PHONE, 7).unwrap();
+            c
+        }))
+    );
+}
