@@ -1,7 +1,7 @@
 //! The observed-remove map of nested CRDTs.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry as Slot;
+use std::collections::btree_map::{Entry as Slot, OccupiedEntry, VacantEntry};
 use std::convert::Infallible;
 
 use super::Join;
@@ -140,14 +140,7 @@ impl<K: Ord, V: Join> OrMap<K, V> {
         value.advance_causal_counter(actor, self.seen.get(actor));
         match f(&mut value) {
             Ok(r) => {
-                self.seen.raise(actor, value.causal_counter(actor));
-                let entry = Entry::single(self.seen.next_dot(actor), value);
-                match slot {
-                    Ok(mut occupied) => *occupied.get_mut() = entry,
-                    Err(vacant) => {
-                        vacant.insert(entry);
-                    }
-                }
+                put(&mut self.seen, slot, actor, value);
                 Ok(r)
             }
             Err(e) => {
@@ -183,14 +176,7 @@ impl<K: Ord, V: Join> OrMap<K, V> {
                 (value, r, Err(slot))
             }
         };
-        self.seen.raise(actor, value.causal_counter(actor));
-        let entry = Entry::single(self.seen.next_dot(actor), value);
-        match slot {
-            Ok(mut occupied) => *occupied.get_mut() = entry,
-            Err(vacant) => {
-                vacant.insert(entry);
-            }
-        }
+        put(&mut self.seen, slot, actor, value);
         Ok(r)
     }
 
@@ -269,6 +255,28 @@ impl<K: Ord, V: Join> Crdt for OrMap<K, V> {
             })
             .collect();
         self.seen.merge_from(other.seen);
+    }
+}
+
+/// A key's slot in the tree, found by one search: the entry there, or where it goes.
+type KeySlot<'a, K, V> = Result<OccupiedEntry<'a, K, Entry<V>>, VacantEntry<'a, K, Entry<V>>>;
+
+/// Puts `value` in `slot` as `actor`'s update of the key: the map's context `seen` raised to
+/// the value's causal counter (the nested value drew its dots from the map's sequence), then
+/// the update's own dot drawn after them.
+fn put<K: Ord, V: Join>(
+    seen: &mut VersionVector,
+    slot: KeySlot<'_, K, V>,
+    actor: ActorId,
+    value: V,
+) {
+    seen.raise(actor, value.causal_counter(actor));
+    let entry = Entry::single(seen.next_dot(actor), value);
+    match slot {
+        Ok(mut occupied) => *occupied.get_mut() = entry,
+        Err(vacant) => {
+            vacant.insert(entry);
+        }
     }
 }
 
